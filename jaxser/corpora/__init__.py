@@ -1,0 +1,75 @@
+"""Corpus registry: `load(name, root)` returns the unified `datasets.Dataset`.
+
+One module per corpus; each exposes `NAME`, `LANGUAGE`, `LABEL_MAP` (its own codes to the
+canonical emotions) and `records(root, **options) -> list[dict]`. Modules are imported only
+when used, so `import jaxser.corpora` stays cheap.
+"""
+from __future__ import annotations
+
+import importlib
+
+from jaxser.corpora.schema import (CANONICAL_EMOTIONS, COLUMNS, CorpusError, UnknownLabelError,  # noqa: F401
+                                   build_dataset, fingerprint)
+
+#: registry name -> module (under jaxser.corpora)
+_MODULES = {
+    "cremad": "crema_d",
+    "ravdess": "ravdess",
+    "tess": "tess",
+    "emodb": "emodb",
+    "savee": "savee",
+    "emovo": "emovo",
+    "iemocap": "iemocap",
+    "urdu": "urdu",
+    "baved": "baved",
+    "aesdd": "aesdd",
+    "shemo": "shemo",
+    "subesco": "subesco",
+    "cafe": "cafe",
+    "manifest": "manifest",
+}
+_ALIASES = {"crema-d": "cremad", "crema_d": "cremad", "emo-db": "emodb", "berlin": "emodb"}
+
+
+def _synthetic_names() -> tuple[str, ...]:
+    from jaxser.corpora import synthetic
+
+    return tuple(synthetic.CORPORA)
+
+
+def available() -> list[str]:
+    """Registry names of every corpus loader (real corpora, the manifest loader, synthetic)."""
+    return sorted(_MODULES) + list(_synthetic_names())
+
+
+def canonical_name(name: str) -> str:
+    key = name.strip().lower()
+    return _ALIASES.get(key, key)
+
+
+def module(name: str):
+    """The loader module for a registry name."""
+    key = canonical_name(name)
+    if key not in _MODULES:
+        raise CorpusError(f"unknown corpus {name!r}; known: {', '.join(available())}")
+    return importlib.import_module(f"jaxser.corpora.{_MODULES[key]}")
+
+
+def load(name: str, root=None, **options):
+    """Load corpus `name` found below folder `root` into the unified schema.
+
+    Synthetic corpora (`jaxser.corpora.synthetic.CORPORA`) need no root: they are generated
+    (deterministically, cached) on first use. The manifest loader takes `root` = the CSV/JSONL
+    file (or a folder holding `manifest.csv`/`manifest.jsonl`) and an optional `name=`.
+    """
+    key = canonical_name(name)
+    if key in _synthetic_names():
+        from jaxser.corpora import synthetic
+
+        return synthetic.load(key, root, **options)
+    mod = module(key)
+    if root is None:
+        raise CorpusError(f"{key}: a corpus root is needed (the folder {key} was unpacked to)")
+    if hasattr(mod, "load"):  # loaders with their own naming (manifest) build the dataset themselves
+        return mod.load(root, **options)
+    return build_dataset(mod.NAME, root, mod.records(root, **options))

@@ -1,0 +1,138 @@
+"""The unified corpus schema (DESIGN.md) and the helpers every corpus loader shares.
+
+A loader's only job is to turn a corpus folder into a list of records (one dict per
+utterance); `build_dataset` validates them and makes the `datasets.Dataset`. Keeping the
+schema in one place is what makes corpora interchangeable in the protocol.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterable, Mapping
+
+CANONICAL_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise", "boredom")
+GENDERS = ("female", "male", "unknown")
+COLUMNS = ("id", "corpus", "audio", "path", "speaker", "gender", "language", "emotion", "raw_label", "text",
+           "duration")
+#: Keys a loader's record must provide (the rest are derived by build_dataset).
+RECORD_KEYS = ("utt", "path", "speaker", "gender", "language", "emotion", "raw_label", "text")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+class CorpusError(ValueError):
+    """A corpus folder that does not look like the corpus it is said to be."""
+
+
+class UnknownLabelError(CorpusError):
+    """A label code the corpus' documented label map does not contain."""
+
+    def __init__(self, corpus: str, code: str, path: str | os.PathLike, known: Iterable[str]):
+        self.corpus, self.code, self.path = corpus, code, str(path)
+        super().__init__(f"{corpus}: unknown emotion code {code!r} in {path} "
+                         f"(known codes: {', '.join(sorted(known))})")
+
+
+def features():
+    """The `datasets.Features` of the unified schema."""
+    from datasets import Features, Value
+
+    f = {c: Value("string") for c in COLUMNS}
+    f["duration"] = Value("float32")
+    return Features(f)
+
+
+def map_label(corpus: str, code: str, mapping: Mapping[str, str], path: str | os.PathLike) -> str:
+    """Map a corpus' own emotion code to the canonical set, loudly refusing unknown codes."""
+    try:
+        label = mapping[code]
+    except KeyError:
+        raise UnknownLabelError(corpus, code, path, mapping.keys()) from None
+    assert label in CANONICAL_EMOTIONS, f"{corpus}: label map sends {code!r} to non-canonical {label!r}"
+    return label
+
+
+def find_audio(root: str | os.PathLike, corpus: str, extensions: tuple[str, ...] = (".wav",)) -> list[Path]:
+    """All audio files anywhere below `root`, sorted; users unpack archives differently.
+
+    Hidden files and macOS resource forks (`._x.wav`, `__MACOSX/`) are ignored.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise CorpusError(f"{corpus}: corpus root {root} does not exist")
+    if root.is_file():
+        raise CorpusError(f"{corpus}: corpus root {root} is a file; pass the folder the corpus was unpacked to")
+    exts = tuple(e.lower() for e in extensions)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
+        for fn in filenames:
+            if fn.startswith(".") or not fn.lower().endswith(exts):
+                continue
+            found.append(Path(dirpath) / fn)
+    if not found:
+        raise CorpusError(f"{corpus}: no {'/'.join(exts)} files found anywhere below {root}")
+    return sorted(found)
+
+
+def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, durations: bool = True):
+    """Validate loader records and return the unified `datasets.Dataset` (sorted by id).
+
+    Each record has RECORD_KEYS; `utt` is unique within the corpus, `speaker` is the corpus'
+    own speaker code (prefixed here so speakers are never shared across corpora), `path` is
+    absolute. Durations come from file headers (no decoding).
+    """
+    from datasets import Dataset
+
+    from jaxser import audio
+
+    if not records:
+        raise CorpusError(f"{corpus}: no utterances found below {root}")
+    root = Path(root).resolve()
+    seen: dict[str, str] = {}
+    cols: dict[str, list] = {c: [] for c in COLUMNS}
+    for r in sorted(records, key=lambda r: r["utt"]):
+        missing = [k for k in RECORD_KEYS if k not in r]
+        if missing:
+            raise CorpusError(f"{corpus}: loader record for {r.get('path')} lacks {missing}")
+        uid = f"{corpus}/{r['utt']}"
+        if uid in seen:
+            raise CorpusError(f"{corpus}: duplicate utterance id {r['utt']!r}: {seen[uid]} and {r['path']}")
+        p = Path(r["path"]).resolve()
+        seen[uid] = str(p)
+        if r["emotion"] not in CANONICAL_EMOTIONS:
+            raise CorpusError(f"{corpus}: {p}: emotion {r['emotion']!r} is not canonical")
+        if r["gender"] not in GENDERS:
+            raise CorpusError(f"{corpus}: {p}: gender {r['gender']!r} not in {GENDERS}")
+        try:
+            rel = p.relative_to(root).as_posix()
+        except ValueError:
+            rel = str(p)
+        cols["id"].append(uid)
+        cols["corpus"].append(corpus)
+        cols["audio"].append(str(p))
+        cols["path"].append(rel)
+        cols["speaker"].append(f"{corpus}/{r['speaker']}")
+        cols["gender"].append(r["gender"])
+        cols["language"].append(r["language"])
+        cols["emotion"].append(r["emotion"])
+        cols["raw_label"].append(str(r["raw_label"]))
+        cols["text"].append(str(r["text"] or ""))
+        cols["duration"].append(float(r["duration"]) if "duration" in r else
+                                (audio.info(p).duration if durations else float("nan")))
+    return Dataset.from_dict(cols, features=features())
+
+
+def fingerprint(ds) -> str:
+    """A corpus fingerprint: ids, paths, sizes and mtimes of every file (cheap: no decoding).
+
+    Changing, adding or removing any file changes it, so embedding caches never go stale.
+    """
+    h = hashlib.sha256()
+    for uid, p in zip(ds["id"], ds["audio"]):
+        try:
+            st = os.stat(p)
+            h.update(f"{uid}\0{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{uid}\0{p}\0missing\n".encode())
+    return h.hexdigest()[:16]
