@@ -73,3 +73,19 @@ def load(name: str, root=None, **options):
     if hasattr(mod, "load"):  # loaders with their own naming (manifest) build the dataset themselves
         return mod.load(root, **options)
     return build_dataset(mod.NAME, root, mod.records(root, **options))
+
+
+def fold_groups(ds) -> list[str]:
+    """The unit of speaker-independent folds for each row: the speaker, unless the corpus
+    module defines `fold_group(speaker) -> str` (IEMOCAP: its session, two speakers each)."""
+    out = []
+    mods: dict[str, object] = {}
+    for corpus, spk in zip(ds["corpus"], ds["speaker"]):
+        if corpus not in mods:
+            try:
+                mods[corpus] = module(corpus)
+            except CorpusError:
+                mods[corpus] = None  # synthetic / manifest corpora: speakers are the unit
+        fg = getattr(mods[corpus], "fold_group", None)
+        out.append(f"{corpus}/{fg(spk.split('/', 1)[1])}" if fg else spk)
+    return out

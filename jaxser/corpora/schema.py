@@ -80,7 +80,9 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
 
     Each record has RECORD_KEYS; `utt` is unique within the corpus, `speaker` is the corpus'
     own speaker code (prefixed here so speakers are never shared across corpora), `path` is
-    absolute. Durations come from file headers (no decoding).
+    absolute. Durations come from file headers (no decoding) unless a record gives one.
+    Any other key a record carries (e.g. IEMOCAP's `session`, `improvised`) becomes an extra
+    string column after the unified ones; every record must then carry it.
     """
     from datasets import Dataset
 
@@ -90,7 +92,8 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
         raise CorpusError(f"{corpus}: no utterances found below {root}")
     root = Path(root).resolve()
     seen: dict[str, str] = {}
-    cols: dict[str, list] = {c: [] for c in COLUMNS}
+    extra = sorted(set(records[0]) - set(RECORD_KEYS) - {"duration"})
+    cols: dict[str, list] = {c: [] for c in (*COLUMNS, *extra)}
     for r in sorted(records, key=lambda r: r["utt"]):
         missing = [k for k in RECORD_KEYS if k not in r]
         if missing:
@@ -120,7 +123,16 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
         cols["text"].append(str(r["text"] or ""))
         cols["duration"].append(float(r["duration"]) if "duration" in r else
                                 (audio.info(p).duration if durations else float("nan")))
-    return Dataset.from_dict(cols, features=features())
+        for k in extra:
+            if k not in r:
+                raise CorpusError(f"{corpus}: record for {p} lacks extra column {k!r} that others carry")
+            cols[k].append(str(r[k]))
+    feats = features()
+    if extra:
+        from datasets import Value
+
+        feats = type(feats)({**feats, **{k: Value("string") for k in extra}})
+    return Dataset.from_dict(cols, features=feats)
 
 
 def fingerprint(ds) -> str:

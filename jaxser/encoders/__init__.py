@@ -42,7 +42,7 @@ for _name, _hub in {
     "data2vec-audio-large": "facebook/data2vec-audio-large",
 }.items():
     register(_name, "wav2vec2", source=_hub)
-register("random-wav2vec2", "wav2vec2", source="random")
+register("random-wav2vec2", "wav2vec2", source="random", preset="small")
 # --- Flax Whisper encoder (jaxser.encoders.whisper) ---
 for _size in ("tiny", "base", "small", "medium", "large", "large-v2", "large-v3"):
     register(f"whisper-{_size}", "whisper", source=f"openai/whisper-{_size}")
