@@ -1,0 +1,30 @@
+"""`jaxser` command: `jaxser embed ...`, `jaxser describe ...`, `jaxser run ...`."""
+from __future__ import annotations
+
+import sys
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {
+        "embed": "jaxser.embed",
+        "describe": "jaxser.corpora.__main__",
+        "run": "experiments.cross_corpus",
+    }
+    if not argv or argv[0] not in commands:
+        print("usage: jaxser {embed|describe|run} ...\n"
+              "  embed     extract and cache embeddings (python -m jaxser.embed)\n"
+              "  describe  corpus card (python -m jaxser.corpora describe)\n"
+              "  run       the cross-corpus benchmark (python -m experiments.cross_corpus)", file=sys.stderr)
+        return 2
+    import importlib
+
+    mod = importlib.import_module(commands[argv[0]])
+    rest = argv[1:]
+    if argv[0] == "describe":
+        rest = ["describe", *rest]
+    return int(mod.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
