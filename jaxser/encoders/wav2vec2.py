@@ -1,0 +1,652 @@
+"""JAX port of the Hugging Face wav2vec2 family: wav2vec2 / XLS-R / MMS, HuBERT, WavLM,
+UniSpeech-SAT and data2vec-audio, loaded from HF `config.json` + `model.safetensors`.
+
+Plain jax functions over a params pytree (no framework state): the forward pass is a pure
+function of (architecture, params, padded waveforms, lengths), jitted once per bucket shape.
+
+Batch invariance is built in, not approximated: an utterance's hidden states equal those of the
+PyTorch reference run on that utterance alone. Three places would otherwise leak padding:
+  * the group-norm feature extractor's per-channel statistics -> taken over valid frames only;
+  * the convolutional positional embedding (and data2vec's stack of them, and HuBERT's batch
+    norm variant) -> its input is zeroed beyond the valid frames before every convolution,
+    exactly what the unpadded run's zero padding sees;
+  * self-attention -> padded keys are masked.
+Strided convolutions only read samples before their window end, so frames inside the valid
+length (the model's own conv output-length formula) never see padding at all.
+
+Hidden states follow transformers 5.x's `output_hidden_states` tuple: entry 0 is the input of
+the first transformer layer (after the positional embedding and, for post-LN models, the encoder
+layer norm), entry i the output of layer i. For pre-LN ("stable") models the encoder's final
+layer norm is NOT applied to the last entry (transformers 5 records layer outputs; only
+`last_hidden_state` carries that norm) -- see docs/encoders.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from functools import partial
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxser.encoders import hf
+from jaxser.encoders.base import Encoder, EncoderError, bucket_length, digest
+
+MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "unispeech-sat", "data2vec-audio")
+#: prefixes of task checkpoints (ForCTC, ForSequenceClassification, ForPreTraining, ...)
+TASK_PREFIXES = ("wav2vec2.", "hubert.", "wavlm.", "unispeech_sat.", "data2vec_audio.")
+#: keys of the bare model that only matter for pre-training / fine-tuning heads
+IGNORED = ("masked_spec_embed", "quantizer.", "project_q.", "project_hid.", "lm_head.", "adapter.",
+           "label_embeddings", "dropout_features", "speaker_proj.", "label_embeddings_concat")
+_ACTS = {
+    "gelu": partial(jax.nn.gelu, approximate=False),
+    "gelu_new": partial(jax.nn.gelu, approximate=True),
+    "gelu_pytorch_tanh": partial(jax.nn.gelu, approximate=True),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "tanh": jnp.tanh,
+}
+_TORCH_LN_EPS = 1e-5  # nn.LayerNorm / nn.GroupNorm default inside the conv stacks
+
+
+# ----------------------------------------------------------------------------- architecture
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """Everything the forward pass needs from config.json (hashable: a jit static argument)."""
+
+    model_type: str
+    conv_dim: tuple[int, ...]
+    conv_kernel: tuple[int, ...]
+    conv_stride: tuple[int, ...]
+    conv_bias: bool
+    feat_norm: str  # "group": GroupNorm on conv 0 only; "layer": LayerNorm on every conv
+    feat_act: str
+    hidden_act: str
+    hidden: int
+    layers: int
+    heads: int
+    intermediate: int
+    eps: float
+    stable: bool  # pre-LN transformer (large / XLS-R / MMS)
+    pos_kind: str  # "weight_norm" | "batch_norm" (HuBERT option) | "stack" (data2vec-audio)
+    pos_kernel: int
+    pos_groups: int
+    pos_layers: int
+    feat_proj_ln: bool
+    rel_bias: bool  # WavLM gated relative position bias
+    num_buckets: int = 320
+    max_distance: int = 800
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    def frames(self, n):
+        """transformers' `_get_feat_extract_output_lengths` (floor((n - k) / s) + 1 per conv)."""
+        for k, s in zip(self.conv_kernel, self.conv_stride):
+            n = (n - k) // s + 1
+        return n
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest waveform that yields one frame (the conv stack's receptive field)."""
+        n = 1
+        for k, s in reversed(list(zip(self.conv_kernel, self.conv_stride))):
+            n = (n - 1) * s + k
+        return n
+
+
+def arch_from_config(cfg: dict, where: Any = "config.json") -> Arch:
+    mt = str(cfg.get("model_type", "wav2vec2")).replace("_", "-")
+    if mt not in MODEL_TYPES:
+        raise EncoderError(f"{where}: model_type {cfg.get('model_type')!r} is not in the wav2vec2 family "
+                           f"({', '.join(MODEL_TYPES)})")
+    if cfg.get("adapter_attn_dim"):
+        raise EncoderError(f"{where}: adapter_attn_dim is set (MMS language adapters inside the layers); "
+                           "jaxser does not implement attention adapters -- use a checkpoint without them")
+
+    def get(key, default=None):
+        if key in cfg:
+            return cfg[key]
+        if default is None:
+            raise EncoderError(f"{where}: config has no {key!r}")
+        return default
+
+    conv_dim = tuple(int(x) for x in get("conv_dim", (512,) * 7))
+    conv_kernel = tuple(int(x) for x in get("conv_kernel", (10, 3, 3, 3, 3, 2, 2)))
+    conv_stride = tuple(int(x) for x in get("conv_stride", (5, 2, 2, 2, 2, 2, 2)))
+    if not len(conv_dim) == len(conv_kernel) == len(conv_stride):
+        raise EncoderError(f"{where}: conv_dim, conv_kernel and conv_stride differ in length")
+    d2v = mt == "data2vec-audio"
+    hubert_bn = mt == "hubert" and bool(cfg.get("conv_pos_batch_norm", False))
+    feat_norm = "layer" if d2v else str(get("feat_extract_norm", "group"))
+    if feat_norm not in ("group", "layer"):
+        raise EncoderError(f"{where}: feat_extract_norm must be 'group' or 'layer', got {feat_norm!r}")
+    for key in ("feat_extract_activation", "hidden_act"):
+        if str(cfg.get(key, "gelu")) not in _ACTS:
+            raise EncoderError(f"{where}: unsupported {key} {cfg.get(key)!r} (known: {sorted(_ACTS)})")
+    arch = Arch(
+        model_type=mt, conv_dim=conv_dim, conv_kernel=conv_kernel, conv_stride=conv_stride,
+        conv_bias=bool(cfg.get("conv_bias", False)), feat_norm=feat_norm,
+        feat_act=str(cfg.get("feat_extract_activation", "gelu")), hidden_act=str(cfg.get("hidden_act", "gelu")),
+        hidden=int(get("hidden_size", 768)), layers=int(get("num_hidden_layers", 12)),
+        heads=int(get("num_attention_heads", 12)), intermediate=int(get("intermediate_size", 3072)),
+        eps=float(cfg.get("layer_norm_eps", 1e-5)),
+        stable=False if d2v else bool(cfg.get("do_stable_layer_norm", False)),
+        pos_kind="stack" if d2v else "batch_norm" if hubert_bn else "weight_norm",
+        pos_kernel=int(get("conv_pos_kernel_size", 19)) if d2v else int(get("num_conv_pos_embeddings", 128)),
+        pos_groups=int(get("num_conv_pos_embedding_groups", 16)),
+        pos_layers=int(get("num_conv_pos_embeddings", 5)) if d2v else 1,
+        feat_proj_ln=bool(cfg.get("feat_proj_layer_norm", True)) if mt == "hubert" else True,
+        rel_bias=mt == "wavlm", num_buckets=int(cfg.get("num_buckets", 320)),
+        max_distance=int(cfg.get("max_bucket_distance", 800)),
+    )
+    if arch.hidden % arch.heads or arch.hidden % arch.pos_groups:
+        raise EncoderError(f"{where}: hidden_size {arch.hidden} is not divisible by num_attention_heads "
+                           f"{arch.heads} / num_conv_pos_embedding_groups {arch.pos_groups}")
+    return arch
+
+
+# ----------------------------------------------------------------------------- checkpoint names
+def _pos_weight_names(weights: dict) -> tuple[str, str]:
+    """(gain, direction) names of the weight-norm positional conv; transformers 5 writes the
+    parametrization names, older checkpoints (and the Hub's originals) weight_g / weight_v."""
+    new = ("encoder.pos_conv_embed.conv.parametrizations.weight.original0",
+           "encoder.pos_conv_embed.conv.parametrizations.weight.original1")
+    old = ("encoder.pos_conv_embed.conv.weight_g", "encoder.pos_conv_embed.conv.weight_v")
+    return old if old[1] in weights and new[1] not in weights else new
+
+
+def expected_shapes(arch: Arch, weights: dict | None = None) -> dict[str, tuple[int, ...]]:
+    """Every HF parameter name of the bare model with its shape (PyTorch layouts)."""
+    D, I, H = arch.hidden, arch.intermediate, arch.heads
+    out: dict[str, tuple[int, ...]] = {}
+    cin = 1
+    for i, (c, k) in enumerate(zip(arch.conv_dim, arch.conv_kernel)):
+        p = f"feature_extractor.conv_layers.{i}."
+        out[p + "conv.weight"] = (c, cin, k)
+        if arch.conv_bias:
+            out[p + "conv.bias"] = (c,)
+        if arch.feat_norm == "layer" or i == 0:
+            out[p + "layer_norm.weight"] = (c,)
+            out[p + "layer_norm.bias"] = (c,)
+        cin = c
+    if arch.feat_proj_ln:
+        out["feature_projection.layer_norm.weight"] = (cin,)
+        out["feature_projection.layer_norm.bias"] = (cin,)
+    out["feature_projection.projection.weight"] = (D, cin)
+    out["feature_projection.projection.bias"] = (D,)
+    K, G = arch.pos_kernel, arch.pos_groups
+    if arch.pos_kind == "stack":
+        for j in range(arch.pos_layers):
+            out[f"encoder.pos_conv_embed.layers.{j}.conv.weight"] = (D, D // G, K)
+            out[f"encoder.pos_conv_embed.layers.{j}.conv.bias"] = (D,)
+    elif arch.pos_kind == "batch_norm":
+        out["encoder.pos_conv_embed.conv.weight"] = (D, D // G, K)
+        out["encoder.pos_conv_embed.conv.bias"] = (D,)
+        for n in ("weight", "bias", "running_mean", "running_var"):
+            out[f"encoder.pos_conv_embed.batch_norm.{n}"] = (D,)
+        out["encoder.pos_conv_embed.batch_norm.num_batches_tracked"] = ()
+    else:
+        g, v = _pos_weight_names(weights or {})
+        out[g] = (1, 1, K)
+        out[v] = (D, D // G, K)
+        out["encoder.pos_conv_embed.conv.bias"] = (D,)
+    out["encoder.layer_norm.weight"] = (D,)
+    out["encoder.layer_norm.bias"] = (D,)
+    for l in range(arch.layers):
+        p = f"encoder.layers.{l}."
+        for n in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            out[p + f"attention.{n}.weight"] = (D, D)
+            out[p + f"attention.{n}.bias"] = (D,)
+        if arch.rel_bias:
+            out[p + "attention.gru_rel_pos_const"] = (1, H, 1, 1)
+            out[p + "attention.gru_rel_pos_linear.weight"] = (8, D // H)
+            out[p + "attention.gru_rel_pos_linear.bias"] = (8,)
+            if l == 0:
+                out[p + "attention.rel_attn_embed.weight"] = (arch.num_buckets, H)
+        out[p + "feed_forward.intermediate_dense.weight"] = (I, D)
+        out[p + "feed_forward.intermediate_dense.bias"] = (I,)
+        out[p + "feed_forward.output_dense.weight"] = (D, I)
+        out[p + "feed_forward.output_dense.bias"] = (D,)
+        for n in ("layer_norm", "final_layer_norm"):
+            out[p + f"{n}.weight"] = (D,)
+            out[p + f"{n}.bias"] = (D,)
+    return out
+
+
+def convert(arch: Arch, weights: dict[str, np.ndarray], where: Any = "checkpoint") -> dict:
+    """HF tensors (task prefix already stripped) -> the params pytree of `forward` (float32 numpy).
+
+    Every name and shape is checked first, so a wrong checkpoint fails here with the key's name."""
+    shapes = expected_shapes(arch, weights)
+    hf.check_keys(where, set(shapes), set(weights), ignore=IGNORED)
+    for k, shape in shapes.items():
+        if tuple(weights[k].shape) != shape:
+            raise EncoderError(f"{where}: {k} has shape {tuple(weights[k].shape)}, but config.json implies {shape}")
+    w = {k: np.asarray(weights[k], np.float32) for k in shapes}
+    D, H = arch.hidden, arch.heads
+
+    fe = []
+    for i, (c, k) in enumerate(zip(arch.conv_dim, arch.conv_kernel)):
+        p = f"feature_extractor.conv_layers.{i}."
+        W = w[p + "conv.weight"]  # [out, in, k] -> im2col matrix [k * in, out]
+        layer = {"w": np.ascontiguousarray(W.transpose(2, 1, 0).reshape(-1, c))}
+        if arch.conv_bias:
+            layer["b"] = w[p + "conv.bias"]
+        if arch.feat_norm == "layer" or i == 0:
+            layer["g"], layer["beta"] = w[p + "layer_norm.weight"], w[p + "layer_norm.bias"]
+        fe.append(layer)
+    fp = {"w": w["feature_projection.projection.weight"].T.copy(), "b": w["feature_projection.projection.bias"]}
+    if arch.feat_proj_ln:
+        fp["g"], fp["beta"] = w["feature_projection.layer_norm.weight"], w["feature_projection.layer_norm.bias"]
+
+    def conv_hwio(W):  # torch [out, in/groups, k] -> lax [k, in/groups, out]
+        return np.ascontiguousarray(W.transpose(2, 1, 0))
+
+    if arch.pos_kind == "stack":
+        pos = {"w": np.stack([conv_hwio(w[f"encoder.pos_conv_embed.layers.{j}.conv.weight"])
+                              for j in range(arch.pos_layers)]),
+               "b": np.stack([w[f"encoder.pos_conv_embed.layers.{j}.conv.bias"] for j in range(arch.pos_layers)])}
+    elif arch.pos_kind == "batch_norm":
+        bn = "encoder.pos_conv_embed.batch_norm."
+        scale = w[bn + "weight"] / np.sqrt(w[bn + "running_var"] + 1e-5)
+        pos = {"w": conv_hwio(w["encoder.pos_conv_embed.conv.weight"])[None],
+               "b": w["encoder.pos_conv_embed.conv.bias"][None],
+               "bn_scale": scale, "bn_shift": w[bn + "bias"] - w[bn + "running_mean"] * scale}
+    else:
+        gname, vname = _pos_weight_names(weights)
+        g, v = w[gname], w[vname]  # weight norm over dims (0, 1) per kernel tap (dim=2)
+        norm = np.sqrt(np.sum(v.astype(np.float64) ** 2, axis=(0, 1), keepdims=True))
+        W = (g * (v / norm)).astype(np.float32)
+        pos = {"w": conv_hwio(W)[None], "b": w["encoder.pos_conv_embed.conv.bias"][None]}
+
+    def stack(name, fn=lambda a: a):
+        return np.stack([fn(w[f"encoder.layers.{l}.{name}"]) for l in range(arch.layers)])
+
+    att = "attention."
+    layers = {
+        "qkv_w": np.concatenate([stack(att + f"{n}.weight", lambda a: a.T) for n in ("q_proj", "k_proj", "v_proj")],
+                                axis=-1),
+        "qkv_b": np.concatenate([stack(att + f"{n}.bias") for n in ("q_proj", "k_proj", "v_proj")], axis=-1),
+        "o_w": stack(att + "out_proj.weight", lambda a: a.T), "o_b": stack(att + "out_proj.bias"),
+        "ln1_g": stack("layer_norm.weight"), "ln1_b": stack("layer_norm.bias"),
+        "ff1_w": stack("feed_forward.intermediate_dense.weight", lambda a: a.T),
+        "ff1_b": stack("feed_forward.intermediate_dense.bias"),
+        "ff2_w": stack("feed_forward.output_dense.weight", lambda a: a.T),
+        "ff2_b": stack("feed_forward.output_dense.bias"),
+        "ln2_g": stack("final_layer_norm.weight"), "ln2_b": stack("final_layer_norm.bias"),
+    }
+    params = {"fe": fe, "fp": fp, "pos": pos, "layers": layers,
+              "enc_ln": {"g": w["encoder.layer_norm.weight"], "beta": w["encoder.layer_norm.bias"]}}
+    if arch.rel_bias:
+        layers["gru_w"] = stack(att + "gru_rel_pos_linear.weight", lambda a: a.T)
+        layers["gru_b"] = stack(att + "gru_rel_pos_linear.bias")
+        layers["gru_c"] = stack(att + "gru_rel_pos_const", lambda a: a.reshape(H))
+        params["rel_embed"] = w["encoder.layers.0.attention.rel_attn_embed.weight"]
+    del D
+    return params
+
+
+# ----------------------------------------------------------------------------- forward pass
+def _layer_norm(x, g, b, eps):
+    """LayerNorm with float32 statistics whatever the compute dtype."""
+    x32 = x.astype(jnp.float32)
+    mu = jnp.mean(x32, -1, keepdims=True)
+    var = jnp.mean(jnp.square(x32 - mu), -1, keepdims=True)
+    y = (x32 - mu) * jax.lax.rsqrt(var + eps)
+    if g is not None:
+        y = y * g.astype(jnp.float32) + b.astype(jnp.float32)
+    return y.astype(x.dtype)
+
+
+def _strided_conv(x, w, k, s):
+    """Valid 1-D conv as im2col + one matmul: [B, T, C] -> [B, (T - k) // s + 1, out].
+    One large GEMM is what XLA:CPU runs fastest; the k strided views cost only a copy."""
+    t_out = (x.shape[1] - k) // s + 1
+    if x.shape[-1] == 1 and k % s == 0 and x.shape[1] >= (t_out - 1) * s + k:
+        # first layer (mono input): non-overlapping s-sample blocks, k // s of them per window
+        blocks = x[:, : (t_out - 1 + k // s) * s, 0].reshape(x.shape[0], -1, s)
+        cols = jnp.concatenate([blocks[:, j: j + t_out] for j in range(k // s)], axis=-1)
+    else:
+        cols = jnp.concatenate([x[:, j: j + (t_out - 1) * s + 1: s] for j in range(k)], axis=-1)
+    return cols @ w
+
+
+def _rel_buckets(arch: Arch, t: int) -> np.ndarray:
+    """WavLM's `_relative_positions_bucket` for a [t, t] grid, in float32 like the reference."""
+    nb = arch.num_buckets // 2
+    rel = np.arange(t)[None, :] - np.arange(t)[:, None]
+    out = (rel > 0).astype(np.int64) * nb
+    rel = np.abs(rel)
+    max_exact = nb // 2
+    with np.errstate(divide="ignore"):
+        large = np.log(rel.astype(np.float32) / np.float32(max_exact))
+    large = large / np.float32(math.log(arch.max_distance / max_exact))
+    large = large * np.float32(nb - max_exact)
+    large = np.where(rel < max_exact, 0, (np.float32(max_exact) + large)).astype(np.int64)
+    large = np.minimum(large, nb - 1)
+    return (out + np.where(rel < max_exact, rel, large)).astype(np.int32)
+
+
+def _pos_conv(x, w, b, arch):
+    pad = (arch.pos_kernel // 2, arch.pos_kernel - 1 - arch.pos_kernel // 2)  # = HF pad + SamePad trim
+    y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), window_strides=(1,), padding=[pad],
+                                     dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=arch.pos_groups)
+    return y + b.astype(x.dtype)
+
+
+def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dtype=jnp.float32):
+    """Padded waveforms [B, N] + valid lengths [B] -> (hidden states [L + 1, B, T, D], frame mask [B, T]).
+
+    Hidden states beyond an utterance's valid frames are garbage by design and must be masked."""
+    feat_act, act = _ACTS[arch.feat_act], _ACTS[arch.hidden_act]
+    p = jax.tree.map(lambda a: a.astype(dtype), params)
+    x = wave.astype(dtype)[..., None]
+    n = n_samples
+    for i, (layer, k, s) in enumerate(zip(p["fe"], arch.conv_kernel, arch.conv_stride)):
+        x = _strided_conv(x, layer["w"], k, s)
+        if "b" in layer:
+            x = x + layer["b"]
+        n = (n - k) // s + 1
+        if arch.feat_norm == "layer":
+            x = _layer_norm(x, layer["g"], layer["beta"], _TORCH_LN_EPS)
+        elif i == 0:  # GroupNorm(C groups): per-channel statistics over VALID frames only
+            m = (jnp.arange(x.shape[1])[None, :] < n[:, None]).astype(jnp.float32)[..., None]
+            cnt = jnp.maximum(n, 1).astype(jnp.float32)[:, None, None]
+            x32 = x.astype(jnp.float32)
+            mu = jnp.sum(x32 * m, 1, keepdims=True) / cnt
+            var = jnp.sum(jnp.square((x32 - mu) * m), 1, keepdims=True) / cnt
+            x32 = (x32 - mu) * jax.lax.rsqrt(var + _TORCH_LN_EPS)
+            x = (x32 * layer["g"].astype(jnp.float32) + layer["beta"].astype(jnp.float32)).astype(dtype)
+        x = feat_act(x)
+    B, T, _ = x.shape
+    mask = jnp.arange(T)[None, :] < n[:, None]  # [B, T]
+    maskf = mask[..., None].astype(dtype)
+
+    if arch.feat_proj_ln:
+        x = _layer_norm(x, p["fp"]["g"], p["fp"]["beta"], arch.eps)
+    x = (x @ p["fp"]["w"] + p["fp"]["b"]) * maskf  # padded frames -> 0, as HF does with a mask
+
+    pos = p["pos"]
+    if arch.pos_kind == "stack":  # data2vec-audio: conv -> LN (no affine) -> act, zero padding each time
+        h = x
+        for j in range(arch.pos_layers):
+            h = _pos_conv(h * maskf, pos["w"][j], pos["b"][j], arch)
+            h = feat_act(_layer_norm(h, None, None, _TORCH_LN_EPS))
+        x = x + h
+    else:
+        h = x
+        if arch.pos_kind == "batch_norm":
+            h = (h * pos["bn_scale"] + pos["bn_shift"]) * maskf
+        x = x + feat_act(_pos_conv(h, pos["w"][0], pos["b"][0], arch))
+    if not arch.stable:
+        x = _layer_norm(x, p["enc_ln"]["g"], p["enc_ln"]["beta"], arch.eps)
+
+    Hh, hd = arch.heads, arch.head_dim
+    key_bias = jnp.where(mask, 0.0, -1e30).astype(jnp.float32)[:, None, None, :]  # [B, 1, 1, T]
+    if arch.rel_bias:
+        rel = jnp.asarray(p["rel_embed"], jnp.float32)[jnp.asarray(_rel_buckets(arch, T))]  # [T, T, H]
+        rel = jnp.transpose(rel, (2, 0, 1))[None]  # [1, H, T, T]
+
+    def attention(h, lp):
+        qkv = h @ lp["qkv_w"] + lp["qkv_b"]
+        q, k_, v = jnp.split(qkv.reshape(B, T, 3, Hh, hd), 3, axis=2)
+        q, k_, v = (a[:, :, 0].transpose(0, 2, 1, 3) for a in (q, k_, v))  # [B, H, T, hd]
+        scores = (q * (hd ** -0.5)) @ k_.transpose(0, 1, 3, 2)
+        scores = scores.astype(jnp.float32) + key_bias
+        if arch.rel_bias:  # WavLM: relative bias gated by each query's own (per-head) state
+            g = h.reshape(B, T, Hh, hd) @ lp["gru_w"] + lp["gru_b"]  # [B, T, H, 8]
+            g = jax.nn.sigmoid(g.astype(jnp.float32).reshape(B, T, Hh, 2, 4).sum(-1))
+            gate = g[..., 0] * (g[..., 1] * lp["gru_c"].astype(jnp.float32) - 1.0) + 2.0  # [B, T, H]
+            scores = scores + gate.transpose(0, 2, 1)[..., None] * rel
+        probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
+        o = (probs @ v).transpose(0, 2, 1, 3).reshape(B, T, arch.hidden)
+        return o @ lp["o_w"] + lp["o_b"]
+
+    def ffn(h, lp):
+        return act(h @ lp["ff1_w"] + lp["ff1_b"]) @ lp["ff2_w"] + lp["ff2_b"]
+
+    def layer(x, lp):
+        if arch.stable:
+            x = x + attention(_layer_norm(x, lp["ln1_g"], lp["ln1_b"], arch.eps), lp)
+            x = x + ffn(_layer_norm(x, lp["ln2_g"], lp["ln2_b"], arch.eps), lp)
+        else:
+            x = _layer_norm(x + attention(x, lp), lp["ln1_g"], lp["ln1_b"], arch.eps)
+            x = _layer_norm(x + ffn(x, lp), lp["ln2_g"], lp["ln2_b"], arch.eps)
+        return x, x
+
+    _, hs = jax.lax.scan(layer, x, p["layers"])
+    return jnp.concatenate([x[None], hs], axis=0), mask
+
+
+def _pooled(arch, dtype, counter, params, wave, n):
+    counter.append(("pooled",) + wave.shape)  # runs only while tracing = once per compiled shape
+    hs, mask = forward(arch, params, wave, n, dtype)
+    m = mask.astype(jnp.float32)
+    s = jnp.einsum("lbtd,bt->bld", hs.astype(jnp.float32), m)
+    return s / jnp.sum(m, 1)[:, None, None]
+
+
+def _frames(arch, dtype, counter, layer, params, wave, n):
+    counter.append(("frames", layer) + wave.shape)
+    hs, _ = forward(arch, params, wave, n, dtype)
+    return hs[layer].astype(jnp.float32)
+
+
+# ----------------------------------------------------------------------------- encoder
+def fine_buckets(sample_rate: int = 16_000, min_seconds: float = 0.5, max_seconds: float = 30.0,
+                 ratio: float = 2 ** 0.125) -> tuple[int, ...]:
+    """Geometric buckets, ratio 2^(1/8): <= 9% padding worst case (~4.5% on average) for about
+    eight compiled shapes per doubling of length; multiples of the 20 ms (320 sample) hop."""
+    out, s = [], min_seconds
+    while s < max_seconds * ratio:
+        out.append(max(1, int(round(s * sample_rate / 320))) * 320)
+        s *= ratio
+    return tuple(sorted(set(out)))
+
+
+class Wav2Vec2Encoder(Encoder):
+    """Every hidden state of a wav2vec2-family model, mean-pooled over each utterance's frames."""
+
+    def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
+                 dtype: str = "float32", normalize: bool = False, buckets: Sequence[int] | None = None,
+                 batch_seconds: float = 32.0, max_batch: int = 16):
+        self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
+        self.dim, self.num_layers = arch.hidden, arch.layers + 1
+        self.normalize = bool(normalize)
+        if dtype not in ("float32", "bfloat16"):
+            raise EncoderError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+        self.dtype = dtype
+        self.buckets = tuple(int(b) for b in (buckets or fine_buckets(self.sample_rate)))
+        if not self.buckets or list(self.buckets) != sorted(set(self.buckets)) or self.buckets[0] <= 0:
+            raise EncoderError(f"buckets must be increasing positive sample counts, got {self.buckets}")
+        self.batch_seconds, self.max_batch = float(batch_seconds), int(max_batch)
+        jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+        # weights live on device in the compute dtype (halves memory traffic in bfloat16)
+        self.params = jax.tree.map(lambda a: jnp.asarray(a, jdt), params)
+        self.traces: list[tuple] = []  # one entry per compilation (shape), see `compilations`
+        self._pool_fn = jax.jit(partial(_pooled, arch, jdt, self.traces))
+        self._frame_fns: dict[int, Any] = {}
+        self.stats = {"samples": 0, "padded_samples": 0}
+
+    @property
+    def compilations(self) -> int:
+        return len(self.traces)
+
+    @property
+    def padding_waste(self) -> float:
+        """Fraction of computed samples that were padding (length buckets), since construction."""
+        tot = self.stats["padded_samples"]
+        return 0.0 if tot == 0 else 1.0 - self.stats["samples"] / tot
+
+    def frames(self, n_samples: int) -> int:
+        """Number of frames the model produces for an utterance of n samples."""
+        return int(self.arch.frames(int(n_samples)))
+
+    # -- batching
+    def _prepare(self, waveforms) -> list[np.ndarray]:
+        out = []
+        for i, w in enumerate(waveforms):
+            w = np.asarray(w, np.float32)
+            if w.ndim != 1:
+                raise ValueError(f"{self.name}: waveform {i} must be 1-D, got shape {w.shape}")
+            if w.size < self.arch.min_samples:
+                raise EncoderError(f"{self.name}: waveform {i} has {w.size} samples; the model needs at least "
+                                   f"{self.arch.min_samples} ({self.arch.min_samples / self.sample_rate * 1000:.0f} "
+                                   "ms) to produce one frame")
+            if not np.all(np.isfinite(w)):
+                raise ValueError(f"{self.name}: waveform {i} contains NaN or Inf")
+            if self.normalize:  # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm on the valid samples
+                w = ((w - w.mean()) / np.sqrt(w.var() + 1e-7)).astype(np.float32)
+            out.append(w)
+        return out
+
+    def _batches(self, waves: list[np.ndarray]):
+        """(indices, bucket length) groups: same bucket, batch sizes powers of two (bounded shapes,
+        no dummy rows), about `batch_seconds` of padded audio per batch."""
+        by_bucket: dict[int, list[int]] = {}
+        for i, w in enumerate(waves):
+            by_bucket.setdefault(bucket_length(w.size, self.buckets), []).append(i)
+        for blen, idx in sorted(by_bucket.items()):
+            cap = max(1, min(self.max_batch, int(self.batch_seconds * self.sample_rate // blen)))
+            cap = 1 << (cap.bit_length() - 1)
+            while idx:
+                size = min(cap, 1 << (len(idx).bit_length() - 1))
+                yield idx[:size], blen
+                idx = idx[size:]
+
+    def _run(self, waves, fn):
+        for idx, blen in self._batches(waves):
+            batch = np.zeros((len(idx), blen), np.float32)
+            lens = np.zeros((len(idx),), np.int32)
+            for r, i in enumerate(idx):
+                batch[r, : waves[i].size] = waves[i]
+                lens[r] = waves[i].size
+            self.stats["samples"] += int(lens.sum())
+            self.stats["padded_samples"] += batch.size
+            yield idx, lens, fn(self.params, jnp.asarray(batch), jnp.asarray(lens))
+
+    def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
+        waves = self._prepare(waveforms)
+        out = np.zeros((len(waves), self.num_layers, self.dim), np.float32)
+        for idx, _, res in self._run(waves, self._pool_fn):
+            out[idx] = np.asarray(res)
+        return out
+
+    def embed_frames(self, waveforms: Sequence[np.ndarray], layer: int = -1) -> list[np.ndarray]:
+        """Frame-level hidden states of one layer (index into the L + 1 states, negative allowed):
+        a list of float32 [T_i, dim], T_i from the model's conv output-length formula."""
+        if not -self.num_layers <= layer < self.num_layers:
+            raise ValueError(f"{self.name}: layer {layer} out of range for {self.num_layers} hidden states")
+        layer %= self.num_layers
+        if layer not in self._frame_fns:
+            jdt = jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32
+            self._frame_fns[layer] = jax.jit(partial(_frames, self.arch, jdt, self.traces, layer))
+        waves = self._prepare(waveforms)
+        out: list[np.ndarray | None] = [None] * len(waves)
+        for idx, lens, res in self._run(waves, self._frame_fns[layer]):
+            res = np.asarray(res)
+            for r, i in enumerate(idx):
+                out[i] = res[r, : self.arch.frames(int(lens[r]))].copy()
+        return out  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- loading
+PRESETS: dict[str, dict] = {
+    # default-benchmark control: wav2vec2-base layout at a quarter of the width, fast on 2 CPU cores
+    "small": dict(model_type="wav2vec2", hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                  intermediate_size=1024, conv_dim=[256] * 7, conv_kernel=[10, 3, 3, 3, 3, 2, 2],
+                  conv_stride=[5, 2, 2, 2, 2, 2, 2], conv_bias=False, feat_extract_norm="group",
+                  do_stable_layer_norm=False, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
+                  layer_norm_eps=1e-5, hidden_act="gelu", feat_extract_activation="gelu"),
+    # facebook/wav2vec2-base sizes (95M parameters)
+    "base": dict(model_type="wav2vec2", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072, conv_dim=[512] * 7, conv_kernel=[10, 3, 3, 3, 3, 2, 2],
+                 conv_stride=[5, 2, 2, 2, 2, 2, 2], conv_bias=False, feat_extract_norm="group",
+                 do_stable_layer_norm=False, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
+                 layer_norm_eps=1e-5, hidden_act="gelu", feat_extract_activation="gelu"),
+    # wav2vec2-large-lv60 / XLS-R 300M / MMS-300m sizes: layer-norm conv stack, pre-LN transformer
+    "large": dict(model_type="wav2vec2", hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                  intermediate_size=4096, conv_dim=[512] * 7, conv_kernel=[10, 3, 3, 3, 3, 2, 2],
+                  conv_stride=[5, 2, 2, 2, 2, 2, 2], conv_bias=True, feat_extract_norm="layer",
+                  do_stable_layer_norm=True, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
+                  layer_norm_eps=1e-5, hidden_act="gelu", feat_extract_activation="gelu"),
+}
+_BATCH_KW = ("batch_seconds", "max_batch")
+
+
+def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random weights under their HF names (so random models take the real loading path):
+    fan-in scaled normals for matrices, unit-ish gains, small biases."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, shape in expected_shapes(arch).items():
+        if k.endswith("num_batches_tracked"):
+            out[k] = np.zeros(shape, np.int64)
+        elif k.endswith(("running_var", "original0", "weight_g")) or "norm.weight" in k or k.endswith("const"):
+            out[k] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+        elif len(shape) >= 2:
+            fan_in = int(np.prod(shape[1:]))
+            out[k] = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+        else:
+            out[k] = (0.02 * rng.standard_normal(shape)).astype(np.float32)
+    return out
+
+
+def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool = False, preset: str | None = None,
+         seed: int = 0, buckets: Sequence[int] | None = None, normalize: bool | None = None,
+         **kw) -> Wav2Vec2Encoder:
+    """A wav2vec2-family encoder from a local HF folder, a Hub id, or `"random"`.
+
+    source="random": the architecture of `preset` ("small" default, "base", "large") with seeded
+      random weights, no download; further keyword arguments override config entries
+      (e.g. model_type="wavlm").
+    normalize: zero-mean unit-variance per utterance; default = preprocessor_config.json's
+      do_normalize when the folder has one, else False (random models: False).
+    Batching: batch_seconds (padded audio per batch, default 32), max_batch (default 16).
+    """
+    batch_kw = {k: kw.pop(k) for k in _BATCH_KW if k in kw}
+    if source == "random":
+        preset = preset or "small"
+        if preset not in PRESETS:
+            raise EncoderError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        config = {**PRESETS[preset], **kw}
+        arch = arch_from_config(config, f"preset {preset!r}")
+        weights = random_weights(arch, seed)
+        name, where = f"random-{arch.model_type}-{preset}", f"random preset {preset!r}"
+        do_norm = bool(normalize) if normalize is not None else False
+    else:
+        if kw:
+            raise TypeError(f"unexpected keyword arguments for a checkpoint: {sorted(kw)}")
+        if preset is not None:
+            raise EncoderError("preset= only applies to source='random'")
+        path = hf.resolve(source, allow_pickle=allow_pickle)
+        config = hf.read_config(path)
+        arch = arch_from_config(config, path / "config.json")
+        weights = hf.strip_prefix(hf.read_weights(path, allow_pickle=allow_pickle), TASK_PREFIXES)
+        name, where = str(source), path
+        do_norm = _read_do_normalize(path) if normalize is None else bool(normalize)
+    params = convert(arch, weights, where)
+    fp = digest({k: v for k, v in config.items() if k not in ("transformers_version", "architectures", "dtype",
+                                                              "torch_dtype")},
+                {k: v for k, v in weights.items() if not k.startswith(IGNORED)},
+                extra=f"wav2vec2-family;pool=mean-valid-frames;hidden_states=transformers5;normalize={do_norm};"
+                      f"dtype={dtype}")
+    return Wav2Vec2Encoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype,
+                           normalize=do_norm, buckets=buckets, **batch_kw)
+
+
+def _read_do_normalize(path: Path) -> bool:
+    f = Path(path) / "preprocessor_config.json"
+    if not f.exists():
+        return False
+    try:
+        return bool(json.loads(f.read_text()).get("do_normalize", False))
+    except json.JSONDecodeError as e:
+        raise EncoderError(f"{f} is not valid JSON: {e}") from None
