@@ -1,0 +1,128 @@
+"""jaxser.metrics against scikit-learn, plus the resampling procedures' basic properties."""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from jaxser import metrics
+
+skm = pytest.importorskip("sklearn.metrics", reason="scikit-learn (dev extra) is the reference")
+
+
+@st.composite
+def label_pairs(draw, max_classes=6, max_n=60):
+    n = draw(st.integers(1, max_n))
+    c = draw(st.integers(1, max_classes))
+    y = draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n))
+    p = draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n))
+    return np.array(y), np.array(p)
+
+
+def _sk(fn, *a, **k):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns on classes absent from y_true
+        return fn(*a, **k)
+
+
+@settings(max_examples=200, deadline=None)
+@given(label_pairs())
+def test_point_metrics_match_sklearn(pair):
+    y, p = pair
+    assert metrics.uar(y, p) == pytest.approx(_sk(skm.balanced_accuracy_score, y, p), abs=1e-12)
+    assert metrics.accuracy(y, p) == pytest.approx(skm.accuracy_score(y, p), abs=1e-12)
+    assert metrics.macro_f1(y, p) == pytest.approx(
+        _sk(skm.f1_score, y, p, average="macro", zero_division=0), abs=1e-12)
+    c = int(max(y.max(), p.max())) + 1
+    np.testing.assert_array_equal(metrics.confusion(y, p, c), _sk(skm.confusion_matrix, y, p, labels=range(c)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(label_pairs(), st.sets(st.integers(0, 7), min_size=1, max_size=8))
+def test_macro_f1_with_labels_matches_sklearn(pair, labels):
+    y, p = pair
+    labels = sorted(labels)
+    assert metrics.macro_f1(y, p, labels=labels) == pytest.approx(
+        _sk(skm.f1_score, y, p, labels=labels, average="macro", zero_division=0), abs=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(label_pairs())
+def test_per_class_recall_matches_sklearn(pair):
+    y, p = pair
+    c = int(max(y.max(), p.max())) + 1
+    got = metrics.per_class_recall(y, p, c)
+    ref = _sk(skm.recall_score, y, p, labels=range(c), average=None, zero_division=0)
+    present = np.isin(np.arange(c), y)
+    np.testing.assert_allclose(got[present], ref[present])
+    assert np.isnan(got[~present]).all()
+
+
+def test_edge_cases():
+    y = np.array([0, 0, 1, 1])
+    # a label never predicted, and a predicted label absent from the truth
+    p = np.array([0, 2, 2, 1])
+    assert metrics.uar(y, p) == pytest.approx(_sk(skm.balanced_accuracy_score, y, p))
+    assert metrics.macro_f1(y, p) == pytest.approx(_sk(skm.f1_score, y, p, average="macro", zero_division=0))
+    # single class everywhere
+    one = np.zeros(5, int)
+    assert metrics.uar(one, one) == 1.0 and metrics.macro_f1(one, one) == 1.0
+    assert metrics.uar(one, np.ones(5, int)) == 0.0
+    assert metrics.chance_uar(4) == 0.25
+    assert metrics.mean_std([1.0, 3.0]) == (2.0, pytest.approx(np.sqrt(2.0)))
+    assert metrics.mean_std([0.5]) == (0.5, 0.0)
+    with pytest.raises(ValueError, match="empty"):
+        metrics.uar([], [])
+    with pytest.raises(ValueError, match="y_pred has 2"):
+        metrics.uar([0, 1, 1], [0, 1])
+    with pytest.raises(ValueError, match="out of range"):
+        metrics.confusion([0, 3], [0, 1], n_classes=2)
+
+
+def _noisy(y, acc, c, rng):
+    return np.where(rng.random(y.size) < acc, y, rng.integers(0, c, y.size))
+
+
+def test_bootstrap_ci_contains_point_and_shrinks():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (100, 1600):
+        y = rng.integers(0, 4, n)
+        p = _noisy(y, 0.6, 4, rng)
+        for m in ("uar", "accuracy", "macro_f1"):
+            point, lo, hi = metrics.bootstrap_ci(y, p, m, n_boot=500, seed=1)
+            assert lo <= point <= hi
+            ref = {"uar": metrics.uar, "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1}[m]
+            assert point == pytest.approx(ref(y, p))
+        widths.append(hi - lo)
+    assert widths[1] < widths[0] / 2  # ~1/sqrt(N): 4x less for 16x more utterances
+
+
+def test_bootstrap_vectorised_matches_callable_and_seed_rows():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 80)
+    p = _noisy(y, 0.7, 3, rng)
+    fast = metrics.bootstrap_ci(y, p, "uar", n_boot=200, seed=5)
+    slow = metrics.bootstrap_ci(y, p, metrics.uar, n_boot=200, seed=5)
+    assert fast == pytest.approx(slow)
+    # several seeds: the point estimate is the mean over seed rows
+    ps = np.stack([p, _noisy(y, 0.5, 3, rng)])
+    point, lo, hi = metrics.bootstrap_ci(y, ps, "uar", n_boot=200)
+    assert point == pytest.approx(np.mean([metrics.uar(y, q) for q in ps]))
+    assert lo <= point <= hi
+
+
+def test_paired_tests():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 400)
+    a = _noisy(y, 0.8, 4, rng)
+    b = _noisy(y, 0.3, 4, rng)
+    for test in (metrics.paired_bootstrap_test, metrics.paired_permutation_test):
+        assert test(y, a, a, "uar", 500, 0) == 1.0
+        p_ab = test(y, a, b, "uar", 500, 0)
+        assert p_ab < 0.01
+        assert test(y, b, a, "uar", 500, 0) == pytest.approx(p_ab, abs=0.01)  # two-sided
+    # two systems of equal quality: no evidence of a difference
+    c = _noisy(y, 0.6, 4, rng)
+    d = _noisy(y, 0.6, 4, rng)
+    assert metrics.paired_permutation_test(y, c, d, "accuracy", 500, 0) > 0.05
