@@ -47,7 +47,9 @@ class Embeddings:
     path: Path | None = None
 
     def take(self, ids) -> np.ndarray:
-        index = {u: i for i, u in enumerate(self.ids)}
+        if getattr(self, "_index", None) is None:
+            self._index = {u: i for i, u in enumerate(self.ids)}
+        index = self._index
         missing = [u for u in ids if u not in index]
         if missing:
             raise KeyError(f"{len(missing)} utterances have no embedding (first: {missing[0]}); "

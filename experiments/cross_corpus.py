@@ -1,0 +1,366 @@
+"""The cross-corpus SER benchmark: `python -m experiments.cross_corpus [options]`.
+
+With no arguments it runs the embedded default (experiments/configs/default.toml):
+synthetic corpora, encoders that need no download, FCN and CNN heads, 5 seeds, same-corpus
+folds, every ordered cross-corpus pair and leave-one-corpus-out, and writes a run directory
+(manifest.json, predictions/, results.csv/json, report.md, figures/, table.tex).
+
+Resumable: embeddings come from the cache, and each trained model's predictions are written
+atomically as soon as they exist, so a re-run after a crash trains only what is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be run (unknown keys, mismatched resume, bad values)."""
+
+
+@dataclasses.dataclass
+class RunConfig:
+    out_dir: str
+    corpora: dict[str, str]
+    encoders: list[str]
+    heads: list[str]
+    layers: list[str]
+    seeds: list[int]
+    settings: list[str]
+    labels: list[str] | None
+    k_folds: int = 5
+    bootstrap: int = 1000
+    head: dict = dataclasses.field(default_factory=dict)
+    train: dict = dataclasses.field(default_factory=dict)
+    corpus_options: dict = dataclasses.field(default_factory=dict)
+    cache: str | None = None
+    skip_errors: bool = False
+
+    def study(self) -> dict:
+        """What defines the results (not where they are written): the resume key."""
+        d = dataclasses.asdict(self)
+        for k in ("out_dir", "cache", "bootstrap"):
+            d.pop(k)
+        return d
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.study(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+_RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap"}
+_TOP_KEYS = {"run", "corpora", "models", "head", "train", "corpus_options"}
+
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found (shipped: {sorted(p.name for p in CONFIG_DIR.glob('*.toml'))})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown sections {sorted(unknown)}; known: {sorted(_TOP_KEYS)}")
+    run, models = raw.get("run", {}), raw.get("models", {})
+    if set(run) - _RUN_KEYS:
+        raise ConfigError(f"{path}: unknown [run] keys {sorted(set(run) - _RUN_KEYS)}; known: {sorted(_RUN_KEYS)}")
+    if set(models) - {"encoders", "heads", "layers"}:
+        raise ConfigError(f"{path}: unknown [models] keys {sorted(set(models) - {'encoders', 'heads', 'layers'})}")
+    labels = run.get("labels", "shared")
+    return RunConfig(
+        out_dir=run.get("out_dir", "runs/" + path.stem),
+        corpora={k: str(v) for k, v in raw.get("corpora", {}).items()},
+        encoders=list(models.get("encoders", [])),
+        heads=list(models.get("heads", ["fcn", "cnn"])),
+        layers=[str(x) for x in models.get("layers", ["last"])],
+        seeds=[int(s) for s in run.get("seeds", [0, 1, 2, 3, 4])],
+        settings=list(run.get("settings", ["same", "cross", "loco"])),
+        labels=None if labels in ("shared", None, []) else list(labels),
+        k_folds=int(run.get("k_folds", 5)),
+        bootstrap=int(run.get("bootstrap", 1000)),
+        head=raw.get("head", {}),
+        train=raw.get("train", {}),
+        corpus_options=raw.get("corpus_options", {}),
+    )
+
+
+def _split_list(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def parse_args(argv=None) -> RunConfig:
+    p = argparse.ArgumentParser(prog="python -m experiments.cross_corpus",
+                                description="Run a cross-corpus SER benchmark (default: the embedded synthetic study).")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="study config (TOML); default: %(default)s")
+    p.add_argument("--corpus", action="append", help="NAME=ROOT (repeatable; replaces the config's corpora)")
+    p.add_argument("--encoder", action="append", help="registry name, Hub id, TF-Hub handle or folder (repeatable)")
+    p.add_argument("--head", action="append", choices=["fcn", "cnn", "linear"], help="repeatable")
+    p.add_argument("--layer", action="append", help="'last', an index, or 'weighted' (repeatable)")
+    p.add_argument("--seeds", help="comma-separated, e.g. 0,1,2")
+    p.add_argument("--labels", help="comma-separated fixed label set, or 'shared'")
+    p.add_argument("--settings", help="comma-separated subset of same,cross,loco")
+    p.add_argument("--k-folds", type=int)
+    p.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--out", help="run directory")
+    p.add_argument("--cache", help="embedding cache folder (default $JAXSER_CACHE or ~/.cache/jaxser)")
+    p.add_argument("--skip-errors", action="store_true", help="skip and list unreadable audio instead of failing")
+    a = p.parse_args(argv)
+    cfg = load_config(a.config)
+    if a.corpus:
+        cfg.corpora = dict(c.partition("=")[::2] for c in a.corpus)
+    if a.encoder:
+        cfg.encoders = a.encoder
+    if a.head:
+        cfg.heads = a.head
+    if a.layer:
+        cfg.layers = a.layer
+    if a.seeds:
+        cfg.seeds = [int(s) for s in _split_list(a.seeds)]
+    if a.labels:
+        cfg.labels = None if a.labels == "shared" else _split_list(a.labels)
+    if a.settings:
+        cfg.settings = _split_list(a.settings)
+    if a.k_folds:
+        cfg.k_folds = a.k_folds
+    if a.bootstrap is not None:
+        cfg.bootstrap = a.bootstrap
+    if a.out:
+        cfg.out_dir = a.out
+    cfg.cache = a.cache
+    cfg.skip_errors = a.skip_errors
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    from jaxser.corpora.schema import CANONICAL_EMOTIONS
+    from jaxser.protocol import SETTINGS
+
+    if len(cfg.corpora) < 2 and set(cfg.settings) - {"same"}:
+        raise ConfigError(f"cross-corpus settings need >= 2 corpora, got {list(cfg.corpora)}")
+    if not cfg.encoders:
+        raise ConfigError("no encoders configured")
+    if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ConfigError(f"seeds must be distinct and non-empty, got {cfg.seeds}")
+    if set(cfg.settings) - set(SETTINGS):
+        raise ConfigError(f"unknown settings {sorted(set(cfg.settings) - set(SETTINGS))}; known: {SETTINGS}")
+    if cfg.labels and set(cfg.labels) - set(CANONICAL_EMOTIONS):
+        raise ConfigError(f"labels {sorted(set(cfg.labels) - set(CANONICAL_EMOTIONS))} are not canonical "
+                          f"({', '.join(CANONICAL_EMOTIONS)})")
+    for layer in cfg.layers:
+        if layer not in ("last", "weighted"):
+            try:
+                int(layer)
+            except ValueError:
+                raise ConfigError(f"layer {layer!r}: use 'last', 'weighted' or an integer") from None
+
+
+# ----------------------------------------------------------------------------- the run
+
+def _git_hash() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("jaxser", "jax", "jaxlib", "flax", "optax", "numpy", "datasets", "tensorflow", "torch", "opensmile"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+    from jaxser.embed import _atomic_save
+
+    _atomic_save(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def _layer_index(layer: str):
+    return -1 if layer == "last" else "weighted" if layer == "weighted" else int(layer)
+
+
+def run(cfg: RunConfig, *, log=print) -> Path:
+    """Run (or resume) the study; returns the run directory."""
+    from jaxser import corpora, encoders, protocol
+    from jaxser.embed import atomic_write_text, embed
+    from jaxser.heads import HeadConfig
+    from jaxser.report import write_report
+    from jaxser.train import TrainConfig, train_cell
+
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state_file = out / "study.json"
+    if state_file.exists():
+        prev = json.loads(state_file.read_text())
+        if prev["fingerprint"] != cfg.fingerprint():
+            raise ConfigError(f"{out} holds a run of a different study (config {prev['fingerprint']} vs "
+                              f"{cfg.fingerprint()}); choose another --out or delete it")
+        log(f"resuming the run in {out}")
+    atomic_write_text(state_file, json.dumps({"fingerprint": cfg.fingerprint(), "study": cfg.study()}, indent=1))
+
+    # 1. corpora
+    t0 = time.perf_counter()
+    datasets = {}
+    for name, root in cfg.corpora.items():
+        datasets[name] = corpora.load(name, root or None, **cfg.corpus_options.get(name, {}))
+        log(f"corpus {name}: {len(datasets[name])} utterances")
+    timings["corpora_s"] = time.perf_counter() - t0
+
+    # 2. embeddings (cached once per encoder x corpus)
+    t0 = time.perf_counter()
+    emb: dict[str, dict] = {}
+    enc_info: dict[str, dict] = {}
+    for enc_name in cfg.encoders:
+        te = time.perf_counter()
+        enc = encoders.load(enc_name)
+        enc_info[enc_name] = {"fingerprint": enc.fingerprint, "layers": enc.num_layers, "dim": enc.dim}
+        emb[enc_name] = {c: embed(enc, ds, cache=cfg.cache, skip_errors=cfg.skip_errors)
+                         for c, ds in datasets.items()}
+        timings[f"extract_{enc_name}_s"] = time.perf_counter() - te
+        log(f"encoder {enc_name}: {enc.num_layers} x {enc.dim} embeddings ({timings[f'extract_{enc_name}_s']:.1f}s)")
+        for layer in cfg.layers:
+            idx = _layer_index(layer)
+            if isinstance(idx, int) and not -enc.num_layers <= idx < enc.num_layers:
+                raise ConfigError(f"layer {layer} out of range for {enc_name} ({enc.num_layers} layers)")
+        del enc
+    timings["extract_s"] = time.perf_counter() - t0
+
+    # 3. metadata and cells (rows skipped by any encoder are dropped for all: same test sets)
+    frames = []
+    for c, ds in datasets.items():
+        df = ds.select_columns(["id", "corpus", "speaker", "gender", "language", "emotion", "duration"]).to_pandas()
+        df["group"] = corpora.fold_groups(ds)
+        frames.append(df)
+    meta = pd.concat(frames, ignore_index=True)
+    skipped = {u: why for e in emb.values() for x in e.values() for u, why in x.skipped.items()}
+    if skipped:
+        log(f"{len(skipped)} utterances skipped (unusable audio); listed in manifest.json")
+        meta = meta[~meta["id"].isin(skipped)].reset_index(drop=True)
+    cells = protocol.make_cells(meta["corpus"], meta["group"], meta["emotion"], settings=cfg.settings,
+                                k=cfg.k_folds, labels=cfg.labels, seed=0)
+    _atomic_parquet(meta, out / "metadata.parquet")
+    cell_rows, split_rows = [], []
+    for c in cells:
+        cell_rows.append({"name": c.name, "setting": c.setting, "source": c.source, "target": c.target,
+                          "fold": c.fold, "labels": list(c.labels), "train_key": c.train_key,
+                          "val_speaker_disjoint": c.val_speaker_disjoint, "excluded": c.excluded,
+                          "n_fit": len(c.fit), "n_val": len(c.val), "n_test": len(c.test)})
+    for key in dict.fromkeys(c.train_key for c in cells):
+        c = next(x for x in cells if x.train_key == key)
+        split_rows += [(key, "fit", u) for u in meta["id"].to_numpy()[c.fit]]
+        split_rows += [(key, "val", u) for u in meta["id"].to_numpy()[c.val]]
+    atomic_write_text(out / "cells.json", json.dumps(cell_rows, indent=1))
+    _atomic_parquet(pd.DataFrame(split_rows, columns=["train_key", "role", "id"]), out / "splits.parquet")
+
+    manifest = {
+        "config": {**cfg.study(), "out_dir": str(out)}, "fingerprint": cfg.fingerprint(), "seeds": cfg.seeds,
+        "versions": _versions(), "git": _git_hash(),
+        "corpora": {c: {"root": cfg.corpora[c], "n": len(ds), "fingerprint": corpora.fingerprint(ds)}
+                    for c, ds in datasets.items()},
+        "encoders": enc_info, "skipped": skipped,
+        "protocol": {"k_folds": cfg.k_folds, "labels": cfg.labels or "shared", "validation": "speaker-disjoint source split",
+                     "cells": len(cells)},
+    }
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+
+    # 4. train: one model per (encoder, head, layer, train key), all seeds vmapped together
+    t0 = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    groups: dict[str, list] = {}
+    for c in cells:
+        groups.setdefault(c.train_key, []).append(c)
+    ids_all = meta["id"].to_numpy()
+    pred_dir = out / "predictions"
+    jobs = [(e, h, layer, key) for e in cfg.encoders for h in cfg.heads for layer in cfg.layers for key in groups]
+    bar = tqdm(jobs, desc="train", unit="model")
+    for enc_name, head_kind, layer, key in bar:
+        fname = hashlib.sha256(f"{enc_name}|{head_kind}|{layer}|{key}".encode()).hexdigest()[:16]
+        target = pred_dir / f"{fname}.parquet"
+        if target.exists():
+            continue
+        cs = groups[key]
+        c0 = cs[0]
+        x_all = {c: emb[enc_name][c] for c in datasets}
+        def take(rows):
+            sub = meta.iloc[rows]
+            return np.concatenate([x_all[c].take(list(g["id"])) for c, g in sub.groupby("corpus", sort=False)]), \
+                np.concatenate([g.index.to_numpy() for _, g in sub.groupby("corpus", sort=False)])
+        lab_index = {lab: i for i, lab in enumerate(c0.labels)}
+        x_fit, r_fit = take(c0.fit)
+        x_val, r_val = take(c0.val)
+        tests, test_rows = {}, {}
+        for c in cs:
+            tests[c.name], test_rows[c.name] = take(c.test)
+        y = meta["emotion"].map(lab_index)
+        head_cfg = HeadConfig(kind=head_kind, **cfg.head.get(head_kind, {}))
+        train_cfg = TrainConfig(**{**cfg.train, "layer": _layer_index(layer)})
+        res = train_cell(x_fit, y.to_numpy()[r_fit].astype(np.int32), x_val, y.to_numpy()[r_val].astype(np.int32),
+                         tests, n_classes=len(c0.labels), head=head_cfg, config=train_cfg, seeds=cfg.seeds)
+        rows = []
+        for c in cs:
+            probs = np.asarray(res.probs[c.name])  # [S, N, C]
+            rws = test_rows[c.name]
+            for si, seed in enumerate(cfg.seeds):
+                pred = probs[si].argmax(-1)
+                rows.append(pd.DataFrame({
+                    "encoder": enc_name, "head": head_kind, "layer": layer, "cell": c.name, "setting": c.setting,
+                    "source": c.source, "target": c.target, "fold": c.fold, "seed": seed, "train_key": key,
+                    "id": ids_all[rws], "true_label": meta["emotion"].to_numpy()[rws],
+                    "true": y.to_numpy()[rws].astype(np.int32), "pred": pred.astype(np.int32),
+                    "pred_label": np.asarray(c.labels)[pred], "probs": list(probs[si].astype(np.float32)),
+                    "val_uar": float(np.asarray(res.val_uar)[si]), "best_epoch": int(np.asarray(res.best_epoch)[si]),
+                }))
+        _atomic_parquet(pd.concat(rows, ignore_index=True), target)
+    timings["train_s"] = time.perf_counter() - t0
+
+    # 5. results, report, figures
+    t0 = time.perf_counter()
+    write_report(out, bootstrap=cfg.bootstrap)
+    timings["report_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+    manifest["timings"] = timings
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    return out
+
+
+def main(argv=None) -> int:
+    try:
+        cfg = parse_args(argv)
+        out = run(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.csv'}\n"
+          f"check it: python -m pytest spec --run-dir {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
