@@ -1,0 +1,169 @@
+"""The benchmark runner end to end on synthetic corpora, resume, and the spec on its artifacts."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import cross_corpus
+from spec.checks import check_run
+
+pytest.importorskip("opensmile")
+
+
+def _cfg(out, **kw):
+    cfg = cross_corpus.load_config(cross_corpus.DEFAULT_CONFIG)
+    cfg.out_dir = str(out)
+    cfg.corpora = {"synth-alba": "", "synth-bruna": "", "synth-corva": ""}
+    cfg.encoders = ["mfcc"]
+    cfg.heads = ["fcn"]
+    cfg.seeds = [0, 1]
+    cfg.bootstrap = 50
+    cfg.train = {"max_epochs": 8, "patience": 3}
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    cross_corpus.validate(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from jaxser.corpora import synthetic
+
+    names = list(synthetic.CORPORA)[:3]
+    out = tmp_path_factory.mktemp("run") / "r"
+    cfg = _cfg(out, corpora={n: "" for n in names})
+    cross_corpus.run(cfg, log=lambda *a: None)
+    return out, cfg
+
+
+def test_run_writes_every_artifact_and_passes_the_spec(run_dir):
+    out, cfg = run_dir
+    for f in ("manifest.json", "metadata.parquet", "splits.parquet", "cells.json", "results.csv", "results.json",
+              "report.md", "table.tex"):
+        assert (out / f).exists(), f
+    assert list((out / "figures").glob("heatmap_*.png")) and (out / "figures" / "confusion_best_cross.png").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seeds"] == [0, 1] and set(manifest["corpora"]) == set(cfg.corpora)
+    assert all(v["fingerprint"] for v in manifest["encoders"].values())
+    results = pd.read_csv(out / "results.csv")
+    n = len(cfg.corpora)
+    assert set(results["setting"]) == {"same", "cross", "loco"}
+    assert (results["setting"] == "cross").sum() == n * (n - 1)
+    assert ((results["uar_ci_low"] <= results["uar_mean"] + 1e-9) & (results["uar_mean"] <= results["uar_ci_high"] + 1e-9)).all()
+    report = (out / "report.md").read_text()
+    assert "Cross-corpus" in report and "Ranking" in report
+    assert check_run(out) == []
+
+
+def test_results_agree_with_scikit_learn(run_dir):
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    out, _ = run_dir
+    preds = pd.concat(pd.read_parquet(f) for f in (out / "predictions").glob("*.parquet"))
+    results = pd.read_csv(out / "results.csv")
+    r = results[results["setting"] == "cross"].iloc[0]
+    sub = preds[(preds["setting"] == "cross") & (preds["source"] == r["source"]) & (preds["target"] == r["target"])]
+    per_seed = [balanced_accuracy_score(g["true"], g["pred"]) for _, g in sub.groupby("seed")]
+    f1 = [f1_score(g["true"], g["pred"], average="macro", zero_division=0) for _, g in sub.groupby("seed")]
+    assert r["uar_mean"] == pytest.approx(np.mean(per_seed), abs=1e-9)
+    assert r["macro_f1_mean"] == pytest.approx(np.mean(f1), abs=1e-9)
+
+
+def _copy(run_dir, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(run_dir, dst)
+    return dst
+
+
+def test_spec_catches_planted_defects(run_dir, tmp_path):
+    out, _ = run_dir
+    meta = pd.read_parquet(out / "metadata.parquet").set_index("id")
+    cells = json.loads((out / "cells.json").read_text())
+
+    # 1. a test speaker leaks into the training split of a same-corpus fold
+    d = _copy(out, tmp_path / "leak")
+    splits = pd.read_parquet(d / "splits.parquet")
+    preds = pd.concat(pd.read_parquet(f) for f in (d / "predictions").glob("*.parquet"))
+    same = next(c for c in cells if c["setting"] == "same")
+    test_id = preds.loc[preds["cell"] == same["name"], "id"].iloc[0]
+    splits = pd.concat([splits, pd.DataFrame([{"train_key": same["train_key"], "role": "fit", "id": test_id}])])
+    splits.to_parquet(d / "splits.parquet", index=False)
+    assert any("test speakers also in training" in p for p in check_run(d))
+
+    # 2. target-corpus data used for model selection in a cross cell
+    d = _copy(out, tmp_path / "target")
+    splits = pd.read_parquet(d / "splits.parquet")
+    cross = next(c for c in cells if c["setting"] == "cross")
+    tid = meta.index[meta["corpus"] == cross["target"]][0]
+    splits = pd.concat([splits, pd.DataFrame([{"train_key": cross["train_key"], "role": "val", "id": tid}])])
+    splits.to_parquet(d / "splits.parquet", index=False)
+    assert any("target-corpus utterances used in training" in p for p in check_run(d))
+
+    # 3. a reported metric that predictions do not support
+    d = _copy(out, tmp_path / "metric")
+    res = pd.read_csv(d / "results.csv")
+    res.loc[0, "uar_mean"] += 0.05
+    res.to_csv(d / "results.csv", index=False)
+    assert any("recomputed from predictions" in p for p in check_run(d))
+
+    # 4. a missing seed
+    d = _copy(out, tmp_path / "seed")
+    f = sorted((d / "predictions").glob("*.parquet"))[0]
+    p = pd.read_parquet(f)
+    p[p["seed"] != 1].to_parquet(f, index=False)
+    assert any("seeds" in x for x in check_run(d))
+
+    # 5. a label set that breaks the configured rule
+    d = _copy(out, tmp_path / "labels")
+    cj = json.loads((d / "cells.json").read_text())
+    for c in cj:
+        if c["setting"] == "cross":
+            c["labels"] = c["labels"][:-1]
+            break
+    (d / "cells.json").write_text(json.dumps(cj))
+    problems = check_run(d)
+    assert any("label set" in x or "outside the label set" in x for x in problems)
+
+
+def test_interrupted_run_resumes(run_dir, tmp_path):
+    out, cfg = run_dir
+    d = _copy(out, tmp_path / "resume")
+    files = sorted((d / "predictions").glob("*.parquet"))
+    before = pd.read_csv(d / "results.csv")
+    files[0].unlink()  # as if the run died before this model finished
+    (d / "results.csv").unlink()
+    cfg2 = _cfg(d, corpora=cfg.corpora)
+    cross_corpus.run(cfg2, log=lambda *a: None)
+    after = pd.read_csv(d / "results.csv")
+    pd.testing.assert_frame_equal(before, after)  # deterministic retraining of the missing model
+    assert check_run(d) == []
+
+
+def test_resume_refuses_a_different_study(run_dir, tmp_path):
+    out, cfg = run_dir
+    d = _copy(out, tmp_path / "other")
+    cfg2 = _cfg(d, corpora=cfg.corpora, seeds=[0, 1, 2])
+    with pytest.raises(cross_corpus.ConfigError, match="different study"):
+        cross_corpus.run(cfg2, log=lambda *a: None)
+
+
+def test_config_errors_are_clear(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run]\nseedz = [1]\n")
+    with pytest.raises(cross_corpus.ConfigError, match="unknown \\[run\\] keys"):
+        cross_corpus.load_config(bad)
+    with pytest.raises(cross_corpus.ConfigError, match="not canonical"):
+        _cfg(tmp_path, labels=["angry", "furious"])
+    assert cross_corpus.main(["--config", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_shipped_configs_parse():
+    for f in Path(cross_corpus.CONFIG_DIR).glob("*.toml"):
+        cfg = cross_corpus.load_config(f)
+        cross_corpus.validate(cfg)
+        assert cfg.encoders and cfg.corpora
