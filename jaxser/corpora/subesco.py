@@ -1,0 +1,50 @@
+"""SUBESCO, the SUST Bangla Emotional Speech Corpus (Sultana et al. 2021, PLOS ONE): 7000
+sentence-level utterances, 20 professional actors (10 female, 10 male), 10 sentences, 7
+emotions, 5 takes. Names (dataset card, huggingface.co/datasets/sustcsenlp/
+bn_emotion_speech_corpus) have eight underscore-separated parts:
+
+    <F|M>_<speaker number>_<speaker name>_S_<sentence number>_<EMOTION>_<take>.wav
+
+e.g. `F_02_MONIKA_S_1_NEUTRAL_5.wav`. Emotions: ANGRY DISGUST FEAR HAPPY NEUTRAL SAD SURPRISE.
+Speaker numbers restart per gender, so the speaker is gender + number (`F_02`); the name is
+kept in the extra column `speaker_name`, the sentence number in `text`.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from jaxser.corpora.schema import CorpusError, find_audio, map_label
+
+NAME = "subesco"
+LANGUAGE = "bn"
+#: Not asserted here; the card reports the real rates of your copy.
+SAMPLE_RATE = None
+LABEL_MAP = {"ANGRY": "angry", "DISGUST": "disgust", "FEAR": "fear", "HAPPY": "happy", "NEUTRAL": "neutral",
+             "SAD": "sad", "SURPRISE": "surprise"}
+_NAME_RE = re.compile(r"^([FM])_(\d+)_([^_]+)_S_(\d+)_([A-Za-z]+)_(\d+)$")
+
+
+def parse(path: Path) -> dict:
+    m = _NAME_RE.match(path.stem)
+    if not m:
+        raise CorpusError(f"{NAME}: {path} does not follow SUBESCO naming "
+                          "<F|M>_<speaker>_<NAME>_S_<sentence>_<EMOTION>_<take>.wav (e.g. F_02_MONIKA_S_1_NEUTRAL_5.wav)")
+    g, spk, spk_name, sent, code, take = m.groups()
+    emotion = map_label(NAME, code, LABEL_MAP, path)
+    return {"utt": path.stem, "path": str(path), "speaker": f"{g}_{int(spk):02d}",
+            "gender": "female" if g == "F" else "male", "language": LANGUAGE, "emotion": emotion, "raw_label": code,
+            "text": str(int(sent)), "speaker_name": spk_name, "take": str(int(take))}
+
+
+def records(root, *, errors: list | None = None) -> list[dict]:
+    """One record per WAV below root; `errors` collects per-file CorpusErrors instead of raising."""
+    out = []
+    for p in find_audio(root, NAME):
+        try:
+            out.append(parse(p))
+        except CorpusError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+    return out

@@ -1,0 +1,358 @@
+"""IEMOCAP and the multilingual seed-study corpora: fixture trees with the real file names (and
+IEMOCAP's real EmoEvaluation/transcription line formats), short WAVs at each corpus' native
+rate, loaded through `jaxser.corpora.load` exactly as a user would."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxser import audio, corpora
+from jaxser.corpora import CorpusError, UnknownLabelError
+
+
+def tone(path: Path, sr: int, secs: float = 0.2, freq: float = 220.0) -> Path:
+    t = np.arange(int(secs * sr)) / sr
+    return audio.write(path, 0.3 * np.sin(2 * np.pi * freq * t), sr)
+
+
+def _by_utt(ds) -> dict[str, dict]:
+    return {r["id"].split("/", 1)[1]: r for r in ds}
+
+
+# ---------------------------------------------------------------- IEMOCAP
+
+EVAL_HEADER = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
+
+
+def _eval_block(start, end, utt, code, vad=("2.5000", "2.5000", "2.5000")):
+    return (f"[{start} - {end}]\t{utt}\t{code}\t[{vad[0]}, {vad[1]}, {vad[2]}]\n"
+            "C-E2:\tNeutral;\t()\nC-E3:\tNeutral;\t()\nA-E3:\tval 3; act 2; dom  2;\t()\n\n")
+
+
+IEMOCAP_UTTS = {  # utterance -> (session folder, code)
+    "Ses01F_impro01_F000": ("Session1", "neu"),
+    "Ses01F_impro01_M001": ("Session1", "fru"),
+    "Ses01F_impro01_M002": ("Session1", "ang"),
+    "Ses01F_impro01_F003": ("Session1", "sad"),
+    "Ses02M_script01_1_F003": ("Session2", "hap"),
+    "Ses02M_script01_1_M004": ("Session2", "exc"),
+    "Ses02M_script01_1_M005": ("Session2", "xxx"),
+    "Ses02M_script01_1_F006": ("Session2", "sur"),
+}
+
+
+def make_iemocap(root: Path, *, extra_lines: str = "", skip_wav: str | None = None) -> Path:
+    dialogs: dict[tuple[str, str], list[str]] = {}
+    for i, (utt, (sess, code)) in enumerate(IEMOCAP_UTTS.items()):
+        dialog = utt.rsplit("_", 1)[0]
+        dialogs.setdefault((sess, dialog), []).append(_eval_block(f"{2 * i + 0.5:.4f}", f"{2 * i + 1.9:.4f}", utt, code,
+                                                                  (f"{1.5 + i % 3:.4f}", "3.0000", "2.5000")))
+        if utt != skip_wav:
+            tone(root / sess / "sentences" / "wav" / dialog / f"{utt}.wav", 16_000, freq=200 + 10 * i)
+    for (sess, dialog), blocks in dialogs.items():
+        ev = root / sess / "dialog" / "EmoEvaluation" / f"{dialog}.txt"
+        ev.parent.mkdir(parents=True, exist_ok=True)
+        ev.write_text(EVAL_HEADER + "".join(blocks) + extra_lines)
+        # per-rater files in sub-folders must be ignored
+        cat = ev.parent / "Categorical" / f"{dialog}_e2_cat.txt"
+        cat.parent.mkdir(exist_ok=True)
+        cat.write_text(f"{dialog}_F000 :Neutral state; ()\n")
+        trn = root / sess / "dialog" / "transcriptions" / f"{dialog}.txt"
+        trn.parent.mkdir(parents=True, exist_ok=True)
+        trn.write_text("".join(f"{u} [{2 * i:07.4f}-{2 * i + 1:07.4f}]: words of {u}.\n"
+                               for i, u in enumerate(IEMOCAP_UTTS) if u.startswith(dialog)))
+        tone(root / sess / "dialog" / "wav" / f"{dialog}.wav", 16_000, secs=0.5)  # whole dialogue: ignored
+    tone(root / "Session1" / "sentences" / "wav" / "Ses01F_impro01" / "._Ses01F_impro01_F000.wav", 16_000)  # macOS fork
+    return root
+
+
+def test_iemocap_fields(tmp_path):
+    root = make_iemocap(tmp_path / "IEMOCAP_full_release")
+    excluded = Counter()
+    ds = corpora.load("iemocap", root, excluded=excluded)
+    rows = _by_utt(ds)
+    assert set(rows) == {"Ses01F_impro01_F000", "Ses01F_impro01_M002", "Ses01F_impro01_F003",
+                         "Ses02M_script01_1_F003", "Ses02M_script01_1_F006"}
+    assert excluded == Counter({"fru": 1, "exc": 1, "xxx": 1})
+    r = rows["Ses01F_impro01_M002"]
+    assert (r["speaker"], r["gender"], r["emotion"], r["raw_label"]) == ("iemocap/Ses01M", "male", "angry", "ang")
+    assert (r["session"], r["dialog"], r["improvised"]) == ("Ses01", "Ses01F_impro01", "true")
+    assert r["text"] == "words of Ses01F_impro01_M002."
+    assert r["path"] == "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_M002.wav"
+    assert r["language"] == "en" and r["corpus"] == "iemocap"
+    assert abs(r["duration"] - 0.2) < 1e-3
+    r = rows["Ses02M_script01_1_F003"]
+    assert (r["speaker"], r["gender"], r["emotion"], r["improvised"]) == ("iemocap/Ses02F", "female", "happy", "false")
+    assert rows["Ses02M_script01_1_F006"]["emotion"] == "surprise"
+    assert rows["Ses01F_impro01_F000"]["valence"] == "1.5000"
+    # leave-one-session-out is the natural fold unit
+    assert sorted(set(corpora.fold_groups(ds))) == ["iemocap/Ses01", "iemocap/Ses02"]
+
+
+def test_iemocap_merge_excited(tmp_path):
+    root = make_iemocap(tmp_path / "iemocap")
+    excluded = Counter()
+    ds = corpora.load("iemocap", root, merge_excited=True, excluded=excluded)
+    rows = _by_utt(ds)
+    assert rows["Ses02M_script01_1_M004"]["emotion"] == "happy"
+    assert rows["Ses02M_script01_1_M004"]["raw_label"] == "exc"
+    assert excluded == Counter({"fru": 1, "xxx": 1})
+
+
+def test_iemocap_errors(tmp_path):
+    root = make_iemocap(tmp_path / "a", extra_lines=_eval_block("90.0000", "91.0000", "Ses01F_impro01_F009", "bor"))
+    with pytest.raises(UnknownLabelError, match=r"'bor'.*Ses01F_impro01\.txt line"):
+        corpora.load("iemocap", root)
+    root = make_iemocap(tmp_path / "b", skip_wav="Ses01F_impro01_F003")
+    with pytest.raises(CorpusError, match="labels Ses01F_impro01_F003 but no Ses01F_impro01_F003.wav"):
+        corpora.load("iemocap", root)
+    root = make_iemocap(tmp_path / "c", extra_lines="[1.0 - 2.0]\tSes01F_impro01_F010\tneu\n")
+    with pytest.raises(CorpusError, match="cannot parse evaluation line"):
+        corpora.load("iemocap", root)
+    only_wavs = tmp_path / "d"
+    tone(only_wavs / "Ses01F_impro01_F000.wav", 16_000)
+    with pytest.raises(CorpusError, match="EmoEvaluation"):
+        corpora.load("iemocap", only_wavs)
+
+
+# ---------------------------------------------------------------- URDU
+
+def make_urdu(root: Path) -> Path:
+    for folder, name in [("Angry", "SM1_F10_A010"), ("Angry", "SM1_F1_A01"), ("Happy", "SF5_F1_H021"),
+                         ("Neutral", "SM5_F72_N0100"), ("Sad", "SF10_F2_S02"), ("Sad", "SM6_F4_S0100")]:
+        tone(root / folder / f"{name}.wav", 44_100)
+    return root
+
+
+def test_urdu_fields(tmp_path):
+    rows = _by_utt(corpora.load("urdu", make_urdu(tmp_path / "URDU-Dataset-master")))
+    assert len(rows) == 6
+    r = rows["SM1_F10_A010"]
+    assert (r["speaker"], r["gender"], r["emotion"], r["raw_label"], r["language"]) == (
+        "urdu/SM1", "male", "angry", "A", "ur")
+    assert r["path"] == "Angry/SM1_F10_A010.wav"
+    assert (rows["SF10_F2_S02"]["speaker"], rows["SF10_F2_S02"]["gender"]) == ("urdu/SF10", "female")
+    assert rows["SM5_F72_N0100"]["emotion"] == "neutral" and rows["SF5_F1_H021"]["emotion"] == "happy"
+
+
+def test_urdu_errors(tmp_path):
+    root = make_urdu(tmp_path / "u1")
+    tone(root / "Angry" / "SM2_F1_X01.wav", 44_100)
+    with pytest.raises(UnknownLabelError, match=r"'X' in .*SM2_F1_X01.wav"):
+        corpora.load("urdu", root)
+    root = make_urdu(tmp_path / "u2")
+    tone(root / "Happy" / "SM2_F1_A01.wav", 44_100)
+    with pytest.raises(CorpusError, match="in folder 'Happy' but its name says emotion 'A'"):
+        corpora.load("urdu", root)
+    root = make_urdu(tmp_path / "u3")
+    tone(root / "Sad" / "speaker one.wav", 44_100)
+    with pytest.raises(CorpusError, match="does not follow URDU naming"):
+        corpora.load("urdu", root)
+
+
+# ---------------------------------------------------------------- BAVED
+
+def make_baved(root: Path) -> Path:
+    for name in ["0-m-21-0-0-1", "0-m-21-0-1-2", "0-m-21-0-2-3", "56-f-40-2-0-628", "56-f-40-2-1-637",
+                 "56-f-40-2-2-657"]:
+        tone(root / name.split("-")[3] / f"{name}.wav", 16_000)
+    return root
+
+
+def test_baved_default_level_map(tmp_path):
+    rows = _by_utt(corpora.load("baved", make_baved(tmp_path / "BAVED")))
+    assert len(rows) == 6
+    r = rows["56-f-40-2-2-657"]
+    assert (r["speaker"], r["gender"], r["raw_label"], r["level"], r["emotion"]) == (
+        "baved/56", "female", "2", "high", "angry")
+    assert (r["age"], r["word"], r["text"], r["language"], r["path"]) == ("40", "2", "2", "ar", "2/56-f-40-2-2-657.wav")
+    assert rows["0-m-21-0-0-1"]["emotion"] == "sad" and rows["0-m-21-0-0-1"]["level"] == "low"
+    assert rows["0-m-21-0-1-2"]["emotion"] == "neutral" and rows["0-m-21-0-1-2"]["gender"] == "male"
+
+
+def test_baved_level_map_options(tmp_path):
+    root = make_baved(tmp_path / "BAVED")
+    excluded = Counter()
+    ds = corpora.load("baved", root, level_map="strict", excluded=excluded)
+    assert len(ds) == 4 and excluded == Counter({"2": 2}) and set(ds["emotion"]) == {"sad", "neutral"}
+    ds = corpora.load("baved", root, level_map={"0": "boredom", "1": "neutral", "2": "happy"})
+    assert sorted(set(ds["emotion"])) == ["boredom", "happy", "neutral"]
+    with pytest.raises(CorpusError, match="unknown level_map preset"):
+        corpora.load("baved", root, level_map="valence")
+    with pytest.raises(CorpusError, match="invalid"):
+        corpora.load("baved", root, level_map={"2": "excited"})
+
+
+def test_baved_errors(tmp_path):
+    root = make_baved(tmp_path / "b1")
+    tone(root / "1" / "3-m-20-1-3-44.wav", 16_000)
+    with pytest.raises(UnknownLabelError, match=r"'3' in .*3-m-20-1-3-44.wav"):
+        corpora.load("baved", root)
+    root = make_baved(tmp_path / "b2")
+    tone(root / "4" / "3-m-20-1-1-44.wav", 16_000)
+    with pytest.raises(CorpusError, match="word folder '4' but its name says word 1"):
+        corpora.load("baved", root)
+    root = make_baved(tmp_path / "b3")
+    tone(root / "1" / "3_m_20_1_1_44.wav", 16_000)
+    with pytest.raises(CorpusError, match="does not follow BAVED naming"):
+        corpora.load("baved", root)
+
+
+# ---------------------------------------------------------------- AESDD
+
+def make_aesdd(root: Path) -> Path:
+    for folder, name in [("anger", "a01 (1)"), ("disgust", "d04 (5)b"), ("disgust", "d04 (5)"),
+                         ("fear", "f12 (01)"), ("happiness", "h20 (3)"), ("sadness", "s01 (2)")]:
+        tone(root / "Acted Emotional Speech Dynamic Database" / folder / f"{name}.wav", 44_100)
+    return root
+
+
+def test_aesdd_fields(tmp_path):
+    rows = _by_utt(corpora.load("aesdd", make_aesdd(tmp_path / "AESDD")))
+    assert set(rows) == {"a01_1", "d04_5b", "d04_5", "f12_01", "h20_3", "s01_2"}
+    r = rows["d04_5b"]
+    assert (r["speaker"], r["gender"], r["emotion"], r["raw_label"], r["text"], r["take"], r["language"]) == (
+        "aesdd/5", "unknown", "disgust", "d", "04", "b", "el")
+    assert r["path"] == "Acted Emotional Speech Dynamic Database/disgust/d04 (5)b.wav"
+    assert rows["f12_01"]["speaker"] == "aesdd/1" and rows["f12_01"]["emotion"] == "fear"
+    assert rows["h20_3"]["emotion"] == "happy" and rows["s01_2"]["emotion"] == "sad"
+    ds = corpora.load("aesdd", tmp_path / "AESDD", genders={"1": "female", "5": "male"})
+    g = {r["speaker"]: r["gender"] for r in ds}
+    assert g == {"aesdd/1": "female", "aesdd/5": "male", "aesdd/2": "unknown", "aesdd/3": "unknown"}
+
+
+def test_aesdd_errors(tmp_path):
+    root = make_aesdd(tmp_path / "e1")
+    tone(root / "extra" / "n01 (1).wav", 44_100)
+    with pytest.raises(UnknownLabelError, match=r"'n' in .*n01 \(1\)\.wav"):
+        corpora.load("aesdd", root)
+    root = make_aesdd(tmp_path / "e2")
+    tone(root / "fear" / "a02 (1).wav", 44_100)
+    with pytest.raises(CorpusError, match="in folder 'fear' but its name says emotion 'a'"):
+        corpora.load("aesdd", root)
+    root = make_aesdd(tmp_path / "e3")
+    tone(root / "anger" / "anger_01.wav", 44_100)
+    with pytest.raises(CorpusError, match="does not follow AESDD naming"):
+        corpora.load("aesdd", root)
+
+
+# ---------------------------------------------------------------- ShEMO
+
+def make_shemo(root: Path) -> Path:
+    for folder, name in [("female", "F01A01"), ("female", "F01F02"), ("female", "F12W03"), ("male", "M01N03"),
+                         ("male", "M12H10"), ("male", "M07S01")]:
+        tone(root / folder / f"{name}.wav", 44_100)
+    return root
+
+
+def test_shemo_fields(tmp_path):
+    rows = _by_utt(corpora.load("shemo", make_shemo(tmp_path / "ShEMO")))
+    assert len(rows) == 6
+    r = rows["F01F02"]  # F as gender, then F as fear
+    assert (r["speaker"], r["gender"], r["emotion"], r["raw_label"], r["language"]) == (
+        "shemo/F01", "female", "fear", "F", "fa")
+    assert rows["M01N03"]["speaker"] == "shemo/M01" and rows["M01N03"]["gender"] == "male"
+    assert rows["F12W03"]["emotion"] == "surprise" and rows["M07S01"]["emotion"] == "sad"
+    assert rows["F01A01"]["emotion"] == "angry" and rows["M12H10"]["emotion"] == "happy"
+
+
+def test_shemo_errors(tmp_path):
+    root = make_shemo(tmp_path / "s1")
+    tone(root / "male" / "M02X01.wav", 44_100)
+    with pytest.raises(UnknownLabelError, match=r"'X' in .*M02X01.wav"):
+        corpora.load("shemo", root)
+    root = make_shemo(tmp_path / "s2")
+    tone(root / "female" / "M02A01.wav", 44_100)
+    with pytest.raises(CorpusError, match="in folder 'female' but its name says male"):
+        corpora.load("shemo", root)
+
+
+# ---------------------------------------------------------------- SUBESCO
+
+def make_subesco(root: Path) -> Path:
+    for name in ["F_02_MONIKA_S_1_NEUTRAL_5", "F_02_MONIKA_S_10_ANGRY_1", "M_01_SAKIB_S_3_SURPRISE_2",
+                 "M_10_TANVIR_S_7_DISGUST_4", "F_09_JUI_S_2_FEAR_3", "M_01_SAKIB_S_3_HAPPY_1", "F_02_MONIKA_S_4_SAD_2"]:
+        tone(root / "SUBESCO" / f"{name}.wav", 48_000)
+    return root
+
+
+def test_subesco_fields(tmp_path):
+    rows = _by_utt(corpora.load("subesco", make_subesco(tmp_path / "sub")))
+    assert len(rows) == 7
+    r = rows["F_02_MONIKA_S_10_ANGRY_1"]
+    assert (r["speaker"], r["gender"], r["emotion"], r["raw_label"], r["text"], r["speaker_name"], r["take"],
+            r["language"]) == ("subesco/F_02", "female", "angry", "ANGRY", "10", "MONIKA", "1", "bn")
+    assert rows["M_01_SAKIB_S_3_SURPRISE_2"]["speaker"] == "subesco/M_01"
+    assert rows["M_01_SAKIB_S_3_SURPRISE_2"]["gender"] == "male"
+    assert {rows[k]["emotion"] for k in rows} == {"neutral", "angry", "surprise", "disgust", "fear", "happy", "sad"}
+
+
+def test_subesco_errors(tmp_path):
+    root = make_subesco(tmp_path / "x1")
+    tone(root / "SUBESCO" / "F_03_RIA_S_1_BORED_1.wav", 48_000)
+    with pytest.raises(UnknownLabelError, match=r"'BORED' in .*F_03_RIA_S_1_BORED_1.wav"):
+        corpora.load("subesco", root)
+    root = make_subesco(tmp_path / "x2")
+    tone(root / "SUBESCO" / "F_03_RIA_1_ANGRY_1.wav", 48_000)
+    with pytest.raises(CorpusError, match="does not follow SUBESCO naming"):
+        corpora.load("subesco", root)
+
+
+# ---------------------------------------------------------------- CaFE
+
+def make_cafe(root: Path) -> Path:
+    for rel in ["Colère/Faible/01-C-1-1.wav", "Colère/Fort/02-C-2-6.wav", "Dégoût/Faible/03-D-1-2.wav",
+                "Joie/Fort/04-J-2-3.wav", "Neutre/11-N-1-4.wav", "Peur/Faible/12-P-1-5.wav",
+                "Surprise/Fort/05-S-2-1.wav", "Tristesse/Faible/06-T-1-2.wav"]:
+        tone(root / "CaFE_48k" / rel, 48_000)
+    return root
+
+
+def test_cafe_fields(tmp_path):
+    rows = _by_utt(corpora.load("cafe", make_cafe(tmp_path / "cafe")))
+    assert len(rows) == 8
+    r = rows["02-C-2-6"]
+    assert (r["speaker"], r["gender"], r["emotion"], r["raw_label"], r["text"], r["intensity"], r["language"]) == (
+        "cafe/02", "female", "angry", "C", "6", "fort", "fr-CA")
+    assert r["path"] == "CaFE_48k/Colère/Fort/02-C-2-6.wav"
+    assert rows["01-C-1-1"]["gender"] == "male" and rows["01-C-1-1"]["intensity"] == "faible"
+    assert rows["11-N-1-4"]["emotion"] == "neutral" and rows["11-N-1-4"]["intensity"] == ""
+    assert {r["emotion"] for r in rows.values()} == {"angry", "disgust", "happy", "neutral", "fear", "surprise", "sad"}
+    ds = corpora.load("cafe", tmp_path / "cafe", genders={"1": "female"})
+    assert _by_utt(ds)["01-C-1-1"]["gender"] == "female"
+
+
+def test_cafe_aiff_and_errors(tmp_path):
+    root = tmp_path / "c192"
+    tone(root / "Neutre" / "01-N-1-1.aiff", 192_000, secs=0.1)  # the 192 kHz release is AIFF
+    audio.write(root / "Joie" / "Faible" / "02-J-1-1.aiff", np.full(9600, 0.1), 192_000)
+    ds = corpora.load("cafe", root)
+    assert sorted(ds["emotion"]) == ["happy", "neutral"]
+    root = make_cafe(tmp_path / "c1")
+    tone(root / "Joie" / "Fort" / "07-X-2-1.wav", 48_000)
+    with pytest.raises(UnknownLabelError, match=r"'X' in .*07-X-2-1.wav"):
+        corpora.load("cafe", root)
+    root = make_cafe(tmp_path / "c2")
+    tone(root / "Joie" / "Fort" / "07-J-1-1.wav", 48_000)
+    with pytest.raises(CorpusError, match="folder 'Fort' but its name says intensity 1"):
+        corpora.load("cafe", root)
+    root = make_cafe(tmp_path / "c3")
+    tone(root / "Peur" / "Fort" / "07-J-2-1.wav", 48_000)
+    with pytest.raises(CorpusError, match="folder 'Peur' but its name says emotion 'J'"):
+        corpora.load("cafe", root)
+
+
+def test_collect_errors_instead_of_raising(tmp_path):
+    """Loaders take `errors=[]` to skip and list bad files (what the corpus card uses)."""
+    from jaxser.corpora import urdu
+
+    root = make_urdu(tmp_path / "u")
+    tone(root / "Angry" / "SM2_F1_X01.wav", 44_100)
+    tone(root / "Angry" / "notes.wav", 44_100)
+    errors: list = []
+    recs = urdu.records(root, errors=errors)
+    assert len(recs) == 6 and len(errors) == 2
+    assert any(isinstance(e, UnknownLabelError) and e.path.endswith("SM2_F1_X01.wav") for e in errors)
