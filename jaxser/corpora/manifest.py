@@ -80,7 +80,7 @@ def read_rows(manifest: Path) -> list[tuple[int, dict]]:
     return rows
 
 
-def records(root, name: str | None = None, *, label_map: Mapping[str, str] | None = None,
+def read_manifest(root, name: str | None = None, *, label_map: Mapping[str, str] | None = None,
             language: str = "und") -> tuple[str, Path, list[dict]]:
     """(corpus name, manifest folder, records) for the manifest at `root`."""
     manifest = find_manifest(root)
@@ -132,5 +132,5 @@ def load(root, name: str | None = None, **options):
     folder's name for `manifest.csv`); options: `label_map`, `language` (default for rows
     without one, "und").
     """
-    corpus, base, recs = records(root, name, **options)
+    corpus, base, recs = read_manifest(root, name, **options)
     return build_dataset(corpus, base, recs)
