@@ -86,6 +86,26 @@ def test_load_path_matches_direct_call(models):
     assert np.abs(_direct(models["trill"], [padded]) - out[3, 0]).max() > 1e-3
 
 
+def test_keras_export_runs_in_inference_mode(tmp_path):
+    """TRILLsson was exported from a tf.keras Model (models.py: Input 'audio_samples', dict output
+    'embedding'); such a SavedModel traces call() for training True and False. Batch norm and
+    dropout must run in inference mode, or outputs would depend on the batch."""
+    keras = pytest.importorskip("tf_keras", reason="the Keras-export check needs tf-keras")
+    inp = keras.Input((None,), name="audio_samples")
+    h = keras.layers.Lambda(lambda a: tf.signal.frame(a, 400, 160))(inp)
+    h = keras.layers.Dropout(0.5)(keras.layers.BatchNormalization()(keras.layers.Dense(16)(h)))
+    h = keras.layers.Lambda(lambda z: tf.reduce_mean(z, axis=1))(h)
+    model = keras.Model(inputs=[inp], outputs={"embedding": keras.layers.Dense(1024)(h)})
+    model.save(str(tmp_path / "keras"), save_format="tf")
+    enc = encoders.load(str(tmp_path / "keras"))
+    waves = _waves([6000, 6000, 9000], seed=7)
+    out = enc.embed(waves)[:, 0]
+    expected = np.concatenate([model(w[None], training=False)["embedding"].numpy() for w in waves])
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(enc.embed(waves[:1])[0, 0], out[0], rtol=1e-5, atol=1e-6)
+    assert "False" in enc.signature
+
+
 def test_batch_invariance(models):
     enc = tfhub.load(str(models["trill"]), batch_seconds=0.6)  # forces several calls
     waves = _waves([4000, 4000, 7000, 4000, 2500], seed=3)

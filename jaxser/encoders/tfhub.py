@@ -212,14 +212,23 @@ def find_callable(obj, path, tf) -> tuple[Callable, int | None, str]:
     """
     found: list[str] = []
     call = getattr(obj, "__call__", None) if callable(obj) else None
-    for cf in getattr(call, "concrete_functions", None) or []:
+    concrete = getattr(call, "concrete_functions", None) or []
+    # A Keras export (how TRILLsson was saved) traces call(inputs, training, mask) for training
+    # True and False: ask for inference explicitly, or batch norm would use batch statistics.
+    keras_style = any(len(cf.structured_input_signature[0]) > 1
+                      and cf.structured_input_signature[0][1] is False for cf in concrete)
+    for cf in concrete:
         args, kwargs = cf.structured_input_signature
-        specs = [_spec_str(a) for a in args] + [f"{k}={_spec_str(v)}" for k, v in kwargs.items()]
+        specs = [_spec_str(a) if hasattr(a, "shape") else repr(a) for a in args]
+        specs += [f"{k}={_spec_str(v)}" for k, v in kwargs.items()]
         found.append("__call__" + _describe(specs, cf.structured_outputs))
         if args and _audio_spec_ok(args[0], tf) and _output_ok(cf.structured_outputs, tf):
             extra = [a for a in args[1:] if isinstance(a, tf.TensorSpec)]
-            if not extra and not any(isinstance(v, tf.TensorSpec) for v in kwargs.values()):
+            if not extra and not any(isinstance(v, tf.TensorSpec) for v in kwargs.values()) \
+                    and (not keras_style or (len(args) > 1 and args[1] is False)):
                 dim = cf.structured_outputs["embedding"].shape[1]
+                if keras_style:
+                    return (lambda x: obj(x, training=False)["embedding"]), dim, found[-1]
                 return (lambda x: obj(x)["embedding"]), dim, found[-1]
     for name, sig in sorted(getattr(obj, "signatures", {}).items()):
         _, kwargs = sig.structured_input_signature
