@@ -55,7 +55,7 @@ def module(name: str):
     return importlib.import_module(f"jaxser.corpora.{_MODULES[key]}")
 
 
-def load(name: str, root=None, **options):
+def load(name: str, root=None, /, **options):
     """Load corpus `name` found below folder `root` into the unified schema.
 
     Synthetic corpora (`jaxser.corpora.synthetic.CORPORA`) need no root: they are generated

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from jaxser.corpora.ravdess import drop_duplicate_copies
+from jaxser.corpora.schema import drop_duplicate_copies
 from jaxser.corpora.schema import CorpusError, find_audio, map_label
 
 NAME = "savee"

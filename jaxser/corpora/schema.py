@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -148,3 +149,43 @@ def fingerprint(ds) -> str:
         except OSError:
             h.update(f"{uid}\0{p}\0missing\n".encode())
     return h.hexdigest()[:16]
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (streamed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def drop_duplicate_copies(corpus: str, records: list[dict]) -> list[dict]:
+    """Keep one record per utterance id when a redistribution ships byte-identical copies.
+
+    Kaggle archives of RAVDESS and TESS contain the corpus twice under different folders;
+    refusing them would make the common download unusable, silently keeping either would
+    hide a real conflict. So: identical bytes -> keep the first path (sorted) and warn once
+    with the count; different bytes under one id -> CorpusError naming both files.
+    """
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(r["utt"], []).append(r)
+    out, dropped, example = [], 0, None
+    for utt, rs in groups.items():
+        if len(rs) > 1:
+            rs = sorted(rs, key=lambda r: (len(Path(r["path"]).parts), str(r["path"])))
+            first = Path(rs[0]["path"])
+            ref = (first.stat().st_size, file_digest(first))
+            for other in rs[1:]:
+                p = Path(other["path"])
+                if (p.stat().st_size, file_digest(p)) != ref:
+                    raise CorpusError(f"{corpus}: utterance {utt!r} found twice with different contents: "
+                                      f"{first} and {p}; remove one of the copies")
+                dropped += 1
+                example = example or (first, p)
+        out.append(rs[0])
+    if dropped:
+        warnings.warn(f"{corpus}: {dropped} file(s) are identical copies of others below the root "
+                      f"(e.g. {example[1]} = {example[0]}); each utterance is used once", stacklevel=3)
+    return out

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 from jaxser.audio import AudioError, info
-from jaxser.corpora.ravdess import drop_duplicate_copies
+from jaxser.corpora.schema import drop_duplicate_copies
 from jaxser.corpora.schema import CorpusError, find_audio, map_label
 
 NAME = "tess"
