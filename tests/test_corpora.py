@@ -396,7 +396,7 @@ def test_manifest_csv_relative_absolute_label_map(clips):
     # loader's name, so an explicit corpus name goes through the module)
     from jaxser.corpora import manifest
 
-    ds = manifest.load(d / "manifest.csv", name="urdu-mine", label_map={"ang": "angry", "hap": "happy"})
+    ds = corpora.load("manifest", d / "manifest.csv", name="urdu-mine", label_map={"ang": "angry", "hap": "happy"})
     assert ds[0]["id"].startswith("urdu-mine/") and ds[0]["speaker"].startswith("urdu-mine/")
 
 
