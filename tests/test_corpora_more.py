@@ -3,6 +3,7 @@ IEMOCAP's real EmoEvaluation/transcription line formats), short WAVs at each cor
 rate, loaded through `jaxser.corpora.load` exactly as a user would."""
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from jaxser import audio, corpora
 from jaxser.corpora import CorpusError, UnknownLabelError
 
 
-def tone(path: Path, sr: int, secs: float = 0.2, freq: float = 220.0) -> Path:
+def tone(path: Path, sr: int, secs: float = 0.2, freq: float | None = None) -> Path:
+    """A short sine; its pitch depends on the file name so no two fixture files are identical."""
+    if freq is None:
+        freq = 100.0 + zlib.crc32(Path(path).name.encode()) % 100_000 / 200
     t = np.arange(int(secs * sr)) / sr
     return audio.write(path, 0.3 * np.sin(2 * np.pi * freq * t), sr)
 

@@ -1,0 +1,168 @@
+"""The corpus card: per-corpus counts, speakers, durations, native rates, label map, and the
+problems it must report instead of crashing (corrupt, all-zero and duplicate files, unknown
+codes), on every loader's fixture and through the CLI."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxser import audio, corpora
+from jaxser.corpora import __main__ as cli
+from jaxser.corpora.card import TABLES, describe, render
+from test_corpora_more import (make_aesdd, make_baved, make_cafe, make_iemocap, make_shemo, make_subesco,
+                               make_urdu, tone)
+
+#: corpus -> (fixture, native rate, utterances in the clean fixture, planted files:
+#: (corrupt, all-zero, duplicate-of-first-file, unknown code))
+CASES = {
+    "urdu": (make_urdu, 44_100, 6, ("Angry/SM9_F1_A0200.wav", "Sad/SM9_F2_S0201.wav", "Happy/SM9_F3_H0202.wav",
+                                    "Sad/SM9_F4_Q0203.wav")),
+    "baved": (make_baved, 16_000, 6, ("0/9-m-30-0-1-900.wav", "1/9-m-30-1-1-901.wav", "2/9-m-30-2-2-902.wav",
+                                      "3/9-m-30-3-7-903.wav")),
+    "aesdd": (make_aesdd, 44_100, 6, ("anger/a05 (4).wav", "fear/f05 (4).wav", "sadness/s05 (4).wav",
+                                      "other/x05 (4).wav")),
+    "shemo": (make_shemo, 44_100, 6, ("female/F20A01.wav", "female/F20N02.wav", "male/M20S01.wav",
+                                      "male/M20Q01.wav")),
+    "subesco": (make_subesco, 48_000, 7, ("SUBESCO/F_05_RIMA_S_1_ANGRY_1.wav", "SUBESCO/F_05_RIMA_S_2_SAD_1.wav",
+                                          "SUBESCO/F_05_RIMA_S_3_FEAR_1.wav", "SUBESCO/F_05_RIMA_S_4_CALM_1.wav")),
+    "cafe": (make_cafe, 48_000, 8, ("Joie/Faible/09-J-1-1.wav", "Peur/Fort/09-P-2-2.wav", "Neutre/09-N-1-3.wav",
+                                    "Autre/09-Q-1-4.wav")),
+}
+
+
+def _plant(root: Path, sr: int, corrupt: str, zero: str, dup: str, unknown: str) -> None:
+    (root / corrupt).parent.mkdir(parents=True, exist_ok=True)
+    (root / corrupt).write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
+    audio.write(root / zero, np.zeros(int(0.2 * sr)), sr)
+    first = sorted(p for p in root.rglob("*.wav") if p.name != Path(corrupt).name)[0]
+    (root / dup).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(first, root / dup)
+    tone(root / unknown, sr)
+
+
+def _check_consistent(card, n):
+    assert list(card) == list(TABLES)
+    s = card["summary"].iloc[0]
+    assert s["utterances"] == n
+    assert card["emotions"]["utterances"].sum() == n
+    assert card["speakers"]["utterances"].sum() == n
+    assert card["gender"]["utterances"].sum() == n
+    assert card["gender"]["speakers"].sum() == s["speakers"] == len(card["speakers"])
+    assert card["label_map"]["utterances"].sum() == n
+    assert abs(card["emotions"]["share"].sum() - 1) < 1e-9
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_card_clean_fixture(tmp_path, name):
+    make, sr, n, _ = CASES[name]
+    root = make(tmp_path / name)
+    card = describe(name, root)
+    _check_consistent(card, n)
+    assert card["problems"].empty, card["problems"]
+    assert card["sample_rates"].to_dict("records") == [{"sample_rate": sr, "channels": 1, "files": n}]
+    d = card["durations"].set_index("subset").loc["all"]
+    assert d["count"] == n and abs(d["mean_s"] - 0.2) < 1e-3 and abs(d["total_h"] - n * 0.2 / 3600) < 1e-6
+    mod = corpora.module(name)
+    lm = card["label_map"].set_index("code")["emotion"].to_dict()
+    assert all(lm[c] == e for c, e in mod.LABEL_MAP.items())
+    text = render(card)
+    assert f"== {name}" in text and "utterances by emotion" in text and "problems\n   (none)" in text
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_card_reports_planted_problems(tmp_path, name):
+    make, sr, n, planted = CASES[name]
+    root = make(tmp_path / name)
+    _plant(root, sr, *planted)
+    card = describe(name, root)
+    probs = card["problems"]
+    kinds = dict(zip(probs["path"].map(lambda p: Path(p).name if p else ""), probs["kind"]))
+    corrupt, zero, dup, unknown = (Path(p).name for p in planted)
+    assert kinds[corrupt] == "unreadable"
+    assert kinds[zero] == "all_zero"
+    assert kinds[dup] == "duplicate"
+    assert kinds[unknown] == "unknown_label"
+    assert len(probs) == 4, probs
+    # corrupt, zero and duplicate files have valid names: they are utterances, flagged
+    _check_consistent(card, n + 3)
+    assert "unknown emotion code" in render(card)
+    # a header-only pass still catches the corrupt file but not the silent one
+    fast = describe(name, root, decode=False, hashes=False)
+    assert set(fast["problems"]["kind"]) == {"unreadable", "unknown_label"}
+
+
+def test_card_iemocap(tmp_path):
+    from test_corpora_more import _eval_block
+
+    root = make_iemocap(tmp_path / "iemocap",
+                        extra_lines=_eval_block("90.0000", "91.0000", "Ses01F_impro01_F009", "bor"))
+    tone(root / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F009.wav", 16_000)
+    card = describe("iemocap", root)
+    probs = card["problems"]
+    # the fixture appends the bad line to both dialogues' evaluation files: two reports
+    assert probs["kind"].tolist() == ["unknown_label"] * 2 and all("'bor'" in d for d in probs["detail"])
+    _check_consistent(card, 5)
+    assert card["excluded"].set_index("raw_label")["utterances"].to_dict() == {"exc": 1, "fru": 1, "xxx": 1}
+    lm = card["label_map"].set_index("code")
+    assert lm.loc["exc", "emotion"] == "(excluded)" and lm.loc["exc", "excluded"] == 1
+    assert card["summary"]["excluded"][0] == 3
+    merged = describe("iemocap", root, merge_excited=True)
+    assert merged["label_map"].set_index("code").loc["exc", "emotion"] == "happy"
+    assert merged["summary"]["utterances"][0] == 6
+    assert set(card["speakers"]["speaker"]) == {"Ses01F", "Ses01M", "Ses02F"}
+    # corrupt one utterance: reported, not a crash
+    (root / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F003.wav").write_bytes(b"junk")
+    assert "unreadable" in set(describe("iemocap", root)["problems"]["kind"])
+
+
+def test_card_from_dataset(tmp_path):
+    ds = corpora.load("shemo", make_shemo(tmp_path / "shemo"))
+    card = describe(ds)
+    _check_consistent(card, len(ds))
+    assert card["summary"]["corpus"][0] == "shemo" and card["problems"].empty
+
+
+def test_card_layout_error_reported(tmp_path):
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    card = describe("urdu", empty)
+    assert card["problems"]["kind"].tolist() == ["layout"]
+    assert "no .wav files found" in card["problems"]["detail"][0]
+    assert card["summary"]["utterances"][0] == 0
+
+
+def test_cli_describe(tmp_path, capsys):
+    u = make_urdu(tmp_path / "urdu")
+    b = make_baved(tmp_path / "baved")
+    _plant(b, 16_000, *CASES["baved"][3])
+    out_json, csv_dir = tmp_path / "card.json", tmp_path / "csv"
+    rc = cli.main(["describe", f"urdu={u}", f"BAVED={b}", "-o", "baved.level_map=strict", "--json", str(out_json),
+                   "--csv-dir", str(csv_dir)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "== urdu" in text and "== baved" in text and "all_zero" in text
+    data = json.loads(out_json.read_text())
+    assert data["urdu"]["summary"][0]["utterances"] == 6
+    assert data["baved"]["summary"][0]["excluded"] == 3  # strict: the two level-2 files + the duplicate
+    assert (csv_dir / "baved_problems.csv").is_file() and (csv_dir / "urdu_emotions.csv").is_file()
+    assert cli.main(["describe", f"urdu={u}", f"baved={b}", "--strict", "--json", "-"]) == 1
+    assert json.loads(capsys.readouterr().out)["baved"]["problems"]
+    assert cli.main(["describe", "nosuchcorpus=/tmp"]) == 2
+    assert "unknown corpus" in capsys.readouterr().err
+
+
+def test_card_synthetic(tmp_path):
+    try:
+        from jaxser.corpora import synthetic
+    except ImportError as e:  # written in parallel; only tested once it exists
+        pytest.skip(f"jaxser.corpora.synthetic not importable: {e}")
+    name = "synth-duna" if "synth-duna" in synthetic.CORPORA else sorted(synthetic.CORPORA)[0]
+    card = describe(name, tmp_path / name, decode=False)
+    n = card["summary"]["utterances"][0]
+    assert n > 0 and card["problems"].empty
+    _check_consistent(card, n)
+    assert len(card["sample_rates"]) == 1
