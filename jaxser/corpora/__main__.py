@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -50,8 +51,8 @@ def main(argv=None) -> int:
         name, sep, root = spec.partition("=")
         key = canonical_name(name)
         try:
-            card = describe(key, root if sep else None, decode=not args.no_decode, hashes=not args.no_hash,
-                            **opts.get(key, {}))
+            card = describe(key, os.path.expanduser(root) if sep else None, decode=not args.no_decode,
+                            hashes=not args.no_hash, **opts.get(key, {}))
         except (CorpusError, TypeError) as e:
             print(f"error: {spec}: {e}", file=sys.stderr)
             return 2

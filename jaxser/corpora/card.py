@@ -138,9 +138,12 @@ def describe(ds_or_name, root=None, *, decode: bool = True, hashes: bool = True,
             mod = corpora.module(name)
             if root is None:
                 raise CorpusError(f"{name}: a corpus root is needed to describe it (NAME=ROOT)")
-            if hasattr(mod, "load") and not hasattr(mod, "records"):
+            own_name = getattr(mod, "NAME", name)
+            if hasattr(mod, "load") and not hasattr(mod, "records"):  # the manifest loader names its corpus
                 try:
-                    rows = _rows_from_dataset(mod.load(root, **options))
+                    ds = mod.load(root, **options)
+                    rows = _rows_from_dataset(ds)
+                    own_name = ds["corpus"][0] if len(ds) else own_name
                 except CorpusError as e:
                     problems.append({"kind": _error_kind(e), "path": getattr(e, "path", ""), "detail": str(e)})
                     rows = []
@@ -149,7 +152,7 @@ def describe(ds_or_name, root=None, *, decode: bool = True, hashes: bool = True,
             lm = getattr(mod, "label_map", None)
             label_map = lm(**{k: v for k, v in options.items() if k in inspect.signature(lm).parameters}) \
                 if callable(lm) else getattr(mod, "LABEL_MAP", None)
-            name = getattr(mod, "NAME", name)
+            name = own_name
     else:
         ds = ds_or_name
         name = ds["corpus"][0] if len(ds) else "?"

@@ -29,7 +29,8 @@ def parse(path: Path) -> dict:
     m = _NAME_RE.match(path.stem)
     if not m:
         raise CorpusError(f"{NAME}: {path} does not follow SUBESCO naming "
-                          "<F|M>_<speaker>_<NAME>_S_<sentence>_<EMOTION>_<take>.wav (e.g. F_02_MONIKA_S_1_NEUTRAL_5.wav)")
+                          "<F|M>_<speaker>_<NAME>_S_<sentence>_<EMOTION>_<take>.wav "
+                          "(e.g. F_02_MONIKA_S_1_NEUTRAL_5.wav)")
     g, spk, spk_name, sent, code, take = m.groups()
     emotion = map_label(NAME, code, LABEL_MAP, path)
     return {"utt": path.stem, "path": str(path), "speaker": f"{g}_{int(spk):02d}",
