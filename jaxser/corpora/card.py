@@ -49,10 +49,15 @@ def _call_records(mod, root, options, problems, excluded):
         kw["errors"] = errors
     if "excluded" in params:
         kw["excluded"] = excluded
+    from jaxser.audio import AudioError
+
     try:
         recs = mod.records(root, **kw)
     except CorpusError as e:  # a loader without error collection stops at the first problem
         problems.append({"kind": _error_kind(e), "path": getattr(e, "path", ""), "detail": str(e)})
+        recs = []
+    except AudioError as e:  # loaders that read headers themselves (e.g. TESS, for durations)
+        problems.append({"kind": _classify(e.reason), "path": e.path, "detail": str(e)})
         recs = []
     for e in errors:
         problems.append({"kind": _error_kind(e), "path": getattr(e, "path", ""), "detail": str(e)})
