@@ -13,6 +13,11 @@ import urllib.error
 import numpy as np
 import pytest
 
+from jaxser.encoders.handcrafted import preload_opensmile  # noqa: E402
+
+# Importing TensorFlow here, at collection, would precede every other test file's use of
+# openSMILE, which then crashes the process; jaxser's own TF import does the same first.
+preload_opensmile()
 tf = pytest.importorskip("tensorflow", reason="TF-Hub encoders need TensorFlow (pip install 'jaxser[tf]')")
 
 import jaxser.encoders as encoders  # noqa: E402

@@ -13,9 +13,15 @@ the pre-trained encoders, so the heads, protocol and cache treat them alike.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import importlib.util
+import os
+import platform
+import sys
 from dataclasses import asdict, dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -26,16 +32,48 @@ KINDS = ("egemaps", "mfcc")
 
 
 # ----------------------------------------------------------------------------- eGeMAPS
+_SMILE_PRELOADED = False
+
+
+def preload_opensmile() -> None:
+    """Load openSMILE's C library with its symbols bound to itself, before anything else.
+
+    Measured here (opensmile 2.6, TensorFlow 2.21, Linux): when TensorFlow is loaded before
+    opensmile, libSMILEapi resolves some of its symbols to TensorFlow's global ones and the first
+    `process_signal` aborts the process (`malloc(): invalid size`). Loading the library once with
+    RTLD_DEEPBIND keeps it self-contained; opensmile's own plain `cdll.LoadLibrary` of the same
+    file then reuses that handle. Called before jaxser imports TensorFlow and before it imports
+    opensmile; a no-op when opensmile is already imported or the platform has no RTLD_DEEPBIND.
+    """
+    global _SMILE_PRELOADED
+    if _SMILE_PRELOADED or "opensmile" in sys.modules or not hasattr(os, "RTLD_DEEPBIND"):
+        return
+    _SMILE_PRELOADED = True
+    spec = importlib.util.find_spec("opensmile")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    libs = sorted(Path(next(iter(spec.submodule_search_locations))).glob("core/bin/*/libSMILEapi.so"))
+    libs = [p for p in libs if platform.machine() in p.parent.name] or libs
+    if libs:
+        ctypes.CDLL(str(libs[0].resolve()), mode=os.RTLD_DEEPBIND | os.RTLD_LOCAL)
+
+
+def _import_opensmile():
+    preload_opensmile()
+    try:
+        import opensmile
+    except ImportError:
+        raise EncoderError("the egemaps encoder needs openSMILE: pip install opensmile") from None
+    return opensmile
+
+
 class EGeMAPSEncoder(Encoder):
     """openSMILE eGeMAPSv02 functionals: [B, 1, 88]."""
 
     num_layers = 1
 
     def __init__(self):
-        try:
-            import opensmile
-        except ImportError:
-            raise EncoderError("the egemaps encoder needs openSMILE: pip install opensmile") from None
+        opensmile = _import_opensmile()
         self._smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                                       feature_level=opensmile.FeatureLevel.Functionals)
         self.name = "egemaps"

@@ -27,6 +27,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -56,6 +57,10 @@ def _tf(gpu: bool = True):
     """Import TensorFlow once, configured so that it co-exists with JAX on one accelerator."""
     global _TF_CONFIGURED
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules:  # openSMILE crashes if loaded plainly after TF (see there)
+        from jaxser.encoders.handcrafted import preload_opensmile
+
+        preload_opensmile()
     try:
         import tensorflow as tf
     except ImportError:
