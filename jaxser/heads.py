@@ -1,0 +1,144 @@
+"""Flax downstream heads for frozen speech embeddings: FCN, 1-D CNN and a linear probe.
+
+Heads map one utterance embedding ``[B, D]`` (or all encoder layers ``[B, L, D]`` when the
+learned layer mix is on) to class *logits*; the trainer applies the softmax, because a fused
+log-softmax + NLL is numerically safer than taking the log of a softmax output layer.
+Every choice the seed papers leave open is a field of ``HeadConfig`` (defaults documented in
+docs/training.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+HEAD_KINDS = ("fcn", "cnn", "linear")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Architecture of a downstream head (hashable, so it can key caches and results).
+
+    kind:           "fcn" (dense ReLU stack), "cnn" (1-D conv over the embedding vector),
+                    "linear" (a probe: one dense layer, no hidden units, no dropout).
+    hidden:         widths of the hidden dense layers (fcn: the whole body; cnn: after flatten).
+    dropout:        dropout rate after every hidden dense layer (training only).
+    conv_channels:  cnn only: output channels of each conv + max-pool block.
+    kernel_size:    cnn only: 1-D convolution width.
+    pool:           cnn only: max-pool window and stride.
+    """
+
+    kind: str = "fcn"
+    hidden: tuple[int, ...] = (256, 128)
+    dropout: float = 0.3
+    conv_channels: tuple[int, ...] = (32, 64)
+    kernel_size: int = 3
+    pool: int = 2
+
+    def __post_init__(self):
+        if self.kind not in HEAD_KINDS:
+            raise ValueError(f"HeadConfig.kind={self.kind!r}; expected one of {HEAD_KINDS}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"HeadConfig.dropout={self.dropout}; expected 0 <= dropout < 1")
+        if any(int(h) <= 0 for h in self.hidden) or any(int(c) <= 0 for c in self.conv_channels):
+            raise ValueError(f"HeadConfig: layer sizes must be positive, got hidden={self.hidden}, "
+                             f"conv_channels={self.conv_channels}")
+        if self.kernel_size < 1 or self.pool < 1:
+            raise ValueError(f"HeadConfig: kernel_size={self.kernel_size} and pool={self.pool} must be >= 1")
+        # tuples keep the config hashable even when a caller passes lists
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
+
+
+class _DenseStack(nn.Module):
+    """Dense -> ReLU -> Dropout for each width, then the class layer."""
+
+    hidden: tuple[int, ...]
+    dropout: float
+    n_classes: int
+
+    @nn.compact
+    def __call__(self, x, *, train: bool = False):
+        for i, width in enumerate(self.hidden):
+            x = nn.relu(nn.Dense(width, name=f"dense_{i}")(x))
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return nn.Dense(self.n_classes, name="logits")(x)
+
+
+class FCNHead(nn.Module):
+    """The seed study's fully connected head: a few dense ReLU layers with dropout."""
+
+    cfg: HeadConfig
+    n_classes: int
+
+    @nn.compact
+    def __call__(self, x, *, train: bool = False):
+        return _DenseStack(self.cfg.hidden, self.cfg.dropout, self.n_classes, name="body")(x, train=train)
+
+
+class CNNHead(nn.Module):
+    """1-D CNN over the embedding treated as a 1-channel sequence of length D (conv + max-pool
+    blocks, flatten, dense layers), as in the seed papers' CNN downstream model."""
+
+    cfg: HeadConfig
+    n_classes: int
+
+    @nn.compact
+    def __call__(self, x, *, train: bool = False):
+        h = x[..., None]  # [B, D, 1]
+        for i, ch in enumerate(self.cfg.conv_channels):
+            h = nn.relu(nn.Conv(ch, (self.cfg.kernel_size,), padding="SAME", name=f"conv_{i}")(h))
+            if h.shape[-2] >= self.cfg.pool:
+                h = nn.max_pool(h, (self.cfg.pool,), strides=(self.cfg.pool,))
+        h = h.reshape(h.shape[0], -1)
+        return _DenseStack(self.cfg.hidden, self.cfg.dropout, self.n_classes, name="body")(h, train=train)
+
+
+class LinearHead(nn.Module):
+    """A linear probe: how linearly decodable emotion is from the embedding."""
+
+    n_classes: int
+
+    @nn.compact
+    def __call__(self, x, *, train: bool = False):
+        del train
+        return nn.Dense(self.n_classes, name="logits")(x)
+
+
+class LayerMix(nn.Module):
+    """SUPERB-style learned softmax-weighted sum over encoder layers, then the head.
+
+    The layer logits start at zero (a plain average), so no layer is preferred a priori.
+    """
+
+    head: nn.Module
+    n_layers: int
+
+    @nn.compact
+    def __call__(self, x, *, train: bool = False):
+        if x.ndim != 3 or x.shape[1] != self.n_layers:
+            raise ValueError(f"LayerMix expects [B, {self.n_layers}, D] inputs, got shape {x.shape}")
+        w = self.param("layer_logits", nn.initializers.zeros, (self.n_layers,))
+        x = jnp.einsum("l,bld->bd", jax.nn.softmax(w), x)
+        return self.head(x, train=train)
+
+
+def make_head(cfg: HeadConfig, n_classes: int, *, n_layers: int | None = None) -> nn.Module:
+    """The Flax module for ``cfg`` producing ``n_classes`` logits.
+
+    With ``n_layers`` the module takes ``[B, n_layers, D]`` and learns a softmax weighting of
+    the layers first (``TrainConfig(layer="weighted")``); otherwise it takes ``[B, D]``.
+    """
+    if n_classes < 2:
+        raise ValueError(f"make_head: need at least 2 classes, got n_classes={n_classes}")
+    if cfg.kind == "fcn":
+        head = FCNHead(cfg, n_classes)
+    elif cfg.kind == "cnn":
+        head = CNNHead(cfg, n_classes)
+    else:
+        head = LinearHead(n_classes)
+    if n_layers is not None:
+        return LayerMix(head, int(n_layers))
+    return head
