@@ -590,12 +590,11 @@ def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
         if k.endswith("num_batches_tracked"):
             out[k] = np.zeros(shape, np.int64)
         elif k.endswith(("running_var", "original0", "weight_g")) or "norm.weight" in k or k.endswith("const"):
-            out[k] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+            out[k] = 1.0 + 0.1 * rng.standard_normal(shape, dtype=np.float32)
         elif len(shape) >= 2:
-            fan_in = int(np.prod(shape[1:]))
-            out[k] = (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+            out[k] = rng.standard_normal(shape, dtype=np.float32) * np.float32(1 / np.sqrt(np.prod(shape[1:])))
         else:
-            out[k] = (0.02 * rng.standard_normal(shape)).astype(np.float32)
+            out[k] = 0.02 * rng.standard_normal(shape, dtype=np.float32)
     return out
 
 
