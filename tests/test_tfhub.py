@@ -6,6 +6,7 @@ signature checks, handle resolution and the download path are all exercised with
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 import urllib.error
@@ -200,7 +201,7 @@ def test_offline_handle_names_the_folder(tmp_path, monkeypatch):
     def offline(url):
         raise urllib.error.URLError("no network")
     monkeypatch.setattr(tfhub, "_urlopen", offline)
-    target = tmp_path / "cache" / __import__("hashlib").sha1(HANDLE.encode()).hexdigest()
+    target = tmp_path / "cache" / hashlib.sha1(HANDLE.encode()).hexdigest()
     for call in (lambda: encoders.load("trillsson3"), lambda: tfhub.load(HANDLE, download=False)):
         with pytest.raises(EncoderError) as err:
             call()
