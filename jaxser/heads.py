@@ -121,7 +121,9 @@ class LayerMix(nn.Module):
         if x.ndim != 3 or x.shape[1] != self.n_layers:
             raise ValueError(f"LayerMix expects [B, {self.n_layers}, D] inputs, got shape {x.shape}")
         w = self.param("layer_logits", nn.initializers.zeros, (self.n_layers,))
-        x = jnp.einsum("l,bld->bd", jax.nn.softmax(w), x)
+        # multiply-and-reduce rather than einsum: XLA:CPU fuses it into one pass over x, while
+        # the einsum's dot_general transposes [B, L, D] first (measured ~4x slower, vmapped)
+        x = (jax.nn.softmax(w)[:, None] * x).sum(axis=1)
         return self.head(x, train=train)
 
 
