@@ -1,0 +1,722 @@
+"""JAX port of SpeechBrain's VoxCeleb x-vector (`speechbrain/spkrec-xvect-voxceleb`).
+
+The pipeline is SpeechBrain's `EncoderClassifier.encode_batch` in eval mode, reproduced from its
+source (speechbrain.lobes.features.Fbank, processing.features.{STFT, Filterbank,
+InputNormalization}, lobes.models.Xvector.Xvector, nnet.CNN.Conv1d, nnet.pooling.StatisticsPooling):
+
+  Fbank       centred STFT (n_fft 400, 25 ms periodic Hamming window, 10 ms hop, ZERO padding:
+              SpeechBrain's STFT uses pad_mode="constant"), power spectrum, SpeechBrain's own
+              triangular filters (HTK mel scale, centres equally spaced in mel, each triangle as wide
+              on both sides as the distance to the previous centre), 10 log10(max(x, 1e-10)) and an
+              80 dB floor below the utterance's maximum.
+  InputNorm   sentence-level mean subtraction over the utterance's frames (std_norm: False).
+  TDNN        5 x [Conv1d (padding "same", REFLECT mode, floor(d (k - 1) / 2) frames each side),
+              LeakyReLU(0.01), BatchNorm1d (running statistics, eps 1e-5)].
+  Statistics  mean and unbiased std over the frames, concatenated, then Linear -> 512 (x-vector).
+
+`embed` returns [B, num_layers, 512]: entries 0 .. n - 2 are TDNN blocks 1 .. n - 1 (after their
+BatchNorm) mean-pooled over valid frames; the last entry is the x-vector. Batch invariance: every
+per-utterance quantity (dB floor, sentence mean, reflect padding at the utterance's own last frame,
+statistics) uses that utterance's valid frames only, so padding never reaches a valid frame.
+
+SpeechBrain adds random noise drawn from [1e-5, 9e-5] to the pooled mean even in eval mode; this
+port adds its expectation, 5e-5, instead, so embeddings are deterministic (docs/xvector.md).
+
+Weights: SpeechBrain ships `embedding_model.ckpt` (a torch pickle). `python -m
+jaxser.encoders.xvector convert SRC DST --allow-pickle` turns it once into `model.safetensors` +
+`config.json`, which `load` reads with safetensors only.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxser.encoders import hf
+from jaxser.encoders.base import Encoder, EncoderError, bucket_length, default_buckets, digest
+
+HUB_ID = "speechbrain/spkrec-xvect-voxceleb"
+MODEL_TYPE = "speechbrain-xvector"
+SAMPLE_RATE = 16_000
+BN_EPS = 1e-5  # speechbrain.nnet.normalization.BatchNorm1d default
+STD_EPS = 1e-5  # StatisticsPooling: std + eps
+#: StatisticsPooling adds eps * (9 - 8 u) to the mean, u a min-max normalised Gaussian draw in [0, 1]
+#: (so the noise lies in [1e-5, 9e-5]); u is symmetric about 1/2, so its expectation is 5 eps
+NOISE_MEAN = 5e-5
+LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU default
+ACTIVATIONS = {"leaky_relu": partial(jax.nn.leaky_relu, negative_slope=LEAKY_SLOPE), "relu": jax.nn.relu}
+_TORCH_ACTIVATIONS = {"torch.nn.LeakyReLU": "leaky_relu", "torch.nn.ReLU": "relu"}
+HIGHEST = jax.lax.Precision.HIGHEST
+
+#: config.json of the released model (speechbrain/spkrec-xvect-voxceleb hyperparams.yaml)
+DEFAULT_CONFIG: dict[str, Any] = {
+    "model_type": MODEL_TYPE,
+    "sample_rate": SAMPLE_RATE,
+    "n_fft": 400,
+    "win_length_ms": 25.0,
+    "hop_length_ms": 10.0,
+    "f_min": 0.0,
+    "f_max": 8000.0,
+    "n_mels": 24,
+    "input_norm": {"norm_type": "sentence", "mean_norm": True, "std_norm": False},
+    "activation": "leaky_relu",
+    "tdnn_channels": [512, 512, 512, 512, 1500],
+    "tdnn_kernel_sizes": [5, 3, 3, 1, 1],
+    "tdnn_dilations": [1, 2, 3, 1, 1],
+    "lin_neurons": 512,
+    "embedding_norm": {"norm_type": "global", "std_norm": False, "available": False},
+}
+_ARCH_KEYS = ("sample_rate", "n_fft", "win_length_ms", "hop_length_ms", "f_min", "f_max", "n_mels", "activation",
+              "tdnn_channels", "tdnn_kernel_sizes", "tdnn_dilations", "lin_neurons")
+
+
+# ----------------------------------------------------------------------------- architecture
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """What the forward pass needs (hashable: a jit static argument)."""
+
+    n_fft: int
+    win: int  # samples
+    hop: int  # samples
+    n_mels: int
+    f_min: float
+    f_max: float
+    act: str
+    channels: tuple[int, ...]
+    kernels: tuple[int, ...]
+    dilations: tuple[int, ...]
+    lin_neurons: int
+    sample_rate: int = SAMPLE_RATE
+
+    @property
+    def pads(self) -> tuple[int, ...]:
+        """'same' padding per block (speechbrain.nnet.CNN.get_padding_elem with stride 1)."""
+        return tuple(d * (k - 1) // 2 for k, d in zip(self.kernels, self.dilations))
+
+    @property
+    def min_frames(self) -> int:
+        """Reflect padding needs more frames than the pad; the unbiased std needs two."""
+        return max(2, max(self.pads) + 1)
+
+    def frames(self, n_samples: int) -> int:
+        """Fbank frames of an utterance of n samples: 1 + n // hop (torch.stft, center=True)."""
+        return 1 + int(n_samples) // self.hop
+
+
+def arch_from_config(cfg: dict, where: Any = "config.json") -> Arch:
+    """Validate a config.json (or hyperparams-derived) dict and build the Arch."""
+    missing = [k for k in _ARCH_KEYS if k not in cfg]
+    if missing:
+        raise EncoderError(f"{where}: missing config entries {missing}")
+    if cfg.get("model_type", MODEL_TYPE) != MODEL_TYPE:
+        raise EncoderError(f"{where}: model_type {cfg.get('model_type')!r} is not {MODEL_TYPE!r}")
+    if int(cfg["sample_rate"]) != SAMPLE_RATE:
+        raise EncoderError(f"{where}: sample_rate {cfg['sample_rate']} is not {SAMPLE_RATE} (jaxser feeds 16 kHz audio)")
+    norm = cfg.get("input_norm", DEFAULT_CONFIG["input_norm"])
+    if norm != DEFAULT_CONFIG["input_norm"]:
+        raise EncoderError(f"{where}: input_norm {norm} is not supported; only sentence-level mean normalisation "
+                           f"without std normalisation ({DEFAULT_CONFIG['input_norm']}), as the released model uses")
+    if cfg["activation"] not in ACTIVATIONS:
+        raise EncoderError(f"{where}: activation {cfg['activation']!r} not supported (known: {sorted(ACTIVATIONS)})")
+    sr = int(cfg["sample_rate"])
+    try:
+        arch = Arch(n_fft=int(cfg["n_fft"]), win=int(round(sr / 1000.0 * float(cfg["win_length_ms"]))),
+                    hop=int(round(sr / 1000.0 * float(cfg["hop_length_ms"]))), n_mels=int(cfg["n_mels"]),
+                    f_min=float(cfg["f_min"]), f_max=float(cfg["f_max"]), act=str(cfg["activation"]),
+                    channels=tuple(int(c) for c in cfg["tdnn_channels"]),
+                    kernels=tuple(int(k) for k in cfg["tdnn_kernel_sizes"]),
+                    dilations=tuple(int(d) for d in cfg["tdnn_dilations"]), lin_neurons=int(cfg["lin_neurons"]))
+    except (TypeError, ValueError) as e:
+        raise EncoderError(f"{where}: malformed x-vector config ({e})") from None
+    n = len(arch.channels)
+    if n < 1 or len(arch.kernels) != n or len(arch.dilations) != n:
+        raise EncoderError(f"{where}: tdnn_channels, tdnn_kernel_sizes and tdnn_dilations need one entry per block, "
+                           f"got {len(arch.channels)}, {len(arch.kernels)}, {len(arch.dilations)}")
+    if any(k % 2 == 0 for k in arch.kernels):
+        raise EncoderError(f"{where}: SpeechBrain's Conv1d 'same' padding needs odd kernel sizes, got {arch.kernels}")
+    if any(c != arch.lin_neurons for c in arch.channels[:-1]):
+        raise EncoderError(f"{where}: embed stacks every block's pooled output with the x-vector, so tdnn_channels "
+                           f"{arch.channels[:-1]} (all but the last) must equal lin_neurons {arch.lin_neurons}")
+    if not (arch.win <= arch.n_fft and arch.hop > 0 and arch.n_fft % 2 == 0):
+        raise EncoderError(f"{where}: unsupported STFT (n_fft {arch.n_fft}, window {arch.win}, hop {arch.hop})")
+    if not 0 <= arch.f_min < arch.f_max <= sr / 2:
+        raise EncoderError(f"{where}: need 0 <= f_min < f_max <= {sr / 2}, got {arch.f_min}, {arch.f_max}")
+    return arch
+
+
+def expected_shapes(arch: Arch) -> dict[str, tuple[int, ...]]:
+    """Every parameter of SpeechBrain's Xvector state dict with its PyTorch shape.
+
+    Xvector.blocks is a ModuleList: block b is [Conv1d (3b), activation (3b + 1), BatchNorm1d (3b + 2)],
+    then StatisticsPooling (3n) and Linear (3n + 1). BatchNorm's num_batches_tracked is not a weight and
+    is dropped by the conversion."""
+    out: dict[str, tuple[int, ...]] = {}
+    c_in = arch.n_mels
+    for b, (c, k) in enumerate(zip(arch.channels, arch.kernels)):
+        out[f"blocks.{3 * b}.conv.weight"] = (c, c_in, k)
+        out[f"blocks.{3 * b}.conv.bias"] = (c,)
+        for n in ("weight", "bias", "running_mean", "running_var"):
+            out[f"blocks.{3 * b + 2}.norm.{n}"] = (c,)
+        c_in = c
+    lin = 3 * len(arch.channels) + 1
+    out[f"blocks.{lin}.w.weight"] = (arch.lin_neurons, 2 * arch.channels[-1])
+    out[f"blocks.{lin}.w.bias"] = (arch.lin_neurons,)
+    return out
+
+
+EMB_MEAN_KEY = "mean_var_norm_emb.glob_mean"
+
+
+def check_weights(arch: Arch, weights: dict[str, np.ndarray], where: Any) -> None:
+    """Fail naming the key when a name is missing or unexpected, or a shape is wrong."""
+    shapes = expected_shapes(arch)
+    hf.check_keys(where, set(shapes), set(weights) - {EMB_MEAN_KEY})
+    for k, shape in shapes.items():
+        if tuple(weights[k].shape) != shape:
+            raise EncoderError(f"{where}: key {k} has shape {tuple(weights[k].shape)}, but the config implies {shape}")
+    if EMB_MEAN_KEY in weights and tuple(weights[EMB_MEAN_KEY].shape) != (arch.lin_neurons,):
+        raise EncoderError(f"{where}: key {EMB_MEAN_KEY} has shape {tuple(weights[EMB_MEAN_KEY].shape)}, "
+                           f"expected ({arch.lin_neurons},)")
+
+
+def convert_params(arch: Arch, weights: dict[str, np.ndarray], where: Any = "checkpoint") -> dict:
+    """SpeechBrain state-dict names -> the params pytree of `_forward` (float32 numpy), explicitly."""
+    check_weights(arch, weights, where)
+    w = {k: np.asarray(v, np.float32) for k, v in weights.items()}
+    blocks = []
+    for b in range(len(arch.channels)):
+        conv, norm = f"blocks.{3 * b}.conv.", f"blocks.{3 * b + 2}.norm."
+        blocks.append({
+            "w": np.ascontiguousarray(w[conv + "weight"].transpose(2, 1, 0)),  # torch [out, in, k] -> WIO [k, in, out]
+            "b": w[conv + "bias"],
+            "bn_g": w[norm + "weight"], "bn_b": w[norm + "bias"],
+            "bn_mean": w[norm + "running_mean"], "bn_var": w[norm + "running_var"],
+        })
+    lin = f"blocks.{3 * len(arch.channels) + 1}.w."
+    return {"blocks": blocks, "lin_w": np.ascontiguousarray(w[lin + "weight"].T), "lin_b": w[lin + "bias"]}
+
+
+# ----------------------------------------------------------------------------- front end
+def _torch_linspace32(start: float, end: float, steps: int) -> np.ndarray:
+    """torch.linspace in float32 (CPU kernel: from the start for the first half, from the end after)."""
+    start32, end32 = np.float32(start), np.float32(end)
+    step = np.float32((end32 - start32) / np.float32(steps - 1))
+    i = np.arange(steps)
+    first = start32 + step * i.astype(np.float32)
+    second = end32 - step * (steps - 1 - i).astype(np.float32)
+    return np.where(i < steps / 2, first, second).astype(np.float32)
+
+
+def filterbank(arch: Arch) -> np.ndarray:
+    """SpeechBrain's Filterbank matrix [n_fft // 2 + 1, n_mels] (float32, computed in float32 as it does).
+
+    HTK mel scale 2595 log10(1 + f / 700); centres are the inner n_mels of n_mels + 2 points equally
+    spaced in mel; band = distance from the previous point, used on BOTH sides of the triangle
+    (so filters are symmetric in Hz, unlike torchaudio/librosa); unnormalised (peak 1)."""
+    to_mel = lambda f: 2595 * math.log10(1 + f / 700)  # noqa: E731
+    mel = _torch_linspace32(to_mel(arch.f_min), to_mel(arch.f_max), arch.n_mels + 2)
+    power = np.power(10.0, (mel / np.float32(2595)).astype(np.float64)).astype(np.float32)  # correctly rounded, as torch
+    hz = (np.float32(700) * (power - np.float32(1))).astype(np.float32)
+    band = (hz[1:] - hz[:-1])[:-1]
+    f_central = hz[1:-1]
+    all_freqs = _torch_linspace32(0, arch.sample_rate // 2, arch.n_fft // 2 + 1)
+    slope = (all_freqs[None, :] - f_central[:, None]) / band[:, None]
+    fb = np.maximum(np.float32(0), np.minimum(slope + np.float32(1), np.float32(1) - slope))
+    return np.ascontiguousarray(fb.T.astype(np.float32))
+
+
+def stft_window(arch: Arch) -> np.ndarray:
+    """torch.hamming_window(win) (periodic), zero-padded centrally to n_fft as torch.stft does."""
+    n = np.arange(arch.win)
+    w = 0.54 - 0.46 * np.cos(2.0 * np.pi * n / arch.win)
+    left = (arch.n_fft - arch.win) // 2
+    return np.pad(w, (left, arch.n_fft - arch.win - left)).astype(np.float32)
+
+
+def _valid_mask(n_frames: jax.Array, T: int) -> jax.Array:
+    return jnp.arange(T)[None, :] < n_frames[:, None]  # [B, T]
+
+
+def fbank(arch: Arch, front: dict, wave: jax.Array, n_frames: jax.Array) -> jax.Array:
+    """Zero-padded waveforms [B, N] -> SpeechBrain Fbank features [B, 1 + N // hop, n_mels].
+
+    Frames t < n_frames[b] equal those of utterance b run alone: STFT padding is constant (zeros),
+    and the 80 dB floor is taken below the maximum over the utterance's own frames."""
+    B, N = wave.shape
+    T = 1 + N // arch.hop
+    half = arch.n_fft // 2
+    x = jnp.pad(wave.astype(jnp.float32), ((0, 0), (half, half)))
+    idx = jnp.arange(T)[:, None] * arch.hop + jnp.arange(arch.n_fft)[None, :]
+    spec = jnp.fft.rfft(x[:, idx] * front["window"], n=arch.n_fft, axis=-1)
+    power = jnp.square(spec.real) + jnp.square(spec.imag)  # spectral_magnitude(power=1)
+    mel = jnp.matmul(power, front["filters"], precision=HIGHEST)
+    db = 10.0 * jnp.log10(jnp.maximum(mel, 1e-10))  # amin 1e-10, ref_value 1 (db_multiplier 0)
+    valid = _valid_mask(n_frames, T)[..., None]
+    top = jnp.max(jnp.where(valid, db, -jnp.inf), axis=(1, 2), keepdims=True) - 80.0  # top_db
+    return jnp.maximum(db, top)
+
+
+def _masked_mean(x: jax.Array, valid: jax.Array, n: jax.Array) -> jax.Array:
+    """Mean over valid frames [B, T, C] -> [B, C] (padded frames contribute exactly zero)."""
+    return jnp.sum(jnp.where(valid[..., None], x, 0.0), axis=1) / n[:, None]
+
+
+def _reflect_pad(x: jax.Array, n_frames: jax.Array, p: int) -> jax.Array:
+    """[B, T, C] -> [B, T + 2p, C]: reflect padding at 0 and at each utterance's own last valid frame.
+
+    Position t (in -p .. T + p - 1) reads frame |t| mirrored at n - 1 (2 (n - 1) - t once t >= n), what
+    F.pad(mode="reflect") gives the utterance alone; positions beyond n + p - 1 feed only padded outputs."""
+    if p == 0:
+        return x
+    T = x.shape[1]
+    t = jnp.arange(-p, T + p)[None, :]
+    last = (n_frames - 1)[:, None]
+    idx = jnp.abs(t)
+    idx = jnp.where(idx > last, 2 * last - idx, idx)
+    idx = jnp.clip(idx, 0, T - 1)
+    return jnp.take_along_axis(x, idx[..., None], axis=1)
+
+
+def _forward(arch: Arch, counter: list, params: dict, front: dict, wave: jax.Array, n_frames: jax.Array,
+             emb_mean: jax.Array) -> jax.Array:
+    """Padded waveforms [B, N] + valid frames [B] -> pooled float32 [B, n_blocks, lin_neurons]."""
+    counter.append(wave.shape)  # runs only while tracing = once per compiled shape
+    feats = fbank(arch, front, wave, n_frames)
+    T = feats.shape[1]
+    valid = _valid_mask(n_frames, T)
+    n = n_frames.astype(jnp.float32)
+    x = feats - _masked_mean(feats, valid, n)[:, None, :]  # InputNormalization(sentence, std_norm=False)
+    act = ACTIVATIONS[arch.act]
+    pooled = []
+    for blk, p, d in zip(params["blocks"], arch.pads, arch.dilations):
+        y = jax.lax.conv_general_dilated(_reflect_pad(x, n_frames, p), blk["w"], window_strides=(1,), padding="VALID",
+                                         rhs_dilation=(d,), dimension_numbers=("NWC", "WIO", "NWC"), precision=HIGHEST)
+        y = act(y + blk["b"])
+        x = (y - blk["bn_mean"]) / jnp.sqrt(blk["bn_var"] + BN_EPS) * blk["bn_g"] + blk["bn_b"]  # BatchNorm1d, eval
+        pooled.append(_masked_mean(x, valid, n))
+    # StatisticsPooling over the last block: mean (+ the noise's expectation) and unbiased std
+    mean = pooled.pop()
+    centred = jnp.where(valid[..., None], x - mean[:, None, :], 0.0)
+    std = jnp.sqrt(jnp.sum(jnp.square(centred), axis=1) / (n - 1.0)[:, None])
+    stats = jnp.concatenate([mean + NOISE_MEAN, std + STD_EPS], axis=-1)
+    emb = jnp.matmul(stats, params["lin_w"], precision=HIGHEST) + params["lin_b"] - emb_mean
+    return jnp.stack(pooled + [emb], axis=1)
+
+
+def _features(arch: Arch, front: dict, wave: jax.Array, n_frames: jax.Array) -> jax.Array:
+    return fbank(arch, front, wave, n_frames)
+
+
+# ----------------------------------------------------------------------------- encoder
+class XVectorEncoder(Encoder):
+    """TDNN blocks 1 .. n - 1 mean-pooled over valid frames, then the x-vector: [B, n_blocks, 512]."""
+
+    def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
+                 emb_mean: np.ndarray | None = None, max_batch: int = 16, buckets: Sequence[int] | None = None):
+        self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
+        self.dim, self.num_layers = arch.lin_neurons, len(arch.channels)
+        if int(max_batch) < 1:
+            raise EncoderError(f"max_batch must be >= 1, got {max_batch}")
+        self.max_batch = int(max_batch)
+        self.buckets = tuple(sorted(int(b) for b in (buckets or default_buckets(SAMPLE_RATE))))
+        self.params = jax.tree.map(jnp.asarray, params)
+        self.front = {"filters": jnp.asarray(filterbank(arch)), "window": jnp.asarray(stft_window(arch))}
+        self.emb_mean = jnp.zeros((arch.lin_neurons,), jnp.float32) if emb_mean is None else jnp.asarray(emb_mean)
+        self.traces: list[tuple] = []  # one entry per compilation (shape)
+        self._fn = jax.jit(partial(_forward, arch, self.traces))
+        self._feat_fn = jax.jit(partial(_features, arch))
+
+    @property
+    def compilations(self) -> int:
+        return len(self.traces)
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest input: enough frames for reflect padding and the unbiased std (480 samples, 30 ms)."""
+        return (self.arch.min_frames - 1) * self.arch.hop
+
+    def frames(self, n_samples: int) -> int:
+        return self.arch.frames(n_samples)
+
+    def _check(self, waveforms) -> list[np.ndarray]:
+        out = []
+        for i, w in enumerate(waveforms):
+            w = np.asarray(w, np.float32)
+            if w.ndim != 1 or w.size == 0:
+                raise ValueError(f"{self.name}: waveform {i} must be a non-empty 1-D array, got shape {w.shape}")
+            if w.size < self.min_samples:
+                raise ValueError(f"{self.name}: waveform {i} has {w.size} samples; the x-vector needs at least "
+                                 f"{self.min_samples} ({self.arch.min_frames} frames: SpeechBrain's reflect padding "
+                                 "fails and its std is NaN below that)")
+            if not np.all(np.isfinite(w)):
+                raise ValueError(f"{self.name}: waveform {i} contains NaN or Inf")
+            out.append(w)
+        return out
+
+    def _batches(self, waves: list[np.ndarray]):
+        """(indices, padded batch [b, bucket], valid frames [b]): same-bucket utterances together, batch
+        sizes powers of two <= max_batch (no dummy rows; a bounded number of compiled shapes)."""
+        cap = 1 << (self.max_batch.bit_length() - 1)
+        groups: dict[int, list[int]] = {}
+        for i, w in enumerate(waves):
+            groups.setdefault(bucket_length(w.size, self.buckets), []).append(i)
+        for N, idx in sorted(groups.items()):
+            start = 0
+            while start < len(idx):
+                size = min(cap, 1 << ((len(idx) - start).bit_length() - 1))
+                chunk = idx[start: start + size]
+                batch = np.zeros((size, N), np.float32)
+                for r, i in enumerate(chunk):
+                    batch[r, : waves[i].size] = waves[i]
+                n = np.array([self.arch.frames(waves[i].size) for i in chunk], np.int32)
+                yield chunk, batch, n
+                start += size
+
+    def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
+        waves = self._check(waveforms)
+        out = np.zeros((len(waves), self.num_layers, self.dim), np.float32)
+        for chunk, batch, n in self._batches(waves):
+            out[chunk] = np.asarray(self._fn(self.params, self.front, jnp.asarray(batch), jnp.asarray(n), self.emb_mean))
+        return out
+
+    def fbank(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """SpeechBrain `Fbank` features of each waveform (before InputNormalization): [T_i, n_mels]."""
+        waves = self._check(waveforms)
+        out: list[np.ndarray] = [None] * len(waves)  # type: ignore[list-item]
+        for chunk, batch, n in self._batches(waves):
+            res = np.asarray(self._feat_fn(self.front, jnp.asarray(batch), jnp.asarray(n)))
+            for r, i in enumerate(chunk):
+                out[i] = res[r, : n[r]].copy()
+        return out
+
+
+# ----------------------------------------------------------------------------- SpeechBrain files
+class _Tagged:
+    """A HyperPyYAML-tagged node (`!new:...`, `!name:...`, `!ref`), kept as data: nothing is imported."""
+
+    def __init__(self, tag: str, value: Any):
+        self.tag, self.value = tag, value
+
+    def __repr__(self) -> str:
+        return f"!{self.tag} {self.value!r}"
+
+
+def _yaml_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct(loader, suffix, node):
+        if isinstance(node, yaml.MappingNode):
+            value = loader.construct_mapping(node, deep=True)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_scalar(node)
+        return _Tagged(suffix, value)
+
+    Loader.add_multi_constructor("!", construct)
+    return Loader
+
+
+def _resolve(v: Any, top: dict, depth: int = 0) -> Any:
+    """Resolve `!ref <key>` against the file's top level (enough for numbers such as n_mels)."""
+    if depth > 20:
+        raise EncoderError("hyperparams.yaml: !ref cycle")
+    if isinstance(v, _Tagged) and v.tag == "ref" and isinstance(v.value, str):
+        s = v.value.strip()
+        if s.startswith("<") and s.endswith(">") and s[1:-1] in top:
+            return _resolve(top[s[1:-1]], top, depth + 1)
+        return v.value
+    if isinstance(v, dict):
+        return {k: _resolve(x, top, depth + 1) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_resolve(x, top, depth + 1) for x in v]
+    return v
+
+
+def _module(top: dict, key: str, cls: str, path: Path, required: bool = True) -> dict | None:
+    node = top.get(key)
+    if node is None and not required:
+        return None
+    if not (isinstance(node, _Tagged) and node.tag == f"new:{cls}"):
+        raise EncoderError(f"{path}: `{key}` must be `!new:{cls}` for the x-vector port, got {node!r}")
+    args = node.value if isinstance(node.value, dict) else {}
+    return {k: _resolve(v, top) for k, v in args.items()}
+
+
+def config_from_hyperparams(path: Path) -> dict:
+    """config.json entries from a SpeechBrain hyperparams.yaml (parsed as data; every module choice the
+    port does not implement is refused here, naming the key)."""
+    import yaml
+
+    f = Path(path)
+    try:
+        top = yaml.load(f.read_text(), Loader=_yaml_loader())
+    except (OSError, yaml.YAMLError) as e:
+        raise EncoderError(f"{f}: cannot parse ({type(e).__name__}: {e})") from None
+    if not isinstance(top, dict):
+        raise EncoderError(f"{f}: expected a mapping at the top level")
+    fb = _module(top, "compute_features", "speechbrain.lobes.features.Fbank", f)
+    norm = _module(top, "mean_var_norm", "speechbrain.processing.features.InputNormalization", f)
+    xv = _module(top, "embedding_model", "speechbrain.lobes.models.Xvector.Xvector", f)
+    emb_norm = _module(top, "mean_var_norm_emb", "speechbrain.processing.features.InputNormalization", f,
+                       required=False)
+    for key, bad in (("deltas", True), ("context", True), ("requires_grad", True)):
+        if bool(fb.get(key, False)) == bad:
+            raise EncoderError(f"{f}: compute_features.{key}: {fb[key]} is not supported by the x-vector port")
+    if fb.get("filter_shape", "triangular") != "triangular":
+        raise EncoderError(f"{f}: compute_features.filter_shape {fb['filter_shape']!r} is not supported (triangular)")
+    sr = int(fb.get("sample_rate", SAMPLE_RATE))
+    n_mels = int(fb.get("n_mels", 40))
+    act = xv.get("activation", _Tagged("name:torch.nn.LeakyReLU", ""))
+    act_name = act.tag[len("name:"):] if isinstance(act, _Tagged) and act.tag.startswith("name:") else str(act)
+    if act_name not in _TORCH_ACTIVATIONS:
+        raise EncoderError(f"{f}: embedding_model.activation {act_name!r} is not supported "
+                           f"(known: {sorted(_TORCH_ACTIVATIONS)})")
+    in_channels = int(xv.get("in_channels", 40))
+    if in_channels != n_mels:
+        raise EncoderError(f"{f}: embedding_model.in_channels {in_channels} differs from compute_features.n_mels {n_mels}")
+    blocks = int(xv.get("tdnn_blocks", 5))
+    cfg = {
+        "model_type": MODEL_TYPE,
+        "sample_rate": sr,
+        "n_fft": int(fb.get("n_fft", 400)),
+        "win_length_ms": float(fb.get("win_length", 25)),
+        "hop_length_ms": float(fb.get("hop_length", 10)),
+        "f_min": float(fb.get("f_min", 0)),
+        "f_max": float(fb["f_max"]) if fb.get("f_max") is not None else sr / 2,
+        "n_mels": n_mels,
+        "input_norm": {"norm_type": str(norm.get("norm_type", "global")), "mean_norm": bool(norm.get("mean_norm", True)),
+                       "std_norm": bool(norm.get("std_norm", True))},
+        "activation": _TORCH_ACTIVATIONS[act_name],
+        "tdnn_channels": [int(c) for c in xv.get("tdnn_channels", [512, 512, 512, 512, 1500])][:blocks],
+        "tdnn_kernel_sizes": [int(k) for k in xv.get("tdnn_kernel_sizes", [5, 3, 3, 1, 1])][:blocks],
+        "tdnn_dilations": [int(d) for d in xv.get("tdnn_dilations", [1, 2, 3, 1, 1])][:blocks],
+        "lin_neurons": int(xv.get("lin_neurons", 512)),
+        "embedding_norm": {"norm_type": str((emb_norm or {}).get("norm_type", "global")),
+                           "std_norm": bool((emb_norm or {}).get("std_norm", True)), "available": False},
+    }
+    arch_from_config(cfg, f)  # refuses what the port does not implement (e.g. std_norm: True)
+    return cfg
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise EncoderError(f"{path}: reading SpeechBrain's pickle checkpoints needs torch "
+                           "(pip install 'jaxser[torch]')") from None
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:  # the user opted in to pickle: allow arbitrary objects (e.g. old numpy scalars)
+        try:
+            return torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise EncoderError(f"{path}: unreadable torch checkpoint ({type(e).__name__}: {e})") from None
+
+
+def _to_numpy(v: Any) -> np.ndarray:
+    if hasattr(v, "detach"):
+        v = v.detach().cpu()
+        return v.float().numpy() if v.is_floating_point() else v.numpy()
+    return np.asarray(v)
+
+
+def read_speechbrain(path: Path, *, allow_pickle: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
+    """(config, weights) of a SpeechBrain folder: hyperparams.yaml + embedding_model.ckpt
+    [+ mean_var_norm_emb.ckpt]. The .ckpt files are torch pickles: refused without allow_pickle."""
+    path = Path(path)
+    hp, ckpt = path / "hyperparams.yaml", path / "embedding_model.ckpt"
+    for f in (hp, ckpt):
+        if not f.exists():
+            raise EncoderError(f"{path}: no {f.name} (a SpeechBrain x-vector folder holds hyperparams.yaml and "
+                               "embedding_model.ckpt)")
+    if not allow_pickle:
+        raise EncoderError(f"{path}: only pickle weights (embedding_model.ckpt) found; pickle can execute code. "
+                           f"Convert once with `python -m jaxser.encoders.xvector convert {path} DST --allow-pickle` "
+                           "and load DST, or pass allow_pickle=True if you trust the file.")
+    cfg = config_from_hyperparams(hp)
+    arch = arch_from_config(cfg, hp)
+    state = _torch_load(ckpt)
+    if not isinstance(state, dict):
+        raise EncoderError(f"{ckpt}: expected a state dict, got {type(state).__name__}")
+    weights = {k: _to_numpy(v) for k, v in state.items() if not k.endswith(".num_batches_tracked")}
+    weights = {k: v.astype(np.float32) for k, v in weights.items()}
+    check_weights(arch, weights, ckpt)
+    emb = path / "mean_var_norm_emb.ckpt"
+    if emb.exists():
+        stats = _torch_load(emb)
+        if not (isinstance(stats, dict) and "glob_mean" in stats):
+            raise EncoderError(f"{emb}: expected InputNormalization statistics with a 'glob_mean' entry")
+        mean = _to_numpy(stats["glob_mean"]).astype(np.float32).reshape(-1)
+        if mean.shape != (arch.lin_neurons,):
+            raise EncoderError(f"{emb}: glob_mean has shape {mean.shape}, expected ({arch.lin_neurons},)")
+        weights[EMB_MEAN_KEY] = mean
+        cfg["embedding_norm"]["available"] = True
+    return cfg, weights
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, *, allow_pickle: bool = False) -> Path:
+    """One-time conversion of a SpeechBrain folder to DST/model.safetensors + DST/config.json (the
+    hyperparams.yaml is copied beside them for provenance). Returns DST."""
+    from safetensors.numpy import save_file
+
+    src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    if not src.is_dir():
+        raise EncoderError(f"{src}: not a directory")
+    cfg, weights = read_speechbrain(src, allow_pickle=allow_pickle)
+    dst.mkdir(parents=True, exist_ok=True)
+    cfg = {**cfg, "converted_from": str(src)}
+    tmp = dst / "model.safetensors.tmp"
+    save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(tmp),
+              metadata={"format": "np", "source": "speechbrain embedding_model.ckpt"})
+    os.replace(tmp, dst / "model.safetensors")
+    (dst / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    if (src / "hyperparams.yaml").resolve() != (dst / "hyperparams.yaml").resolve():
+        shutil.copyfile(src / "hyperparams.yaml", dst / "hyperparams.yaml")
+    return dst
+
+
+def read_converted(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(config, weights) of a converted folder, through safetensors only."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise EncoderError(f"{path}/config.json is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict) or cfg.get("model_type") != MODEL_TYPE:
+        got = cfg.get("model_type") if isinstance(cfg, dict) else cfg
+        raise EncoderError(f"{path}/config.json: model_type {got!r} is not {MODEL_TYPE!r} (not a converted x-vector "
+                           "folder; convert SpeechBrain's with `python -m jaxser.encoders.xvector convert`)")
+    try:
+        weights = load_file(str(path / "model.safetensors"))
+    except Exception as e:
+        raise EncoderError(f"{path}/model.safetensors: unreadable ({type(e).__name__}: {e})") from None
+    return cfg, {k: v.astype(np.float32) for k, v in weights.items()}
+
+
+def _resolve_source(source: str, allow_pickle: bool) -> Path:
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists() or source.startswith((".", "/", "~")):
+        raise EncoderError(f"{source}: not a directory")
+    try:
+        from huggingface_hub import snapshot_download
+
+        patterns = ["config.json", "model.safetensors", "hyperparams.yaml"] + (["*.ckpt"] if allow_pickle else [])
+        return Path(snapshot_download(source, allow_patterns=patterns))
+    except Exception as e:
+        raise EncoderError(
+            f"cannot get checkpoint {source!r} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+            f"Without Hub access, download {HUB_ID} elsewhere (hyperparams.yaml, embedding_model.ckpt, "
+            "mean_var_norm_emb.ckpt) into a folder, convert it with `python -m jaxser.encoders.xvector convert SRC DST "
+            "--allow-pickle`, and pass DST.") from None
+
+
+def read_folder(path: Path, *, allow_pickle: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
+    """A converted folder (config.json + model.safetensors) or, with allow_pickle, a SpeechBrain one."""
+    path = Path(path)
+    if (path / "config.json").exists() and (path / "model.safetensors").exists():
+        return read_converted(path)
+    if (path / "hyperparams.yaml").exists() or (path / "embedding_model.ckpt").exists():
+        return read_speechbrain(path, allow_pickle=allow_pickle)
+    files = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    raise EncoderError(f"{path}: neither a converted x-vector folder (config.json + model.safetensors) nor a "
+                       f"SpeechBrain one (hyperparams.yaml + embedding_model.ckpt); files: {files}")
+
+
+def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random weights under SpeechBrain's names (random models take the real loading path):
+    fan-in scaled normals, BatchNorm statistics near identity, small biases."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, shape in expected_shapes(arch).items():
+        if k.endswith(("conv.weight", "w.weight")):
+            out[k] = rng.standard_normal(shape) / np.sqrt(int(np.prod(shape[1:])))
+        elif k.endswith("running_var"):
+            out[k] = 1.0 + 0.1 * np.abs(rng.standard_normal(shape))
+        elif k.endswith("norm.weight"):
+            out[k] = 1.0 + 0.1 * rng.standard_normal(shape)
+        else:
+            out[k] = 0.02 * rng.standard_normal(shape)
+    return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+def load(source: str = "random", *, allow_pickle: bool = False, seed: int = 0, max_batch: int = 16,
+         normalize_embedding: bool = False, buckets: Sequence[int] | None = None, **kw) -> XVectorEncoder:
+    """An x-vector encoder from a converted folder, a SpeechBrain folder or Hub id (allow_pickle=True),
+    or `"random"` (seeded weights for the released architecture; keyword arguments override config.json
+    entries, e.g. tdnn_channels=[64, 64, 64, 64, 96], lin_neurons=64).
+
+    normalize_embedding: subtract mean_var_norm_emb's global mean from the x-vector, as
+      `EncoderClassifier.encode_batch(..., normalize=True)` does (off by default, as there).
+    """
+    if source == "random":
+        config = {**DEFAULT_CONFIG, **kw}
+        arch = arch_from_config(config, "random x-vector config")
+        weights = random_weights(arch, seed)
+        name = "random-xvector"
+        where: Any = "random weights"
+    else:
+        if kw:
+            raise TypeError(f"unexpected keyword arguments for a checkpoint: {sorted(kw)}")
+        path = _resolve_source(str(source), allow_pickle)
+        config, weights = read_folder(path, allow_pickle=allow_pickle)
+        arch = arch_from_config(config, path / "config.json" if (path / "config.json").exists() else path)
+        name, where = str(source), path
+    params = convert_params(arch, weights, where)
+    emb_mean = None
+    if normalize_embedding:
+        if EMB_MEAN_KEY not in weights:
+            raise EncoderError(f"{where}: normalize_embedding=True needs mean_var_norm_emb statistics "
+                               f"({EMB_MEAN_KEY}), which this checkpoint lacks")
+        emb_mean = weights[EMB_MEAN_KEY]
+    keep = set(expected_shapes(arch)) | ({EMB_MEAN_KEY} if normalize_embedding else set())
+    fp_config = {k: config[k] for k in _ARCH_KEYS} | {"input_norm": config.get("input_norm")}
+    fp = digest(fp_config, {k: v for k, v in weights.items() if k in keep},
+                extra=f"speechbrain-xvector;fbank=speechbrain(stft-constant-pad,top_db=80);conv-pad=reflect;"
+                      f"pool=mean-valid-frames;stats=mean+{NOISE_MEAN},unbiased-std+{STD_EPS};"
+                      f"normalize_embedding={bool(normalize_embedding)}")
+    return XVectorEncoder(arch, params, config=config, name=name, fingerprint=fp, emb_mean=emb_mean,
+                          max_batch=max_batch, buckets=buckets)
+
+
+# ----------------------------------------------------------------------------- CLI
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jaxser.encoders.xvector",
+                                     description="SpeechBrain x-vector checkpoints for jaxser")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("convert", help="SpeechBrain folder (hyperparams.yaml + embedding_model.ckpt) -> "
+                                       "model.safetensors + config.json")
+    c.add_argument("src")
+    c.add_argument("dst")
+    c.add_argument("--allow-pickle", action="store_true",
+                   help="read the torch pickle checkpoints (they can execute code: only for files you trust)")
+    args = parser.parse_args(argv)
+    try:
+        dst = convert(args.src, args.dst, allow_pickle=args.allow_pickle)
+    except EncoderError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {dst / 'model.safetensors'} and {dst / 'config.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

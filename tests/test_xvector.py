@@ -1,0 +1,184 @@
+"""JAX x-vector vs a PyTorch re-typing of SpeechBrain's eval pipeline (tests/xvector_reference.py).
+
+The reference model has the released architecture (24 mels, [512, 512, 512, 512, 1500], 512-d) with
+every parameter and BatchNorm statistic perturbed; it is saved as SpeechBrain's folder holds it
+(hyperparams.yaml + torch.save'd embedding_model.ckpt + mean_var_norm_emb.ckpt), converted with the
+CLI, and loaded through `jaxser.encoders.load(folder)` as a user would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the SpeechBrain reference and pickle checkpoints need torch "
+                                            "(pip install 'jaxser[torch]')")
+
+from safetensors.numpy import load_file, save_file  # noqa: E402
+
+import jaxser.encoders as encoders  # noqa: E402
+from jaxser.encoders import xvector  # noqa: E402
+from jaxser.encoders.base import EncoderError  # noqa: E402
+from tests import xvector_reference as ref  # noqa: E402
+
+SR = 16_000
+ROOT = Path(__file__).resolve().parents[1]
+#: Fbank features are dB values up to ~50 in magnitude: float32 FFTs (pocketfft in torch, XLA's in JAX)
+#: differ by ~1e-6 relative, i.e. ~3e-5 dB. 1e-4 absolute is still < 3e-6 relative at that scale.
+ATOL = 1e-4
+
+
+def _wave(n, seed):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / SR
+    w = 0.3 * np.sin(2 * np.pi * (150 + 40 * seed) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    return (w + 0.05 * rng.standard_normal(n)).astype(np.float32)
+
+
+def _cli(*args):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "jaxser.encoders.xvector", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """(SpeechBrain folder, converted folder, reference model)."""
+    model = ref.perturbed_xvector(seed=0)
+    root = tmp_path_factory.mktemp("xvector")
+    sb = ref.save_speechbrain_folder(root / "speechbrain", model)
+    res = _cli("convert", sb, root / "converted", "--allow-pickle")
+    assert res.returncode == 0, res.stderr
+    return sb, root / "converted", model
+
+
+def test_fbank_and_every_layer_match_reference(folders):
+    _, conv, model = folders
+    assert sorted(p.name for p in conv.iterdir()) == ["config.json", "hyperparams.yaml", "model.safetensors"]
+    cfg = json.loads((conv / "config.json").read_text())
+    assert cfg["n_mels"] == 24 and cfg["tdnn_channels"] == [512, 512, 512, 512, 1500]
+    assert cfg["input_norm"] == {"norm_type": "sentence", "mean_norm": True, "std_norm": False}
+    assert not any(k.endswith("num_batches_tracked") for k in load_file(str(conv / "model.safetensors")))
+    enc = encoders.load(str(conv))
+    assert isinstance(enc, xvector.XVectorEncoder) and (enc.num_layers, enc.dim) == (5, 512)
+    # the filterbank matrix is bit-identical to SpeechBrain's (float32 torch ops)
+    np.testing.assert_array_equal(xvector.filterbank(enc.arch), ref.Filterbank(24).matrix().numpy())
+    lens = [480, 4_000, 23_456, 40_001]  # the shortest input (4 frames), sub-second, two buckets
+    waves = [_wave(n, i) for i, n in enumerate(lens)]
+    waves[2][:4_000] = 0.0  # digital silence: the 1e-10 floor and the 80 dB clip
+    got = enc.embed(waves)
+    feats = enc.fbank(waves)
+    assert got.shape == (4, 5, 512) and got.dtype == np.float32
+    for i, w in enumerate(waves):
+        f, pooled, emb = ref.reference(model, w)
+        assert feats[i].shape == f.shape == (1 + lens[i] // 160, 24)
+        assert np.abs(feats[i] - f).max() <= ATOL, f"utterance {i}: fbank error {np.abs(feats[i] - f).max()}"
+        err = np.abs(got[i] - np.concatenate([pooled, emb[None]])).max(axis=1)
+        assert err.max() <= ATOL, f"utterance {i}: per-layer max abs error {err}"
+    # batch invariance: each utterance alone == inside the batch
+    for i, w in enumerate(waves):
+        np.testing.assert_allclose(enc.embed([w])[0], got[i], atol=1e-5, rtol=0)
+
+
+def test_deterministic_noise_convention(folders):
+    """SpeechBrain adds noise in [1e-5, 9e-5] to the pooled mean; the port adds its expectation 5e-5, so
+    it is deterministic and within 4e-5 * |W_mean| of any SpeechBrain draw."""
+    _, conv, model = folders
+    enc = encoders.load(str(conv))
+    w = _wave(12_000, 3)
+    a, b = enc.embed([w]), enc.embed([w])
+    np.testing.assert_array_equal(a, b)
+    lin = model.blocks[-1].w.weight.detach().numpy()
+    bound = 4e-5 * np.abs(lin[:, :1500]).sum(axis=1).max() + ATOL
+    for _ in range(3):
+        _, _, drawn = ref.reference(model, w, noise=None)
+        assert np.abs(a[0, -1] - drawn).max() <= bound
+
+
+def test_pickle_needs_opt_in(folders, tmp_path):
+    sb, conv, _ = folders
+    with pytest.raises(EncoderError, match=r"pickle.*allow_pickle=True"):
+        encoders.load(str(sb))
+    res = _cli("convert", sb, tmp_path / "out")
+    assert res.returncode == 2 and "pickle" in res.stderr and not (tmp_path / "out").exists()
+    direct = xvector.load(str(sb), allow_pickle=True)
+    converted = encoders.load(str(conv))
+    assert direct.fingerprint == converted.fingerprint
+    w = [_wave(8_000, 1)]
+    np.testing.assert_array_equal(direct.embed(w), converted.embed(w))
+
+
+def test_embedding_normalisation(folders):
+    sb, conv, _ = folders
+    plain = encoders.load(str(conv))
+    normed = encoders.load(str(conv), normalize_embedding=True)
+    assert normed.fingerprint != plain.fingerprint
+    glob_mean = torch.load(sb / "mean_var_norm_emb.ckpt")["glob_mean"].numpy()
+    w = [_wave(9_000, 2)]
+    a, b = plain.embed(w), normed.embed(w)
+    np.testing.assert_array_equal(a[:, :4], b[:, :4])
+    np.testing.assert_allclose(b[0, 4], a[0, 4] - glob_mean, atol=1e-6)
+
+
+def _edited(conv, dst, edit=None, config=None):
+    dst.mkdir()
+    tensors = load_file(str(conv / "model.safetensors"))
+    if edit:
+        edit(tensors)
+    save_file(tensors, str(dst / "model.safetensors"))
+    cfg = json.loads((conv / "config.json").read_text())
+    (dst / "config.json").write_text(json.dumps({**cfg, **(config or {})}))
+    return str(dst)
+
+
+def test_clear_errors_on_bad_folders(folders, tmp_path):
+    sb, conv, _ = folders
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EncoderError, match="neither a converted x-vector folder"):
+        xvector.load(str(tmp_path / "empty"))
+    with pytest.raises(EncoderError, match=r"missing 1 keys.*blocks\.5\.norm\.running_var"):
+        xvector.load(_edited(conv, tmp_path / "a", lambda t: t.pop("blocks.5.norm.running_var")))
+    with pytest.raises(EncoderError, match=r"unexpected 1 keys.*blocks\.17\.w\.weight"):
+        xvector.load(_edited(conv, tmp_path / "b", lambda t: t.update({"blocks.17.w.weight": np.zeros(3, np.float32)})))
+    with pytest.raises(EncoderError, match=r"blocks\.0\.conv\.weight has shape \(512, 24, 5\).*\(512, 40, 5\)"):
+        xvector.load(_edited(conv, tmp_path / "c", config={"n_mels": 40}))
+    with pytest.raises(EncoderError, match="model_type 'wav2vec2'"):
+        xvector.load(_edited(conv, tmp_path / "d", config={"model_type": "wav2vec2"}))
+    # hyperparams the port does not implement are refused, naming the entry
+    bad = tmp_path / "sb-std"
+    bad.mkdir()
+    (bad / "embedding_model.ckpt").write_bytes((sb / "embedding_model.ckpt").read_bytes())
+    text = (sb / "hyperparams.yaml").read_text()
+    (bad / "hyperparams.yaml").write_text(text.replace("norm_type: sentence\n    std_norm: False",
+                                                       "norm_type: sentence\n    std_norm: True"))
+    with pytest.raises(EncoderError, match="input_norm"):
+        xvector.load(str(bad), allow_pickle=True)
+    (bad / "hyperparams.yaml").write_text(text.replace("n_mels: !ref <n_mels>", "n_mels: !ref <n_mels>\n    deltas: True"))
+    with pytest.raises(EncoderError, match="compute_features.deltas"):
+        xvector.load(str(bad), allow_pickle=True)
+    (bad / "hyperparams.yaml").unlink()
+    with pytest.raises(EncoderError, match="no hyperparams.yaml"):
+        xvector.load(str(bad), allow_pickle=True)
+    with pytest.raises(EncoderError, match="not a directory"):
+        xvector.load(str(tmp_path / "nowhere"))
+
+
+def test_random_weights_and_inputs():
+    a = encoders.load("random-xvector")
+    b = xvector.load("random", seed=1)
+    assert a.fingerprint != b.fingerprint and (a.num_layers, a.dim) == (5, 512)
+    small = xvector.load("random", tdnn_channels=[32, 32, 32, 32, 48], lin_neurons=32)
+    out = small.embed([_wave(3_000, 0), _wave(20_000, 1)])
+    assert out.shape == (2, 5, 32) and np.all(np.isfinite(out))
+    with pytest.raises(ValueError, match="at least 480"):
+        small.embed([_wave(479, 0)])
+    with pytest.raises(EncoderError, match="must equal lin_neurons"):
+        xvector.load("random", tdnn_channels=[32, 16, 32, 32, 48], lin_neurons=32)
+    # bounded compilations: one per (bucket, power-of-two batch size)
+    small.embed([_wave(n, i) for i, n in enumerate([5_000, 6_000, 7_000])])  # bucket 1 s: batches of 2 and 1
+    assert small.compilations == 3  # (1, 1 s) and (1, 1.42 s) from the first call, then only (2, 1 s)
