@@ -158,7 +158,8 @@ def test_clear_errors_on_bad_folders(folders, tmp_path):
                                                        "norm_type: sentence\n    std_norm: True"))
     with pytest.raises(EncoderError, match="input_norm"):
         xvector.load(str(bad), allow_pickle=True)
-    (bad / "hyperparams.yaml").write_text(text.replace("n_mels: !ref <n_mels>", "n_mels: !ref <n_mels>\n    deltas: True"))
+    (bad / "hyperparams.yaml").write_text(text.replace("n_mels: !ref <n_mels>",
+                                                       "n_mels: !ref <n_mels>\n    deltas: True"))
     with pytest.raises(EncoderError, match="compute_features.deltas"):
         xvector.load(str(bad), allow_pickle=True)
     (bad / "hyperparams.yaml").unlink()

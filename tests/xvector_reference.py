@@ -175,7 +175,8 @@ def get_padding_elem(L_in, stride, kernel_size, dilation):
 class Conv1d(nn.Module):
     def __init__(self, out_channels, kernel_size, in_channels, dilation=1, padding_mode="reflect"):
         super().__init__()
-        self.kernel_size, self.dilation, self.padding_mode, self.in_channels = kernel_size, dilation, padding_mode, in_channels
+        self.kernel_size, self.dilation, self.padding_mode = kernel_size, dilation, padding_mode
+        self.in_channels = in_channels
         self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=1, dilation=dilation, padding=0)
 
     def forward(self, x):

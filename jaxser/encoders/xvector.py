@@ -122,7 +122,8 @@ def arch_from_config(cfg: dict, where: Any = "config.json") -> Arch:
     if cfg.get("model_type", MODEL_TYPE) != MODEL_TYPE:
         raise EncoderError(f"{where}: model_type {cfg.get('model_type')!r} is not {MODEL_TYPE!r}")
     if int(cfg["sample_rate"]) != SAMPLE_RATE:
-        raise EncoderError(f"{where}: sample_rate {cfg['sample_rate']} is not {SAMPLE_RATE} (jaxser feeds 16 kHz audio)")
+        raise EncoderError(f"{where}: sample_rate {cfg['sample_rate']} is not {SAMPLE_RATE} "
+                           "(jaxser feeds 16 kHz audio)")
     norm = cfg.get("input_norm", DEFAULT_CONFIG["input_norm"])
     if norm != DEFAULT_CONFIG["input_norm"]:
         raise EncoderError(f"{where}: input_norm {norm} is not supported; only sentence-level mean normalisation "
@@ -226,7 +227,8 @@ def filterbank(arch: Arch) -> np.ndarray:
     (so filters are symmetric in Hz, unlike torchaudio/librosa); unnormalised (peak 1)."""
     to_mel = lambda f: 2595 * math.log10(1 + f / 700)  # noqa: E731
     mel = _torch_linspace32(to_mel(arch.f_min), to_mel(arch.f_max), arch.n_mels + 2)
-    power = np.power(10.0, (mel / np.float32(2595)).astype(np.float64)).astype(np.float32)  # correctly rounded, as torch
+    # 10 ** x correctly rounded to float32, as torch's pow gives it (a float32 numpy pow is 1 ulp off)
+    power = np.power(10.0, (mel / np.float32(2595)).astype(np.float64)).astype(np.float32)
     hz = (np.float32(700) * (power - np.float32(1))).astype(np.float32)
     band = (hz[1:] - hz[:-1])[:-1]
     f_central = hz[1:-1]
@@ -314,10 +316,6 @@ def _forward(arch: Arch, counter: list, params: dict, front: dict, wave: jax.Arr
     return jnp.stack(pooled + [emb], axis=1)
 
 
-def _features(arch: Arch, front: dict, wave: jax.Array, n_frames: jax.Array) -> jax.Array:
-    return fbank(arch, front, wave, n_frames)
-
-
 # ----------------------------------------------------------------------------- encoder
 class XVectorEncoder(Encoder):
     """TDNN blocks 1 .. n - 1 mean-pooled over valid frames, then the x-vector: [B, n_blocks, 512]."""
@@ -335,7 +333,7 @@ class XVectorEncoder(Encoder):
         self.emb_mean = jnp.zeros((arch.lin_neurons,), jnp.float32) if emb_mean is None else jnp.asarray(emb_mean)
         self.traces: list[tuple] = []  # one entry per compilation (shape)
         self._fn = jax.jit(partial(_forward, arch, self.traces))
-        self._feat_fn = jax.jit(partial(_features, arch))
+        self._feat_fn = jax.jit(partial(fbank, arch))
 
     @property
     def compilations(self) -> int:
@@ -387,7 +385,8 @@ class XVectorEncoder(Encoder):
         waves = self._check(waveforms)
         out = np.zeros((len(waves), self.num_layers, self.dim), np.float32)
         for chunk, batch, n in self._batches(waves):
-            out[chunk] = np.asarray(self._fn(self.params, self.front, jnp.asarray(batch), jnp.asarray(n), self.emb_mean))
+            res = self._fn(self.params, self.front, jnp.asarray(batch), jnp.asarray(n), self.emb_mean)
+            out[chunk] = np.asarray(res)
         return out
 
     def fbank(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -488,7 +487,8 @@ def config_from_hyperparams(path: Path) -> dict:
                            f"(known: {sorted(_TORCH_ACTIVATIONS)})")
     in_channels = int(xv.get("in_channels", 40))
     if in_channels != n_mels:
-        raise EncoderError(f"{f}: embedding_model.in_channels {in_channels} differs from compute_features.n_mels {n_mels}")
+        raise EncoderError(f"{f}: embedding_model.in_channels {in_channels} differs from "
+                           f"compute_features.n_mels {n_mels}")
     blocks = int(xv.get("tdnn_blocks", 5))
     cfg = {
         "model_type": MODEL_TYPE,
@@ -499,7 +499,8 @@ def config_from_hyperparams(path: Path) -> dict:
         "f_min": float(fb.get("f_min", 0)),
         "f_max": float(fb["f_max"]) if fb.get("f_max") is not None else sr / 2,
         "n_mels": n_mels,
-        "input_norm": {"norm_type": str(norm.get("norm_type", "global")), "mean_norm": bool(norm.get("mean_norm", True)),
+        "input_norm": {"norm_type": str(norm.get("norm_type", "global")),
+                       "mean_norm": bool(norm.get("mean_norm", True)),
                        "std_norm": bool(norm.get("std_norm", True))},
         "activation": _TORCH_ACTIVATIONS[act_name],
         "tdnn_channels": [int(c) for c in xv.get("tdnn_channels", [512, 512, 512, 512, 1500])][:blocks],
