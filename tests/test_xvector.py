@@ -178,6 +178,8 @@ def test_random_weights_and_inputs():
     assert out.shape == (2, 5, 32) and np.all(np.isfinite(out))
     with pytest.raises(ValueError, match="at least 480"):
         small.embed([_wave(479, 0)])
+    with pytest.raises(EncoderError, match="mean_var_norm_emb statistics"):
+        xvector.load("random", normalize_embedding=True)
     with pytest.raises(EncoderError, match="must equal lin_neurons"):
         xvector.load("random", tdnn_channels=[32, 16, 32, 32, 48], lin_neurons=32)
     # bounded compilations: one per (bucket, power-of-two batch size)
