@@ -73,6 +73,8 @@ def _family_for_path(path: Path) -> str:
         import json
 
         model_type = json.loads(cfg.read_text()).get("model_type", "")
+        if model_type == "speechbrain-xvector":
+            return "xvector"
         return "whisper" if model_type == "whisper" else "wav2vec2"
     raise EncoderError(f"{path}: not a model directory jaxser knows (expected config.json + model.safetensors, "
                        "a TF SavedModel with saved_model.pb, or a SpeechBrain x-vector folder)")
