@@ -29,10 +29,16 @@ SR = audio.SAMPLE_RATE
 # ------------------------------------------------------------------ fixtures and features
 
 @pytest.fixture(scope="session")
-def root(tmp_path_factory):
-    base = tmp_path_factory.mktemp("synthetic")
-    S.generate_all(base)
+def cache(tmp_path_factory):
+    """A JAXSER_CACHE folder holding the generated default set."""
+    base = tmp_path_factory.mktemp("cache")
+    S.generate_all(base / "synthetic" / f"v{S.VERSION}")
     return base
+
+
+@pytest.fixture(scope="session")
+def root(cache):
+    return cache / "synthetic" / f"v{S.VERSION}"
 
 
 @pytest.fixture(scope="session")
@@ -178,6 +184,17 @@ def test_schema(datasets, root):
     # the registry path a user takes gives the same rows
     via = registry.load("synth-duna", root / "synth-duna")
     assert via["id"] == datasets["synth-duna"]["id"]
+
+
+def test_default_load_uses_the_cache(cache, root, monkeypatch):
+    """`jaxser.corpora.load("synth-...")` with no root: generated once into $JAXSER_CACHE, then
+    reused (nothing is rewritten)."""
+    monkeypatch.setenv("JAXSER_CACHE", str(cache))
+    marker = root / "synth-corva" / S.MARKER
+    before = marker.stat().st_mtime_ns
+    ds = registry.load("synth-corva")
+    assert ds[0]["audio"].startswith(str((root / "synth-corva").resolve()))
+    assert marker.stat().st_mtime_ns == before
 
 
 def test_fold_groups_are_speakers(datasets):

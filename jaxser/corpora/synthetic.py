@@ -327,18 +327,18 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _clean_stale_tmp(target: Path) -> None:
-    """Remove temporary build folders of generations whose process has died (a killed run)."""
-    prefix = f".{target.name}.tmp-"
+    """Remove build (and swapped-out) folders left by generations whose process has died."""
     if not target.parent.is_dir():
         return
     for p in target.parent.iterdir():
-        if p.name.startswith(prefix):
-            try:
-                pid = int(p.name[len(prefix):].split("-")[0])
-            except ValueError:
-                continue
-            if not _pid_alive(pid):
-                shutil.rmtree(p, ignore_errors=True)
+        for prefix in (f".{target.name}.tmp-", f".{target.name}.old-"):
+            if p.name.startswith(prefix):
+                try:
+                    pid = int(p.name[len(prefix):].split("-")[0])
+                except ValueError:
+                    continue
+                if not _pid_alive(pid):
+                    shutil.rmtree(p, ignore_errors=True)
 
 
 def generate(name: str, root: str | os.PathLike | None = None) -> Path:
@@ -365,13 +365,18 @@ def generate(name: str, root: str | os.PathLike | None = None) -> Path:
         if is_complete(target, s):  # a concurrent process finished first: keep its result
             shutil.rmtree(tmp)
             return target
+        trash = None
         if target.exists():  # stale generation (other version/config, or damaged): swap it out
             trash = target.parent / f".{target.name}.old-{os.getpid()}-{os.urandom(4).hex()}"
             os.replace(target, trash)
+        try:
             os.replace(tmp, target)
+        except OSError:
+            if not is_complete(target, s):  # lost a race only if the winner's folder is complete
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+        if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
