@@ -130,7 +130,7 @@ def _clf():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=3000))
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=1000))
 
 
 # ------------------------------------------------------------------ the corpus set

@@ -689,10 +689,11 @@ def synthesize(s: CorpusSpec, spk: Speaker, sentence, cues: Cues, rng) -> tuple[
     n = int(round(total * sr))
 
     # --- frame grid for the filter: 4-6 ms hop (a power of two), Hann windows 4 hops long,
-    # FFT size a power of two with room for 30 ms of filter tail (bandwidths >= 80 Hz) ---
+    # FFT size with room for 20 ms of filter tail: bandwidths >= 80 Hz decay by 1/e in
+    # 1/(pi B) = 4 ms, so 20 ms is > 40 dB down ---
     hop = 1 << int(np.ceil(np.log2(0.004 * sr)))
     win = 4 * hop
-    m = int(np.ceil((win + 0.030 * sr) / hop))
+    m = int(np.ceil((win + 0.020 * sr) / hop))
     while max(_factors(m)) > 5:  # an FFT-friendly size (2, 3, 5-smooth)
         m += 1
     nfft = m * hop
