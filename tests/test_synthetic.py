@@ -15,7 +15,6 @@ import sys
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from jaxser import audio
 from jaxser import corpora as registry

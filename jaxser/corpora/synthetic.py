@@ -34,7 +34,7 @@ import json
 import os
 import shutil
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -673,6 +673,9 @@ def _glottal(frac: np.ndarray, oq: float) -> np.ndarray:
 
 def synthesize(s: CorpusSpec, spk: Speaker, sentence, cues: Cues, rng) -> tuple[np.ndarray, float]:
     """One take: returns (float waveform at s.sample_rate before the channel, mean F0 in Hz)."""
+    from scipy import fft as sfft  # lazy: `import jaxser.corpora` must stay cheap
+    from scipy.signal import lfilter, sosfilt
+
     sr = s.sample_rate
     lang = s.language
     segs = _plan(sentence, lang, cues, rng)
@@ -750,8 +753,6 @@ def synthesize(s: CorpusSpec, spk: Speaker, sentence, cues: Cues, rng) -> tuple[
     voiced = _glottal(frac, oq) * shim[cyc] * av_s
     fc = 1400.0 * cues.tilt * (1.15 if spk.gender == "female" else 1.0)
     a = float(np.exp(-2 * np.pi * min(fc, 0.45 * sr) / sr))
-    from scipy.signal import lfilter
-
     voiced = lfilter([1 - a], [1, -a], voiced)
     if np.any(av_s > 0.5):
         voiced /= np.sqrt(np.mean(voiced[av_s > 0.5] ** 2)) + 1e-9
@@ -784,10 +785,8 @@ def synthesize(s: CorpusSpec, spk: Speaker, sentence, cues: Cues, rng) -> tuple[
         prev = poly.copy()
         poly[:, 1:] -= c[:, k, None] * prev[:, :-1]
         poly[:, 2:] += (r[:, k] ** 2)[:, None] * prev[:, :-2]
-    from scipy import fft as sfft
-
-    H = (poly.sum(axis=1)[:, None] / sfft.rfft(poly, nfft, axis=1)).astype(np.complex64)  # float64: the
-    # product polynomial's coefficients span a wide range
+    # (float64 FFT: the product polynomial's coefficients span a wide range)
+    H = (poly.sum(axis=1)[:, None] / sfft.rfft(poly, nfft, axis=1)).astype(np.complex64)
     y = _ola_filter(voiced + noise_a, H, hop, win, n_frames)
 
     # frication (parallel branch): for each place of articulation in the sentence, band-pass
@@ -802,8 +801,6 @@ def synthesize(s: CorpusSpec, spk: Speaker, sentence, cues: Cues, rng) -> tuple[
         lo, hi = cf * 2 ** (-bw / 2), min(cf * 2 ** (bw / 2), 0.45 * sr)
         if lo >= 0.8 * hi:
             continue  # the band lies above this corpus' Nyquist frequency
-        from scipy.signal import sosfilt
-
         band = sosfilt(_butter(2, float(lo), float(hi), sr), white)
         y += band / (np.sqrt(np.mean(band ** 2)) + 1e-12) * gate * (0.5 * vowel_rms)
     voiced_mask = av_s > 0.5
