@@ -775,11 +775,13 @@ def synthesize(s: CorpusSpec, spk: Speaker, sentence, cues: Cues, rng) -> tuple[
     Bt[:, 0] += 150.0 * breath  # breathy voice widens F1 (glottal losses)
     keep = F.max(axis=0) < 0.45 * sr
     F, Bt = F[:, keep], Bt[:, keep]
-    r = np.exp(-np.pi * Bt / sr)
-    c = 2 * r * np.cos(2 * np.pi * F / sr)
+    frames = _frames(voiced + noise_a, hop, win, n_frames)
+    active = frames.any(axis=1)  # silent frames (pauses, closures) need no filtering
+    r = np.exp(-np.pi * Bt[active] / sr)
+    c = 2 * r * np.cos(2 * np.pi * F[active] / sr)
     # each frame's all-pole polynomial A(z) = prod_k (1 - c_k z^-1 + r_k^2 z^-2), evaluated on
     # the FFT grid with one batched rfft; H = A(1) / A(z): Klatt resonators, unity gain at DC
-    poly = np.zeros((n_frames, 2 * F.shape[1] + 1))
+    poly = np.zeros((len(r), 2 * F.shape[1] + 1))
     poly[:, 0] = 1.0
     for k in range(F.shape[1]):
         prev = poly.copy()
@@ -787,7 +789,7 @@ def synthesize(s: CorpusSpec, spk: Speaker, sentence, cues: Cues, rng) -> tuple[
         poly[:, 2:] += (r[:, k] ** 2)[:, None] * prev[:, :-2]
     # (float64 FFT: the product polynomial's coefficients span a wide range)
     H = (poly.sum(axis=1)[:, None] / sfft.rfft(poly, nfft, axis=1)).astype(np.complex64)
-    y = _ola_filter(voiced + noise_a, H, hop, win, n_frames)
+    y = _ola_filter(frames, active, H, hop, win, nfft, n)
 
     # frication (parallel branch): for each place of articulation in the sentence, band-pass
     # noise gated by that place's amplitude track, at its level re the vowels' RMS
@@ -813,20 +815,25 @@ def synthesize(s: CorpusSpec, spk: Speaker, sentence, cues: Cues, rng) -> tuple[
     return y, f0_mean
 
 
-def _ola_filter(x: np.ndarray, H: np.ndarray, hop: int, win: int, n_frames: int) -> np.ndarray:
-    """Time-varying filtering: periodic Hann frames (75 % overlap, constant overlap-add) times
-    each frame's frequency response H[frame], zero-padded so the filter tails do not wrap
-    around, then overlap-added."""
+def _frames(x: np.ndarray, hop: int, win: int, n_frames: int) -> np.ndarray:
+    """Periodic-Hann-windowed frames of x (padded by one window at the start), 75 % overlap."""
+    xp = np.zeros((n_frames - 1) * hop + win, dtype=np.float32)
+    xp[win:win + x.size] = x
+    window = np.hanning(win + 1)[:-1].astype(np.float32)  # sums to 2 at 75 % overlap
+    return np.lib.stride_tricks.sliding_window_view(xp, win)[::hop][:n_frames] * window
+
+
+def _ola_filter(frames: np.ndarray, active: np.ndarray, H: np.ndarray, hop: int, win: int, nfft: int,
+                n: int) -> np.ndarray:
+    """Time-varying filtering: each active frame times its frequency response H[i] (zero-padded
+    to nfft so the filter tail does not wrap around), then overlap-added; Hann frames at 75 %
+    overlap add up to a constant 2."""
     from scipy import fft as sfft
 
-    n = x.size
-    nfft = 2 * (H.shape[1] - 1)
+    n_frames = frames.shape[0]
     m = nfft // hop
-    window = np.hanning(win + 1)[:-1].astype(np.float32)  # sums to 2 at 75 % overlap
-    xp = np.zeros((n_frames - 1) * hop + win, dtype=np.float32)
-    xp[win:win + n] = x
-    frames = np.lib.stride_tricks.sliding_window_view(xp, win)[::hop][:n_frames] * window
-    yf = sfft.irfft(sfft.rfft(frames, nfft, axis=1) * H, nfft, axis=1)
+    yf = np.zeros((n_frames, nfft), dtype=np.float32)
+    yf[active] = sfft.irfft(sfft.rfft(frames[active], nfft, axis=1) * H, nfft, axis=1)
     out = np.zeros((n_frames + m) * hop, dtype=np.float64)
     for j in range(m):  # overlap-add as m shifted slabs, each one vectorised
         out[j * hop:j * hop + n_frames * hop] += yf[:, j * hop:(j + 1) * hop].reshape(-1)
