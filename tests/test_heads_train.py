@@ -59,6 +59,20 @@ def test_head_shapes(kind):
     assert p3["layer_logits"].shape == (4,)
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_conv1d_matches_flax_conv(k):
+    """The im2col Conv1D / reshape max-pool are the same layers as nn.Conv / nn.max_pool."""
+    import flax.linen as nn
+    from jaxser.heads import Conv1D, max_pool_1d
+    x = jnp.asarray(np.random.default_rng(k).normal(size=(3, 11, 2)), jnp.float32)
+    ours, ref = Conv1D(4, k), nn.Conv(4, (k,), padding="SAME")
+    p, p_ref = ours.init(jax.random.PRNGKey(0), x), ref.init(jax.random.PRNGKey(0), x)
+    for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p_ref)):  # same shapes and init
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(ours.apply(p, x), ref.apply(p, x), atol=1e-5)
+    np.testing.assert_array_equal(max_pool_1d(x, 2), nn.max_pool(x, (2,), strides=(2,)))
+
+
 def test_head_config_validation():
     with pytest.raises(ValueError, match="kind"):
         HeadConfig(kind="rnn")
