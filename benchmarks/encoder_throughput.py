@@ -39,7 +39,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None, help="alternating timed rounds (default 2; quick 1)")
     ap.add_argument("--batch-size", type=int, default=8, help="torch batch size (HF-style padded batches)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--single-thread", action="store_true",
+                    help="one thread per side (torch.set_num_threads(1), XLA without intra-op threads): "
+                         "CPU-time comparison that background load on a shared machine distorts least")
     args = ap.parse_args()
+    if args.single_thread:  # must precede jax's backend initialisation
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
     n = args.n or (8 if args.quick else 48)
     rounds = args.rounds or (1 if args.quick else 2)
 
@@ -48,6 +54,8 @@ def main() -> None:
 
     from jaxser.encoders import wav2vec2
 
+    if args.single_thread:
+        torch.set_num_threads(1)
     cfg = Wav2Vec2Config(**{k: v for k, v in wav2vec2.PRESETS["base"].items() if k != "model_type"})
     torch.manual_seed(args.seed)
     model = Wav2Vec2Model(cfg).eval()
@@ -60,7 +68,8 @@ def main() -> None:
         model.save_pretrained(tmp)
         enc = wav2vec2.load(tmp)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPU cores; "
-          f"torch {torch.__version__} threads={torch.get_num_threads()}")
+          f"torch {torch.__version__} threads={torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f}"
+          + (" (single-thread mode)" if args.single_thread else ""))
     print(f"model: wav2vec2-base architecture (random weights), {n} utterances, {audio_s:.1f} s of audio "
           f"(2-8 s each)")
 
@@ -103,13 +112,16 @@ def main() -> None:
     t_flax, t_torch = [], []
     for r in range(rounds):
         enc.stats = {"samples": 0, "padded_samples": 0}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         enc.embed(waves)
         t_flax.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        c_flax = time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
         torch_embed(waves)
         t_torch.append(time.perf_counter() - t0)
-        print(f"round {r + 1}: jaxser {t_flax[-1]:.1f} s, torch {t_torch[-1]:.1f} s")
+        c_torch = time.process_time() - c0
+        print(f"round {r + 1}: jaxser {t_flax[-1]:.1f} s wall ({c_flax:.1f} s CPU), "
+              f"torch {t_torch[-1]:.1f} s wall ({c_torch:.1f} s CPU)")
     assert enc.compilations == compilations, "timed rounds must not compile"
 
     torch_pad = sum(max(w.size for w in waves[i: i + args.batch_size]) * len(waves[i: i + args.batch_size])
