@@ -230,7 +230,7 @@ def convert(arch: Arch, weights: dict[str, np.ndarray], where: Any = "checkpoint
         if tuple(weights[k].shape) != shape:
             raise EncoderError(f"{where}: {k} has shape {tuple(weights[k].shape)}, but config.json implies {shape}")
     w = {k: np.asarray(weights[k], np.float32) for k in shapes}
-    D, H = arch.hidden, arch.heads
+    H = arch.heads
 
     fe = []
     for i, (c, k) in enumerate(zip(arch.conv_dim, arch.conv_kernel)):
@@ -291,7 +291,6 @@ def convert(arch: Arch, weights: dict[str, np.ndarray], where: Any = "checkpoint
     # one dict per layer, unrolled in `forward`: XLA:CPU slices stacked weights inside a scan by
     # copying them, which cost ~8% of the transformer's time
     params["layers"] = [{k: v[l] for k, v in layers.items()} for l in range(arch.layers)]
-    del D
     return params
 
 
