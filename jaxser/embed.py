@@ -6,6 +6,12 @@ written atomically (temp file + rename). A run killed at any moment resumes from
 finished chunk and never reads a half-written file. The cache key is the encoder fingerprint
 (config + weights + pooling) and the corpus fingerprint (file list, sizes, mtimes).
 
+Multi-host (jax.process_count() > 1, cache folder shared by every host): host p extracts
+chunks p, p + P, p + 2P, ... (strided over the length-sorted chunks, so every host gets a
+similar mix of lengths, and chunk files do not depend on the host count, so a resumed run may
+use a different one); process 0 waits until every chunk file exists (a file-based barrier),
+assembles the final file, and the other hosts wait for that file. See docs/scaling.md.
+
 CLI: `python -m jaxser.embed --encoder NAME --corpus NAME=ROOT [--corpus ...]`.
 """
 from __future__ import annotations
@@ -104,13 +110,35 @@ def cache_dir_for(encoder, ds, cache: str | os.PathLike | None = None) -> Path:
         f"{corpus}-{corpus_fingerprint(ds)}"
 
 
+BARRIER_TIMEOUT = float(os.environ.get("JAXSER_BARRIER_TIMEOUT", 24 * 3600))  # seconds
+
+
+def _process_info() -> tuple[int, int]:
+    """(index, count) from jax when it is loaded; a process that never imported jax cannot
+    have joined a jax.distributed job, so it is (0, 1) without paying jax's import."""
+    jax = sys.modules.get("jax")
+    return (jax.process_index(), jax.process_count()) if jax is not None else (0, 1)
+
+
+def _wait_for(ready: Callable[[], bool], what: Callable[[], str], timeout: float, poll: float = 1.0) -> None:
+    t0 = time.monotonic()
+    while not ready():
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"waited {timeout:.0f}s for {what()}; is the cache folder shared by every host "
+                               "and did every host run the same command? (JAXSER_BARRIER_TIMEOUT sets the limit)")
+        time.sleep(poll)
+
+
 def embed(encoder, ds, *, cache: str | os.PathLike | None = None, chunk_size: int = 256,
           max_batch_seconds: float = 60.0, max_batch: int = 32, skip_errors: bool = False,
-          progress: bool = True, stop_after_chunks: int | None = None) -> Embeddings:
+          progress: bool = True, stop_after_chunks: int | None = None, process_index: int | None = None,
+          process_count: int | None = None, barrier_timeout: float | None = None) -> Embeddings:
     """Embeddings `[N, layers, dim]` of every utterance of `ds` (a unified-schema Dataset).
 
     Bad audio raises `jaxser.audio.AudioError` naming the file, or with `skip_errors` is
     skipped and listed. `stop_after_chunks` exists for tests that simulate a crash.
+    process_index / process_count default to jax's (multi-host split, see the module doc);
+    barrier_timeout (seconds) bounds the wait for the other hosts.
     """
     from tqdm.auto import tqdm
 
@@ -118,6 +146,12 @@ def embed(encoder, ds, *, cache: str | os.PathLike | None = None, chunk_size: in
     final = out_dir / "embeddings.npz"
     if final.exists():
         return _load_final(final)
+    pi, pc = _process_info()
+    pi = pi if process_index is None else int(process_index)
+    pc = pc if process_count is None else int(process_count)
+    if not 0 <= pi < pc:
+        raise ValueError(f"process_index {pi} is outside 0..{pc - 1}")
+    timeout = BARRIER_TIMEOUT if barrier_timeout is None else float(barrier_timeout)
     ids = list(ds["id"])
     paths = list(ds["audio"])
     durations = np.asarray(ds["duration"], dtype=np.float64)
@@ -145,6 +179,8 @@ def embed(encoder, ds, *, cache: str | os.PathLike | None = None, chunk_size: in
     with ThreadPoolExecutor(max_workers=2) as pool:
         for ci, chunk in enumerate(chunks):
             f = out_dir / f"chunk-{ci:05d}.npz"
+            if ci % pc != pi:  # another host's chunk
+                continue
             if f.exists():
                 bar.update(len(chunk))
                 continue
@@ -171,6 +207,17 @@ def embed(encoder, ds, *, cache: str | os.PathLike | None = None, chunk_size: in
                                                                                          dtype=str))
             done += 1
     bar.close()
+    if pc > 1:
+        if pi != 0:  # process 0 assembles; wait for its file so every host returns the same result
+            _wait_for(final.exists, lambda: f"process 0 to write {final}", timeout)
+            return _load_final(final)
+
+        def missing():
+            return [ci for ci in range(len(chunks)) if not (out_dir / f"chunk-{ci:05d}.npz").exists()]
+
+        _wait_for(lambda: not missing() or final.exists(),
+                  lambda: f"chunks {missing()[:5]} of {out_dir} (written by processes "
+                          f"{sorted({ci % pc for ci in missing()})})", timeout)
     # assemble in dataset order, then remove chunks (the final file is written first)
     parts = [np.load(out_dir / f"chunk-{ci:05d}.npz") for ci in range(len(chunks))]
     got_ids = [str(u) for p in parts for u in p["ids"]]

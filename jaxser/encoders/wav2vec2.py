@@ -464,8 +464,12 @@ class Wav2Vec2Encoder(Encoder):
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
                  dtype: str = "float32", normalize: bool = False, buckets: Sequence[int] | None = None,
-                 batch_seconds: float = 32.0, max_batch: int = 16):
+                 batch_seconds: float = 32.0, max_batch: int = 16, mesh=None):
+        from jaxser import sharding
+
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
+        # data parallel: batches split over the mesh's devices, parameters replicated
+        self.mesh = sharding.resolve_mesh(mesh)
         self.dim, self.num_layers = arch.hidden, arch.layers + 1
         self.normalize = bool(normalize)
         if dtype not in ("float32", "bfloat16"):
@@ -477,7 +481,7 @@ class Wav2Vec2Encoder(Encoder):
         self.batch_seconds, self.max_batch = float(batch_seconds), int(max_batch)
         jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
         # weights live on device in the compute dtype (halves memory traffic in bfloat16)
-        self.params = jax.tree.map(lambda a: jnp.asarray(a, jdt), params)
+        self.params = sharding.replicate(self.mesh, jax.tree.map(lambda a: jnp.asarray(a, jdt), params))
         self.traces: list[tuple] = []  # one entry per compilation (shape), see `compilations`
         self._pool_fn = jax.jit(partial(_pooled, arch, jdt, self.traces))
         self._frame_fns: dict[int, Any] = {}
@@ -538,7 +542,13 @@ class Wav2Vec2Encoder(Encoder):
                 lens[r] = waves[i].size
             self.stats["samples"] += int(lens.sum())
             self.stats["padded_samples"] += batch.size
-            yield idx, lens, fn(self.params, jnp.asarray(batch), jnp.asarray(lens))
+            if self.mesh is None:
+                yield idx, lens, fn(self.params, jnp.asarray(batch), jnp.asarray(lens))
+            else:  # pad rows to a multiple of the device count, drop them after
+                from jaxser import sharding
+
+                (b, n), real = sharding.shard_batch(self.mesh, batch, lens)
+                yield idx, lens, sharding.unpad(fn(self.params, b, n), real)
 
     def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
         waves = self._prepare(waveforms)
@@ -586,7 +596,7 @@ PRESETS: dict[str, dict] = {
                   do_stable_layer_norm=True, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
                   layer_norm_eps=1e-5, hidden_act="gelu", feat_extract_activation="gelu"),
 }
-_BATCH_KW = ("batch_seconds", "max_batch")
+_BATCH_KW = ("batch_seconds", "max_batch", "mesh")
 
 
 def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
@@ -617,6 +627,9 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
     normalize: zero-mean unit-variance per utterance; default = preprocessor_config.json's
       do_normalize when the folder has one, else False (random models: False).
     Batching: batch_seconds (padded audio per batch, default 32), max_batch (default 16).
+    mesh: None (one device), "auto" (every local device when there are several) or a
+      `jax.sharding.Mesh`: batches are split over its devices, parameters replicated
+      (results equal the single-device ones; see docs/scaling.md).
     """
     batch_kw = {k: kw.pop(k) for k in _BATCH_KW if k in kw}
     if source == "random":

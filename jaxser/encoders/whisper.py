@@ -342,8 +342,12 @@ class WhisperEncoder(Encoder):
     """Every hidden state of a Whisper encoder, mean-pooled over the frames that cover audio."""
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
-                 dtype: str = "float32", max_batch: int = 8):
+                 dtype: str = "float32", max_batch: int = 8, mesh=None):
+        from jaxser import sharding
+
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
+        # data parallel: batches split over the mesh's devices, parameters replicated
+        self.mesh = sharding.resolve_mesh(mesh)
         self.dim, self.num_layers = arch.d_model, arch.layers + 1
         if dtype not in ("float32", "bfloat16"):
             raise EncoderError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
@@ -352,8 +356,9 @@ class WhisperEncoder(Encoder):
         self.dtype, self.max_batch = dtype, int(max_batch)
         self._jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
         # weights live on device in the compute dtype; the front end stays float32
-        self.params = jax.tree.map(lambda a: jnp.asarray(a, self._jdt), params)
-        self.front = {"filters": jnp.asarray(mel_filters(arch.n_mels)), "window": jnp.asarray(hann_window())}
+        self.params = sharding.replicate(self.mesh, jax.tree.map(lambda a: jnp.asarray(a, self._jdt), params))
+        self.front = sharding.replicate(self.mesh, {"filters": jnp.asarray(mel_filters(arch.n_mels)),
+                                                    "window": jnp.asarray(hann_window())})
         self.traces: list[tuple] = []  # one entry per compilation (shape), see `compilations`
         self._pool_fn = jax.jit(partial(_pooled, arch, self._jdt, self.traces))
         self._frame_fns: dict[int, Any] = {}
@@ -403,8 +408,15 @@ class WhisperEncoder(Encoder):
             for r, (_, w) in enumerate(chunk):
                 batch[r, : w.size] = w
                 n[r] = encoder_frames(w.size)
-            args = (self.params, self.front, jnp.asarray(batch)) + ((jnp.asarray(n),) if with_frames else ())
-            yield start, n, np.asarray(fn(*args))
+            if self.mesh is None:
+                args = (self.params, self.front, jnp.asarray(batch)) + ((jnp.asarray(n),) if with_frames else ())
+                yield start, n, np.asarray(fn(*args))
+            else:  # pad rows to a multiple of the device count, drop them after
+                from jaxser import sharding
+
+                (b, nd), real = sharding.shard_batch(self.mesh, batch, n)
+                args = (self.params, self.front, b) + ((nd,) if with_frames else ())
+                yield start, n, sharding.unpad(fn(*args), real)
             start += size
 
     # -- public
@@ -500,12 +512,14 @@ def _check_preprocessor(path: Path, arch: Arch) -> None:
 
 
 def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool = False, preset: str | None = None,
-         seed: int = 0, max_batch: int = 8, **kw) -> WhisperEncoder:
+         seed: int = 0, max_batch: int = 8, mesh=None, **kw) -> WhisperEncoder:
     """A Whisper encoder from a local HF folder, a Hub id, or `"random"`.
 
     source="random": the encoder of `preset` ("tiny" default, "base") with seeded random
       weights, no download; further keyword arguments override config entries.
     max_batch: 30 s windows per forward call (batch sizes are powers of two up to it).
+    mesh: None (one device), "auto" (every local device when there are several) or a
+      `jax.sharding.Mesh`: windows are split over its devices, parameters replicated.
     """
     if source == "random":
         preset = preset or "tiny"
@@ -532,4 +546,5 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
     fp = digest(dataclasses.asdict(arch), {k: v for k, v in weights.items() if k in keep},
                 extra=f"whisper-encoder;logmel=hf-whisper;window=30s-zero-pad;pool=mean-ceil(ceil(n/160)/2);"
                       f"long=30s-windows-frame-weighted;hidden_states=transformers5;dtype={dtype}")
-    return WhisperEncoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype, max_batch=max_batch)
+    return WhisperEncoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype, max_batch=max_batch,
+                          mesh=mesh)
