@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from jaxser.corpora.schema import GENDERS, CorpusError, find_audio, map_label
+from jaxser.corpora.schema import CorpusError, GENDERS, find_audio, map_label, parse_files
 
 NAME = "aesdd"
 LANGUAGE = "el"
@@ -53,12 +53,4 @@ def records(root, *, genders: dict | None = None, errors: list | None = None) ->
     if bad:
         raise CorpusError(f"{NAME}: genders {bad} not in {GENDERS}")
     root = Path(root)
-    out = []
-    for p in find_audio(root, NAME):
-        try:
-            out.append(parse(p, root, genders))
-        except CorpusError as e:
-            if errors is None:
-                raise
-            errors.append(e)
-    return out
+    return parse_files(find_audio(root, NAME), lambda p: parse(p, root, genders), errors)

@@ -189,3 +189,18 @@ def drop_duplicate_copies(corpus: str, records: list[dict]) -> list[dict]:
         warnings.warn(f"{corpus}: {dropped} file(s) are identical copies of others below the root "
                       f"(e.g. {example[1]} = {example[0]}); each utterance is used once", stacklevel=3)
     return out
+
+
+def parse_files(paths, parse, errors: list | None = None) -> list[dict]:
+    """`parse(path)` for every path. Without `errors` the first CorpusError propagates; with a
+    list, per-file CorpusErrors are collected there and the file skipped (the corpus card uses
+    this to list every problem instead of stopping at the first)."""
+    out = []
+    for p in paths:
+        try:
+            out.append(parse(p))
+        except CorpusError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+    return out

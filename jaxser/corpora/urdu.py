@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from jaxser.corpora.schema import CorpusError, find_audio, map_label
+from jaxser.corpora.schema import CorpusError, find_audio, map_label, parse_files
 
 NAME = "urdu"
 LANGUAGE = "ur"
@@ -44,12 +44,4 @@ def parse(path: Path, root) -> dict:
 def records(root, *, errors: list | None = None) -> list[dict]:
     """One record per WAV below root; `errors` collects per-file CorpusErrors instead of raising."""
     root = Path(root)
-    out = []
-    for p in find_audio(root, NAME):
-        try:
-            out.append(parse(p, root))
-        except CorpusError as e:
-            if errors is None:
-                raise
-            errors.append(e)
-    return out
+    return parse_files(find_audio(root, NAME), lambda p: parse(p, root), errors)
