@@ -392,9 +392,7 @@ def test_manifest_csv_relative_absolute_label_map(clips):
     dd = got["mycorpus/d"]
     assert (dd["gender"], dd["emotion"], dd["audio"], dd["path"]) == ("unknown", "sad", str(outside.resolve()),
                                                                        str(outside.resolve()))
-    # the file itself and an explicit name work too (the registry's own `name` argument is the
-    # loader's name, so an explicit corpus name goes through the module)
-
+    # the file itself and an explicit corpus name work too, through the registry
     ds = corpora.load("manifest", d / "manifest.csv", name="urdu-mine", label_map={"ang": "angry", "hap": "happy"})
     assert ds[0]["id"].startswith("urdu-mine/") and ds[0]["speaker"].startswith("urdu-mine/")
 
