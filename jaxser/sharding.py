@@ -19,8 +19,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-#: environment variables that announce an explicitly configured multi-process launch
-#: (names read by `jax.distributed.initialize` itself / by jaxser)
+#: environment variables of an explicitly configured multi-process launch: jax itself reads
+#: only the coordinator address; jaxser passes the other two as num_processes / process_id
 DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 
@@ -110,8 +110,10 @@ def initialize_distributed(**kwargs) -> bool:
     """Call `jax.distributed.initialize(**kwargs)` only when this is a multi-process launch.
 
     Multi-process means one of (checked in this order):
-      * JAX_COORDINATOR_ADDRESS is set (with JAX_NUM_PROCESSES and JAX_PROCESS_ID, all read by
-        jax itself) -- GPU clusters, several CPU processes, any manual launch;
+      * JAX_COORDINATOR_ADDRESS ("host:port" of process 0) is set -- GPU clusters, several CPU
+        processes, any manual launch. jax reads that variable itself; jaxser passes
+        JAX_NUM_PROCESSES and JAX_PROCESS_ID as num_processes / process_id (jax would
+        otherwise need SLURM / Open MPI / Kubernetes auto-detection to find them);
       * TPU_WORKER_HOSTNAMES lists more than one worker -- a Cloud TPU pod slice, where jax
         auto-detects coordinator, process count and id from the TPU metadata;
       * keyword arguments were given (passed through unchanged).
@@ -123,6 +125,12 @@ def initialize_distributed(**kwargs) -> bool:
         return False
     if jax.distributed.is_initialized():
         return True
+    for key, env in (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID")):
+        if key not in kwargs and os.environ.get(env, "").strip():
+            try:
+                kwargs[key] = int(os.environ[env])
+            except ValueError:
+                raise ValueError(f"{env}={os.environ[env]!r} is not an integer") from None
     jax.distributed.initialize(**kwargs)
     return True
 

@@ -3,8 +3,8 @@ results on 4 simulated CPU devices; corpora split over hosts cover every row exa
 
 XLA_FLAGS=--xla_force_host_platform_device_count=4 is read when jax initialises its backend,
 so the multi-device checks run in one fresh subprocess (this pytest process keeps 1 device).
-A real 2-process jax.distributed run is NOT tested (see docs/scaling.md); the multi-host
-split and assembly of `embed` is tested by simulating process_index / process_count.
+Multi-host `embed` is tested twice: two real jax.distributed CPU processes on localhost, and
+three simulated hosts (threads with explicit process_index / process_count).
 """
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ SCRIPT = textwrap.dedent(r'''
     kw = dict(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, max_batch=4)
     w1, w4 = whisper.load("random", **kw), whisper.load("random", mesh=mesh, **kw)
     ww = [0.1 * rng.standard_normal(n).astype(np.float32) for n in (8000, 16000, 24000)]
+    wsh = w4.params["ln"]["g"].sharding
+    out["whisper_param_replicated"] = bool(wsh.is_fully_replicated and len(wsh.device_set) == 4)
     out["whisper_err"] = float(np.max(np.abs(w1.embed(ww) - w4.embed(ww))))
     out["whisper_frames_err"] = float(max(np.max(np.abs(x - y)) for x, y in
                                           zip(w1.embed_frames(ww, 1), w4.embed_frames(ww, 1))))
@@ -91,6 +93,7 @@ def test_wav2vec2_data_parallel_equals_single_device(four_devices):
 
 
 def test_whisper_data_parallel_equals_single_device(four_devices):
+    assert four_devices["whisper_param_replicated"]
     assert four_devices["whisper_err"] < 1e-5
     assert four_devices["whisper_frames_err"] < 1e-5
 
@@ -170,3 +173,57 @@ def test_embed_barrier_times_out_with_a_clear_error(tmp_path):
     with pytest.raises(TimeoutError, match="chunks \\[1\\]"):
         embed_mod.embed(FrameStats(), ds, cache=tmp_path / "c", chunk_size=5, progress=False,
                         process_index=0, process_count=2, barrier_timeout=1.5)
+
+
+DIST_SCRIPT = textwrap.dedent(r'''
+    import json, sys
+    from jaxser import sharding
+    assert sharding.initialize_distributed() is True
+    import jax
+    from datasets import load_from_disk
+    from jaxser import embed
+    from test_embed import FrameStats
+    enc = FrameStats()
+    e = embed.embed(enc, load_from_disk(sys.argv[1]), cache=sys.argv[2], chunk_size=4, progress=False,
+                    barrier_timeout=60)
+    print("RESULT " + json.dumps({"index": jax.process_index(), "count": jax.process_count(), "calls": enc.calls,
+                                  "ids": e.ids, "x": e.x.tolist()}))
+''')
+
+
+def test_embed_with_two_real_jax_distributed_processes(tmp_path):
+    """Two CPU processes joined by jax.distributed on localhost (JAX_COORDINATOR_ADDRESS /
+    JAX_NUM_PROCESSES / JAX_PROCESS_ID), sharing one cache folder."""
+    import socket
+
+    from test_embed import FrameStats, _corpus
+
+    ds = _corpus(tmp_path, n=15)
+    ref = embed_mod.embed(FrameStats(), ds, cache=tmp_path / "ref", chunk_size=4, progress=False)
+    ds.save_to_disk(str(tmp_path / "ds"))
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+               "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i),
+               "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+        procs.append(subprocess.Popen([sys.executable, "-c", DIST_SCRIPT, str(tmp_path / "ds"),
+                                       str(tmp_path / "shared")], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    outs = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        line = [l for l in out.splitlines() if l.startswith("RESULT ")]
+        assert p.returncode == 0 and line, f"process failed:\n{out[-2000:]}\n{err[-3000:]}"
+        outs.append(json.loads(line[-1][len("RESULT "):]))
+    assert sorted(o["index"] for o in outs) == [0, 1] and all(o["count"] == 2 for o in outs)
+    assert sorted(o["calls"] for o in outs) == [2, 2]  # 15 rows / 4 = 4 chunks: two per process
+    for o in outs:
+        assert o["ids"] == ref.ids
+        np.testing.assert_allclose(np.asarray(o["x"], np.float32), ref.x, rtol=0, atol=0)
