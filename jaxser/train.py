@@ -285,6 +285,10 @@ class _Trainer:
         self.v_init = jax.jit(jax.vmap(self.init))
         self.v_epoch = jax.jit(jax.vmap(self.epoch, in_axes=(0, None, None)))
         self.v_probs = jax.jit(jax.vmap(self.probs, in_axes=(0, None, None)), static_argnums=2)
+        # jobs x seeds (train_cells): the data gains a leading job axis, seeds stay inner
+        self.j_epoch = jax.jit(jax.vmap(jax.vmap(self.epoch, in_axes=(0, None, None)), in_axes=(0, 0, None)))
+        self.j_probs = jax.jit(jax.vmap(jax.vmap(self.probs, in_axes=(0, None, None)), in_axes=(0, 0, None)),
+                               static_argnums=2)
         self.s_init = jax.jit(self.init)
         self.s_epoch = jax.jit(self.epoch)
         self.s_probs = jax.jit(self.probs, static_argnums=2)
@@ -478,3 +482,173 @@ def train_cell_loop(x_fit, y_fit, x_val, y_val, tests: Mapping[str, np.ndarray],
         val_uar_history=history[:epochs_run], epochs_run=epochs_run, seeds=seeds,
         params=jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a]), *[p[0]["best"] for p in per_seed]),
         mean=prep.mean, std=prep.std)
+
+
+# ----------------------------------------------------------------------------- many cells at once
+
+_JOB_STATE_BYTES = 2 << 30   # per sub-group budget for params + best + optimiser state, all jobs x seeds
+_PRED_BYTES = 1 << 30        # per prediction call budget for the stacked test inputs
+
+
+@dataclass
+class CellData:
+    """One cell's splits for ``train_cells``: embeddings [N, L, D] (or [N, D]), int labels in
+    [0, n_classes), and name -> test embeddings."""
+
+    x_fit: Any
+    y_fit: Any
+    x_val: Any
+    y_val: Any
+    tests: Mapping[str, Any]
+    n_classes: int
+
+
+def _group_chunk(n_jobs: int, rows: int) -> int:
+    """Evaluation chunk for a stack of n_jobs: about _EVAL_CHUNK rows over all jobs together,
+    so the activation memory of a job-stacked forward pass stays what one cell needs (with one
+    job it is exactly train_cell's chunk)."""
+    return min(rows, max(32, _EVAL_CHUNK // n_jobs))
+
+
+def _stack_rows(arrays: Sequence[np.ndarray], rows: int, fill=0) -> np.ndarray:
+    """[J, rows, ...]: every array padded with ``fill`` to ``rows`` rows and stacked."""
+    out = np.full((len(arrays), rows) + arrays[0].shape[1:], fill, arrays[0].dtype)
+    for j, a in enumerate(arrays):
+        out[j, :a.shape[0]] = a
+    return out
+
+
+def _n_params(tr: _Trainer) -> int:
+    shapes = jax.eval_shape(tr.init, jnp.int32(0))["params"]
+    return sum(math.prod(a.shape) for a in jax.tree.leaves(shapes))
+
+
+def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConfig, seeds: Sequence[int],
+                mesh=None, max_jobs: int = 8) -> list[CellResult]:
+    """Train many cells, every seed of each, as few jitted programs as their shapes allow.
+
+    Jobs are grouped by what must be static in a compiled program (per-row feature shape,
+    n_classes, fit row bucket); a group is split into sub-groups of at most ``max_jobs`` jobs
+    (fewer when the jobs x seeds copies of params, best params and optimiser state would
+    exceed ~2 GiB, e.g. CNN heads on D=1024). Per sub-group the fit/val data are stacked on a
+    leading job axis (validation padded with ignored rows to the sub-group's largest) and one
+    jitted epoch function, ``vmap`` over jobs of ``vmap`` over seeds, trains them all; early
+    stopping and selection are per job and seed exactly as in ``train_cell``, and training of a
+    sub-group ends when every job's every seed has stopped (a job's ``epochs_run`` and history
+    are its own). Test inputs are predicted only after selection, per sub-group, padded to a
+    common row bucket. Returns one ``CellResult`` per job, in order, equal to ``train_cell`` on
+    that job up to float rounding of the job-batched matmuls.
+
+    mesh: as ``train_cell`` (None, "auto" or a Mesh): the *seed* axis is sharded over the
+    devices, the job axis stays whole on each.
+    """
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError("train_cells: seeds is empty")
+    if max_jobs < 1:
+        raise ValueError(f"train_cells: max_jobs={max_jobs}; expected >= 1")
+    preps = []
+    for i, job in enumerate(jobs):
+        try:
+            preps.append(_prepare(job.x_fit, job.y_fit, job.x_val, job.y_val, job.tests, job.n_classes, config))
+        except ValueError as err:
+            raise ValueError(f"train_cells: job {i}: {err}") from None
+
+    groups: dict[tuple, list[int]] = {}
+    for i, (job, prep) in enumerate(zip(jobs, preps)):
+        key = (int(job.n_classes), prep.n_layers, prep.x_fit.shape[0], prep.x_fit.shape[1:])
+        groups.setdefault(key, []).append(i)
+
+    mesh = _resolve_mesh(mesh)
+    n_dev = 1 if mesh is None else mesh.devices.size
+    run_seeds = list(seeds)
+    while len(run_seeds) % n_dev:  # as train_cell: pad with repeats, dropped from the results
+        run_seeds.append(seeds[len(run_seeds) % len(seeds)])
+    if mesh is None:
+        put_seed = put_rep = jnp.asarray
+    else:
+        seed_sh = NamedSharding(mesh, P(None, tuple(mesh.axis_names)))
+        rep_sh = NamedSharding(mesh, P())
+        put_seed = lambda a: jax.device_put(a, seed_sh)
+        put_rep = lambda a: jax.device_put(a, rep_sh)
+
+    results: list[CellResult | None] = [None] * len(jobs)
+    for (n_classes, _, _, _), idx in groups.items():
+        probe = _trainer_for(preps[idx[0]], head, config, n_classes)
+        cap = max(1, min(max_jobs, _JOB_STATE_BYTES // (20 * _n_params(probe) * len(run_seeds))))
+        n_sub = -(-len(idx) // cap)
+        size = -(-len(idx) // n_sub)  # balanced sub-groups: fewer distinct stack sizes to compile
+        for s0 in range(0, len(idx), size):
+            sub = idx[s0:s0 + size]
+            for j, res in zip(sub, _train_group([preps[i] for i in sub], n_classes, head, config, seeds,
+                                                run_seeds, put_seed, put_rep, n_dev)):
+                results[j] = res
+    return results
+
+
+def _train_group(preps: list[_Prepared], n_classes: int, head: HeadConfig, config: TrainConfig, seeds, run_seeds,
+                 put_seed, put_rep, n_dev: int) -> list[CellResult]:
+    n_jobs = len(preps)
+    val_rows = max(row_bucket(p.n_val) for p in preps)
+    chunk = _group_chunk(n_jobs, val_rows)
+    val_rows = -(-val_rows // chunk) * chunk
+    tr = _trainer(head, replace(config, class_weights=None, standardize=True, layer=0), n_classes,
+                  (preps[0].n_layers, preps[0].x_fit.shape[0], preps[0].x_fit.shape[1:], chunk))
+    data = dict(x_fit=np.stack([p.x_fit for p in preps]), y_fit=np.stack([p.y_fit for p in preps]),
+                w_fit=np.stack([p.w_fit for p in preps]), n_fit=np.array([p.n_fit for p in preps], np.int32),
+                x_val=_stack_rows([p.x_val[:p.n_val] for p in preps], val_rows),
+                y_val=_stack_rows([p.y_val[:p.n_val] for p in preps], val_rows, fill=-1))
+    data = {k: put_rep(v) for k, v in data.items()}
+    # every job starts from the same per-seed init as train_cell (init depends on the seed only)
+    init = tr.v_init(jnp.asarray(np.asarray(run_seeds, np.int32)))
+    state = jax.tree.map(lambda a: put_seed(jnp.broadcast_to(a[None], (n_jobs,) + a.shape)), init)
+
+    history, epochs_run = [], [None] * n_jobs
+    for e in range(config.max_epochs):
+        state, uar = tr.j_epoch(state, data, jnp.int32(e))
+        history.append(np.asarray(uar))                        # [J, S]
+        active = np.asarray(state["wait"]) < tr.patience       # [J, S]
+        for j in range(n_jobs):
+            if epochs_run[j] is None and not active[j].any():
+                epochs_run[j] = e + 1
+        if not active.any():
+            break
+    history = np.stack(history)                                 # [E, J, S]
+    best = state["best"]
+    val_probs = np.asarray(tr.j_probs(best, data["x_val"], chunk))
+
+    # tests only now, after selection: each job's test sets concatenated, padded to a common bucket
+    names = [list(p.tests) for p in preps]
+    cat = [np.concatenate([p.tests[n] for n in nm]) if nm else np.zeros((0,) + p.x_fit.shape[1:], np.float32)
+           for p, nm in zip(preps, names)]
+    n_test = max(c.shape[0] for c in cat)
+    test_probs = [None] * n_jobs
+    if n_test:
+        rows = row_bucket(n_test)
+        rows = -(-rows // chunk) * chunk
+        row_bytes = rows * int(np.prod(cat[0].shape[1:])) * 4
+        per = max(1, min(n_jobs, _PRED_BYTES // row_bytes))
+        for a in range(0, n_jobs, per):
+            sl = slice(a, min(a + per, n_jobs))
+            out = np.asarray(tr.j_probs(jax.tree.map(lambda x: x[sl], best),
+                                        put_rep(_stack_rows(cat[sl], rows)), chunk))
+            for j in range(sl.start, sl.stop):
+                test_probs[j] = out[j - a]
+
+    k = len(seeds)
+    results = []
+    for j, p in enumerate(preps):
+        probs, start = {}, 0
+        for n in names[j]:
+            m = p.tests[n].shape[0]
+            probs[n] = (test_probs[j][:k, start:start + m] if m else np.zeros((k, 0, n_classes))).astype(np.float32)
+            start += m
+        e_j = epochs_run[j] or len(history)
+        results.append(CellResult(
+            probs=probs, val_uar=np.asarray(state["best_uar"][j])[:k],
+            best_epoch=np.asarray(state["best_epoch"][j])[:k],
+            val_probs=val_probs[j, :k, :p.n_val].astype(np.float32),
+            val_uar_history=history[:e_j, j, :k], epochs_run=e_j, seeds=tuple(seeds),
+            params=jax.tree.map(lambda a: np.asarray(a[j])[:k], best), mean=p.mean, std=p.std,
+            extra={"n_devices": n_dev, "group_jobs": n_jobs}))
+    return results

@@ -148,7 +148,7 @@ SHARD_SCRIPT = textwrap.dedent("""
     import jax, numpy as np
     sys.path.insert(0, sys.argv[1])
     from jaxser.heads import HeadConfig
-    from jaxser.train import TrainConfig, train_cell
+    from jaxser.train import CellData, TrainConfig, train_cell, train_cells
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 260)
     x = rng.normal(size=(260, 2, 12)).astype(np.float32)
@@ -158,12 +158,15 @@ SHARD_SCRIPT = textwrap.dedent("""
               config=TrainConfig(max_epochs=8, patience=3), seeds=[0, 1, 2])
     a = train_cell(*args, **kw)
     b = train_cell(*args, mesh="auto", **kw)
+    c = train_cells([CellData(*args, 3)], mesh="auto", **{k: v for k, v in kw.items() if k != "n_classes"})[0]
     diff = max(float(np.abs(p - q).max()) for p, q in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
     print(json.dumps({"devices": jax.device_count(), "n_devices": b.extra["n_devices"],
                       "probs_diff": float(np.abs(a.probs["t"] - b.probs["t"]).max()), "params_diff": diff,
                       "same_epochs": a.best_epoch.tolist() == b.best_epoch.tolist(),
                       "same_pred": bool((a.probs["t"].argmax(-1) == b.probs["t"].argmax(-1)).all()),
-                      "shape": list(b.probs["t"].shape)}))
+                      "shape": list(b.probs["t"].shape), "cells_shape": list(c.probs["t"].shape),
+                      "cells_same_epochs": a.best_epoch.tolist() == c.best_epoch.tolist(),
+                      "cells_diff": float(np.abs(a.probs["t"] - c.probs["t"]).max())}))
 """)
 
 
@@ -180,6 +183,8 @@ def test_sharded_equals_unsharded(tmp_path):
     assert res["same_epochs"] and res["same_pred"]
     # per-device batched matmuls may round differently in the last bit, nothing more
     assert res["probs_diff"] < 1e-5 and res["params_diff"] < 1e-5
+    # train_cells shards the seed axis the same way
+    assert res["cells_shape"] == [3, 60, 3] and res["cells_same_epochs"] and res["cells_diff"] < 1e-5
 
 
 def test_balanced_class_weights():
@@ -230,3 +235,47 @@ def test_input_errors():
         train_cell(xf, yf, xv[:0], yv[:0], tests, **kw)
     with pytest.raises(ValueError, match="layer"):
         TrainConfig(layer="mean")
+
+
+def test_train_cells_equals_train_cell_per_job():
+    """Jobs of different sizes (two fit buckets, different validation/test sizes) trained
+    job-stacked give what train_cell gives on each: same selection and epochs, same outputs up
+    to the rounding of job-batched matmuls (a few float32 ulps of a probability <= 1, so 1e-5);
+    and a rerun is bit-identical."""
+    from jaxser.train import CellData, train_cells
+    jobs = []
+    for i, (nf, nv, nt) in enumerate([(100, 30, 50), (240, 80, 160), (250, 60, 0), (120, 40, 70)]):
+        (xf, yf), (xv, yv), (xt, _) = toy(nf, seed=i), toy(nv, seed=i + 10), toy(max(nt, 1), seed=i + 20)
+        jobs.append(CellData(xf, yf, xv, yv, {"a": xt[:nt], "b": xt[:nt // 2]} if nt else {}, C))
+    kw = dict(head=SMALL_FCN, config=FAST, seeds=[0, 1, 2])
+    many = train_cells(jobs, max_jobs=2, **kw)  # 2 buckets -> 2 sub-groups of 2 jobs
+    again = train_cells(jobs, max_jobs=2, **kw)
+    assert [r.extra["group_jobs"] for r in many] == [2, 2, 2, 2]
+    for job, r, r2 in zip(jobs, many, again):
+        ref = train_cell(job.x_fit, job.y_fit, job.x_val, job.y_val, job.tests, n_classes=C, **kw)
+        np.testing.assert_array_equal(r.best_epoch, ref.best_epoch)
+        assert r.epochs_run == ref.epochs_run and r.val_uar_history.shape == ref.val_uar_history.shape
+        np.testing.assert_allclose(r.val_uar, ref.val_uar, atol=1e-6)
+        np.testing.assert_allclose(r.val_probs, ref.val_probs, atol=1e-5)
+        assert r.probs.keys() == ref.probs.keys()
+        for n in ref.probs:
+            assert r.probs[n].shape == ref.probs[n].shape
+            np.testing.assert_allclose(r.probs[n], ref.probs[n], atol=1e-5)
+        for a, b, c in zip(jax.tree.leaves(r.params), jax.tree.leaves(ref.params), jax.tree.leaves(r2.params)):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+            np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(r.probs.get("a", 0), r2.probs.get("a", 0))
+
+
+def test_train_cells_tests_not_read_before_selection():
+    from jaxser.train import CellData, train_cells
+    (xf, yf, xv, yv, tests), _ = cell(seed=5)
+    kw = dict(head=SMALL_FCN, config=FAST, seeds=[0, 1])
+    a = train_cells([CellData(xf, yf, xv, yv, tests, C), CellData(xf[:150], yf[:150], xv, yv, {}, C)], **kw)
+    b = train_cells([CellData(xf, yf, xv, yv, {"x": np.full_like(tests["test"], 1e3)}, C),
+                     CellData(xf[:150], yf[:150], xv, yv, {}, C)], **kw)
+    for ra, rb in zip(a, b):
+        np.testing.assert_array_equal(ra.best_epoch, rb.best_epoch)
+        np.testing.assert_array_equal(ra.val_probs, rb.val_probs)
+    with pytest.raises(ValueError, match="job 1: y_fit"):
+        train_cells([CellData(xf, yf, xv, yv, {}, C), CellData(xf, yf + 10, xv, yv, {}, C)], **kw)
