@@ -215,7 +215,7 @@ def embed(encoder, ds, *, cache: str | os.PathLike | None = None, chunk_size: in
         def missing():
             return [ci for ci in range(len(chunks)) if not (out_dir / f"chunk-{ci:05d}.npz").exists()]
 
-        _wait_for(lambda: not missing() or final.exists(),
+        _wait_for(lambda: not missing(),
                   lambda: f"chunks {missing()[:5]} of {out_dir} (written by processes "
                           f"{sorted({ci % pc for ci in missing()})})", timeout)
     # assemble in dataset order, then remove chunks (the final file is written first)
