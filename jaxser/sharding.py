@@ -93,6 +93,28 @@ def replicate(mesh: Mesh | None, tree):
     return jax.device_put(tree, replicated(mesh))
 
 
+def fsdp(mesh: Mesh | None, tree, min_size: int = 1 << 14):
+    """Fully-sharded parameters: each leaf of at least `min_size` elements is split along its
+    largest axis that the device count divides; smaller leaves (biases, norms) are replicated.
+    XLA (GSPMD) inserts the all-gathers inside the jitted forward pass, so each device stores
+    only ~1/N of the large matrices -- for models whose weights do not fit one device; it costs
+    communication on every call, so data-parallel replication is the default."""
+    if mesh is None:
+        return tree
+    n, axis = mesh.devices.size, tuple(mesh.axis_names)
+
+    def place(a):
+        shape = np.shape(a)
+        dims = [d for d in np.argsort(shape)[::-1] if shape[d] % n == 0 and shape[d] >= n]
+        if int(np.prod(shape, dtype=np.int64)) < min_size or not dims:
+            return jax.device_put(a, replicated(mesh))
+        spec = [None] * len(shape)
+        spec[int(dims[0])] = axis
+        return jax.device_put(a, NamedSharding(mesh, P(*spec)))
+
+    return jax.tree.map(place, tree)
+
+
 def unpad(x, n: int) -> np.ndarray:
     """Device result -> host numpy, padding rows dropped."""
     return np.asarray(x)[:n]

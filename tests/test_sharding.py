@@ -47,6 +47,10 @@ SCRIPT = textwrap.dedent(r'''
     fa, fb = one.embed_frames(waves[:3]), many.embed_frames(waves[:3])
     out["w2v_frames_err"] = float(max(np.max(np.abs(x - y)) for x, y in zip(fa, fb)))
     assert wav2vec2.load("random", preset="small", mesh="auto").mesh.devices.size == 4
+    fs = wav2vec2.load("random", preset="small", mesh=mesh, shard_params=True)
+    ff = fs.params["layers"][0]["ff1_w"]  # [256, 1024]
+    out["fsdp_split"] = [list(sh) for sh in {tuple(s.data.shape) for s in ff.addressable_shards}]
+    out["fsdp_err"] = float(np.max(np.abs(a[:4] - fs.embed(waves[:4]))))
 
     kw = dict(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, max_batch=4)
     w1, w4 = whisper.load("random", **kw), whisper.load("random", mesh=mesh, **kw)
@@ -90,6 +94,11 @@ def test_wav2vec2_data_parallel_equals_single_device(four_devices):
     assert four_devices["w2v_param_replicated"]
     assert four_devices["w2v_err"] < 1e-5
     assert four_devices["w2v_frames_err"] < 1e-5
+
+
+def test_wav2vec2_fully_sharded_parameters_equal_single_device(four_devices):
+    assert four_devices["fsdp_split"] == [[256, 256]]  # the 1024 axis split 4 ways
+    assert four_devices["fsdp_err"] < 1e-5
 
 
 def test_whisper_data_parallel_equals_single_device(four_devices):

@@ -464,7 +464,7 @@ class Wav2Vec2Encoder(Encoder):
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
                  dtype: str = "float32", normalize: bool = False, buckets: Sequence[int] | None = None,
-                 batch_seconds: float = 32.0, max_batch: int = 16, mesh=None):
+                 batch_seconds: float = 32.0, max_batch: int = 16, mesh=None, shard_params: bool = False):
         from jaxser import sharding
 
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
@@ -481,7 +481,8 @@ class Wav2Vec2Encoder(Encoder):
         self.batch_seconds, self.max_batch = float(batch_seconds), int(max_batch)
         jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
         # weights live on device in the compute dtype (halves memory traffic in bfloat16)
-        self.params = sharding.replicate(self.mesh, jax.tree.map(lambda a: jnp.asarray(a, jdt), params))
+        place = sharding.fsdp if shard_params else sharding.replicate
+        self.params = place(self.mesh, jax.tree.map(lambda a: jnp.asarray(a, jdt), params))
         self.traces: list[tuple] = []  # one entry per compilation (shape), see `compilations`
         self._pool_fn = jax.jit(partial(_pooled, arch, jdt, self.traces))
         self._frame_fns: dict[int, Any] = {}
@@ -596,7 +597,7 @@ PRESETS: dict[str, dict] = {
                   do_stable_layer_norm=True, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
                   layer_norm_eps=1e-5, hidden_act="gelu", feat_extract_activation="gelu"),
 }
-_BATCH_KW = ("batch_seconds", "max_batch", "mesh")
+_BATCH_KW = ("batch_seconds", "max_batch", "mesh", "shard_params")
 
 
 def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
@@ -629,7 +630,9 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
     Batching: batch_seconds (padded audio per batch, default 32), max_batch (default 16).
     mesh: None (one device), "auto" (every local device when there are several) or a
       `jax.sharding.Mesh`: batches are split over its devices, parameters replicated
-      (results equal the single-device ones; see docs/scaling.md).
+      (results equal the single-device ones; see docs/scaling.md). shard_params=True instead
+      splits the large weight matrices over the mesh (fully sharded, for models too big for
+      one device).
     """
     batch_kw = {k: kw.pop(k) for k in _BATCH_KW if k in kw}
     if source == "random":
