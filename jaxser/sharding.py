@@ -22,6 +22,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 #: environment variables of an explicitly configured multi-process launch: jax itself reads
 #: only the coordinator address; jaxser passes the other two as num_processes / process_id
 DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+#: further variables that switch `initialize_distributed` on (see there)
+TRIGGER_ENV = ("JAXSER_DISTRIBUTED", "TPU_PROCESS_ADDRESSES", "TPU_WORKER_HOSTNAMES")
 
 
 def data_mesh(devices: Sequence | None = None, axis: str = "data") -> Mesh:
@@ -122,10 +124,15 @@ def unpad(x, n: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- multi-host
 def _cloud_tpu_multihost() -> bool:
-    """True on a multi-host Cloud TPU slice: the TPU runtime sets TPU_WORKER_HOSTNAMES to the
-    comma-separated worker list (one entry on a single-host VM)."""
-    hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
-    return len([h for h in hosts.split(",") if h.strip()]) > 1
+    """True when TPU_PROCESS_ADDRESSES or TPU_WORKER_HOSTNAMES lists more than one worker (the
+    variables jax's own GKE TPU detection reads; one entry on a single-host slice). On a
+    plain Cloud TPU VM pod slice jax finds its workers from the GCE metadata server instead,
+    which is not queried here: set JAXSER_DISTRIBUTED=1 there."""
+    for var in ("TPU_PROCESS_ADDRESSES", "TPU_WORKER_HOSTNAMES"):
+        hosts = os.environ.get(var, "")
+        if hosts.strip():
+            return len([h for h in hosts.split(",") if h.strip()]) > 1
+    return False
 
 
 def initialize_distributed(**kwargs) -> bool:
@@ -136,14 +143,16 @@ def initialize_distributed(**kwargs) -> bool:
         processes, any manual launch. jax reads that variable itself; jaxser passes
         JAX_NUM_PROCESSES and JAX_PROCESS_ID as num_processes / process_id (jax would
         otherwise need SLURM / Open MPI / Kubernetes auto-detection to find them);
-      * TPU_WORKER_HOSTNAMES lists more than one worker -- a Cloud TPU pod slice, where jax
-        auto-detects coordinator, process count and id from the TPU metadata;
+      * JAXSER_DISTRIBUTED=1 -- e.g. on a Cloud TPU VM pod slice, where jax auto-detects
+        coordinator, process count and id from the TPU VM metadata;
+      * TPU_PROCESS_ADDRESSES / TPU_WORKER_HOSTNAMES list more than one worker (TPU on GKE);
       * keyword arguments were given (passed through unchanged).
     Otherwise (a laptop, one GPU machine, a single-host TPU VM, Colab) it does nothing, so
     the same script runs everywhere. Returns whether it initialized; calling it twice is safe.
     Must run before anything touches a device (jax fixes its backends on first use).
     """
-    if not (kwargs or os.environ.get("JAX_COORDINATOR_ADDRESS") or _cloud_tpu_multihost()):
+    forced = os.environ.get("JAXSER_DISTRIBUTED", "").strip().lower() in ("1", "true", "yes")
+    if not (kwargs or forced or os.environ.get("JAX_COORDINATOR_ADDRESS") or _cloud_tpu_multihost()):
         return False
     if jax.distributed.is_initialized():
         return True

@@ -137,11 +137,13 @@ def test_host_shard_covers_every_row_once(n, count):
 
 
 def test_initialize_distributed_is_a_no_op_on_one_host(monkeypatch):
-    for k in sharding.DISTRIBUTED_ENV + ("TPU_WORKER_HOSTNAMES",):
+    for k in sharding.DISTRIBUTED_ENV + sharding.TRIGGER_ENV:
         monkeypatch.delenv(k, raising=False)
     assert sharding.initialize_distributed() is False
-    monkeypatch.setenv("TPU_WORKER_HOSTNAMES", "10.0.0.2")  # a single-host TPU VM
+    monkeypatch.setenv("TPU_WORKER_HOSTNAMES", "10.0.0.2")  # a single-host slice
     assert sharding.initialize_distributed() is False
+    monkeypatch.setenv("TPU_WORKER_HOSTNAMES", "10.0.0.2,10.0.0.3")
+    assert sharding._cloud_tpu_multihost()
 
 
 def test_embed_multi_host_split_and_assembly(tmp_path):
