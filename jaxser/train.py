@@ -518,8 +518,11 @@ def _stack_rows(arrays: Sequence[np.ndarray], rows: int, fill=0) -> np.ndarray:
     return out
 
 
-def _n_params(tr: _Trainer) -> int:
-    shapes = jax.eval_shape(tr.init, jnp.int32(0))["params"]
+def _n_params(head: HeadConfig, n_classes: int, prep: _Prepared) -> int:
+    """Parameters of one model (shapes only, nothing computed)."""
+    model = make_head(head, n_classes, n_layers=prep.n_layers)
+    x = jax.ShapeDtypeStruct((1,) + prep.x_fit.shape[1:], jnp.float32)
+    shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False)["params"], x)
     return sum(math.prod(a.shape) for a in jax.tree.leaves(shapes))
 
 
@@ -574,8 +577,9 @@ def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConf
 
     results: list[CellResult | None] = [None] * len(jobs)
     for (n_classes, _, _, _), idx in groups.items():
-        probe = _trainer_for(preps[idx[0]], head, config, n_classes)
-        cap = max(1, min(max_jobs, _JOB_STATE_BYTES // (20 * _n_params(probe) * len(run_seeds))))
+        # params, kept params, Adam's two moments and a gradient: ~5 float32 copies per model
+        n_par = _n_params(head, n_classes, preps[idx[0]])
+        cap = max(1, min(max_jobs, _JOB_STATE_BYTES // (20 * n_par * len(run_seeds))))
         n_sub = -(-len(idx) // cap)
         size = -(-len(idx) // n_sub)  # balanced sub-groups: fewer distinct stack sizes to compile
         for s0 in range(0, len(idx), size):
