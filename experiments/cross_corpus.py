@@ -203,16 +203,32 @@ def _layer_index(layer: str):
     return -1 if layer == "last" else "weighted" if layer == "weighted" else int(layer)
 
 
+def _persistent_compilation_cache(cache: str | None) -> None:
+    """Keep XLA programs on disk next to the embeddings: a warm re-run of a study then skips
+    most compilation, which on CPU costs more than training the small heads themselves."""
+    import jax
+
+    from jaxser.embed import cache_root
+
+    if jax.config.jax_compilation_cache_dir:
+        return  # the user chose one
+    path = Path(cache or cache_root()) / "xla"
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
 def run(cfg: RunConfig, *, log=print) -> Path:
     """Run (or resume) the study; returns the run directory."""
     from jaxser import corpora, encoders, protocol
     from jaxser.embed import atomic_write_text, embed
     from jaxser.heads import HeadConfig
     from jaxser.report import write_report
-    from jaxser.train import TrainConfig, train_cell
+    from jaxser.train import CellData, TrainConfig, train_cells
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
+    _persistent_compilation_cache(cfg.cache)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state_file = out / "study.json"
@@ -289,7 +305,9 @@ def run(cfg: RunConfig, *, log=print) -> Path:
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
 
-    # 4. train: one model per (encoder, head, layer, train key), all seeds vmapped together
+    # 4. train: one model per (encoder, head, layer, train key), all seeds vmapped together, and
+    #    many such models per compiled program (train_cells); each model's predictions are
+    #    written atomically as soon as its batch finishes, so an interrupted run resumes there
     t0 = time.perf_counter()
     from tqdm.auto import tqdm
 
@@ -297,47 +315,65 @@ def run(cfg: RunConfig, *, log=print) -> Path:
     for c in cells:
         groups.setdefault(c.train_key, []).append(c)
     ids_all = meta["id"].to_numpy()
+    emotion_all = meta["emotion"].to_numpy()
     pred_dir = out / "predictions"
-    jobs = [(e, h, layer, key) for e in cfg.encoders for h in cfg.heads for layer in cfg.layers for key in groups]
-    bar = tqdm(jobs, desc="train", unit="model")
-    for enc_name, head_kind, layer, key in bar:
-        fname = hashlib.sha256(f"{enc_name}|{head_kind}|{layer}|{key}".encode()).hexdigest()[:16]
-        target = pred_dir / f"{fname}.parquet"
-        if target.exists():
-            continue
-        cs = groups[key]
-        c0 = cs[0]
-        x_all = {c: emb[enc_name][c] for c in datasets}
-        def take(rows):
-            sub = meta.iloc[rows]
-            return np.concatenate([x_all[c].take(list(g["id"])) for c, g in sub.groupby("corpus", sort=False)]), \
-                np.concatenate([g.index.to_numpy() for _, g in sub.groupby("corpus", sort=False)])
-        lab_index = {lab: i for i, lab in enumerate(c0.labels)}
-        x_fit, r_fit = take(c0.fit)
-        x_val, r_val = take(c0.val)
-        tests, test_rows = {}, {}
-        for c in cs:
-            tests[c.name], test_rows[c.name] = take(c.test)
-        y = meta["emotion"].map(lab_index)
+
+    def pred_file(enc_name, head_kind, layer, key) -> Path:
+        return pred_dir / (hashlib.sha256(f"{enc_name}|{head_kind}|{layer}|{key}".encode()).hexdigest()[:16]
+                           + ".parquet")
+
+    def rows_x(enc_name, rows):
+        """Embeddings of metadata rows, in row order."""
+        out_x = np.empty((len(rows),) + emb[enc_name][next(iter(datasets))].x.shape[1:], np.float32)
+        corpus_of = meta["corpus"].to_numpy()[rows]
+        for c in dict.fromkeys(corpus_of):
+            sel = corpus_of == c
+            out_x[sel] = emb[enc_name][c].take(list(ids_all[rows][sel]))
+        return out_x
+
+    todo = [(e, h, layer, key) for e in cfg.encoders for h in cfg.heads for layer in cfg.layers for key in groups
+            if not pred_file(e, h, layer, key).exists()]
+    bar = tqdm(total=len(todo), desc="train", unit="model")
+    batch_jobs = 16
+    # Stacking several cells into one program pays off on accelerators; on CPU the per-cell
+    # programs are already compute-bound and stacking measured slower (docs/training.md).
+    import jax
+
+    max_jobs = 1 if jax.default_backend() == "cpu" else 8
+    by_model: dict[tuple, list[str]] = {}
+    for e, h, layer, key in todo:
+        by_model.setdefault((e, h, layer), []).append(key)
+    for (enc_name, head_kind, layer), keys in by_model.items():
         head_cfg = HeadConfig(kind=head_kind, **cfg.head.get(head_kind, {}))
         train_cfg = TrainConfig(**{**cfg.train, "layer": _layer_index(layer)})
-        res = train_cell(x_fit, y.to_numpy()[r_fit].astype(np.int32), x_val, y.to_numpy()[r_val].astype(np.int32),
-                         tests, n_classes=len(c0.labels), head=head_cfg, config=train_cfg, seeds=cfg.seeds)
-        rows = []
-        for c in cs:
-            probs = np.asarray(res.probs[c.name])  # [S, N, C]
-            rws = test_rows[c.name]
-            for si, seed in enumerate(cfg.seeds):
-                pred = probs[si].argmax(-1)
-                rows.append(pd.DataFrame({
-                    "encoder": enc_name, "head": head_kind, "layer": layer, "cell": c.name, "setting": c.setting,
-                    "source": c.source, "target": c.target, "fold": c.fold, "seed": seed, "train_key": key,
-                    "id": ids_all[rws], "true_label": meta["emotion"].to_numpy()[rws],
-                    "true": y.to_numpy()[rws].astype(np.int32), "pred": pred.astype(np.int32),
-                    "pred_label": np.asarray(c.labels)[pred], "probs": list(probs[si].astype(np.float32)),
-                    "val_uar": float(np.asarray(res.val_uar)[si]), "best_epoch": int(np.asarray(res.best_epoch)[si]),
-                }))
-        _atomic_parquet(pd.concat(rows, ignore_index=True), target)
+        for b0 in range(0, len(keys), batch_jobs):
+            jobs, batch_keys = [], keys[b0:b0 + batch_jobs]
+            for key in batch_keys:
+                cs = groups[key]
+                lab_index = {lab: i for i, lab in enumerate(cs[0].labels)}
+                y_of = lambda rows: np.array([lab_index[v] for v in emotion_all[rows]], np.int32)  # noqa: E731
+                jobs.append(CellData(rows_x(enc_name, cs[0].fit), y_of(cs[0].fit), rows_x(enc_name, cs[0].val),
+                                     y_of(cs[0].val), {c.name: rows_x(enc_name, c.test) for c in cs},
+                                     n_classes=len(cs[0].labels)))
+            results = train_cells(jobs, head=head_cfg, config=train_cfg, seeds=cfg.seeds, max_jobs=max_jobs)
+            for key, res in zip(batch_keys, results):
+                frames = []
+                for c in groups[key]:
+                    probs = np.asarray(res.probs[c.name])  # [S, N, C]
+                    y_true = np.array([c.labels.index(v) for v in emotion_all[c.test]], np.int32)
+                    for si, seed in enumerate(cfg.seeds):
+                        pred = probs[si].argmax(-1)
+                        frames.append(pd.DataFrame({
+                            "encoder": enc_name, "head": head_kind, "layer": layer, "cell": c.name,
+                            "setting": c.setting, "source": c.source, "target": c.target, "fold": c.fold,
+                            "seed": seed, "train_key": key, "id": ids_all[c.test], "true_label": emotion_all[c.test],
+                            "true": y_true, "pred": pred.astype(np.int32), "pred_label": np.asarray(c.labels)[pred],
+                            "probs": list(probs[si].astype(np.float32)), "val_uar": float(res.val_uar[si]),
+                            "best_epoch": int(res.best_epoch[si]),
+                        }))
+                _atomic_parquet(pd.concat(frames, ignore_index=True), pred_file(enc_name, head_kind, layer, key))
+                bar.update(1)
+    bar.close()
     timings["train_s"] = time.perf_counter() - t0
 
     # 5. results, report, figures
