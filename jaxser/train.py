@@ -351,7 +351,7 @@ class _Trainer:
         return new, uar
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=256)
 def _trainer(head: HeadConfig, config: TrainConfig, n_classes: int, prep_key: tuple) -> _Trainer:
     return _Trainer(head, config, n_classes, *prep_key)
 
