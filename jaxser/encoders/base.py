@@ -40,12 +40,8 @@ class Encoder:
         """[B] list of 1-D float32 16 kHz waveforms -> float32 [B, num_layers, dim]."""
         if len(waveforms) == 0:
             return np.zeros((0, self.num_layers, self.dim), np.float32)
-        waves = [np.asarray(w, dtype=np.float32) for w in waveforms]
-        for i, w in enumerate(waves):
-            if w.ndim != 1 or w.size == 0:
-                raise ValueError(f"{self.name}: waveform {i} must be a non-empty 1-D array, got shape {w.shape}")
-        out = np.asarray(self._embed(waves), dtype=np.float32)
-        expected = (len(waves), self.num_layers, self.dim)
+        out = np.asarray(self._embed(check_waveforms(self.name, waveforms)), dtype=np.float32)
+        expected = (len(waveforms), self.num_layers, self.dim)
         if out.shape != expected:
             raise AssertionError(f"{self.name}: embed returned {out.shape}, expected {expected}")
         return out
@@ -55,6 +51,22 @@ class Encoder:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, layers={self.num_layers}, dim={self.dim})"
+
+
+def check_waveforms(name: str, waveforms, min_samples: int = 1, why: str = "") -> list[np.ndarray]:
+    """float32 copies of 1-D, finite, long-enough waveforms; a clear ValueError naming the
+    encoder and the waveform's index otherwise (never NaN embeddings downstream)."""
+    out = []
+    for i, w in enumerate(waveforms):
+        w = np.asarray(w, np.float32)
+        if w.ndim != 1 or w.size == 0:
+            raise ValueError(f"{name}: waveform {i} must be a non-empty 1-D array, got shape {w.shape}")
+        if w.size < min_samples:
+            raise ValueError(f"{name}: waveform {i} has {w.size} samples; needs at least {min_samples}{why}")
+        if not np.all(np.isfinite(w)):
+            raise ValueError(f"{name}: waveform {i} contains NaN or Inf")
+        out.append(w)
+    return out
 
 
 def digest(config: Any, arrays: dict[str, np.ndarray] | None = None, extra: str = "") -> str:

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxser.encoders import hf
-from jaxser.encoders.base import Encoder, EncoderError, digest
+from jaxser.encoders.base import Encoder, EncoderError, check_waveforms, digest
 
 SAMPLE_RATE = 16_000
 N_FFT = 400
@@ -380,15 +380,7 @@ class WhisperEncoder(Encoder):
 
     # -- inputs
     def _check(self, waveforms) -> list[np.ndarray]:
-        out = []
-        for i, w in enumerate(waveforms):
-            w = np.asarray(w, np.float32)
-            if w.ndim != 1 or w.size == 0:
-                raise ValueError(f"{self.name}: waveform {i} must be a non-empty 1-D array, got shape {w.shape}")
-            if not np.all(np.isfinite(w)):
-                raise ValueError(f"{self.name}: waveform {i} contains NaN or Inf")
-            out.append(w)
-        return out
+        return check_waveforms(self.name, waveforms)
 
     def _windows(self, waves):
         """(utterance index, window samples) for every 30 s window, in order."""

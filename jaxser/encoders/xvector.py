@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxser.encoders import hf
-from jaxser.encoders.base import Encoder, EncoderError, bucket_length, default_buckets, digest
+from jaxser.encoders.base import Encoder, EncoderError, bucket_length, check_waveforms, default_buckets, digest
 
 HUB_ID = "speechbrain/spkrec-xvect-voxceleb"
 MODEL_TYPE = "speechbrain-xvector"
@@ -348,19 +348,9 @@ class XVectorEncoder(Encoder):
         return self.arch.frames(n_samples)
 
     def _check(self, waveforms) -> list[np.ndarray]:
-        out = []
-        for i, w in enumerate(waveforms):
-            w = np.asarray(w, np.float32)
-            if w.ndim != 1 or w.size == 0:
-                raise ValueError(f"{self.name}: waveform {i} must be a non-empty 1-D array, got shape {w.shape}")
-            if w.size < self.min_samples:
-                raise ValueError(f"{self.name}: waveform {i} has {w.size} samples; the x-vector needs at least "
-                                 f"{self.min_samples} ({self.arch.min_frames} frames: SpeechBrain's reflect padding "
-                                 "fails and its std is NaN below that)")
-            if not np.all(np.isfinite(w)):
-                raise ValueError(f"{self.name}: waveform {i} contains NaN or Inf")
-            out.append(w)
-        return out
+        return check_waveforms(self.name, waveforms, self.min_samples,
+                               f" ({self.arch.min_frames} frames: SpeechBrain's reflect padding fails and its "
+                               "std is NaN below that)")
 
     def _batches(self, waves: list[np.ndarray]):
         """(indices, padded batch [b, bucket], valid frames [b]): same-bucket utterances together, batch
