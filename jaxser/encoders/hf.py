@@ -123,3 +123,20 @@ def check_keys(path, expected: set[str], got: set[str], *, ignore: tuple[str, ..
             parts.append(f"unexpected {len(unexpected)} keys, e.g. {unexpected[:5]}")
         raise EncoderError(f"{path}: checkpoint does not match the architecture in its config.json: "
                            + "; ".join(parts))
+
+
+def preset_config(presets: dict, preset: str, overrides: dict) -> dict:
+    """The config of a random-weights preset, with the caller's overrides applied."""
+    if preset not in presets:
+        raise EncoderError(f"unknown preset {preset!r} (known: {', '.join(presets)})")
+    return {**presets[preset], **overrides}
+
+
+def open_checkpoint(source, *, allow_pickle: bool = False, preset=None, overrides: dict | None = None):
+    """(folder, config) of a checkpoint source, refusing options that only apply to random weights."""
+    if overrides:
+        raise TypeError(f"unexpected keyword arguments for a checkpoint: {sorted(overrides)}")
+    if preset is not None:
+        raise EncoderError("preset= only applies to source='random'")
+    path = resolve(source, allow_pickle=allow_pickle)
+    return path, read_config(path)

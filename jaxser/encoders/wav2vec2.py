@@ -637,20 +637,13 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
     batch_kw = {k: kw.pop(k) for k in _BATCH_KW if k in kw}
     if source == "random":
         preset = preset or "small"
-        if preset not in PRESETS:
-            raise EncoderError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-        config = {**PRESETS[preset], **kw}
+        config = hf.preset_config(PRESETS, preset, kw)
         arch = arch_from_config(config, f"preset {preset!r}")
         weights = random_weights(arch, seed)
         name, where = f"random-{arch.model_type}-{preset}", f"random preset {preset!r}"
         do_norm = bool(normalize) if normalize is not None else False
     else:
-        if kw:
-            raise TypeError(f"unexpected keyword arguments for a checkpoint: {sorted(kw)}")
-        if preset is not None:
-            raise EncoderError("preset= only applies to source='random'")
-        path = hf.resolve(source, allow_pickle=allow_pickle)
-        config = hf.read_config(path)
+        path, config = hf.open_checkpoint(source, allow_pickle=allow_pickle, preset=preset, overrides=kw)
         arch = arch_from_config(config, path / "config.json")
         weights = hf.strip_prefix(hf.read_weights(path, allow_pickle=allow_pickle), TASK_PREFIXES)
         name, where = str(source), path

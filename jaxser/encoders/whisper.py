@@ -515,19 +515,12 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
     """
     if source == "random":
         preset = preset or "tiny"
-        if preset not in PRESETS:
-            raise EncoderError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-        config = {**PRESETS[preset], **kw}
+        config = hf.preset_config(PRESETS, preset, kw)
         arch = arch_from_config(config, f"preset {preset!r}")
         weights, ignore = random_weights(arch, seed), ()
         name, where = f"random-whisper-{preset}", f"random preset {preset!r}"
     else:
-        if kw:
-            raise TypeError(f"unexpected keyword arguments for a checkpoint: {sorted(kw)}")
-        if preset is not None:
-            raise EncoderError("preset= only applies to source='random'")
-        path = hf.resolve(source, allow_pickle=allow_pickle)
-        config = hf.read_config(path)
+        path, config = hf.open_checkpoint(source, allow_pickle=allow_pickle, preset=preset, overrides=kw)
         arch = arch_from_config(config, path / "config.json")
         _check_preprocessor(path, arch)
         weights, ignore, prefix = encoder_weights(hf.read_weights(path, allow_pickle=allow_pickle))
