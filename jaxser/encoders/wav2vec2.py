@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxser.encoders import hf
+from jaxser.encoders.activations import ACTIVATIONS
 from jaxser.encoders.base import Encoder, EncoderError, bucket_length, digest
 
 MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "unispeech-sat", "data2vec-audio")
@@ -42,15 +43,7 @@ TASK_PREFIXES = ("wav2vec2.", "hubert.", "wavlm.", "unispeech_sat.", "data2vec_a
 #: keys of the bare model that only matter for pre-training / fine-tuning heads
 IGNORED = ("masked_spec_embed", "quantizer.", "project_q.", "project_hid.", "lm_head.", "adapter.",
            "label_embeddings", "dropout_features", "speaker_proj.", "label_embeddings_concat")
-_ACTS = {
-    "gelu": partial(jax.nn.gelu, approximate=False),
-    "gelu_new": partial(jax.nn.gelu, approximate=True),
-    "gelu_pytorch_tanh": partial(jax.nn.gelu, approximate=True),
-    "relu": jax.nn.relu,
-    "silu": jax.nn.silu,
-    "swish": jax.nn.silu,
-    "tanh": jnp.tanh,
-}
+_ACTS = ACTIVATIONS
 _TORCH_LN_EPS = 1e-5  # nn.LayerNorm / nn.GroupNorm default inside the conv stacks
 
 

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxser.encoders import hf
+from jaxser.encoders.activations import ACTIVATIONS
 from jaxser.encoders.base import Encoder, EncoderError, check_waveforms, digest
 
 SAMPLE_RATE = 16_000
@@ -43,14 +44,7 @@ HOP = 160
 #: and WhisperForAudioClassification (`encoder.`); a bare WhisperEncoder has none
 TASK_PREFIXES = ("model.encoder.", "encoder.")
 _LN_EPS = 1e-5  # nn.LayerNorm default; Whisper's config has no layer_norm_eps
-_ACTS = {
-    "gelu": partial(jax.nn.gelu, approximate=False),
-    "gelu_new": partial(jax.nn.gelu, approximate=True),
-    "gelu_pytorch_tanh": partial(jax.nn.gelu, approximate=True),
-    "relu": jax.nn.relu,
-    "silu": jax.nn.silu,
-    "swish": jax.nn.silu,
-}
+_ACTS = ACTIVATIONS
 
 
 # ----------------------------------------------------------------------------- front end
