@@ -122,3 +122,11 @@ EMOVO_FILES = {"f1": ("dis-f1-b1.wav", "gio-f1-l4.wav"), "f3": ("neu-f3-n5.wav",
 def emovo(root: Path, flat: bool = False) -> list[Path]:
     rel = [f if flat else f"EMOVO/{s}/{f}" for s, fs in EMOVO_FILES.items() for f in fs]
     return write_tree(Path(root), rel, 48_000, channels=2)
+
+
+def voiced_wave(n: int, seed: int, sr: int = 16_000) -> np.ndarray:
+    """A voiced-like test signal: amplitude-modulated tone plus a little noise (float32)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    w = 0.3 * np.sin(2 * np.pi * (150 + 40 * seed) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    return (w + 0.05 * rng.standard_normal(n)).astype(np.float32)

@@ -20,15 +20,14 @@ import jaxser.encoders as encoders  # noqa: E402
 from jaxser.encoders import whisper  # noqa: E402
 from jaxser.encoders.base import EncoderError  # noqa: E402
 
+from corpus_fixtures import voiced_wave  # noqa: E402
+
 SR = 16_000
 ATOL = 1e-4
 
 
 def _wave(n, seed):
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / SR
-    w = 0.3 * np.sin(2 * np.pi * (150 + 40 * seed) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
-    return (w + 0.05 * rng.standard_normal(n)).astype(np.float32)
+    return voiced_wave(n, seed, SR)
 
 
 def _tiny_config(n_mels=80):
