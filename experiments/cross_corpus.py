@@ -50,11 +50,12 @@ class RunConfig:
     corpus_options: dict = dataclasses.field(default_factory=dict)
     cache: str | None = None
     skip_errors: bool = False
+    workers: int | None = None   # models trained concurrently; None: one per core (up to 4) on CPU, 1 elsewhere
 
     def study(self) -> dict:
         """What defines the results (not where they are written): the resume key."""
         d = dataclasses.asdict(self)
-        for k in ("out_dir", "cache", "bootstrap"):
+        for k in ("out_dir", "cache", "bootstrap", "workers"):
             d.pop(k)
         return d
 
@@ -120,6 +121,8 @@ def parse_args(argv=None) -> RunConfig:
     p.add_argument("--out", help="run directory")
     p.add_argument("--cache", help="embedding cache folder (default $JAXSER_CACHE or ~/.cache/jaxser)")
     p.add_argument("--skip-errors", action="store_true", help="skip and list unreadable audio instead of failing")
+    p.add_argument("--workers", type=int, help="models trained concurrently (default: one per CPU core up to 4 on "
+                   "CPU, 1 on an accelerator); results do not depend on it")
     a = p.parse_args(argv)
     cfg = load_config(a.config)
     if a.corpus:
@@ -144,6 +147,10 @@ def parse_args(argv=None) -> RunConfig:
         cfg.out_dir = a.out
     cfg.cache = a.cache
     cfg.skip_errors = a.skip_errors
+    if a.workers is not None:
+        if a.workers < 1:
+            raise ConfigError(f"--workers {a.workers}: expected >= 1")
+        cfg.workers = a.workers
     validate(cfg)
     return cfg
 
@@ -215,7 +222,7 @@ def _persistent_compilation_cache(cache: str | None) -> None:
     path = Path(cache or cache_root()) / "xla"
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 def run(cfg: RunConfig, *, log=print) -> Path:
@@ -305,10 +312,11 @@ def run(cfg: RunConfig, *, log=print) -> Path:
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
 
-    # 4. train: one model per (encoder, head, layer, train key), all seeds vmapped together, and
-    #    many such models per compiled program (train_cells); each model's predictions are
-    #    written atomically as soon as its batch finishes, so an interrupted run resumes there
+    # 4. train: one model per (encoder, head, layer, train key), all seeds vmapped together in
+    #    one program; each model's predictions are written atomically as soon as it is trained,
+    #    so an interrupted run resumes there
     t0 = time.perf_counter()
+    import jax
     from tqdm.auto import tqdm
 
     groups: dict[str, list] = {}
@@ -331,48 +339,76 @@ def run(cfg: RunConfig, *, log=print) -> Path:
             out_x[sel] = emb[enc_name][c].take(list(ids_all[rows][sel]))
         return out_x
 
-    todo = [(e, h, layer, key) for e in cfg.encoders for h in cfg.heads for layer in cfg.layers for key in groups
-            if not pred_file(e, h, layer, key).exists()]
-    bar = tqdm(total=len(todo), desc="train", unit="model")
-    batch_jobs = 16
-    # Stacking several cells into one program pays off on accelerators; on CPU the per-cell
-    # programs are already compute-bound and stacking measured slower (docs/training.md).
-    import jax
+    # One row capacity for every cell of the study: each (encoder, head, layer) then trains all
+    # its cells with ONE compiled program (padding costs memory, not compute: jaxser.train).
+    # On CPU, models train one per program call, several at once in threads (XLA:CPU leaves
+    # cores idle on these small heads; measured 1.5-2.3x on 2 cores); on accelerators up to 8
+    # cells are stacked into one call instead (train_cells).
+    rows_cap = max(max(len(c.fit), len(c.val)) for c in cells)
+    on_cpu = jax.default_backend() == "cpu"
+    max_jobs = 1 if on_cpu else 8
+    workers = cfg.workers or (min(4, os.cpu_count() or 1) if on_cpu else 1)
+    by_model: dict[tuple, list[list[str]]] = {}
+    for e in cfg.encoders:
+        for h in cfg.heads:
+            for layer in cfg.layers:
+                keys = [k for k in groups if not pred_file(e, h, layer, k).exists()]
+                if keys:
+                    per = 1 if on_cpu else 2 * max_jobs
+                    by_model[(e, h, layer)] = [keys[i:i + per] for i in range(0, len(keys), per)]
+    # round-robin over models: concurrent workers start on different programs (compiled in
+    # parallel) instead of compiling the same one twice
+    units = [(m, batches[i]) for i in range(max((len(b) for b in by_model.values()), default=0))
+             for m, batches in by_model.items() if i < len(batches)]
 
-    max_jobs = 1 if jax.default_backend() == "cpu" else 8
-    by_model: dict[tuple, list[str]] = {}
-    for e, h, layer, key in todo:
-        by_model.setdefault((e, h, layer), []).append(key)
-    for (enc_name, head_kind, layer), keys in by_model.items():
+    def train_unit(unit):
+        (enc_name, head_kind, layer), keys = unit
         head_cfg = HeadConfig(kind=head_kind, **cfg.head.get(head_kind, {}))
         train_cfg = TrainConfig(**{**cfg.train, "layer": _layer_index(layer)})
-        for b0 in range(0, len(keys), batch_jobs):
-            jobs, batch_keys = [], keys[b0:b0 + batch_jobs]
-            for key in batch_keys:
-                cs = groups[key]
-                lab_index = {lab: i for i, lab in enumerate(cs[0].labels)}
-                y_of = lambda rows: np.array([lab_index[v] for v in emotion_all[rows]], np.int32)  # noqa: E731
-                jobs.append(CellData(rows_x(enc_name, cs[0].fit), y_of(cs[0].fit), rows_x(enc_name, cs[0].val),
-                                     y_of(cs[0].val), {c.name: rows_x(enc_name, c.test) for c in cs},
-                                     n_classes=len(cs[0].labels)))
-            results = train_cells(jobs, head=head_cfg, config=train_cfg, seeds=cfg.seeds, max_jobs=max_jobs)
-            for key, res in zip(batch_keys, results):
-                frames = []
-                for c in groups[key]:
-                    probs = np.asarray(res.probs[c.name])  # [S, N, C]
-                    y_true = np.array([c.labels.index(v) for v in emotion_all[c.test]], np.int32)
-                    for si, seed in enumerate(cfg.seeds):
-                        pred = probs[si].argmax(-1)
-                        frames.append(pd.DataFrame({
-                            "encoder": enc_name, "head": head_kind, "layer": layer, "cell": c.name,
-                            "setting": c.setting, "source": c.source, "target": c.target, "fold": c.fold,
-                            "seed": seed, "train_key": key, "id": ids_all[c.test], "true_label": emotion_all[c.test],
-                            "true": y_true, "pred": pred.astype(np.int32), "pred_label": np.asarray(c.labels)[pred],
-                            "probs": list(probs[si].astype(np.float32)), "val_uar": float(res.val_uar[si]),
-                            "best_epoch": int(res.best_epoch[si]),
-                        }))
-                _atomic_parquet(pd.concat(frames, ignore_index=True), pred_file(enc_name, head_kind, layer, key))
-                bar.update(1)
+        jobs = []
+        for key in keys:
+            cs = groups[key]
+            lab_index = {lab: i for i, lab in enumerate(cs[0].labels)}
+            y_of = lambda rows: np.array([lab_index[v] for v in emotion_all[rows]], np.int32)  # noqa: E731
+            jobs.append(CellData(rows_x(enc_name, cs[0].fit), y_of(cs[0].fit), rows_x(enc_name, cs[0].val),
+                                 y_of(cs[0].val), {c.name: rows_x(enc_name, c.test) for c in cs},
+                                 n_classes=len(cs[0].labels)))
+        return train_cells(jobs, head=head_cfg, config=train_cfg, seeds=cfg.seeds, max_jobs=max_jobs, rows=rows_cap)
+
+    def write_predictions(unit, results):
+        (enc_name, head_kind, layer), keys = unit
+        for key, res in zip(keys, results):
+            frames = []
+            for c in groups[key]:
+                probs = np.asarray(res.probs[c.name])  # [S, N, C]
+                y_true = np.array([c.labels.index(v) for v in emotion_all[c.test]], np.int32)
+                for si, seed in enumerate(cfg.seeds):
+                    pred = probs[si].argmax(-1)
+                    frames.append(pd.DataFrame({
+                        "encoder": enc_name, "head": head_kind, "layer": layer, "cell": c.name,
+                        "setting": c.setting, "source": c.source, "target": c.target, "fold": c.fold,
+                        "seed": seed, "train_key": key, "id": ids_all[c.test], "true_label": emotion_all[c.test],
+                        "true": y_true, "pred": pred.astype(np.int32), "pred_label": np.asarray(c.labels)[pred],
+                        "probs": list(probs[si].astype(np.float32)), "val_uar": float(res.val_uar[si]),
+                        "best_epoch": int(res.best_epoch[si]),
+                    }))
+            _atomic_parquet(pd.concat(frames, ignore_index=True), pred_file(enc_name, head_kind, layer, key))
+
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    bar = tqdm(total=sum(len(k) for _, k in units), desc="train", unit="model")
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        pending = {pool.submit(train_unit, u): u for u in units}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                unit = pending.pop(fut)
+                try:
+                    write_predictions(unit, fut.result())  # a failure stops the run; written files stay
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+                bar.update(len(unit[1]))
     bar.close()
     timings["train_s"] = time.perf_counter() - t0
 

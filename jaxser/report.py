@@ -13,9 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 METRICS = ("uar", "accuracy", "macro_f1")
 KEYS = ["encoder", "head", "layer", "setting", "source", "target"]
+
+
+def _from_counts(tp, n_true, n_pred, acc) -> dict[str, np.ndarray]:
+    """The metrics from per-class counts [..., C] (true positives, true and predicted rows)."""
+    present = n_true > 0
+    recall = np.where(present, tp / np.maximum(n_true, 1), 0.0)
+    uar = recall.sum(-1) / np.maximum(present.sum(-1), 1)
+    union = present | (n_pred > 0)
+    f1 = np.where(tp > 0, 2 * tp / np.maximum(n_true + n_pred, 1), 0.0)
+    macro_f1 = f1.sum(-1) / np.maximum(union.sum(-1), 1)
+    return {"uar": uar, "accuracy": acc, "macro_f1": macro_f1}
 
 
 def batched_metrics(y: np.ndarray, p: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
@@ -25,30 +37,60 @@ def batched_metrics(y: np.ndarray, p: np.ndarray, n_classes: int) -> dict[str, n
     classes present in y (balanced_accuracy_score); macro-F1 averages over the union of
     classes in y and p (f1_score(average='macro', zero_division=0)).
     """
-    onehot_y = y[..., None] == np.arange(n_classes)
-    onehot_p = p[..., None] == np.arange(n_classes)
-    tp = np.sum(onehot_y & onehot_p, axis=-2)
-    n_true = onehot_y.sum(-2)
-    n_pred = onehot_p.sum(-2)
-    present = n_true > 0
-    recall = np.where(present, tp / np.maximum(n_true, 1), 0.0)
-    uar = recall.sum(-1) / np.maximum(present.sum(-1), 1)
-    union = present | (n_pred > 0)
-    f1 = np.where(tp > 0, 2 * tp / np.maximum(n_true + n_pred, 1), 0.0)
-    macro_f1 = f1.sum(-1) / np.maximum(union.sum(-1), 1)
-    acc = np.mean(y == p, axis=-1)
-    return {"uar": uar, "accuracy": acc, "macro_f1": macro_f1}
+    y, p = np.broadcast_arrays(np.asarray(y), np.asarray(p))
+    lead, n = y.shape[:-1], y.shape[-1]
+    rows = np.arange(int(np.prod(lead, dtype=np.int64)))[:, None] * n_classes  # one bincount for all vectors
+    y2, p2 = y.reshape(-1, n).astype(np.int64), p.reshape(-1, n).astype(np.int64)
+    size = rows.shape[0] * n_classes
+
+    def count(idx, weights=None):
+        return np.bincount((rows + idx).ravel(), weights, minlength=size).reshape(lead + (n_classes,))
+
+    hit = y2 == p2
+    return _from_counts(count(y2, hit.ravel()), count(y2), count(p2), hit.mean(-1).reshape(lead))
+
+
+def resampled_metrics(y: np.ndarray, p: np.ndarray, n_classes: int, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """``batched_metrics(y[idx], p[..., idx], n_classes)`` without building the resamples.
+
+    y: [N]; p: [N] or [S, N]; idx: [B, N] bootstrap draws. A resample only changes how often
+    each utterance counts, so its confusion counts are one matrix product of the draw counts
+    [B, N] with per-utterance class indicators: O(B*N*S*C) multiply-adds in BLAS instead of
+    O(B*N*S) gathered rows. Returns arrays [S, B] (or [B]); the counts are exact integers, so
+    the result equals the gathered computation.
+    """
+    y, p = np.asarray(y), np.asarray(p)
+    single = p.ndim == 1
+    p = p[None] if single else p
+    b, n = idx.shape
+    w = np.bincount((np.arange(b)[:, None] * n + idx).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+    classes = np.arange(n_classes)
+    ey = (y[:, None] == classes).astype(np.float64)                       # [N, C]
+    ep = p[..., None] == classes                                          # [S, N, C]
+    s = p.shape[0]
+
+    def per_seed(ind):  # [S, N, C] indicators -> [S, B, C] resampled counts
+        return (w @ ind.transpose(1, 0, 2).reshape(n, s * n_classes)).reshape(b, s, n_classes).transpose(1, 0, 2)
+
+    tp = per_seed((ep & (ey > 0)).astype(np.float64))
+    acc = (w @ (p == y).T.astype(np.float64)).T / n                       # [S, B]
+    out = _from_counts(tp, (w @ ey)[None], per_seed(ep.astype(np.float64)), acc)
+    return {k: v[0] for k, v in out.items()} if single else out
 
 
 def _cell_arrays(g: pd.DataFrame, seeds: list[int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """y [N] and predictions [S, N] aligned by utterance id across seeds."""
-    g = g.sort_values(["seed", "id"])
-    per_seed = [g[g["seed"] == s] for s in seeds]
-    ids = per_seed[0]["id"].tolist()
-    for s, d in zip(seeds, per_seed):
-        if d["id"].tolist() != ids:
+    seed = g["seed"].to_numpy()
+    ids = g["id"].to_numpy().astype(str)
+    order = np.lexsort((ids, seed))
+    seed, ids = seed[order], ids[order]
+    true, pred = g["true"].to_numpy()[order], g["pred"].to_numpy()[order]
+    bounds = np.searchsorted(seed, seeds[1:])
+    ids_s, preds_s = np.split(ids, bounds), np.split(pred, bounds)
+    for s, i in zip(seeds, ids_s):
+        if not np.array_equal(i, ids_s[0]):
             raise ValueError(f"seed {s} predicted a different set of utterances than seed {seeds[0]}")
-    return per_seed[0]["true"].to_numpy(), np.stack([d["pred"].to_numpy() for d in per_seed]), ids
+    return true[:len(ids_s[0])], np.stack(preds_s), ids_s[0].tolist()
 
 
 def compute_results(preds: pd.DataFrame, cells: list[dict], *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -67,7 +109,7 @@ def compute_results(preds: pd.DataFrame, cells: list[dict], *, n_boot: int = 100
                    excluded=int(sum(cell_info[n]["excluded"] for n in names) if key[3] != "same"
                                 else cell_info[names[0]]["excluded"]))
         idx = rng.integers(0, len(y), size=(n_boot, len(y))) if n_boot else None
-        boot = batched_metrics(y[idx], p[:, idx], n_classes) if n_boot else None  # [S, B]
+        boot = resampled_metrics(y, p, n_classes, idx) if n_boot else None  # [S, B]
         for m in METRICS:
             row[f"{m}_mean"] = float(point[m].mean())
             row[f"{m}_std"] = float(point[m].std(ddof=1)) if len(seeds) > 1 else 0.0
@@ -100,8 +142,8 @@ def paired_cross_test(preds: pd.DataFrame, enc_a: str, enc_b: str, head: str, la
         n_classes = int(max(ya.max(), pa.max(), pb.max())) + 1
         diffs.append(batched_metrics(ya, pa, n_classes)["uar"].mean() - batched_metrics(yb, pb, n_classes)["uar"].mean())
         idx = rng.integers(0, len(ya), size=(n_boot, len(ya)))
-        boot.append(batched_metrics(ya[idx], pa[:, idx], n_classes)["uar"].mean(0)
-                    - batched_metrics(ya[idx], pb[:, idx], n_classes)["uar"].mean(0))
+        boot.append(resampled_metrics(ya, pa, n_classes, idx)["uar"].mean(0)
+                    - resampled_metrics(ya, pb, n_classes, idx)["uar"].mean(0))
     if not diffs:
         return {"diff": float("nan"), "p": float("nan"), "cells": 0}
     d = np.mean(boot, axis=0)
@@ -144,8 +186,10 @@ def write_report(run_dir: str | Path, *, bootstrap: int = 1000) -> pd.DataFrame:
     run = Path(run_dir)
     from jaxser.embed import atomic_write_text
 
-    preds = pd.concat([pd.read_parquet(f) for f in sorted((run / "predictions").glob("*.parquet"))],
-                      ignore_index=True)
+    # the per-class probabilities are kept for users, not needed here (and slow to carry around)
+    files = sorted((run / "predictions").glob("*.parquet"))
+    columns = [c for c in pq.read_schema(files[0]).names if c != "probs"] if files else None
+    preds = pd.concat([pd.read_parquet(f, columns=columns) for f in files], ignore_index=True)
     preds["layer"] = preds["layer"].astype(str)
     cells = json.loads((run / "cells.json").read_text())
     manifest = json.loads((run / "manifest.json").read_text())

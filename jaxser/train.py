@@ -1,18 +1,25 @@
 """Train downstream heads on cached embeddings: optax, all seeds at once, early stopping on
 the source validation split.
 
-One cell = one (train, validation, tests) triple decided by ``jaxser.protocol``. Every seed of
-the cell is trained by ONE jitted function vmapped over a leading seed axis (params,
-optimizer state, dropout RNG and shuffling are per seed), so S seeds cost one compiled
-program and one dispatch per epoch instead of S. Model selection is per seed on validation
-UAR: the best parameters so far are kept with ``jnp.where`` on a per-seed improvement mask,
-and a seed whose patience ran out is frozen (its best never changes again), so the result is
-exactly what S independent early-stopped runs would give (``train_cell_loop`` is that
-reference). Test inputs are only touched after selection, to produce predictions.
+One cell = one (train, validation, tests) triple decided by ``jaxser.protocol``. A cell's whole
+training -- initialisation, every epoch, early stopping -- is ONE jitted program: a
+``lax.while_loop`` over epochs whose body is the single-seed epoch vmapped over a leading seed
+axis (params, optimizer state, dropout RNG and shuffling are per seed), so S seeds cost one
+compiled program and one dispatch in all. Model selection is per seed on validation UAR: the
+best parameters so far are kept with ``jnp.where`` on a per-seed improvement mask, and a seed
+whose patience ran out never selects again, so the result is exactly what S independent
+early-stopped runs give (``train_cell_loop`` is that reference). Test inputs are only touched
+after selection, to produce predictions.
+
+Shapes cost memory, not compute: arrays are padded to a power-of-two row *capacity* so that
+cells of similar size share one compiled program (tracing and compiling cost more than
+training a small head), but the minibatch loop runs ``ceil(n_fit / batch)`` steps of the real
+row count (a traced value), and the epoch permutation is drawn row by row, so the capacity
+never changes which rows a step sees.
 
 Determinism: shuffling and dropout keys derive from ``jax.random.PRNGKey(seed)`` folded with
-the epoch and step; minibatches have a fixed shape (the epoch permutation is wrapped around
-to fill the last batch), so the same data, config and seeds give bit-identical results on CPU.
+the epoch, step and row; an epoch visits every fit row once (the last minibatch is masked, not
+wrapped around), so the same data, config and seeds give bit-identical results on CPU.
 """
 from __future__ import annotations
 
@@ -30,20 +37,15 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from jaxser.heads import HeadConfig, make_head
 
 OPTIMIZERS = ("adam", "sgd")
-_EVAL_CHUNK = 512  # rows per forward pass at evaluation time (bounds CNN activation memory)
+_VAL_CHUNK = 32     # rows per validation forward pass in training (ceil(n_val / 32) passes per epoch)
+_PRED_CHUNK = 128   # rows per prediction call after training (bounds CNN activation memory)
 
 
-def row_bucket(n: int) -> int:
-    """Row counts are padded to 32, 48, 64, 96, 128, 192, ... (powers of two and 1.5x them), so
-    cells of similar size share one compiled program instead of compiling one each (compiling
-    costs seconds; a small cell trains in a fraction of that). Padding waste < 1/3, ~1/6 typical."""
-    b = 32
-    while True:
-        if n <= b:
-            return b
-        if n <= b * 3 // 2:
-            return b * 3 // 2
-        b *= 2
+def capacity(n: int, minimum: int = 32) -> int:
+    """The row count an array of ``n`` rows is padded to: the next power of two, at least
+    ``minimum``. Cells whose sizes share a capacity share compiled programs; the padding is never
+    trained on nor scored."""
+    return max(minimum, 1 << (max(int(n), 1) - 1).bit_length())
 
 
 @dataclass(frozen=True)
@@ -181,21 +183,20 @@ def _balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 @dataclass
 class _Prepared:
-    x_fit: np.ndarray          # padded to row_bucket(n_fit) rows (padding never sampled)
+    x_fit: np.ndarray          # padded to capacity(n_fit) rows (padding never sampled)
     y_fit: np.ndarray
     w_fit: np.ndarray
     n_fit: int
-    x_val: np.ndarray          # padded to a multiple of the eval chunk
+    x_val: np.ndarray          # padded to capacity(n_val) rows (a multiple of _VAL_CHUNK)
     y_val: np.ndarray          # padded with -1 (ignored by the UAR)
     n_val: int
     tests: dict[str, np.ndarray]
     mean: np.ndarray | None
     std: np.ndarray | None
     n_layers: int | None       # set when layer == "weighted"
-    val_chunk: int
 
 
-def _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config: TrainConfig) -> _Prepared:
+def _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config: TrainConfig, rows: int | None = None) -> _Prepared:
     if n_classes < 2:
         raise ValueError(f"n_classes={n_classes}; a classifier needs at least 2 classes")
     x_fit = _as_3d(x_fit, "x_fit")
@@ -229,27 +230,29 @@ def _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config: TrainConfig) 
          else np.ones(n_classes, np.float32))
     n_val = x_val.shape[0]
     n_fit = x_fit.shape[0]
-    fit_rows = row_bucket(n_fit)
-    val_rows = row_bucket(n_val)
-    val_chunk = min(_EVAL_CHUNK, val_rows)
-    val_rows = -(-val_rows // val_chunk) * val_chunk
+    fit_rows, val_rows = capacity(max(n_fit, rows or 0)), capacity(max(n_val, rows or 0))
     return _Prepared(
         x_fit=_pad_rows(norm(x_fit), fit_rows), y_fit=np.concatenate([y_fit, np.zeros(fit_rows - n_fit, np.int32)]),
         w_fit=np.concatenate([w[y_fit], np.zeros(fit_rows - n_fit, np.float32)]), n_fit=n_fit,
         x_val=_pad_rows(norm(x_val), val_rows),
         y_val=np.concatenate([y_val, -np.ones(val_rows - n_val, np.int32)]),
         n_val=n_val, tests={k: norm(v) for k, v in test3.items()}, mean=mean, std=std,
-        n_layers=shape[0] if config.layer == "weighted" else None, val_chunk=val_chunk)
+        n_layers=shape[0] if config.layer == "weighted" else None)
 
 
 # ----------------------------------------------------------------------------- the trainer
 
-def _uar_jax(y: jax.Array, pred: jax.Array, n_classes: int) -> jax.Array:
-    """Mean recall over classes present in y; rows with y == -1 (padding) are ignored."""
+def _class_counts(y: jax.Array, pred: jax.Array, n_classes: int) -> jax.Array:
+    """[2, C]: rows per true class and correct predictions per class; y == -1 (padding) counts
+    nowhere. Summed over chunks, it gives the UAR of all of them (``_uar``)."""
     t = jax.nn.one_hot(y, n_classes)                      # -1 -> all-zero row
-    hit = t * jax.nn.one_hot(pred, n_classes)
-    count = t.sum(0)
-    recall = jnp.where(count > 0, hit.sum(0) / jnp.maximum(count, 1.0), 0.0)
+    return jnp.stack([t.sum(0), (t * jax.nn.one_hot(pred, n_classes)).sum(0)])
+
+
+def _uar(counts: jax.Array) -> jax.Array:
+    """Mean recall over the classes present, from ``_class_counts``."""
+    count, hit = counts
+    recall = jnp.where(count > 0, hit / jnp.maximum(count, 1.0), 0.0)
     return recall.sum() / jnp.maximum((count > 0).sum(), 1)
 
 
@@ -265,33 +268,24 @@ def _make_tx(config: TrainConfig) -> optax.GradientTransformation:
 
 
 class _Trainer:
-    """The single-seed functions and their jitted forms: ``v_*`` vmapped over seeds (what
-    ``train_cell`` runs), ``s_*`` for one seed (``train_cell_loop``). Built through the cached
-    ``_trainer`` so cells with the same static shape and config reuse compiled programs."""
+    """The single-seed pieces (``init``, ``epoch``) and the jitted programs built from them:
+    ``fit`` (seeds vmapped, epochs in a while loop), ``j_fit`` (``fit`` vmapped over a leading job
+    axis, for ``train_cells``) and ``predict`` (seeds vmapped, one _PRED_CHUNK of rows). Built
+    through the cached ``_trainer``: one per head, config, class count and per-row feature shape;
+    jit then keeps one ``fit`` program per row capacity and a single ``predict`` program.""" 
 
     def __init__(self, head: HeadConfig, config: TrainConfig, n_classes: int, n_layers: int | None,
-                 fit_rows: int, feat_shape: tuple[int, ...], val_chunk: int):
+                 feat_shape: tuple[int, ...]):
         self.n_classes = n_classes
         self.model = make_head(head, n_classes, n_layers=n_layers)
         self.tx = _make_tx(config)
-        # static shapes come from the row bucket; the real row count n_fit is data, so all
-        # cells in one bucket share this program
-        self.batch = min(config.batch_size, fit_rows)
-        self.max_steps = math.ceil(fit_rows / self.batch)
-        self.fit_rows = fit_rows
-        self.val_chunk = val_chunk
+        self.batch = config.batch_size
+        self.max_epochs = config.max_epochs
         self.patience = config.patience if config.patience is not None else config.max_epochs + 1
         self.feat_shape = feat_shape
-        self.v_init = jax.jit(jax.vmap(self.init))
-        self.v_epoch = jax.jit(jax.vmap(self.epoch, in_axes=(0, None, None)))
-        self.v_probs = jax.jit(jax.vmap(self.probs, in_axes=(0, None, None)), static_argnums=2)
-        # jobs x seeds (train_cells): the data gains a leading job axis, seeds stay inner
-        self.j_epoch = jax.jit(jax.vmap(jax.vmap(self.epoch, in_axes=(0, None, None)), in_axes=(0, 0, None)))
-        self.j_probs = jax.jit(jax.vmap(jax.vmap(self.probs, in_axes=(0, None, None)), in_axes=(0, 0, None)),
-                               static_argnums=2)
-        self.s_init = jax.jit(self.init)
-        self.s_epoch = jax.jit(self.epoch)
-        self.s_probs = jax.jit(self.probs, static_argnums=2)
+        self.fit = jax.jit(self._fit)
+        self.j_fit = jax.jit(self._fit_jobs)
+        self.predict = jax.jit(jax.vmap(self._softmax, in_axes=(0, None)))
 
     # -- per seed
     def init(self, seed: jax.Array) -> dict:
@@ -305,42 +299,46 @@ class _Trainer:
     def _loss(self, params, xb, yb, wb, key):
         logits = self.model.apply({"params": params}, xb, train=True, rngs={"dropout": key})
         nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), yb[:, None], axis=1)[:, 0]
-        return jnp.sum(wb * nll) / jnp.sum(wb)
+        return jnp.sum(wb * nll) / jnp.maximum(jnp.sum(wb), 1e-12)
 
-    def probs(self, params, x: jax.Array, chunk: int) -> jax.Array:
-        """Softmax outputs for x (rows a multiple of chunk), chunked to bound memory."""
-        xs = x.reshape((-1, chunk) + x.shape[1:])
-        out = jax.lax.map(lambda c: jax.nn.softmax(self.model.apply({"params": params}, c, train=False)), xs)
-        return out.reshape((-1, self.n_classes))
+    def _softmax(self, params, x: jax.Array) -> jax.Array:
+        return jax.nn.softmax(self.model.apply({"params": params}, x, train=False))
+
+    def val_uar(self, params, data: dict) -> jax.Array:
+        """Validation UAR over the real rows only: ceil(n_val / _VAL_CHUNK) forward passes."""
+        def chunk(i, counts):
+            xc = jax.lax.dynamic_slice_in_dim(data["x_val"], i * _VAL_CHUNK, _VAL_CHUNK)
+            yc = jax.lax.dynamic_slice_in_dim(data["y_val"], i * _VAL_CHUNK, _VAL_CHUNK)
+            logits = self.model.apply({"params": params}, xc, train=False)
+            return counts + _class_counts(yc, jnp.argmax(logits, axis=-1), self.n_classes)
+
+        n_chunks = (data["n_val"] + _VAL_CHUNK - 1) // _VAL_CHUNK
+        return _uar(jax.lax.fori_loop(0, n_chunks, chunk, jnp.zeros((2, self.n_classes), jnp.float32)))
 
     def epoch(self, state: dict, data: dict, epoch: jax.Array) -> tuple[dict, jax.Array]:
         """One epoch of minibatch training, then validation and per-seed model selection."""
-        # argsort of random bits: one sort (cheaper to compile than random.permutation's
-        # multi-round shuffle); ties are broken by index, so it stays deterministic
-        # padding rows sort last and are never sampled; the last minibatch wraps around the
-        # permutation; steps past ceil(n_fit / batch) leave parameters and optimiser untouched
-        n_fit = data["n_fit"]
-        bits = jax.random.bits(jax.random.fold_in(state["k_shuf"], epoch), (self.fit_rows,))
-        bits = jnp.where(jnp.arange(self.fit_rows) < n_fit, bits >> 1, jnp.uint32(0xFFFFFFFF))
-        perm = jnp.argsort(bits, stable=True)
-        idx = perm[jnp.arange(self.max_steps * self.batch) % n_fit].reshape(self.max_steps, self.batch)
-        steps = (n_fit + self.batch - 1) // self.batch
+        n_fit, cap, batch = data["n_fit"], data["x_fit"].shape[0], self.batch
+        # a random sort key per row (row-wise fold_in, so a row's key does not depend on the
+        # capacity); padding rows sort last; argsort breaks ties by index, so it is deterministic
+        k = jax.random.fold_in(state["k_shuf"], epoch)
+        rows = jnp.arange(cap)
+        bits = jax.vmap(lambda i: jax.random.bits(jax.random.fold_in(k, i)))(rows)
+        perm = jnp.argsort(jnp.where(rows < n_fit, bits >> 1, jnp.uint32(0xFFFFFFFF)), stable=True)
         k_epoch = jax.random.fold_in(state["k_drop"], epoch)
 
-        def step(carry, inp):
+        def step(i, carry):
             params, opt = carry
-            i, b = inp
-            grads = jax.grad(self._loss)(params, data["x_fit"][b], data["y_fit"][b], data["w_fit"][b],
+            pos = i * batch + jnp.arange(batch)
+            b = perm[jnp.minimum(pos, n_fit - 1)]
+            wb = jnp.where(pos < n_fit, data["w_fit"][b], 0.0)  # the last minibatch is masked
+            grads = jax.grad(self._loss)(params, data["x_fit"][b], data["y_fit"][b], wb,
                                          jax.random.fold_in(k_epoch, i))
-            updates, new_opt = self.tx.update(grads, opt, params)
-            keep = i < steps
-            new = (optax.apply_updates(params, updates), new_opt)
-            return jax.tree.map(lambda a, b_: jnp.where(keep, a, b_), new, (params, opt)), None
+            updates, opt = self.tx.update(grads, opt, params)
+            return optax.apply_updates(params, updates), opt
 
-        (params, opt), _ = jax.lax.scan(step, (state["params"], state["opt"]),
-                                        (jnp.arange(self.max_steps), idx))
-        val_pred = jnp.argmax(self.probs(params, data["x_val"], self.val_chunk), axis=-1)
-        uar = _uar_jax(data["y_val"], val_pred, self.n_classes)
+        # ceil(n_fit / batch) steps: the trip count is data, so the capacity costs no compute
+        params, opt = jax.lax.fori_loop(0, (n_fit + batch - 1) // batch, step, (state["params"], state["opt"]))
+        uar = self.val_uar(params, data)
         active = state["wait"] < self.patience
         improved = active & (uar > state["best_uar"])  # strict: ties keep the earlier epoch
         best = jax.tree.map(lambda new, old: jnp.where(improved, new, old), params, state["best"])
@@ -350,22 +348,47 @@ class _Trainer:
                    wait=jnp.where(improved, 0, jnp.where(active, state["wait"] + 1, state["wait"])))
         return new, uar
 
+    # -- every seed, every epoch: one program
+    def _fit(self, seeds: jax.Array, data: dict) -> dict:
+        """Train every seed to the end of early stopping. Epochs run while any seed still has
+        patience; a seed that ran out keeps training in lockstep but never selects again."""
+        epoch = jax.vmap(self.epoch, in_axes=(0, None, None))
+
+        def cond(c):
+            e, st, _ = c
+            return (e < self.max_epochs) & jnp.any(st["wait"] < self.patience)
+
+        def body(c):
+            e, st, hist = c
+            st, uar = epoch(st, data, e)
+            return e + 1, st, hist.at[e].set(uar)
+
+        hist = jnp.full((self.max_epochs, seeds.shape[0]), jnp.nan, jnp.float32)
+        e, st, hist = jax.lax.while_loop(cond, body, (jnp.int32(0), jax.vmap(self.init)(seeds), hist))
+        return dict(best=st["best"], best_uar=st["best_uar"], best_epoch=st["best_epoch"], history=hist, epochs=e)
+
+    def _fit_jobs(self, seeds: jax.Array, data: dict) -> dict:
+        """``_fit`` for a stack of jobs (data with a leading job axis, the same seeds). Each job
+        stops on its own: the batched loop runs until the last job is done and leaves the state
+        of finished jobs untouched."""
+        return jax.vmap(lambda d: self._fit(seeds, d))(data)
+
 
 @functools.lru_cache(maxsize=256)
-def _trainer(head: HeadConfig, config: TrainConfig, n_classes: int, prep_key: tuple) -> _Trainer:
-    return _Trainer(head, config, n_classes, *prep_key)
+def _trainer(head: HeadConfig, config: TrainConfig, n_classes: int, n_layers: int | None,
+             feat_shape: tuple[int, ...]) -> _Trainer:
+    return _Trainer(head, config, n_classes, n_layers, feat_shape)
 
 
 def _trainer_for(prep: _Prepared, head: HeadConfig, config: TrainConfig, n_classes: int) -> _Trainer:
     # fields that only change the data (loss weights, normalisation, layer choice) share programs
     config = replace(config, class_weights=None, standardize=True, layer=0)
-    return _trainer(head, config, n_classes,
-                    (prep.n_layers, prep.x_fit.shape[0], prep.x_fit.shape[1:], prep.val_chunk))
+    return _trainer(head, config, n_classes, prep.n_layers, prep.x_fit.shape[1:])
 
 
 def _data(prep: _Prepared) -> dict:
     return dict(x_fit=prep.x_fit, y_fit=prep.y_fit, w_fit=prep.w_fit, x_val=prep.x_val, y_val=prep.y_val,
-                n_fit=np.int32(prep.n_fit))
+                n_fit=np.int32(prep.n_fit), n_val=np.int32(prep.n_val))
 
 
 def _resolve_mesh(mesh) -> Mesh | None:
@@ -379,77 +402,76 @@ def _resolve_mesh(mesh) -> Mesh | None:
     raise ValueError(f"mesh={mesh!r}; expected None, 'auto' or a jax.sharding.Mesh")
 
 
-def _predict_all(trainer: _Trainer, predict, best, prep: _Prepared, put=lambda a: a):
+def _seed_placement(mesh: Mesh | None, seeds: tuple[int, ...]):
+    """(seeds to run, put for seed-axis arrays, put for replicated arrays). When the number of
+    seeds is not a multiple of the device count, the seed list is padded with repeats (dropped
+    from the results) so every device holds the same number."""
+    n_dev = 1 if mesh is None else mesh.devices.size
+    run_seeds = list(seeds)
+    while len(run_seeds) % n_dev:
+        run_seeds.append(seeds[len(run_seeds) % len(seeds)])
+    if mesh is None:
+        return run_seeds, jnp.asarray, jnp.asarray
+    seed_sh, rep_sh = NamedSharding(mesh, P(tuple(mesh.axis_names))), NamedSharding(mesh, P())
+    return run_seeds, (lambda a: jax.device_put(a, seed_sh)), (lambda a: jax.device_put(a, rep_sh))
+
+
+def _predict(trainer: _Trainer, params, x: np.ndarray, put=jnp.asarray) -> np.ndarray:
+    """[S, N, C] probabilities of x, _PRED_CHUNK rows per call (the last chunk padded), so
+    every validation and test set of a head goes through one small compiled program."""
+    s = jax.tree.leaves(params)[0].shape[0]
+    outs = [np.zeros((s, 0, trainer.n_classes), np.float32)]
+    for a in range(0, x.shape[0], _PRED_CHUNK):
+        part = x[a:a + _PRED_CHUNK]
+        outs.append(np.asarray(trainer.predict(params, put(_pad_rows(part, _PRED_CHUNK))))[:, :part.shape[0]])
+    return np.concatenate(outs, axis=1)
+
+
+def _predict_all(trainer: _Trainer, best, prep: _Prepared, put=jnp.asarray):
     """Validation and test probabilities of the kept parameters (after selection only)."""
-    val = np.asarray(predict(best, put(prep.x_val), trainer.val_chunk))[..., :prep.n_val, :]
-    probs = {}
-    for name, xt in prep.tests.items():
-        n = xt.shape[0]
-        if n == 0:
-            probs[name] = np.zeros(val.shape[:-2] + (0, trainer.n_classes), np.float32)
-            continue
-        rows = row_bucket(n)
-        chunk = min(_EVAL_CHUNK, rows)
-        probs[name] = np.asarray(predict(best, put(_pad_rows(xt, -(-rows // chunk) * chunk)), chunk))[..., :n, :]
-    return val, probs
+    val = _predict(trainer, best, prep.x_val[:prep.n_val], put)
+    return val, {name: _predict(trainer, best, xt, put) for name, xt in prep.tests.items()}
 
 
 def train_cell(x_fit, y_fit, x_val, y_val, tests: Mapping[str, np.ndarray], *, n_classes: int,
-               head: HeadConfig, config: TrainConfig, seeds: Sequence[int], mesh=None) -> CellResult:
-    """Train one cell for every seed at once (vmapped, jitted), select per seed on validation
+               head: HeadConfig, config: TrainConfig, seeds: Sequence[int], mesh=None,
+               rows: int | None = None) -> CellResult:
+    """Train one cell for every seed at once (one jitted program), select per seed on validation
     UAR, then predict the test sets.
 
     x_*: embeddings [N, L, D] (or [N, D]); y_*: int labels in [0, n_classes); tests: name ->
     [N_t, L, D]. mesh: None (one device), "auto" (shard seeds over all devices when several
     exist) or a ``jax.sharding.Mesh`` whose axes all shard the seed axis. When the number of
     seeds is not a multiple of the device count, the seed list is padded with repeats and the
-    padding dropped from the result.
+    padding dropped from the result. rows: pad the fit and validation splits to at least this
+    many rows (the capacity, a power of two), so cells of different sizes share one compiled
+    program; it costs memory, not compute, and does not change the result.
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("train_cell: seeds is empty")
-    prep = _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config)
+    prep = _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config, rows)
     tr = _trainer_for(prep, head, config, n_classes)
     mesh = _resolve_mesh(mesh)
-    n_dev = 1 if mesh is None else mesh.devices.size
-    run_seeds = list(seeds)
-    while len(run_seeds) % n_dev:  # pad with repeats so every device holds the same number
-        run_seeds.append(seeds[len(run_seeds) % len(seeds)])
-
-    if mesh is None:
-        put_seed = put_rep = jnp.asarray
-    else:
-        seed_sh = NamedSharding(mesh, P(tuple(mesh.axis_names)))
-        rep_sh = NamedSharding(mesh, P())
-        put_seed = lambda a: jax.device_put(a, seed_sh)
-        put_rep = lambda a: jax.device_put(a, rep_sh)
-
-    state = jax.tree.map(put_seed, tr.v_init(put_seed(np.asarray(run_seeds, np.int32))))
-    data = {k: put_rep(v) for k, v in _data(prep).items()}
-
-    history = []
-    for e in range(config.max_epochs):
-        state, uar = tr.v_epoch(state, data, jnp.int32(e))
-        history.append(np.asarray(uar))
-        if not np.any(np.asarray(state["wait"]) < tr.patience):
-            break
-
-    val_probs, probs = _predict_all(tr, tr.v_probs, state["best"], prep, put_rep)
+    run_seeds, put_seed, put_rep = _seed_placement(mesh, seeds)
+    out = tr.fit(put_seed(np.asarray(run_seeds, np.int32)), {k: put_rep(v) for k, v in _data(prep).items()})
+    epochs = int(out["epochs"])
+    val_probs, probs = _predict_all(tr, out["best"], prep, put_rep)
     k = len(seeds)
     return CellResult(
         probs={n: p[:k].astype(np.float32) for n, p in probs.items()},
-        val_uar=np.asarray(state["best_uar"])[:k], best_epoch=np.asarray(state["best_epoch"])[:k],
-        val_probs=val_probs[:k].astype(np.float32), val_uar_history=np.stack(history)[:, :k],
-        epochs_run=len(history), seeds=seeds,
-        params=jax.tree.map(lambda a: np.asarray(a)[:k], state["best"]), mean=prep.mean, std=prep.std,
-        extra={"n_devices": n_dev})
+        val_uar=np.asarray(out["best_uar"])[:k], best_epoch=np.asarray(out["best_epoch"])[:k],
+        val_probs=val_probs[:k].astype(np.float32), val_uar_history=np.asarray(out["history"])[:epochs, :k],
+        epochs_run=epochs, seeds=seeds,
+        params=jax.tree.map(lambda a: np.asarray(a)[:k], out["best"]), mean=prep.mean, std=prep.std,
+        extra={"n_devices": 1 if mesh is None else mesh.devices.size})
 
 
 def train_cell_loop(x_fit, y_fit, x_val, y_val, tests: Mapping[str, np.ndarray], *, n_classes: int,
                     head: HeadConfig, config: TrainConfig, seeds: Sequence[int], mesh=None) -> CellResult:
-    """Reference: the same training as ``train_cell`` with a Python loop over seeds (one
-    jitted single-seed epoch function, each seed early-stopped on its own). Used by the
-    benchmark and by the test that checks the vmapped trainer against it."""
+    """Reference: the same training as ``train_cell``, one seed at a time (the same program
+    with a seed axis of 1, each seed early-stopped on its own; its history is NaN after it
+    stopped). Used by the benchmark and by the test that checks seed-vmapping changes nothing."""
     if mesh is not None:
         raise ValueError("train_cell_loop runs on one device; use train_cell for sharding")
     seeds = tuple(int(s) for s in seeds)
@@ -458,36 +480,24 @@ def train_cell_loop(x_fit, y_fit, x_val, y_val, tests: Mapping[str, np.ndarray],
     prep = _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config)
     tr = _trainer_for(prep, head, config, n_classes)
     data = {k: jnp.asarray(v) for k, v in _data(prep).items()}
-
-    per_seed = []
-    history = np.full((config.max_epochs, len(seeds)), np.nan, np.float32)
-    epochs_run = 0
-    for j, seed in enumerate(seeds):
-        state = tr.s_init(jnp.int32(seed))
-        for e in range(config.max_epochs):
-            state, uar = tr.s_epoch(state, data, jnp.int32(e))
-            history[e, j] = float(uar)
-            epochs_run = max(epochs_run, e + 1)
-            if int(state["wait"]) >= tr.patience:
-                break
-        val_probs, probs = _predict_all(tr, tr.s_probs, state["best"], prep)
-        per_seed.append((state, val_probs, probs))
-
-    stack = lambda xs: np.stack([np.asarray(x) for x in xs])
+    runs = []
+    for seed in seeds:
+        out = tr.fit(jnp.asarray([seed], jnp.int32), data)
+        runs.append((out, *_predict_all(tr, out["best"], prep)))
+    epochs_run = max(int(o["epochs"]) for o, _, _ in runs)
+    cat = lambda xs: np.concatenate([np.asarray(x) for x in xs])  # noqa: E731  (each has a seed axis of 1)
     return CellResult(
-        probs={n: stack([p[2][n] for p in per_seed]).astype(np.float32) for n in prep.tests},
-        val_uar=stack([p[0]["best_uar"] for p in per_seed]),
-        best_epoch=stack([p[0]["best_epoch"] for p in per_seed]),
-        val_probs=stack([p[1] for p in per_seed]).astype(np.float32),
-        val_uar_history=history[:epochs_run], epochs_run=epochs_run, seeds=seeds,
-        params=jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a]), *[p[0]["best"] for p in per_seed]),
-        mean=prep.mean, std=prep.std)
+        probs={n: cat([p[n] for _, _, p in runs]).astype(np.float32) for n in prep.tests},
+        val_uar=cat([o["best_uar"] for o, _, _ in runs]), best_epoch=cat([o["best_epoch"] for o, _, _ in runs]),
+        val_probs=cat([v for _, v, _ in runs]).astype(np.float32),
+        val_uar_history=np.concatenate([np.asarray(o["history"]) for o, _, _ in runs], axis=1)[:epochs_run],
+        epochs_run=epochs_run, seeds=seeds,
+        params=jax.tree.map(lambda *a: cat(a), *[o["best"] for o, _, _ in runs]), mean=prep.mean, std=prep.std)
 
 
 # ----------------------------------------------------------------------------- many cells at once
 
 _JOB_STATE_BYTES = 2 << 30   # per sub-group budget for params + best + optimiser state, all jobs x seeds
-_PRED_BYTES = 1 << 30        # per prediction call budget for the stacked test inputs
 
 
 @dataclass
@@ -501,13 +511,6 @@ class CellData:
     y_val: Any
     tests: Mapping[str, Any]
     n_classes: int
-
-
-def _group_chunk(n_jobs: int, rows: int) -> int:
-    """Evaluation chunk for a stack of n_jobs: about _EVAL_CHUNK rows over all jobs together,
-    so the activation memory of a job-stacked forward pass stays what one cell needs (with one
-    job it is exactly train_cell's chunk)."""
-    return min(rows, max(32, _EVAL_CHUNK // n_jobs))
 
 
 def _stack_rows(arrays: Sequence[np.ndarray], rows: int, fill=0) -> np.ndarray:
@@ -527,23 +530,24 @@ def _n_params(head: HeadConfig, n_classes: int, prep: _Prepared) -> int:
 
 
 def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConfig, seeds: Sequence[int],
-                mesh=None, max_jobs: int = 8) -> list[CellResult]:
+                mesh=None, max_jobs: int = 8, rows: int | None = None) -> list[CellResult]:
     """Train many cells, every seed of each, as few jitted programs as their shapes allow.
 
     Jobs are grouped by what must be static in a compiled program (per-row feature shape,
-    n_classes, fit row bucket); a group is split into sub-groups of at most ``max_jobs`` jobs
+    n_classes, fit row capacity); a group is split into sub-groups of at most ``max_jobs`` jobs
     (fewer when the jobs x seeds copies of params, best params and optimiser state would
     exceed ~2 GiB, e.g. CNN heads on D=1024). Per sub-group the fit/val data are stacked on a
     leading job axis (validation padded with ignored rows to the sub-group's largest) and one
-    jitted epoch function, ``vmap`` over jobs of ``vmap`` over seeds, trains them all; early
-    stopping and selection are per job and seed exactly as in ``train_cell``, and training of a
-    sub-group ends when every job's every seed has stopped (a job's ``epochs_run`` and history
-    are its own). Test inputs are predicted only after selection, per sub-group, padded to a
-    common row bucket. Returns one ``CellResult`` per job, in order, equal to ``train_cell`` on
-    that job up to float rounding of the job-batched matmuls.
+    jitted program, ``train_cell``'s vmapped over jobs, trains them all; early stopping and
+    selection are per job and seed exactly as in ``train_cell``, and a job's ``epochs_run`` and
+    history are its own. Test inputs are predicted only after selection. Returns one
+    ``CellResult`` per job, in order, equal to ``train_cell`` on that job up to float rounding
+    of the job-batched matmuls. With ``max_jobs=1`` it is ``train_cell`` per job.
 
     mesh: as ``train_cell`` (None, "auto" or a Mesh): the *seed* axis is sharded over the
-    devices, the job axis stays whole on each.
+    devices, the job axis stays whole on each. rows: as ``train_cell`` (one capacity for all
+    jobs: one group, one program; within a group jobs are stacked in order of size, since a
+    stack runs as many minibatch steps as its largest job).
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
@@ -553,7 +557,7 @@ def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConf
     preps = []
     for i, job in enumerate(jobs):
         try:
-            preps.append(_prepare(job.x_fit, job.y_fit, job.x_val, job.y_val, job.tests, job.n_classes, config))
+            preps.append(_prepare(job.x_fit, job.y_fit, job.x_val, job.y_val, job.tests, job.n_classes, config, rows))
         except ValueError as err:
             raise ValueError(f"train_cells: job {i}: {err}") from None
 
@@ -563,20 +567,10 @@ def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConf
         groups.setdefault(key, []).append(i)
 
     mesh = _resolve_mesh(mesh)
-    n_dev = 1 if mesh is None else mesh.devices.size
-    run_seeds = list(seeds)
-    while len(run_seeds) % n_dev:  # as train_cell: pad with repeats, dropped from the results
-        run_seeds.append(seeds[len(run_seeds) % len(seeds)])
-    if mesh is None:
-        put_seed = put_rep = jnp.asarray
-    else:
-        seed_sh = NamedSharding(mesh, P(None, tuple(mesh.axis_names)))
-        rep_sh = NamedSharding(mesh, P())
-        put_seed = lambda a: jax.device_put(a, seed_sh)
-        put_rep = lambda a: jax.device_put(a, rep_sh)
-
+    run_seeds, put_seed, put_rep = _seed_placement(mesh, seeds)
     results: list[CellResult | None] = [None] * len(jobs)
     for (n_classes, _, _, _), idx in groups.items():
+        idx = sorted(idx, key=lambda i: preps[i].n_fit)
         # params, kept params, Adam's two moments and a gradient: ~5 float32 copies per model
         n_par = _n_params(head, n_classes, preps[idx[0]])
         cap = max(1, min(max_jobs, _JOB_STATE_BYTES // (20 * n_par * len(run_seeds))))
@@ -584,75 +578,39 @@ def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConf
         size = -(-len(idx) // n_sub)  # balanced sub-groups: fewer distinct stack sizes to compile
         for s0 in range(0, len(idx), size):
             sub = idx[s0:s0 + size]
-            for j, res in zip(sub, _train_group([preps[i] for i in sub], n_classes, head, config, seeds,
-                                                run_seeds, put_seed, put_rep, n_dev)):
+            tr = _trainer_for(preps[sub[0]], head, config, n_classes)
+            if len(sub) == 1:
+                j = sub[0]
+                results[j] = train_cell(jobs[j].x_fit, jobs[j].y_fit, jobs[j].x_val, jobs[j].y_val, jobs[j].tests,
+                                        n_classes=n_classes, head=head, config=config, seeds=seeds, mesh=mesh,
+                                        rows=rows)
+                continue
+            for j, res in zip(sub, _train_group(tr, [preps[i] for i in sub], seeds, run_seeds, put_seed, put_rep)):
+                res.extra["n_devices"] = 1 if mesh is None else mesh.devices.size
                 results[j] = res
     return results
 
 
-def _train_group(preps: list[_Prepared], n_classes: int, head: HeadConfig, config: TrainConfig, seeds, run_seeds,
-                 put_seed, put_rep, n_dev: int) -> list[CellResult]:
+def _train_group(tr: _Trainer, preps: list[_Prepared], seeds, run_seeds, put_seed, put_rep) -> list[CellResult]:
     n_jobs = len(preps)
-    val_rows = max(row_bucket(p.n_val) for p in preps)
-    chunk = _group_chunk(n_jobs, val_rows)
-    val_rows = -(-val_rows // chunk) * chunk
-    tr = _trainer(head, replace(config, class_weights=None, standardize=True, layer=0), n_classes,
-                  (preps[0].n_layers, preps[0].x_fit.shape[0], preps[0].x_fit.shape[1:], chunk))
+    val_rows = max(p.x_val.shape[0] for p in preps)
     data = dict(x_fit=np.stack([p.x_fit for p in preps]), y_fit=np.stack([p.y_fit for p in preps]),
                 w_fit=np.stack([p.w_fit for p in preps]), n_fit=np.array([p.n_fit for p in preps], np.int32),
-                x_val=_stack_rows([p.x_val[:p.n_val] for p in preps], val_rows),
-                y_val=_stack_rows([p.y_val[:p.n_val] for p in preps], val_rows, fill=-1))
-    data = {k: put_rep(v) for k, v in data.items()}
-    # every job starts from the same per-seed init as train_cell (init depends on the seed only)
-    init = tr.v_init(jnp.asarray(np.asarray(run_seeds, np.int32)))
-    state = jax.tree.map(lambda a: put_seed(jnp.broadcast_to(a[None], (n_jobs,) + a.shape)), init)
-
-    history, epochs_run = [], [None] * n_jobs
-    for e in range(config.max_epochs):
-        state, uar = tr.j_epoch(state, data, jnp.int32(e))
-        history.append(np.asarray(uar))                        # [J, S]
-        active = np.asarray(state["wait"]) < tr.patience       # [J, S]
-        for j in range(n_jobs):
-            if epochs_run[j] is None and not active[j].any():
-                epochs_run[j] = e + 1
-        if not active.any():
-            break
-    history = np.stack(history)                                 # [E, J, S]
-    best = state["best"]
-    val_probs = np.asarray(tr.j_probs(best, data["x_val"], chunk))
-
-    # tests only now, after selection: each job's test sets concatenated, padded to a common bucket
-    names = [list(p.tests) for p in preps]
-    cat = [np.concatenate([p.tests[n] for n in nm]) if nm else np.zeros((0,) + p.x_fit.shape[1:], np.float32)
-           for p, nm in zip(preps, names)]
-    n_test = max(c.shape[0] for c in cat)
-    test_probs = [None] * n_jobs
-    if n_test:
-        rows = row_bucket(n_test)
-        rows = -(-rows // chunk) * chunk
-        row_bytes = rows * int(np.prod(cat[0].shape[1:])) * 4
-        per = max(1, min(n_jobs, _PRED_BYTES // row_bytes))
-        for a in range(0, n_jobs, per):
-            sl = slice(a, min(a + per, n_jobs))
-            out = np.asarray(tr.j_probs(jax.tree.map(lambda x: x[sl], best),
-                                        put_rep(_stack_rows(cat[sl], rows)), chunk))
-            for j in range(sl.start, sl.stop):
-                test_probs[j] = out[j - a]
-
+                n_val=np.array([p.n_val for p in preps], np.int32),
+                x_val=_stack_rows([p.x_val for p in preps], val_rows),
+                y_val=_stack_rows([p.y_val for p in preps], val_rows, fill=-1))
+    out = tr.j_fit(put_seed(np.asarray(run_seeds, np.int32)), {k: put_rep(v) for k, v in data.items()})
     k = len(seeds)
+    epochs, history = np.asarray(out["epochs"]), np.asarray(out["history"])      # [J], [J, E, S]
     results = []
     for j, p in enumerate(preps):
-        probs, start = {}, 0
-        for n in names[j]:
-            m = p.tests[n].shape[0]
-            probs[n] = (test_probs[j][:k, start:start + m] if m else np.zeros((k, 0, n_classes))).astype(np.float32)
-            start += m
-        e_j = epochs_run[j] or len(history)
+        best = jax.tree.map(lambda a: a[j], out["best"])
+        val_probs, probs = _predict_all(tr, best, p, put_rep)  # tests only now, after selection
         results.append(CellResult(
-            probs=probs, val_uar=np.asarray(state["best_uar"][j])[:k],
-            best_epoch=np.asarray(state["best_epoch"][j])[:k],
-            val_probs=val_probs[j, :k, :p.n_val].astype(np.float32),
-            val_uar_history=history[:e_j, j, :k], epochs_run=e_j, seeds=tuple(seeds),
-            params=jax.tree.map(lambda a: np.asarray(a[j])[:k], best), mean=p.mean, std=p.std,
-            extra={"n_devices": n_dev, "group_jobs": n_jobs}))
+            probs={n: q[:k].astype(np.float32) for n, q in probs.items()},
+            val_uar=np.asarray(out["best_uar"][j])[:k], best_epoch=np.asarray(out["best_epoch"][j])[:k],
+            val_probs=val_probs[:k].astype(np.float32), val_uar_history=history[j, :int(epochs[j]), :k],
+            epochs_run=int(epochs[j]), seeds=tuple(seeds),
+            params=jax.tree.map(lambda a: np.asarray(a)[:k], best), mean=p.mean, std=p.std,
+            extra={"group_jobs": n_jobs}))
     return results

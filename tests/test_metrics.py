@@ -126,3 +126,20 @@ def test_paired_tests():
     c = _noisy(y, 0.6, 4, rng)
     d = _noisy(y, 0.6, 4, rng)
     assert metrics.paired_permutation_test(y, c, d, "accuracy", 500, 0) > 0.05
+
+
+def test_resampled_metrics_equal_gathered_resamples():
+    """The report's bootstrap counts resamples with a matrix product; it must give exactly what
+    computing the metrics on the gathered resamples gives."""
+    from jaxser.report import batched_metrics, resampled_metrics
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 4, 90)
+    p = np.stack([_noisy(y, q, 4, rng) for q in (0.3, 0.6, 0.9)])
+    p[0, :5] = 3  # a class predicted but never true, for macro-F1's union
+    idx = rng.integers(0, len(y), size=(50, len(y)))
+    fast, ref = resampled_metrics(y, p, 4, idx), batched_metrics(y[idx], p[:, idx], 4)
+    one, ref1 = resampled_metrics(y, p[1], 4, idx), batched_metrics(y[idx], p[1][idx], 4)
+    for m in ("uar", "accuracy", "macro_f1"):
+        assert fast[m].shape == ref[m].shape == (3, 50) and one[m].shape == (50,)
+        np.testing.assert_allclose(fast[m], ref[m], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(one[m], ref1[m], rtol=0, atol=1e-12)
