@@ -1,8 +1,8 @@
 """Seed-vmapped trainer vs a per-seed Python loop, same data, same work.
 
-Both run the same single-seed epoch program (a jitted ``lax.scan`` over minibatches):
-``train_cell`` vmaps it over seeds and dispatches once per epoch, ``train_cell_loop`` calls it
-once per seed per epoch. Early stopping is disabled (patience=None) so both do exactly
+Both run the same training program (a jitted while loop over epochs, each a loop over
+minibatches): ``train_cell`` vmaps it over seeds and dispatches it once, ``train_cell_loop``
+runs it once per seed. Early stopping is disabled (patience=None) so both do exactly
 ``epochs * ceil(N / batch)`` optimizer steps per seed. Each path is run once to compile
 (timed as "cold": compile + run) and then ``--repeat`` more times warm (run only, best of the
 repeats, alternating the two paths); the JSON last line reports the warm times.
@@ -39,31 +39,32 @@ def per_step_loop(x_fit, y_fit, x_val, y_val, tests, *, n_classes, head, config,
     prep = T._prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config)
     tr = T._trainer_for(prep, head, config, n_classes)
     d = {k: jnp.asarray(v) for k, v in T._data(prep).items()}
+    n_fit, cap = d["n_fit"], prep.x_fit.shape[0]
 
     @jax.jit
-    def step(params, opt, b, key):
-        g = jax.grad(tr._loss)(params, d["x_fit"][b], d["y_fit"][b], d["w_fit"][b], key)
+    def step(params, opt, perm, i, key):
+        b, valid = tr.minibatch(perm, i, n_fit)
+        g = jax.grad(tr._loss)(params, d["x_fit"][b], d["y_fit"][b], jnp.where(valid, d["w_fit"][b], 0.0), key)
         upd, opt = tr.tx.update(g, opt, params)
         return optax.apply_updates(params, upd), opt
 
-    uar = jax.jit(lambda p: T._uar_jax(d["y_val"], tr.probs(p, d["x_val"], tr.val_chunk).argmax(-1), n_classes))
+    perm_of = jax.jit(lambda k: tr.permutation(k, n_fit, cap))
+    uar = jax.jit(lambda p: tr.val_uar(p, d))
+    init = jax.jit(tr.init)
     out = []
     for seed in seeds:
-        st = tr.s_init(jnp.int32(seed))
+        st = init(jnp.int32(seed))
         params, opt, best, best_uar = st["params"], st["opt"], st["params"], -1.0
         for e in range(config.max_epochs):
-            bits = jax.random.bits(jax.random.fold_in(st["k_shuf"], e), (tr.n_fit,))
-            perm = np.asarray(jnp.argsort(bits, stable=True))
-            need = tr.steps * tr.batch
-            idx = np.concatenate([perm] * -(-need // tr.n_fit))[:need].reshape(tr.steps, tr.batch)
+            perm = perm_of(jax.random.fold_in(st["k_shuf"], e))
             k_epoch = jax.random.fold_in(st["k_drop"], e)
-            for i in range(tr.steps):
-                params, opt = step(params, opt, idx[i], jax.random.fold_in(k_epoch, i))
+            for i in range(-(-prep.n_fit // tr.batch)):
+                params, opt = step(params, opt, perm, i, jax.random.fold_in(k_epoch, i))
             u = float(uar(params))
             if u > best_uar:
                 best, best_uar = params, u
-        xt = T._pad_rows(next(iter(prep.tests.values())), tr.val_chunk)
-        out.append(np.asarray(tr.s_probs(best, jnp.asarray(xt), tr.val_chunk)))
+        single = jax.tree.map(lambda a: a[None], best)
+        out.append(T._predict(tr, single, next(iter(prep.tests.values())))[0])
     return out
 
 

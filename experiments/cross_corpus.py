@@ -397,18 +397,23 @@ def run(cfg: RunConfig, *, log=print) -> Path:
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     bar = tqdm(total=sum(len(k) for _, k in units), desc="train", unit="model")
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        pending = {pool.submit(train_unit, u): u for u in units}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                unit = pending.pop(fut)
-                try:
-                    write_predictions(unit, fut.result())  # a failure stops the run; written files stay
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-                bar.update(len(unit[1]))
+    if workers <= 1:
+        for unit in units:
+            write_predictions(unit, train_unit(unit))
+            bar.update(len(unit[1]))
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            pending = {pool.submit(train_unit, u): u for u in units}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+                for fut in done:
+                    unit = pending.pop(fut)
+                    try:
+                        write_predictions(unit, fut.result())  # a failure stops the run; written files stay
+                    except BaseException:
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        raise
+                    bar.update(len(unit[1]))
     bar.close()
     timings["train_s"] = time.perf_counter() - t0
 

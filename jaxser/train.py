@@ -315,22 +315,30 @@ class _Trainer:
         n_chunks = (data["n_val"] + _VAL_CHUNK - 1) // _VAL_CHUNK
         return _uar(jax.lax.fori_loop(0, n_chunks, chunk, jnp.zeros((2, self.n_classes), jnp.float32)))
 
+    @staticmethod
+    def permutation(key: jax.Array, n_fit: jax.Array, cap: int) -> jax.Array:
+        """An epoch's visiting order of the n_fit real rows (padding rows sort last): a random
+        sort key per row from a row-wise fold_in, so a row's key does not depend on the
+        capacity; argsort breaks ties by index, so it is deterministic."""
+        rows = jnp.arange(cap)
+        bits = jax.vmap(lambda i: jax.random.bits(jax.random.fold_in(key, i)))(rows)
+        return jnp.argsort(jnp.where(rows < n_fit, bits >> 1, jnp.uint32(0xFFFFFFFF)), stable=True)
+
+    def minibatch(self, perm: jax.Array, i: jax.Array, n_fit: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Row indices of minibatch i and which of them are real (the last one is partial)."""
+        pos = i * self.batch + jnp.arange(self.batch)
+        return perm[jnp.minimum(pos, n_fit - 1)], pos < n_fit
+
     def epoch(self, state: dict, data: dict, epoch: jax.Array) -> tuple[dict, jax.Array]:
         """One epoch of minibatch training, then validation and per-seed model selection."""
-        n_fit, cap, batch = data["n_fit"], data["x_fit"].shape[0], self.batch
-        # a random sort key per row (row-wise fold_in, so a row's key does not depend on the
-        # capacity); padding rows sort last; argsort breaks ties by index, so it is deterministic
-        k = jax.random.fold_in(state["k_shuf"], epoch)
-        rows = jnp.arange(cap)
-        bits = jax.vmap(lambda i: jax.random.bits(jax.random.fold_in(k, i)))(rows)
-        perm = jnp.argsort(jnp.where(rows < n_fit, bits >> 1, jnp.uint32(0xFFFFFFFF)), stable=True)
+        n_fit, batch = data["n_fit"], self.batch
+        perm = self.permutation(jax.random.fold_in(state["k_shuf"], epoch), n_fit, data["x_fit"].shape[0])
         k_epoch = jax.random.fold_in(state["k_drop"], epoch)
 
         def step(i, carry):
             params, opt = carry
-            pos = i * batch + jnp.arange(batch)
-            b = perm[jnp.minimum(pos, n_fit - 1)]
-            wb = jnp.where(pos < n_fit, data["w_fit"][b], 0.0)  # the last minibatch is masked
+            b, valid = self.minibatch(perm, i, n_fit)
+            wb = jnp.where(valid, data["w_fit"][b], 0.0)  # the last minibatch is masked
             grads = jax.grad(self._loss)(params, data["x_fit"][b], data["y_fit"][b], wb,
                                          jax.random.fold_in(k_epoch, i))
             updates, opt = self.tx.update(grads, opt, params)
@@ -521,10 +529,11 @@ def _stack_rows(arrays: Sequence[np.ndarray], rows: int, fill=0) -> np.ndarray:
     return out
 
 
-def _n_params(head: HeadConfig, n_classes: int, prep: _Prepared) -> int:
+@functools.lru_cache(maxsize=256)
+def _n_params(head: HeadConfig, n_classes: int, n_layers: int | None, feat_shape: tuple[int, ...]) -> int:
     """Parameters of one model (shapes only, nothing computed)."""
-    model = make_head(head, n_classes, n_layers=prep.n_layers)
-    x = jax.ShapeDtypeStruct((1,) + prep.x_fit.shape[1:], jnp.float32)
+    model = make_head(head, n_classes, n_layers=n_layers)
+    x = jax.ShapeDtypeStruct((1,) + feat_shape, jnp.float32)
     shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False)["params"], x)
     return sum(math.prod(a.shape) for a in jax.tree.leaves(shapes))
 
@@ -572,8 +581,10 @@ def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConf
     for (n_classes, _, _, _), idx in groups.items():
         idx = sorted(idx, key=lambda i: preps[i].n_fit)
         # params, kept params, Adam's two moments and a gradient: ~5 float32 copies per model
-        n_par = _n_params(head, n_classes, preps[idx[0]])
-        cap = max(1, min(max_jobs, _JOB_STATE_BYTES // (20 * n_par * len(run_seeds))))
+        cap = 1
+        if max_jobs > 1 and len(idx) > 1:
+            n_par = _n_params(head, n_classes, preps[idx[0]].n_layers, preps[idx[0]].x_fit.shape[1:])
+            cap = max(1, min(max_jobs, _JOB_STATE_BYTES // (20 * n_par * len(run_seeds))))
         n_sub = -(-len(idx) // cap)
         size = -(-len(idx) // n_sub)  # balanced sub-groups: fewer distinct stack sizes to compile
         for s0 in range(0, len(idx), size):

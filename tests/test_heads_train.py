@@ -73,6 +73,31 @@ def test_conv1d_matches_flax_conv(k):
     np.testing.assert_array_equal(max_pool_1d(x, 2), nn.max_pool(x, (2,), strides=(2,)))
 
 
+@pytest.mark.parametrize("k,pool,t", [(3, 4, 23), (3, 2, 16), (1, 3, 10), (4, 2, 9), (5, 1, 7), (2, 4, 4)])
+def test_signal_conv_pool_matches_flax_conv_relu_pool(k, pool, t):
+    """The first CNN block (phase-wise conv + max, bias and ReLU after the max) is nn.Conv ->
+    ReLU -> nn.max_pool on a 1-channel signal: same parameters, same outputs and gradients."""
+    import flax.linen as nn
+    from jaxser.heads import SignalConvPool
+    x = jnp.asarray(np.random.default_rng(k * 10 + pool).normal(size=(3, t)), jnp.float32)
+    ours, ref = SignalConvPool(4, k, pool), nn.Conv(4, (k,), padding="SAME")
+    p = ours.init(jax.random.PRNGKey(0), x)
+    p_ref = ref.init(jax.random.PRNGKey(0), x[..., None])
+    for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p_ref)):
+        np.testing.assert_array_equal(a, b)
+    p = jax.tree.map(lambda a: a + 0.1, p)  # a non-zero bias, so bias-after-max is exercised
+
+    def ref_fn(p, x):
+        h = nn.relu(ref.apply(p, x[..., None]))
+        return nn.max_pool(h, (pool,), strides=(pool,)) if pool > 1 else h
+
+    np.testing.assert_allclose(ours.apply(p, x), ref_fn(p, x), atol=1e-6)
+    g = jax.grad(lambda p: (ours.apply(p, x) ** 2).sum())(p)
+    g_ref = jax.grad(lambda p: (ref_fn(p, x) ** 2).sum())(p)
+    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ref)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def test_head_config_validation():
     with pytest.raises(ValueError, match="kind"):
         HeadConfig(kind="rnn")
