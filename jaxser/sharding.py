@@ -95,9 +95,11 @@ def replicate(mesh: Mesh | None, tree):
     return jax.device_put(tree, replicated(mesh))
 
 
-def fsdp(mesh: Mesh | None, tree, min_size: int = 1 << 14):
+def fsdp(mesh: Mesh | None, tree, min_size: int = 1 << 14, stacked: bool = False):
     """Fully-sharded parameters: each leaf of at least `min_size` elements is split along its
     largest axis that the device count divides; smaller leaves (biases, norms) are replicated.
+    stacked=True: the leaves carry a leading layer axis that a `lax.scan` walks; it is never
+    the split axis (each scan step would otherwise gather the whole stacked weight).
     XLA (GSPMD) inserts the all-gathers inside the jitted forward pass, so each device stores
     only ~1/N of the large matrices -- for models whose weights do not fit one device; it costs
     communication on every call, so data-parallel replication is the default."""
@@ -107,7 +109,7 @@ def fsdp(mesh: Mesh | None, tree, min_size: int = 1 << 14):
 
     def place(a):
         shape = np.shape(a)
-        dims = [d for d in np.argsort(shape)[::-1] if shape[d] % n == 0 and shape[d] >= n]
+        dims = [d for d in np.argsort(shape)[::-1] if shape[d] % n == 0 and shape[d] >= n and not (stacked and d == 0)]
         if int(np.prod(shape, dtype=np.int64)) < min_size or not dims:
             return jax.device_put(a, replicated(mesh))
         spec = [None] * len(shape)

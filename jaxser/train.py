@@ -404,10 +404,29 @@ def _resolve_mesh(mesh) -> Mesh | None:
         return None
     if isinstance(mesh, Mesh):
         return mesh
-    if mesh == "auto":
+    if mesh == "auto":  # every device of every process: on a pod slice, seeds span the hosts
         devs = jax.devices()
         return Mesh(np.array(devs), ("seed",)) if len(devs) > 1 else None
     raise ValueError(f"mesh={mesh!r}; expected None, 'auto' or a jax.sharding.Mesh")
+
+
+def _put(a, sh: NamedSharding) -> jax.Array:
+    """A host array placed with ``sh``; every process passes the same whole array and keeps the
+    pieces its own devices hold (a mesh may span the devices of several hosts)."""
+    a = np.asarray(a)
+    return jax.make_array_from_callback(a.shape, sh, lambda idx: a[idx])
+
+
+def _host(tree):
+    """numpy copies of a tree of arrays. An array spread over devices of several processes (a
+    pod slice) is gathered first, so every process gets the whole value; every process must
+    make the same calls, which the identical training code on every host does."""
+    def one(a):
+        if isinstance(a, jax.Array) and not a.is_fully_addressable:
+            from jax.experimental import multihost_utils
+            return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+        return np.asarray(a)
+    return jax.tree.map(one, tree)
 
 
 def _seed_placement(mesh: Mesh | None, seeds: tuple[int, ...]):
@@ -421,7 +440,7 @@ def _seed_placement(mesh: Mesh | None, seeds: tuple[int, ...]):
     if mesh is None:
         return run_seeds, jnp.asarray, jnp.asarray
     seed_sh, rep_sh = NamedSharding(mesh, P(tuple(mesh.axis_names))), NamedSharding(mesh, P())
-    return run_seeds, (lambda a: jax.device_put(a, seed_sh)), (lambda a: jax.device_put(a, rep_sh))
+    return run_seeds, (lambda a: _put(a, seed_sh)), (lambda a: _put(a, rep_sh))
 
 
 def _predict(trainer: _Trainer, params, x: np.ndarray, put=jnp.asarray) -> np.ndarray:
@@ -431,7 +450,7 @@ def _predict(trainer: _Trainer, params, x: np.ndarray, put=jnp.asarray) -> np.nd
     outs = [np.zeros((s, 0, trainer.n_classes), np.float32)]
     for a in range(0, x.shape[0], _PRED_CHUNK):
         part = x[a:a + _PRED_CHUNK]
-        outs.append(np.asarray(trainer.predict(params, put(_pad_rows(part, _PRED_CHUNK))))[:, :part.shape[0]])
+        outs.append(_host(trainer.predict(params, put(_pad_rows(part, _PRED_CHUNK))))[:, :part.shape[0]])
     return np.concatenate(outs, axis=1)
 
 
@@ -463,15 +482,15 @@ def train_cell(x_fit, y_fit, x_val, y_val, tests: Mapping[str, np.ndarray], *, n
     mesh = _resolve_mesh(mesh)
     run_seeds, put_seed, put_rep = _seed_placement(mesh, seeds)
     out = tr.fit(put_seed(np.asarray(run_seeds, np.int32)), {k: put_rep(v) for k, v in _data(prep).items()})
-    epochs = int(out["epochs"])
     val_probs, probs = _predict_all(tr, out["best"], prep, put_rep)
-    k = len(seeds)
+    host = _host(out)
+    epochs, k = int(host["epochs"]), len(seeds)
     return CellResult(
         probs={n: p[:k].astype(np.float32) for n, p in probs.items()},
-        val_uar=np.asarray(out["best_uar"])[:k], best_epoch=np.asarray(out["best_epoch"])[:k],
-        val_probs=val_probs[:k].astype(np.float32), val_uar_history=np.asarray(out["history"])[:epochs, :k],
+        val_uar=host["best_uar"][:k], best_epoch=host["best_epoch"][:k],
+        val_probs=val_probs[:k].astype(np.float32), val_uar_history=host["history"][:epochs, :k],
         epochs_run=epochs, seeds=seeds,
-        params=jax.tree.map(lambda a: np.asarray(a)[:k], out["best"]), mean=prep.mean, std=prep.std,
+        params=jax.tree.map(lambda a: a[:k], host["best"]), mean=prep.mean, std=prep.std,
         extra={"n_devices": 1 if mesh is None else mesh.devices.size})
 
 
@@ -612,16 +631,18 @@ def _train_group(tr: _Trainer, preps: list[_Prepared], seeds, run_seeds, put_see
                 y_val=_stack_rows([p.y_val for p in preps], val_rows, fill=-1))
     out = tr.j_fit(put_seed(np.asarray(run_seeds, np.int32)), {k: put_rep(v) for k, v in data.items()})
     k = len(seeds)
-    epochs, history = np.asarray(out["epochs"]), np.asarray(out["history"])      # [J], [J, E, S]
+    host = _host(out)
+    epochs, history = host["epochs"], host["history"]      # [J], [J, E, S]
     results = []
     for j, p in enumerate(preps):
+        # tests only now, after selection; params go back to the devices the way they came out
         best = jax.tree.map(lambda a: a[j], out["best"])
-        val_probs, probs = _predict_all(tr, best, p, put_rep)  # tests only now, after selection
+        val_probs, probs = _predict_all(tr, best, p, put_rep)
         results.append(CellResult(
             probs={n: q[:k].astype(np.float32) for n, q in probs.items()},
-            val_uar=np.asarray(out["best_uar"][j])[:k], best_epoch=np.asarray(out["best_epoch"][j])[:k],
+            val_uar=host["best_uar"][j, :k], best_epoch=host["best_epoch"][j, :k],
             val_probs=val_probs[:k].astype(np.float32), val_uar_history=history[j, :int(epochs[j]), :k],
             epochs_run=int(epochs[j]), seeds=tuple(seeds),
-            params=jax.tree.map(lambda a: np.asarray(a)[:k], best), mean=p.mean, std=p.std,
+            params=jax.tree.map(lambda a: a[j, :k], host["best"]), mean=p.mean, std=p.std,
             extra={"group_jobs": n_jobs}))
     return results

@@ -51,6 +51,11 @@ SCRIPT = textwrap.dedent(r'''
     ff = fs.params["layers"][0]["ff1_w"]  # [256, 1024]
     out["fsdp_split"] = [list(sh) for sh in {tuple(s.data.shape) for s in ff.addressable_shards}]
     out["fsdp_err"] = float(np.max(np.abs(a[:4] - fs.embed(waves[:4]))))
+    # a stacked [layers, ...] leaf whose only axis divisible by 4 is the layer axis: split it
+    # only when it is not stacked (a scan over a split layer axis would gather it whole)
+    odd = {"w": np.zeros((4, 6, 1026), np.float32)}
+    out["fsdp_plain_spec"] = str(sharding.fsdp(mesh, odd)["w"].sharding.spec)
+    out["fsdp_stacked_replicated"] = bool(sharding.fsdp(mesh, odd, stacked=True)["w"].sharding.is_fully_replicated)
 
     kw = dict(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, max_batch=4)
     w1, w4 = whisper.load("random", **kw), whisper.load("random", mesh=mesh, **kw)
@@ -60,6 +65,14 @@ SCRIPT = textwrap.dedent(r'''
     out["whisper_err"] = float(np.max(np.abs(w1.embed(ww) - w4.embed(ww))))
     out["whisper_frames_err"] = float(max(np.max(np.abs(x - y)) for x, y in
                                           zip(w1.embed_frames(ww, 1), w4.embed_frames(ww, 1))))
+    # fully sharded: wide enough that the FFN weights reach fsdp's 16k-element threshold
+    big = dict(kw, d_model=64, encoder_ffn_dim=256)
+    b1, bs = whisper.load("random", **big), whisper.load("random", mesh=mesh, shard_params=True, **big)
+    fc1 = bs.params["layers"]["fc1_w"]  # [2 layers, 64, 256]
+    out["whisper_fsdp_split"] = [list(sh) for sh in {tuple(s.data.shape) for s in fc1.addressable_shards}]
+    out["whisper_fsdp_front_replicated"] = bool(bs.front["filters"].sharding.is_fully_replicated)
+    out["whisper_fsdp_same_fingerprint"] = bs.fingerprint == b1.fingerprint
+    out["whisper_fsdp_err"] = float(np.max(np.abs(b1.embed(ww) - bs.embed(ww))))
 
     from jaxser.train import train_cell
     from jaxser.heads import HeadConfig
@@ -99,12 +112,21 @@ def test_wav2vec2_data_parallel_equals_single_device(four_devices):
 def test_wav2vec2_fully_sharded_parameters_equal_single_device(four_devices):
     assert four_devices["fsdp_split"] == [[256, 256]]  # the 1024 axis split 4 ways
     assert four_devices["fsdp_err"] < 1e-5
+    assert four_devices["fsdp_plain_spec"] == "P('data', None, None)"  # the layer axis, when not stacked
+    assert four_devices["fsdp_stacked_replicated"]
 
 
 def test_whisper_data_parallel_equals_single_device(four_devices):
     assert four_devices["whisper_param_replicated"]
     assert four_devices["whisper_err"] < 1e-5
     assert four_devices["whisper_frames_err"] < 1e-5
+
+
+def test_whisper_fully_sharded_parameters_equal_single_device(four_devices):
+    assert four_devices["whisper_fsdp_split"] == [[2, 64, 64]]  # the 256 axis split 4 ways, layers whole
+    assert four_devices["whisper_fsdp_front_replicated"]
+    assert four_devices["whisper_fsdp_same_fingerprint"]  # placement never changes the cache identity
+    assert four_devices["whisper_fsdp_err"] < 1e-5
 
 
 def test_train_cell_on_mesh_equals_unsharded(four_devices):

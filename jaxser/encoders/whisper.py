@@ -336,11 +336,12 @@ class WhisperEncoder(Encoder):
     """Every hidden state of a Whisper encoder, mean-pooled over the frames that cover audio."""
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
-                 dtype: str = "float32", max_batch: int = 8, mesh=None):
+                 dtype: str = "float32", max_batch: int = 8, mesh=None, shard_params: bool = False):
         from jaxser import sharding
 
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
-        # data parallel: batches split over the mesh's devices, parameters replicated
+        # data parallel: batches split over the mesh's devices, parameters replicated, or with
+        # shard_params split too (fully sharded: for checkpoints too big for one device)
         self.mesh = sharding.resolve_mesh(mesh)
         self.dim, self.num_layers = arch.d_model, arch.layers + 1
         if dtype not in ("float32", "bfloat16"):
@@ -349,8 +350,13 @@ class WhisperEncoder(Encoder):
             raise EncoderError(f"max_batch must be >= 1, got {max_batch}")
         self.dtype, self.max_batch = dtype, int(max_batch)
         self._jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
-        # weights live on device in the compute dtype; the front end stays float32
-        self.params = sharding.replicate(self.mesh, jax.tree.map(lambda a: jnp.asarray(a, self._jdt), params))
+        # weights live on device in the compute dtype; the front end stays float32 and replicated
+        # (<= 0.1 MB of mel filters and window: not worth an all-gather on every call)
+        params = jax.tree.map(lambda a: jnp.asarray(a, self._jdt), params)
+        if shard_params:  # the per-layer weights are stacked for lax.scan: never split the layer axis
+            self.params = {k: sharding.fsdp(self.mesh, v, stacked=(k == "layers")) for k, v in params.items()}
+        else:
+            self.params = sharding.replicate(self.mesh, params)
         self.front = sharding.replicate(self.mesh, {"filters": jnp.asarray(mel_filters(arch.n_mels)),
                                                     "window": jnp.asarray(hann_window())})
         self.traces: list[tuple] = []  # one entry per compilation (shape), see `compilations`
@@ -498,14 +504,17 @@ def _check_preprocessor(path: Path, arch: Arch) -> None:
 
 
 def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool = False, preset: str | None = None,
-         seed: int = 0, max_batch: int = 8, mesh=None, **kw) -> WhisperEncoder:
+         seed: int = 0, max_batch: int = 8, mesh=None, shard_params: bool = False, **kw) -> WhisperEncoder:
     """A Whisper encoder from a local HF folder, a Hub id, or `"random"`.
 
     source="random": the encoder of `preset` ("tiny" default, "base") with seeded random
       weights, no download; further keyword arguments override config entries.
     max_batch: 30 s windows per forward call (batch sizes are powers of two up to it).
     mesh: None (one device), "auto" (every local device when there are several) or a
-      `jax.sharding.Mesh`: windows are split over its devices, parameters replicated.
+      `jax.sharding.Mesh`: windows are split over its devices, parameters replicated
+      (results equal the single-device ones; see docs/whisper.md). shard_params=True instead
+      splits the large weight matrices over the mesh (fully sharded, for checkpoints too big
+      for one device); without a mesh it changes nothing. Neither enters the fingerprint.
     """
     if source == "random":
         preset = preset or "tiny"
@@ -526,4 +535,4 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
                 extra=f"whisper-encoder;logmel=hf-whisper;window=30s-zero-pad;pool=mean-ceil(ceil(n/160)/2);"
                       f"long=30s-windows-frame-weighted;hidden_states=transformers5;dtype={dtype}")
     return WhisperEncoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype, max_batch=max_batch,
-                          mesh=mesh)
+                          mesh=mesh, shard_params=shard_params)

@@ -1,0 +1,98 @@
+"""A pod slice in miniature: two jax.distributed CPU processes on localhost, each with two
+devices (four in all), run what a TPU pod-slice job runs -- each host extracts its strided
+share of a corpus with a Flax encoder data-parallel over its *own* devices, process 0
+assembles the shared cache, then one training program shards the seeds over the devices of
+*both* hosts (outputs gathered back to every host) -- and must give the single-device result.
+
+Cross-process collectives on CPU go through gloo (jax's default); the processes find each
+other through JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID, exactly as
+`sharding.initialize_distributed()` reads them on a real multi-host launch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from jaxser import embed as embed_mod
+
+ROOT = Path(__file__).resolve().parents[1]
+
+POD_SCRIPT = textwrap.dedent(r'''
+    import json, sys
+    from jaxser import sharding
+    assert sharding.initialize_distributed()
+    import jax
+    import numpy as np
+    from datasets import load_from_disk
+    from jaxser import embed
+    from jaxser.encoders import wav2vec2
+    from pod_common import train_args
+
+    info = {"index": jax.process_index(), "count": jax.process_count(), "devices": jax.device_count(),
+            "local": jax.local_device_count()}
+    enc = wav2vec2.load("random", preset="small", mesh="auto")  # this host's two devices
+    info["encoder_mesh"] = int(enc.mesh.devices.size)
+    e = embed.embed(enc, load_from_disk(sys.argv[1]), cache=sys.argv[2], chunk_size=4, progress=False,
+                    barrier_timeout=240)
+    from jaxser.train import train_cell
+    args, kw = train_args(e.x, [load_from_disk(sys.argv[1])["emotion"][i] for i in range(len(e.ids))])
+    r = train_cell(*args, mesh="auto", **kw)  # seeds over the 4 devices of both hosts
+    info.update(ids=e.ids, x=e.x.tolist(), probs=r.probs["t"].tolist(), val_uar=r.val_uar.tolist(),
+                best_epoch=r.best_epoch.tolist(), n_devices=r.extra["n_devices"])
+    # a file, not stdout: a full pipe would block this process inside jax's shutdown barrier
+    with open(f"{sys.argv[3]}/result{jax.process_index()}.json", "w") as f:
+        json.dump(info, f)
+''')
+
+
+def test_two_hosts_two_devices_each_equal_one_device(tmp_path):
+    from pod_common import train_args
+    from test_embed import _corpus
+
+    from jaxser.encoders import wav2vec2
+    from jaxser.train import train_cell
+
+    ds = _corpus(tmp_path, n=24)
+    ref = embed_mod.embed(wav2vec2.load("random", preset="small"), ds, cache=tmp_path / "ref", chunk_size=4,
+                          progress=False)
+    args, kw = train_args(ref.x, list(ds["emotion"]))
+    ref_r = train_cell(*args, **kw)
+    ds.save_to_disk(str(tmp_path / "ds"))
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+               "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i),
+               "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+        log = open(tmp_path / f"log{i}.txt", "w")
+        procs.append(subprocess.Popen([sys.executable, "-c", POD_SCRIPT, str(tmp_path / "ds"), str(tmp_path / "shared"),
+                                       str(tmp_path)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        for i, p in enumerate(procs):
+            p.wait(timeout=300)
+            assert p.returncode == 0, f"process {i} failed:\n{(tmp_path / f'log{i}.txt').read_text()[-4000:]}"
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    outs = [json.loads((tmp_path / f"result{i}.json").read_text()) for i in range(2)]
+    assert sorted(o["index"] for o in outs) == [0, 1]
+    for o in outs:
+        assert (o["count"], o["devices"], o["local"], o["encoder_mesh"], o["n_devices"]) == (2, 4, 2, 2, 4)
+        assert o["ids"] == ref.ids
+        # data parallel over a host's devices, chunks from two hosts: the single-device embeddings
+        np.testing.assert_allclose(np.asarray(o["x"], np.float32), ref.x, atol=1e-5)
+        # seeds sharded over both hosts' devices: the single-device training result
+        assert o["best_epoch"] == ref_r.best_epoch.tolist()
+        np.testing.assert_allclose(o["val_uar"], ref_r.val_uar, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(o["probs"]), ref_r.probs["t"], atol=1e-4)
