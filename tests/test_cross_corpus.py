@@ -144,6 +144,20 @@ def test_interrupted_run_resumes(run_dir, tmp_path):
     assert check_run(d) == []
 
 
+def test_training_threads_change_no_prediction(run_dir, tmp_path):
+    """The fixture trained its models in worker threads (several per core on CPU); one worker
+    in the main thread must give the very same predictions, file by file."""
+    out, cfg = run_dir
+    assert cfg.workers is None  # the fixture used the default: threads on a multi-core CPU
+    serial = tmp_path / "serial"
+    cross_corpus.run(_cfg(serial, corpora=cfg.corpora, workers=1), log=lambda *a: None)
+    files = sorted(p.name for p in (out / "predictions").glob("*.parquet"))
+    assert files == sorted(p.name for p in (serial / "predictions").glob("*.parquet"))
+    for name in files:
+        pd.testing.assert_frame_equal(pd.read_parquet(out / "predictions" / name),
+                                      pd.read_parquet(serial / "predictions" / name))
+
+
 def test_resume_refuses_a_different_study(run_dir, tmp_path):
     out, cfg = run_dir
     d = _copy(out, tmp_path / "other")
