@@ -183,9 +183,8 @@ CORE = {
 
 @pytest.mark.parametrize("name", sorted(CORE))
 def test_card_core_loaders(tmp_path, name):
-    """Loaders without `errors=` support: clean fixture described fully; a corrupt file and an
-    unknown code (planted one at a time, since such a loader stops at its first error) are
-    reported, not raised."""
+    """Clean fixture described fully; a corrupt file and an unknown code (planted one at a
+    time: TESS reads headers itself and stops at an unreadable one) are reported, not raised."""
     fx = pytest.importorskip("corpus_fixtures", reason="the core loaders' fixtures are not in this checkout")
     try:
         corpora.module(name)
@@ -205,6 +204,56 @@ def test_card_core_loaders(tmp_path, name):
     (tmp_path / corrupt).unlink()
     fx.write_wav(tmp_path / unknown, 16_000)
     card = describe(name, tmp_path)
-    assert len(card["problems"]) >= 1
-    assert set(card["problems"]["kind"]) <= {"unknown_label", "layout"}
-    assert Path(unknown).name in " ".join(card["problems"]["detail"])
+    assert card["problems"]["kind"].tolist() == ["unknown_label"]
+    assert Path(unknown).name in card["problems"]["detail"][0]
+    _check_consistent(card, len(built))  # the other files are still listed
+
+
+#: Two badly named files per core corpus, planted next to the fixture's official names:
+#: (an emotion code outside the label map, a name that does not follow the naming scheme).
+CORE_BAD = {
+    "cremad": ("AudioWAV/1003_DFA_XYZ_XX.wav", "AudioWAV/1001-DFA-ANG.wav"),
+    "ravdess": ("Actor_01/03-01-09-01-01-01-01.wav", "Actor_02/03_01_05_01_01_01_02.wav"),
+    "tess": ("TESS Toronto emotional speech set data/OAF_angry/OAF_dog_bored.wav",
+             "TESS Toronto emotional speech set data/YAF_sad/YAF_dog.wav"),
+    "emodb": ("wav/03a01Xa.wav", "wav/03-a01-F.wav"),
+    "savee": ("AudioData/DC/x01.wav", "AudioData/JE/angry1.wav"),
+    "emovo": ("EMOVO/f1/ans-f1-b1.wav", "EMOVO/m1/dis_m1_b1.wav"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORE_BAD))
+def test_core_loaders_collect_every_error(tmp_path, name):
+    """`records(root, errors=[...])` on the core six: every badly named file is collected and
+    skipped (and listed by the card), while a plain load still stops at the first one."""
+    fx = pytest.importorskip("corpus_fixtures", reason="the core loaders' fixtures are not in this checkout")
+    from jaxser.corpora.schema import CorpusError, UnknownLabelError
+
+    mod = corpora.module(name)
+    built = getattr(fx, name)(tmp_path)
+    unknown, misnamed = (fx.write_wav(tmp_path / rel, 16_000) for rel in CORE_BAD[name])
+    first = min(unknown, misnamed)  # loaders walk files in sorted path order
+    # (a) without `errors` the first bad file raises, as before
+    with pytest.raises(CorpusError) as e:
+        corpora.load(name, tmp_path)
+    assert first.name in str(e.value)
+    assert isinstance(e.value, UnknownLabelError) == (first == unknown)
+    with pytest.raises(CorpusError, match=f"{first.name}"):
+        mod.records(tmp_path)
+    # (b) with `errors` the good records come back and both bad files are collected
+    errs: list = []
+    recs = mod.records(tmp_path, errors=errs)
+    assert sorted(r["path"] for r in recs) == sorted(str(p.resolve()) for p in built)
+    assert len(errs) == 2 and all(isinstance(x, CorpusError) for x in errs)
+    assert [type(x) is UnknownLabelError for x in errs] == [first == unknown, first != unknown]
+    assert unknown.name in str(errs[0 if first == unknown else 1])
+    assert misnamed.name in str(errs[1 if first == unknown else 0])
+    assert "does not follow" in str(errs[1 if first == unknown else 0])
+    assert len(corpora.load(name, tmp_path, errors=[])) == len(built)
+    # (c) the card lists both problems and every good utterance
+    card = describe(name, tmp_path)
+    probs = card["problems"]
+    assert sorted(probs["kind"]) == ["layout", "unknown_label"], probs
+    details = " ".join(probs["detail"])
+    assert unknown.name in details and misnamed.name in details
+    _check_consistent(card, len(built))

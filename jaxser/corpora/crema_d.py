@@ -14,7 +14,7 @@ import re
 import warnings
 from pathlib import Path
 
-from jaxser.corpora.schema import CorpusError, find_audio, map_label
+from jaxser.corpora.schema import CorpusError, find_audio, map_label, parse_files
 
 NAME = "cremad"
 LANGUAGE = "en"
@@ -94,8 +94,29 @@ def _check_not_lfs_pointer(path: Path) -> None:
                                   "in the CREMA-D clone (or download the AudioWAV files)")
 
 
-def records(root, *, demographics=None) -> list[dict]:
-    """One record per `*.wav` below `root`; `demographics` overrides the CSV search."""
+def parse(path: Path, genders: dict[str, str] | None, csv_path: Path | None) -> dict:
+    """The record of one CREMA-D file; CorpusError naming the file if it is not usable."""
+    actor, sentence, code, _level = parse_name(path)
+    emotion = map_label(NAME, code, LABEL_MAP, path)
+    _check_not_lfs_pointer(path)
+    if genders is not None and actor not in genders:
+        raise CorpusError(f"{NAME}: actor {actor} of {path} is missing from {csv_path}")
+    return dict(
+        utt=path.stem,
+        path=str(path.resolve()),
+        speaker=actor,
+        gender=genders[actor] if genders is not None else "unknown",
+        language=LANGUAGE,
+        emotion=emotion,
+        raw_label=code,
+        text=sentence,
+    )
+
+
+def records(root, *, demographics=None, errors: list | None = None) -> list[dict]:
+    """One record per `*.wav` below `root`; `demographics` overrides the CSV search. `errors`
+    collects per-file CorpusErrors instead of raising (a missing or malformed demographics
+    file still raises)."""
     paths = find_audio(root, NAME)
     csv_path = Path(demographics) if demographics is not None else find_demographics(root)
     if csv_path is not None and not csv_path.is_file():
@@ -104,21 +125,4 @@ def records(root, *, demographics=None) -> list[dict]:
     if genders is None:
         warnings.warn(f"{NAME}: {DEMOGRAPHICS} not found below {root}; speaker genders are 'unknown' "
                       "(copy it from the CREMA-D repository or pass demographics=...)", stacklevel=2)
-    out = []
-    for path in paths:
-        actor, sentence, code, _level = parse_name(path)
-        emotion = map_label(NAME, code, LABEL_MAP, path)
-        _check_not_lfs_pointer(path)
-        if genders is not None and actor not in genders:
-            raise CorpusError(f"{NAME}: actor {actor} of {path} is missing from {csv_path}")
-        out.append(dict(
-            utt=path.stem,
-            path=str(path.resolve()),
-            speaker=actor,
-            gender=genders[actor] if genders is not None else "unknown",
-            language=LANGUAGE,
-            emotion=emotion,
-            raw_label=code,
-            text=sentence,
-        ))
-    return out
+    return parse_files(paths, lambda p: parse(p, genders, csv_path), errors)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from jaxser.corpora.schema import CorpusError, find_audio, map_label
+from jaxser.corpora.schema import CorpusError, find_audio, map_label, parse_files
 
 NAME = "emodb"
 LANGUAGE = "de"
@@ -35,19 +35,22 @@ def parse_name(path: Path) -> tuple[str, str, str, str]:
     return speaker, text, code, version
 
 
-def records(root) -> list[dict]:
-    """One record per `*.wav` below `root` (the `wav/` folder of the release)."""
-    out = []
-    for path in find_audio(root, NAME):
-        speaker, text, code, _version = parse_name(path)
-        out.append(dict(
-            utt=path.stem,
-            path=str(path.resolve()),
-            speaker=speaker,
-            gender=GENDERS[speaker],
-            language=LANGUAGE,
-            emotion=map_label(NAME, code, LABEL_MAP, path),
-            raw_label=code,
-            text=text,
-        ))
-    return out
+def parse(path: Path) -> dict:
+    """The record of one EmoDB file; CorpusError naming the file otherwise."""
+    speaker, text, code, _version = parse_name(path)
+    return dict(
+        utt=path.stem,
+        path=str(path.resolve()),
+        speaker=speaker,
+        gender=GENDERS[speaker],
+        language=LANGUAGE,
+        emotion=map_label(NAME, code, LABEL_MAP, path),
+        raw_label=code,
+        text=text,
+    )
+
+
+def records(root, *, errors: list | None = None) -> list[dict]:
+    """One record per `*.wav` below `root` (the `wav/` folder of the release); `errors`
+    collects per-file CorpusErrors instead of raising."""
+    return parse_files(find_audio(root, NAME), parse, errors)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from jaxser.corpora.schema import CorpusError, find_audio, map_label
+from jaxser.corpora.schema import CorpusError, find_audio, map_label, parse_files
 
 NAME = "emovo"
 LANGUAGE = "it"
@@ -36,19 +36,22 @@ def parse_name(path: Path) -> tuple[str, str, str]:
     return code, speaker, sentence
 
 
-def records(root) -> list[dict]:
-    """One record per `*.wav` below `root` (speaker folders or flat)."""
-    out = []
-    for path in find_audio(root, NAME):
-        code, speaker, sentence = parse_name(path)
-        out.append(dict(
-            utt=path.stem,
-            path=str(path.resolve()),
-            speaker=speaker,
-            gender="female" if speaker[0] == "f" else "male",
-            language=LANGUAGE,
-            emotion=map_label(NAME, code, LABEL_MAP, path),
-            raw_label=code,
-            text=sentence,
-        ))
-    return out
+def parse(path: Path) -> dict:
+    """The record of one EMOVO file; CorpusError naming the file otherwise."""
+    code, speaker, sentence = parse_name(path)
+    return dict(
+        utt=path.stem,
+        path=str(path.resolve()),
+        speaker=speaker,
+        gender="female" if speaker[0] == "f" else "male",
+        language=LANGUAGE,
+        emotion=map_label(NAME, code, LABEL_MAP, path),
+        raw_label=code,
+        text=sentence,
+    )
+
+
+def records(root, *, errors: list | None = None) -> list[dict]:
+    """One record per `*.wav` below `root` (speaker folders or flat); `errors` collects
+    per-file CorpusErrors instead of raising."""
+    return parse_files(find_audio(root, NAME), parse, errors)

@@ -17,7 +17,7 @@ import re
 import warnings
 from pathlib import Path
 
-from jaxser.corpora.schema import CorpusError, drop_duplicate_copies, find_audio, map_label  # noqa: F401
+from jaxser.corpora.schema import CorpusError, drop_duplicate_copies, find_audio, map_label, parse_files
 
 NAME = "ravdess"
 LANGUAGE = "en"
@@ -61,25 +61,30 @@ def parse_name(path: Path) -> dict:
                 statement=statement, repetition=repetition, actor=actor)
 
 
-def records(root, *, include_song: bool = False) -> list[dict]:
-    """One record per speech file (and song file with `include_song`) anywhere below `root`."""
-    out, songs = [], 0
-    for path in find_audio(root, NAME):
-        f = parse_name(path)
-        emotion = map_label(NAME, f["emotion"], LABEL_MAP, path)
-        if f["channel"] == "02" and not include_song:
-            songs += 1
-            continue
-        out.append(dict(
-            utt=path.stem,
-            path=str(path.resolve()),
-            speaker=f["actor"],
-            gender="male" if int(f["actor"]) % 2 else "female",
-            language=LANGUAGE,
-            emotion=emotion,
-            raw_label=f["emotion"],
-            text=STATEMENTS[f["statement"]],
-        ))
+def parse(path: Path, include_song: bool) -> dict | None:
+    """The record of one file, or None for a song file left out (`include_song=False`)."""
+    f = parse_name(path)
+    emotion = map_label(NAME, f["emotion"], LABEL_MAP, path)
+    if f["channel"] == "02" and not include_song:
+        return None
+    return dict(
+        utt=path.stem,
+        path=str(path.resolve()),
+        speaker=f["actor"],
+        gender="male" if int(f["actor"]) % 2 else "female",
+        language=LANGUAGE,
+        emotion=emotion,
+        raw_label=f["emotion"],
+        text=STATEMENTS[f["statement"]],
+    )
+
+
+def records(root, *, include_song: bool = False, errors: list | None = None) -> list[dict]:
+    """One record per speech file (and song file with `include_song`) anywhere below `root`;
+    `errors` collects per-file CorpusErrors instead of raising."""
+    parsed = parse_files(find_audio(root, NAME), lambda p: parse(p, include_song), errors)
+    out = [r for r in parsed if r is not None]
+    songs = len(parsed) - len(out)
     if songs:
         if not out:
             raise CorpusError(f"{NAME}: only song files (vocal channel 02, {songs}) below {root}; this loader "

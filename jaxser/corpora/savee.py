@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from jaxser.corpora.schema import drop_duplicate_copies
-from jaxser.corpora.schema import CorpusError, find_audio, map_label
+from jaxser.corpora.schema import CorpusError, find_audio, map_label, parse_files
 
 NAME = "savee"
 LANGUAGE = "en"
@@ -46,23 +46,26 @@ def parse_path(path: Path) -> tuple[str, str, str]:
     return speaker, code, num
 
 
-def records(root) -> list[dict]:
-    """One record per `*.wav` below `root` in either layout."""
-    out = []
-    for path in find_audio(root, NAME):
-        speaker, code, num = parse_path(path)
-        emotion = map_label(NAME, code, LABEL_MAP, path)
-        if not 1 <= int(num) <= COUNTS[code]:
-            raise CorpusError(f"{NAME}: {path}: utterance number {num} is outside 01..{COUNTS[code]:02d} "
-                              f"for emotion {code!r}")
-        out.append(dict(
-            utt=f"{speaker}_{code}{num}",
-            path=str(path.resolve()),
-            speaker=speaker,
-            gender="male",
-            language=LANGUAGE,
-            emotion=emotion,
-            raw_label=code,
-            text="",
-        ))
-    return drop_duplicate_copies(NAME, out)
+def parse(path: Path) -> dict:
+    """The record of one SAVEE file; CorpusError naming the file otherwise."""
+    speaker, code, num = parse_path(path)
+    emotion = map_label(NAME, code, LABEL_MAP, path)
+    if not 1 <= int(num) <= COUNTS[code]:
+        raise CorpusError(f"{NAME}: {path}: utterance number {num} is outside 01..{COUNTS[code]:02d} "
+                          f"for emotion {code!r}")
+    return dict(
+        utt=f"{speaker}_{code}{num}",
+        path=str(path.resolve()),
+        speaker=speaker,
+        gender="male",
+        language=LANGUAGE,
+        emotion=emotion,
+        raw_label=code,
+        text="",
+    )
+
+
+def records(root, *, errors: list | None = None) -> list[dict]:
+    """One record per `*.wav` below `root` in either layout; `errors` collects per-file
+    CorpusErrors instead of raising (same-id copies with different contents still raise)."""
+    return drop_duplicate_copies(NAME, parse_files(find_audio(root, NAME), parse, errors))

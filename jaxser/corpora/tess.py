@@ -21,7 +21,7 @@ from pathlib import Path
 
 from jaxser.audio import AudioError, info
 from jaxser.corpora.schema import drop_duplicate_copies
-from jaxser.corpora.schema import CorpusError, find_audio, map_label
+from jaxser.corpora.schema import CorpusError, find_audio, map_label, parse_files
 
 NAME = "tess"
 LANGUAGE = "en"
@@ -55,30 +55,37 @@ def parse_name(path: Path) -> tuple[str, str, str]:
     return speaker, word, code
 
 
-def records(root) -> list[dict]:
-    """One record per `*.wav` below `root`, with the word as text and header durations."""
-    out, skipped = [], []
-    for path in find_audio(root, NAME):
-        speaker, word, code = parse_name(path)
-        emotion = map_label(NAME, code.lower(), LABEL_MAP, path)
-        try:
-            duration = info(path).duration
-        except AudioError:
-            if path.stem in KNOWN_BAD_FILES:
-                skipped.append(path)
-                continue
-            raise
-        out.append(dict(
-            utt=f"{speaker}_{word}_{code}",
-            path=str(path.resolve()),
-            speaker=speaker,
-            gender="female",
-            language=LANGUAGE,
-            emotion=emotion,
-            raw_label=code,
-            text=word,
-            duration=duration,
-        ))
+def parse(path: Path, skipped: list) -> dict | None:
+    """The record of one file; None (and `path` appended to `skipped`) for an unreadable file
+    of KNOWN_BAD_FILES. Any other unreadable file raises AudioError."""
+    speaker, word, code = parse_name(path)
+    emotion = map_label(NAME, code.lower(), LABEL_MAP, path)
+    try:
+        duration = info(path).duration
+    except AudioError:
+        if path.stem in KNOWN_BAD_FILES:
+            skipped.append(path)
+            return None
+        raise
+    return dict(
+        utt=f"{speaker}_{word}_{code}",
+        path=str(path.resolve()),
+        speaker=speaker,
+        gender="female",
+        language=LANGUAGE,
+        emotion=emotion,
+        raw_label=code,
+        text=word,
+        duration=duration,
+    )
+
+
+def records(root, *, errors: list | None = None) -> list[dict]:
+    """One record per `*.wav` below `root`, with the word as text and header durations;
+    `errors` collects per-file CorpusErrors instead of raising (an unreadable header outside
+    KNOWN_BAD_FILES is an AudioError and still raises)."""
+    skipped: list = []
+    out = [r for r in parse_files(find_audio(root, NAME), lambda p: parse(p, skipped), errors) if r is not None]
     if skipped:
         warnings.warn(f"{NAME}: skipped {len(skipped)} unreadable file(s) known to be broken in some TESS "
                       f"copies: {', '.join(str(p) for p in skipped)}", stacklevel=2)
