@@ -319,3 +319,24 @@ def test_capacity_changes_nothing():
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(a.val_uar_history, b.val_uar_history)
     np.testing.assert_array_equal(a.probs["test"], b.probs["test"])
+
+
+def test_train_cells_one_capacity_mixed_sizes():
+    """How the runner calls it on accelerators: one capacity for every job, so jobs of very
+    different sizes share a stack whose minibatch and validation loops have per-job trip
+    counts (4 vs 8 steps, 1 vs 3 validation chunks); each job must still get what it gets
+    alone."""
+    from jaxser.train import CellData, train_cells
+    jobs = []
+    for i, (nf, nv) in enumerate([(250, 70), (100, 20), (180, 40)]):
+        (xf, yf), (xv, yv), (xt, _) = toy(nf, seed=i), toy(nv, seed=i + 10), toy(30, seed=i + 20)
+        jobs.append(CellData(xf, yf, xv, yv, {"t": xt}, C))
+    kw = dict(head=SMALL_FCN, config=FAST, seeds=[0, 1])
+    many = train_cells(jobs, max_jobs=3, rows=256, **kw)
+    assert [r.extra["group_jobs"] for r in many] == [3, 3, 3]
+    for job, r in zip(jobs, many):
+        ref = train_cell(job.x_fit, job.y_fit, job.x_val, job.y_val, job.tests, n_classes=C, **kw)
+        np.testing.assert_array_equal(r.best_epoch, ref.best_epoch)
+        assert r.epochs_run == ref.epochs_run
+        np.testing.assert_allclose(r.val_uar, ref.val_uar, atol=1e-6)
+        np.testing.assert_allclose(r.probs["t"], ref.probs["t"], atol=1e-5)
