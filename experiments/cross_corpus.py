@@ -343,10 +343,18 @@ def run(cfg: RunConfig, *, log=print) -> Path:
     # its cells with ONE compiled program (padding costs memory, not compute: jaxser.train).
     # On CPU, models train one per program call, several at once in threads (XLA:CPU leaves
     # cores idle on these small heads; measured 1.5-2.3x on 2 cores); on accelerators up to 8
-    # cells are stacked into one call instead (train_cells).
+    # cells per device are stacked into one call instead (train_cells; with several devices
+    # the job axis is sharded over them).
     rows_cap = max(max(len(c.fit), len(c.val)) for c in cells)
     on_cpu = jax.default_backend() == "cpu"
-    max_jobs = 1 if on_cpu else 8
+    max_jobs, mesh = (1, None) if on_cpu else (8, None)
+    if not on_cpu and jax.process_count() == 1 and jax.local_device_count() > 1:
+        # several accelerators: each trains whole cells (all seeds), the job axis sharded
+        from jax.sharding import Mesh
+
+        from jaxser.train import JOB_AXIS
+        mesh = Mesh(np.array(jax.local_devices()), (JOB_AXIS,))
+        max_jobs = 8 * jax.local_device_count()
     workers = cfg.workers or (min(4, os.cpu_count() or 1) if on_cpu else 1)
     by_model: dict[tuple, list[list[str]]] = {}
     for e in cfg.encoders:
@@ -373,7 +381,8 @@ def run(cfg: RunConfig, *, log=print) -> Path:
             jobs.append(CellData(rows_x(enc_name, cs[0].fit), y_of(cs[0].fit), rows_x(enc_name, cs[0].val),
                                  y_of(cs[0].val), {c.name: rows_x(enc_name, c.test) for c in cs},
                                  n_classes=len(cs[0].labels)))
-        return train_cells(jobs, head=head_cfg, config=train_cfg, seeds=cfg.seeds, max_jobs=max_jobs, rows=rows_cap)
+        return train_cells(jobs, head=head_cfg, config=train_cfg, seeds=cfg.seeds, max_jobs=max_jobs, rows=rows_cap,
+                           mesh=mesh)
 
     def write_predictions(unit, results):
         (enc_name, head_kind, layer), keys = unit

@@ -429,17 +429,26 @@ def _host(tree):
     return jax.tree.map(one, tree)
 
 
+JOB_AXIS = "job"  # a mesh axis of this name shards train_cells' job axis; all others shard seeds
+
+
+def _job_devices(mesh: Mesh | None) -> int:
+    return mesh.shape[JOB_AXIS] if mesh is not None and JOB_AXIS in mesh.axis_names else 1
+
+
 def _seed_placement(mesh: Mesh | None, seeds: tuple[int, ...]):
     """(seeds to run, put for seed-axis arrays, put for replicated arrays). When the number of
-    seeds is not a multiple of the device count, the seed list is padded with repeats (dropped
-    from the results) so every device holds the same number."""
-    n_dev = 1 if mesh is None else mesh.devices.size
+    seeds is not a multiple of the seed-axis device count, the seed list is padded with repeats
+    (dropped from the results) so every device holds the same number."""
+    if mesh is None:
+        return list(seeds), jnp.asarray, jnp.asarray
+    seed_axes = tuple(a for a in mesh.axis_names if a != JOB_AXIS)
+    n_dev = math.prod(mesh.shape[a] for a in seed_axes)
     run_seeds = list(seeds)
     while len(run_seeds) % n_dev:
         run_seeds.append(seeds[len(run_seeds) % len(seeds)])
-    if mesh is None:
-        return run_seeds, jnp.asarray, jnp.asarray
-    seed_sh, rep_sh = NamedSharding(mesh, P(tuple(mesh.axis_names))), NamedSharding(mesh, P())
+    seed_sh = NamedSharding(mesh, P(seed_axes) if seed_axes else P())
+    rep_sh = NamedSharding(mesh, P())
     return run_seeds, (lambda a: _put(a, seed_sh)), (lambda a: _put(a, rep_sh))
 
 
@@ -477,9 +486,12 @@ def train_cell(x_fit, y_fit, x_val, y_val, tests: Mapping[str, np.ndarray], *, n
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("train_cell: seeds is empty")
+    mesh = _resolve_mesh(mesh)
+    if _job_devices(mesh) > 1:
+        raise ValueError(f"train_cell: the mesh's {JOB_AXIS!r} axis shards train_cells' job axis, and train_cell "
+                         f"trains one job; use train_cells, or a mesh without a {JOB_AXIS!r} axis")
     prep = _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config, rows)
     tr = _trainer_for(prep, head, config, n_classes)
-    mesh = _resolve_mesh(mesh)
     run_seeds, put_seed, put_rep = _seed_placement(mesh, seeds)
     out = tr.fit(put_seed(np.asarray(run_seeds, np.int32)), {k: put_rep(v) for k, v in _data(prep).items()})
     val_probs, probs = _predict_all(tr, out["best"], prep, put_rep)
@@ -573,7 +585,11 @@ def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConf
     of the job-batched matmuls. With ``max_jobs=1`` it is ``train_cell`` per job.
 
     mesh: as ``train_cell`` (None, "auto" or a Mesh): the *seed* axis is sharded over the
-    devices, the job axis stays whole on each. rows: as ``train_cell`` (one capacity for all
+    devices, the job axis stays whole on each -- unless the mesh has an axis named "job"
+    (``JOB_AXIS``): then the job axis is sharded over it and the seeds over the other axes
+    (e.g. ``Mesh(devices.reshape(4, 2), ("job", "seed"))``, or ``("job",)`` alone: every device
+    trains whole cells, all seeds each); sub-groups are padded with repeats of a job to a
+    multiple of the job-axis size (dropped from the results). rows: as ``train_cell`` (one capacity for all
     jobs: one group, one program; within a group jobs are stacked in order of size, since a
     stack runs as many minibatch steps as its largest job).
     """
@@ -595,7 +611,9 @@ def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConf
         groups.setdefault(key, []).append(i)
 
     mesh = _resolve_mesh(mesh)
+    n_job_dev = _job_devices(mesh)
     run_seeds, put_seed, put_rep = _seed_placement(mesh, seeds)
+    put_job = put_rep if n_job_dev == 1 else (lambda a: _put(a, NamedSharding(mesh, P(JOB_AXIS))))
     results: list[CellResult | None] = [None] * len(jobs)
     for (n_classes, _, _, _), idx in groups.items():
         idx = sorted(idx, key=lambda i: preps[i].n_fit)
@@ -604,32 +622,36 @@ def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConf
         if max_jobs > 1 and len(idx) > 1:
             n_par = _n_params(head, n_classes, preps[idx[0]].n_layers, preps[idx[0]].x_fit.shape[1:])
             cap = max(1, min(max_jobs, _JOB_STATE_BYTES // (20 * n_par * len(run_seeds))))
+        cap = max(n_job_dev, cap // n_job_dev * n_job_dev)  # a multiple of the job-axis devices
         n_sub = -(-len(idx) // cap)
         size = -(-len(idx) // n_sub)  # balanced sub-groups: fewer distinct stack sizes to compile
         for s0 in range(0, len(idx), size):
             sub = idx[s0:s0 + size]
             tr = _trainer_for(preps[sub[0]], head, config, n_classes)
-            if len(sub) == 1:
+            if len(sub) == 1 and n_job_dev == 1:
                 j = sub[0]
                 results[j] = train_cell(jobs[j].x_fit, jobs[j].y_fit, jobs[j].x_val, jobs[j].y_val, jobs[j].tests,
                                         n_classes=n_classes, head=head, config=config, seeds=seeds, mesh=mesh,
                                         rows=rows)
                 continue
-            for j, res in zip(sub, _train_group(tr, [preps[i] for i in sub], seeds, run_seeds, put_seed, put_rep)):
+            for j, res in zip(sub, _train_group(tr, [preps[i] for i in sub], seeds, run_seeds, put_seed, put_rep,
+                                                put_job, n_job_dev)):
                 res.extra["n_devices"] = 1 if mesh is None else mesh.devices.size
                 results[j] = res
     return results
 
 
-def _train_group(tr: _Trainer, preps: list[_Prepared], seeds, run_seeds, put_seed, put_rep) -> list[CellResult]:
+def _train_group(tr: _Trainer, preps: list[_Prepared], seeds, run_seeds, put_seed, put_rep, put_job,
+                 n_job_dev: int) -> list[CellResult]:
     n_jobs = len(preps)
-    val_rows = max(p.x_val.shape[0] for p in preps)
-    data = dict(x_fit=np.stack([p.x_fit for p in preps]), y_fit=np.stack([p.y_fit for p in preps]),
-                w_fit=np.stack([p.w_fit for p in preps]), n_fit=np.array([p.n_fit for p in preps], np.int32),
-                n_val=np.array([p.n_val for p in preps], np.int32),
-                x_val=_stack_rows([p.x_val for p in preps], val_rows),
-                y_val=_stack_rows([p.y_val for p in preps], val_rows, fill=-1))
-    out = tr.j_fit(put_seed(np.asarray(run_seeds, np.int32)), {k: put_rep(v) for k, v in data.items()})
+    stack = preps + [preps[-1]] * (-n_jobs % n_job_dev)  # padded to the job-axis devices
+    val_rows = max(p.x_val.shape[0] for p in stack)
+    data = dict(x_fit=np.stack([p.x_fit for p in stack]), y_fit=np.stack([p.y_fit for p in stack]),
+                w_fit=np.stack([p.w_fit for p in stack]), n_fit=np.array([p.n_fit for p in stack], np.int32),
+                n_val=np.array([p.n_val for p in stack], np.int32),
+                x_val=_stack_rows([p.x_val for p in stack], val_rows),
+                y_val=_stack_rows([p.y_val for p in stack], val_rows, fill=-1))
+    out = tr.j_fit(put_seed(np.asarray(run_seeds, np.int32)), {k: put_job(v) for k, v in data.items()})
     k = len(seeds)
     host = _host(out)
     epochs, history = host["epochs"], host["history"]      # [J], [J, E, S]

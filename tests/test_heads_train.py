@@ -185,6 +185,19 @@ SHARD_SCRIPT = textwrap.dedent("""
     b = train_cell(*args, mesh="auto", **kw)
     # two jobs: the job-stacked program (seed axis sharded, job axis whole) must agree too
     c = train_cells([CellData(*args, 3)] * 2, mesh="auto", **{k: v for k, v in kw.items() if k != "n_classes"})[1]
+    # the job axis sharded too: 3 jobs (padded to 4) over ("job", "seed") = (2, 2) and over ("job",) = 4
+    from jax.sharding import Mesh
+    kw_cells = {k: v for k, v in kw.items() if k != "n_classes"}
+    jobs3 = [CellData(*args, 3)] * 3
+    d2 = train_cells(jobs3, mesh=Mesh(np.array(jax.devices()).reshape(2, 2), ("job", "seed")), **kw_cells)
+    d4 = train_cells(jobs3, mesh=Mesh(np.array(jax.devices()), ("job",)), **kw_cells)
+    job_diff = max(float(np.abs(a.probs["t"] - r.probs["t"]).max()) for r in d2 + d4)
+    job_epochs = all(r.best_epoch.tolist() == a.best_epoch.tolist() for r in d2 + d4)
+    try:
+        train_cell(*args, mesh=Mesh(np.array(jax.devices()), ("job",)), **kw)
+        job_refused = False
+    except ValueError as e:
+        job_refused = "train_cells" in str(e)
     diff = max(float(np.abs(p - q).max()) for p, q in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
     print(json.dumps({"devices": jax.device_count(), "n_devices": b.extra["n_devices"],
                       "probs_diff": float(np.abs(a.probs["t"] - b.probs["t"]).max()), "params_diff": diff,
@@ -192,7 +205,9 @@ SHARD_SCRIPT = textwrap.dedent("""
                       "same_pred": bool((a.probs["t"].argmax(-1) == b.probs["t"].argmax(-1)).all()),
                       "shape": list(b.probs["t"].shape), "cells_shape": list(c.probs["t"].shape),
                       "cells_same_epochs": a.best_epoch.tolist() == c.best_epoch.tolist(),
-                      "cells_diff": float(np.abs(a.probs["t"] - c.probs["t"]).max())}))
+                      "cells_diff": float(np.abs(a.probs["t"] - c.probs["t"]).max()),
+                      "job_diff": job_diff, "job_epochs": job_epochs, "job_n": len(d2) + len(d4),
+                      "job_shape": list(d2[2].probs["t"].shape), "job_refused": job_refused}))
 """)
 
 
@@ -211,6 +226,9 @@ def test_sharded_equals_unsharded(tmp_path):
     assert res["probs_diff"] < 1e-5 and res["params_diff"] < 1e-5
     # train_cells shards the seed axis the same way
     assert res["cells_shape"] == [3, 60, 3] and res["cells_same_epochs"] and res["cells_diff"] < 1e-5
+    # and with a "job" mesh axis, the job axis is sharded (jobs padded to the axis size, dropped)
+    assert res["job_n"] == 6 and res["job_shape"] == [3, 60, 3]
+    assert res["job_epochs"] and res["job_diff"] < 1e-5 and res["job_refused"]
 
 
 def test_balanced_class_weights():
