@@ -233,8 +233,18 @@ def run(cfg: RunConfig, *, log=print) -> Path:
     from jaxser.report import write_report
     from jaxser.train import CellData, TrainConfig, train_cells
 
+    from jaxser import sharding
+
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
+    # Multi-host (the same command on every host, a shared run directory and cache): every host
+    # extracts its share of each corpus (jaxser.embed) and trains its share of the models;
+    # process 0 writes the run's metadata and, after a barrier, the report.
+    sharding.initialize_distributed()
+    import jax
+
+    me, n_proc = jax.process_index(), jax.process_count()
+    lead = me == 0
     _persistent_compilation_cache(cfg.cache)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -244,8 +254,10 @@ def run(cfg: RunConfig, *, log=print) -> Path:
         if prev["fingerprint"] != cfg.fingerprint():
             raise ConfigError(f"{out} holds a run of a different study (config {prev['fingerprint']} vs "
                               f"{cfg.fingerprint()}); choose another --out or delete it")
-        log(f"resuming the run in {out}")
-    atomic_write_text(state_file, json.dumps({"fingerprint": cfg.fingerprint(), "study": cfg.study()}, indent=1))
+        if lead:
+            log(f"resuming the run in {out}")
+    if lead:
+        atomic_write_text(state_file, json.dumps({"fingerprint": cfg.fingerprint(), "study": cfg.study()}, indent=1))
 
     # 1. corpora
     t0 = time.perf_counter()
@@ -287,7 +299,6 @@ def run(cfg: RunConfig, *, log=print) -> Path:
         meta = meta[~meta["id"].isin(skipped)].reset_index(drop=True)
     cells = protocol.make_cells(meta["corpus"], meta["group"], meta["emotion"], settings=cfg.settings,
                                 k=cfg.k_folds, labels=cfg.labels, seed=0)
-    _atomic_parquet(meta, out / "metadata.parquet")
     cell_rows, split_rows = [], []
     for c in cells:
         cell_rows.append({"name": c.name, "setting": c.setting, "source": c.source, "target": c.target,
@@ -298,8 +309,10 @@ def run(cfg: RunConfig, *, log=print) -> Path:
         c = next(x for x in cells if x.train_key == key)
         split_rows += [(key, "fit", u) for u in meta["id"].to_numpy()[c.fit]]
         split_rows += [(key, "val", u) for u in meta["id"].to_numpy()[c.val]]
-    atomic_write_text(out / "cells.json", json.dumps(cell_rows, indent=1))
-    _atomic_parquet(pd.DataFrame(split_rows, columns=["train_key", "role", "id"]), out / "splits.parquet")
+    if lead:
+        _atomic_parquet(meta, out / "metadata.parquet")
+        atomic_write_text(out / "cells.json", json.dumps(cell_rows, indent=1))
+        _atomic_parquet(pd.DataFrame(split_rows, columns=["train_key", "role", "id"]), out / "splits.parquet")
 
     manifest = {
         "config": {**cfg.study(), "out_dir": str(out)}, "fingerprint": cfg.fingerprint(), "seeds": cfg.seeds,
@@ -310,13 +323,13 @@ def run(cfg: RunConfig, *, log=print) -> Path:
         "protocol": {"k_folds": cfg.k_folds, "labels": cfg.labels or "shared", "validation": "speaker-disjoint source split",
                      "cells": len(cells)},
     }
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    if lead:
+        atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
 
     # 4. train: one model per (encoder, head, layer, train key), all seeds vmapped together in
     #    one program; each model's predictions are written atomically as soon as it is trained,
     #    so an interrupted run resumes there
     t0 = time.perf_counter()
-    import jax
     from tqdm.auto import tqdm
 
     groups: dict[str, list] = {}
@@ -356,18 +369,18 @@ def run(cfg: RunConfig, *, log=print) -> Path:
         mesh = Mesh(np.array(jax.local_devices()), (JOB_AXIS,))
         max_jobs = 8 * jax.local_device_count()
     workers = cfg.workers or (min(4, os.cpu_count() or 1) if on_cpu else 1)
-    by_model: dict[tuple, list[list[str]]] = {}
-    for e in cfg.encoders:
-        for h in cfg.heads:
-            for layer in cfg.layers:
-                keys = [k for k in groups if not pred_file(e, h, layer, k).exists()]
-                if keys:
-                    per = 1 if on_cpu else 2 * max_jobs
-                    by_model[(e, h, layer)] = [keys[i:i + per] for i in range(0, len(keys), per)]
+    per = 1 if on_cpu else 2 * max_jobs
+    by_model = {(e, h, layer): [list(groups)[i:i + per] for i in range(0, len(groups), per)]
+                for e in cfg.encoders for h in cfg.heads for layer in cfg.layers}
     # round-robin over models: concurrent workers start on different programs (compiled in
-    # parallel) instead of compiling the same one twice
+    # parallel) instead of compiling the same one twice; the unit list is the same on every
+    # host (what exists on disk is checked only within a host's own share)
     units = [(m, batches[i]) for i in range(max((len(b) for b in by_model.values()), default=0))
              for m, batches in by_model.items() if i < len(batches)]
+    units = [(m, [k for k in keys if not pred_file(*m, k).exists()]) for m, keys in units[me::n_proc]]
+    units = [u for u in units if u[1]]
+    if n_proc > 1:
+        log(f"process {me} of {n_proc}: {sum(len(k) for _, k in units)} models to train here")
 
     def train_unit(unit):
         (enc_name, head_kind, layer), keys = unit
@@ -425,6 +438,13 @@ def run(cfg: RunConfig, *, log=print) -> Path:
                     bar.update(len(unit[1]))
     bar.close()
     timings["train_s"] = time.perf_counter() - t0
+    if n_proc > 1:  # every host's models are written before process 0 reads them all
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("jaxser cross_corpus: models trained")
+        if not lead:
+            log(f"process {me}: its share is trained; process 0 writes the report")
+            return out
 
     # 5. results, report, figures
     t0 = time.perf_counter()
