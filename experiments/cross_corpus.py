@@ -353,12 +353,21 @@ def run(cfg: RunConfig, *, log=print) -> Path:
         return out_x
 
     # One row capacity for every cell of the study: each (encoder, head, layer) then trains all
-    # its cells with ONE compiled program (padding costs memory, not compute: jaxser.train).
+    # its cells with ONE compiled program (padding costs memory, not compute: jaxser.train),
+    # as long as the padded copies stay small (rows_for).
     # On CPU, models train one per program call, several at once in threads (XLA:CPU leaves
     # cores idle on these small heads; measured 1.5-2.3x on 2 cores); on accelerators up to 8
     # cells per device are stacked into one call instead (train_cells; with several devices
     # the job axis is sharded over them).
     rows_cap = max(max(len(c.fit), len(c.val)) for c in cells)
+    shared_rows_bytes = 256 << 20  # above this, padded fit + validation copies per cell cost too much
+
+    def rows_for(enc_name, layer):
+        """The shared capacity, unless padding every cell to it would hold too much memory
+        (large corpora, the all-layer input of layer="weighted"): then per-cell capacities."""
+        shape = emb[enc_name][next(iter(datasets))].x.shape[1:]  # [L, D]
+        row_bytes = 4 * (int(np.prod(shape)) if layer == "weighted" else shape[-1])
+        return rows_cap if 2 * rows_cap * row_bytes <= shared_rows_bytes else None
     on_cpu = jax.default_backend() == "cpu"
     max_jobs, mesh = (1, None) if on_cpu else (8, None)
     if not on_cpu and jax.process_count() == 1 and jax.local_device_count() > 1:
@@ -394,7 +403,8 @@ def run(cfg: RunConfig, *, log=print) -> Path:
             jobs.append(CellData(rows_x(enc_name, cs[0].fit), y_of(cs[0].fit), rows_x(enc_name, cs[0].val),
                                  y_of(cs[0].val), {c.name: rows_x(enc_name, c.test) for c in cs},
                                  n_classes=len(cs[0].labels)))
-        return train_cells(jobs, head=head_cfg, config=train_cfg, seeds=cfg.seeds, max_jobs=max_jobs, rows=rows_cap,
+        return train_cells(jobs, head=head_cfg, config=train_cfg, seeds=cfg.seeds, max_jobs=max_jobs,
+                           rows=rows_for(enc_name, layer),
                            mesh=mesh)
 
     def write_predictions(unit, results):
