@@ -434,18 +434,17 @@ def run(cfg: RunConfig, *, log=print) -> Path:
             write_predictions(unit, train_unit(unit))
             bar.update(len(unit[1]))
     else:
-        with ThreadPoolExecutor(workers) as pool:
+        pool = ThreadPoolExecutor(workers)
+        try:
             pending = {pool.submit(train_unit, u): u for u in units}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_EXCEPTION)
                 for fut in done:
                     unit = pending.pop(fut)
-                    try:
-                        write_predictions(unit, fut.result())  # a failure stops the run; written files stay
-                    except BaseException:
-                        pool.shutdown(wait=True, cancel_futures=True)
-                        raise
+                    write_predictions(unit, fut.result())  # a failure stops the run; written files stay
                     bar.update(len(unit[1]))
+        finally:  # on an error or Ctrl-C nothing new starts; models already running finish
+            pool.shutdown(wait=True, cancel_futures=True)
     bar.close()
     timings["train_s"] = time.perf_counter() - t0
     if n_proc > 1:  # every host's models are written before process 0 reads them all

@@ -216,6 +216,33 @@ def test_two_hosts_share_the_training(run_dir, tmp_path):
     assert check_run(two) == []
 
 
+def test_a_failing_model_stops_the_threaded_run_and_keeps_finished_ones(run_dir, tmp_path, monkeypatch):
+    import threading
+
+    import jaxser.train as train_mod
+    out, cfg = run_dir
+    real, calls, lock = train_mod.train_cells, [], threading.Lock()
+
+    def flaky(*a, **kw):
+        with lock:
+            calls.append(1)
+            n = len(calls)
+        if n == 4:
+            raise RuntimeError("planted failure")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(train_mod, "train_cells", flaky)
+    d = tmp_path / "flaky"
+    with pytest.raises(RuntimeError, match="planted failure"):
+        cross_corpus.run(_cfg(d, corpora=cfg.corpora, workers=2), log=lambda *a: None)
+    written = list((d / "predictions").glob("*.parquet"))
+    total = len(list((out / "predictions").glob("*.parquet")))
+    assert 1 <= len(written) < total and not (d / "report.md").exists()
+    monkeypatch.setattr(train_mod, "train_cells", real)  # the re-run trains only what is missing
+    cross_corpus.run(_cfg(d, corpora=cfg.corpora, workers=2), log=lambda *a: None)
+    assert len(list((d / "predictions").glob("*.parquet"))) == total and check_run(d) == []
+
+
 def test_resume_refuses_a_different_study(run_dir, tmp_path):
     out, cfg = run_dir
     d = _copy(out, tmp_path / "other")
