@@ -272,7 +272,7 @@ class _Trainer:
     ``fit`` (seeds vmapped, epochs in a while loop), ``j_fit`` (``fit`` vmapped over a leading job
     axis, for ``train_cells``) and ``predict`` (seeds vmapped, one _PRED_CHUNK of rows). Built
     through the cached ``_trainer``: one per head, config, class count and per-row feature shape;
-    jit then keeps one ``fit`` program per row capacity and a single ``predict`` program.""" 
+    jit then keeps one ``fit`` program per row capacity and a single ``predict`` program."""
 
     def __init__(self, head: HeadConfig, config: TrainConfig, n_classes: int, n_layers: int | None,
                  feat_shape: tuple[int, ...]):
