@@ -173,46 +173,23 @@ def test_two_hosts_share_the_training(run_dir, tmp_path):
     """The runner launched on two jax.distributed processes (the multi-host recipe: same
     command everywhere, shared run directory and cache): each trains its share of the models,
     process 0 writes the report after a barrier; the run equals the one-process run."""
-    import os
-    import socket
-    import subprocess
-    import sys
+    from multihost import run_processes
 
     out, cfg = run_dir
     two = tmp_path / "two"
     study = dict(out_dir=str(two), corpora=cfg.corpora, encoders=cfg.encoders, heads=cfg.heads, seeds=cfg.seeds,
                  bootstrap=cfg.bootstrap, train=cfg.train)
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
-    root = Path(__file__).resolve().parents[1]
-    procs = []
-    for i in range(2):
-        env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
-               "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i),
-               "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-        log = open(tmp_path / f"log{i}.txt", "w")
-        procs.append(subprocess.Popen([sys.executable, "-c", TWO_HOSTS, json.dumps(study)], env=env, cwd=root,
-                                      stdout=log, stderr=subprocess.STDOUT))
-    try:
-        for i, p in enumerate(procs):
-            p.wait(timeout=300)
-            assert p.returncode == 0, (tmp_path / f"log{i}.txt").read_text()[-4000:]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    logs = run_processes(TWO_HOSTS, [json.dumps(study)], tmp_path)
     import re
     files = sorted(p.name for p in (out / "predictions").glob("*.parquet"))
-    shares = [int(re.search(r"process \d of 2: (\d+) models to train here", (tmp_path / f"log{i}.txt").read_text())[1])
-              for i in range(2)]
+    shares = [int(re.search(r"process \d of 2: (\d+) models to train here", log)[1]) for log in logs]
     assert sum(shares) == len(files) and min(shares) >= len(files) // 2  # split, not duplicated
     assert files == sorted(p.name for p in (two / "predictions").glob("*.parquet"))
     for name in files:
         pd.testing.assert_frame_equal(pd.read_parquet(out / "predictions" / name),
                                       pd.read_parquet(two / "predictions" / name))
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), pd.read_csv(two / "results.csv"))
-    assert "writes the report" in (tmp_path / "log1.txt").read_text()
+    assert "writes the report" in logs[1]
     assert check_run(two) == []
 
 

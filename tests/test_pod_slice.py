@@ -11,18 +11,12 @@ other through JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID, exac
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 
 from jaxser import embed as embed_mod
 
-ROOT = Path(__file__).resolve().parents[1]
 
 POD_SCRIPT = textwrap.dedent(r'''
     import json, sys
@@ -33,7 +27,7 @@ POD_SCRIPT = textwrap.dedent(r'''
     from datasets import load_from_disk
     from jaxser import embed
     from jaxser.encoders import wav2vec2
-    from pod_common import train_args
+    from multihost import train_args
 
     info = {"index": jax.process_index(), "count": jax.process_count(), "devices": jax.device_count(),
             "local": jax.local_device_count()}
@@ -46,14 +40,14 @@ POD_SCRIPT = textwrap.dedent(r'''
     r = train_cell(*args, mesh="auto", **kw)  # seeds over the 4 devices of both hosts
     info.update(ids=e.ids, x=e.x.tolist(), probs=r.probs["t"].tolist(), val_uar=r.val_uar.tolist(),
                 best_epoch=r.best_epoch.tolist(), n_devices=r.extra["n_devices"])
-    # a file, not stdout: a full pipe would block this process inside jax's shutdown barrier
+    # results as JSON files: the process output also carries gloo and jax messages
     with open(f"{sys.argv[3]}/result{jax.process_index()}.json", "w") as f:
         json.dump(info, f)
 ''')
 
 
 def test_two_hosts_two_devices_each_equal_one_device(tmp_path):
-    from pod_common import train_args
+    from multihost import run_processes, train_args
     from test_embed import _corpus
 
     from jaxser.encoders import wav2vec2
@@ -66,25 +60,7 @@ def test_two_hosts_two_devices_each_equal_one_device(tmp_path):
     ref_r = train_cell(*args, **kw)
     ds.save_to_disk(str(tmp_path / "ds"))
 
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
-    procs = []
-    for i in range(2):
-        env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-               "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i),
-               "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-        log = open(tmp_path / f"log{i}.txt", "w")
-        procs.append(subprocess.Popen([sys.executable, "-c", POD_SCRIPT, str(tmp_path / "ds"), str(tmp_path / "shared"),
-                                       str(tmp_path)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
-    try:
-        for i, p in enumerate(procs):
-            p.wait(timeout=300)
-            assert p.returncode == 0, f"process {i} failed:\n{(tmp_path / f'log{i}.txt').read_text()[-4000:]}"
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    run_processes(POD_SCRIPT, [tmp_path / "ds", tmp_path / "shared", tmp_path], tmp_path, local_devices=2)
     outs = [json.loads((tmp_path / f"result{i}.json").read_text()) for i in range(2)]
     assert sorted(o["index"] for o in outs) == [0, 1]
     for o in outs:

@@ -227,34 +227,15 @@ DIST_SCRIPT = textwrap.dedent(r'''
 def test_embed_with_two_real_jax_distributed_processes(tmp_path):
     """Two CPU processes joined by jax.distributed on localhost (JAX_COORDINATOR_ADDRESS /
     JAX_NUM_PROCESSES / JAX_PROCESS_ID), sharing one cache folder."""
-    import socket
-
+    from multihost import run_processes
     from test_embed import FrameStats, _corpus
 
     ds = _corpus(tmp_path, n=15)
     ref = embed_mod.embed(FrameStats(), ds, cache=tmp_path / "ref", chunk_size=4, progress=False)
     ds.save_to_disk(str(tmp_path / "ds"))
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
-    procs = []
-    for i in range(2):
-        env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
-               "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": str(i),
-               "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
-        procs.append(subprocess.Popen([sys.executable, "-c", DIST_SCRIPT, str(tmp_path / "ds"),
-                                       str(tmp_path / "shared")], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
-    outs = []
-    for p in procs:
-        try:
-            out, err = p.communicate(timeout=120)
-        finally:
-            if p.poll() is None:
-                p.kill()
-        line = [l for l in out.splitlines() if l.startswith("RESULT ")]
-        assert p.returncode == 0 and line, f"process failed:\n{out[-2000:]}\n{err[-3000:]}"
-        outs.append(json.loads(line[-1][len("RESULT "):]))
+    logs = run_processes(DIST_SCRIPT, [tmp_path / "ds", tmp_path / "shared"], tmp_path, timeout=120)
+    outs = [json.loads([line for line in log.splitlines() if line.startswith("RESULT ")][-1][len("RESULT "):])
+            for log in logs]
     assert sorted(o["index"] for o in outs) == [0, 1] and all(o["count"] == 2 for o in outs)
     assert sorted(o["calls"] for o in outs) == [2, 2]  # 15 rows / 4 = 4 chunks: two per process
     for o in outs:
