@@ -228,7 +228,7 @@ def _persistent_compilation_cache(cache: str | None) -> None:
 def run(cfg: RunConfig, *, log=print) -> Path:
     """Run (or resume) the study; returns the run directory."""
     from jaxser import corpora, encoders, protocol
-    from jaxser.embed import atomic_write_text, embed
+    from jaxser.embed import _atomic_save, atomic_write_text, embed
     from jaxser.heads import HeadConfig
     from jaxser.report import write_report
     from jaxser.train import CellData, TrainConfig, train_cells
@@ -408,23 +408,48 @@ def run(cfg: RunConfig, *, log=print) -> Path:
                            mesh=mesh)
 
     def write_predictions(unit, results):
+        """One parquet file per model: a row per (cell, seed, test utterance). Built as one
+        Arrow table from whole columns (the probabilities a fixed-size list column), because it
+        runs on the main thread while the training threads wait for the interpreter."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         (enc_name, head_kind, layer), keys = unit
+        n_seeds = len(cfg.seeds)
         for key, res in zip(keys, results):
-            frames = []
+            cols: dict[str, list] = {}
             for c in groups[key]:
-                probs = np.asarray(res.probs[c.name])  # [S, N, C]
-                y_true = np.array([c.labels.index(v) for v in emotion_all[c.test]], np.int32)
-                for si, seed in enumerate(cfg.seeds):
-                    pred = probs[si].argmax(-1)
-                    frames.append(pd.DataFrame({
-                        "encoder": enc_name, "head": head_kind, "layer": layer, "cell": c.name,
-                        "setting": c.setting, "source": c.source, "target": c.target, "fold": c.fold,
-                        "seed": seed, "train_key": key, "id": ids_all[c.test], "true_label": emotion_all[c.test],
-                        "true": y_true, "pred": pred.astype(np.int32), "pred_label": np.asarray(c.labels)[pred],
-                        "probs": list(probs[si].astype(np.float32)), "val_uar": float(res.val_uar[si]),
-                        "best_epoch": int(res.best_epoch[si]),
-                    }))
-            _atomic_parquet(pd.concat(frames, ignore_index=True), pred_file(enc_name, head_kind, layer, key))
+                probs = np.asarray(res.probs[c.name], np.float32)  # [S, N, C]
+                n = probs.shape[1]
+                pred = probs.argmax(-1).astype(np.int32).ravel()   # seed-major, like the rows
+                labels = np.asarray(c.labels)
+                part = {
+                    "encoder": [enc_name] * (n_seeds * n), "head": [head_kind] * (n_seeds * n),
+                    "layer": [layer] * (n_seeds * n), "cell": [c.name] * (n_seeds * n),
+                    "setting": [c.setting] * (n_seeds * n), "source": [c.source] * (n_seeds * n),
+                    "target": [c.target] * (n_seeds * n), "fold": np.full(n_seeds * n, c.fold, np.int64),
+                    "seed": np.repeat(np.asarray(cfg.seeds, np.int64), n), "train_key": [key] * (n_seeds * n),
+                    "id": np.tile(ids_all[c.test], n_seeds), "true_label": np.tile(emotion_all[c.test], n_seeds),
+                    "true": np.tile(np.array([c.labels.index(v) for v in emotion_all[c.test]], np.int32), n_seeds),
+                    "pred": pred, "pred_label": labels[pred],
+                    "probs": probs.reshape(-1, probs.shape[-1]),
+                    "val_uar": np.repeat(np.asarray(res.val_uar, np.float64), n),
+                    "best_epoch": np.repeat(np.asarray(res.best_epoch, np.int64), n),
+                }
+                for k, v in part.items():
+                    cols.setdefault(k, []).append(v)
+            arrays = {}
+            for k, parts in cols.items():
+                if k == "probs":
+                    flat = np.concatenate(parts)
+                    offsets = np.arange(0, flat.size + 1, flat.shape[1], dtype=np.int32)
+                    arrays[k] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.ravel()))
+                elif isinstance(parts[0], np.ndarray) and parts[0].dtype != object and parts[0].dtype.kind != "U":
+                    arrays[k] = pa.array(np.concatenate(parts))
+                else:
+                    arrays[k] = pa.array([str(x) for part in parts for x in part], pa.large_string())
+            table = pa.table(arrays)
+            _atomic_save(pred_file(enc_name, head_kind, layer, key), lambda tmp: pq.write_table(table, tmp))
 
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
