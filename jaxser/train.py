@@ -627,13 +627,13 @@ def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConf
         size = -(-len(idx) // n_sub)  # balanced sub-groups: fewer distinct stack sizes to compile
         for s0 in range(0, len(idx), size):
             sub = idx[s0:s0 + size]
-            tr = _trainer_for(preps[sub[0]], head, config, n_classes)
             if len(sub) == 1 and n_job_dev == 1:
                 j = sub[0]
                 results[j] = train_cell(jobs[j].x_fit, jobs[j].y_fit, jobs[j].x_val, jobs[j].y_val, jobs[j].tests,
                                         n_classes=n_classes, head=head, config=config, seeds=seeds, mesh=mesh,
                                         rows=rows)
                 continue
+            tr = _trainer_for(preps[sub[0]], head, config, n_classes)
             for j, res in zip(sub, _train_group(tr, [preps[i] for i in sub], seeds, run_seeds, put_seed, put_rep,
                                                 put_job, n_job_dev)):
                 res.extra["n_devices"] = 1 if mesh is None else mesh.devices.size
