@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from jaxser.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration that cannot be run (unknown keys, mismatched resume, bad values)."""
 
 

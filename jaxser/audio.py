@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from jaxser.errors import UserError
 
 SAMPLE_RATE = 16_000
 #: Files longer than this are refused by default (an SER utterance is seconds long; an
@@ -20,7 +21,7 @@ MAX_SECONDS = 600.0
 MIN_SECONDS = 0.05
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """A file that cannot be used as an utterance; the message names the file and why."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from jaxser.corpora.schema import CANONICAL_EMOTIONS
+from jaxser.errors import UserError
 
 K_FOLDS = 5
 SEEDS = (0, 1, 2, 3, 4)
@@ -24,7 +25,7 @@ SETTINGS = ("same", "cross", "loco")
 METRICS = ("uar", "accuracy", "macro_f1")
 
 
-class ProtocolError(ValueError):
+class ProtocolError(UserError, ValueError):
     """A configuration the protocol cannot honour (e.g. too few classes or speakers)."""
 
 

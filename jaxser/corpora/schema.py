@@ -11,6 +11,7 @@ import os
 import warnings
 from pathlib import Path
 from typing import Iterable, Mapping
+from jaxser.errors import UserError
 
 CANONICAL_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise", "boredom")
 GENDERS = ("female", "male", "unknown")
@@ -21,7 +22,7 @@ RECORD_KEYS = ("utt", "path", "speaker", "gender", "language", "emotion", "raw_l
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """A corpus folder that does not look like the corpus it is said to be."""
 
 

@@ -11,9 +11,10 @@ import json
 from typing import Any, Sequence
 
 import numpy as np
+from jaxser.errors import UserError
 
 
-class EncoderError(ValueError):
+class EncoderError(UserError, ValueError):
     """A missing, mismatched or unusable model (checkpoint, config, SavedModel signature)."""
 
 
