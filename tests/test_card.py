@@ -85,6 +85,10 @@ def test_card_reports_planted_problems(tmp_path, name):
     assert kinds[corrupt] == "unreadable"
     assert kinds[zero] == "all_zero"
     assert kinds[dup] == "duplicate"
+    excl = {Path(x).name for x in (planted[0], planted[2], planted[3])}
+    first = sorted(p for p in root.rglob("*.wav") if p.name not in excl)[0]
+    detail = probs.set_index("kind").loc["duplicate", "detail"]
+    assert "2 identical recordings" in detail and str(first) in detail and str(root / planted[2]) in detail
     assert kinds[unknown] == "unknown_label"
     assert len(probs) == 4, probs
     # corrupt, zero and duplicate files have valid names: they are utterances, flagged

@@ -442,3 +442,37 @@ def test_manifest_errors(clips):
     j.unlink()
     with pytest.raises(CorpusError, match="no manifest.csv or manifest.jsonl"):
         corpora.load("manifest", d)
+
+
+# ----------------------------------------------------------------------------- identical recordings
+
+def test_content_digests_find_one_recording_under_two_ids(clips):
+    """A manifest listing one file twice (two ids, two speakers) loads; content_digests is how
+    the protocol sees that both rows are one recording."""
+    import hashlib
+
+    d, _ = clips
+    (d / "manifest.csv").write_text("path,speaker,emotion,id\n"
+                                    "audio/s1/a.wav,s1,angry,first\n"
+                                    "audio/s2/c.wav,s2,sad,other\n"
+                                    "audio/s1/a.wav,s3,angry,again\n")
+    ds = corpora.load("manifest", d)
+    dig = corpora.content_digests(ds)
+    by_id = dict(zip(ds["id"], dig))
+    assert len(dig) == len(ds) == 3
+    assert by_id["mycorpus/first"] == by_id["mycorpus/again"] == \
+        hashlib.sha256((d / "audio/s1/a.wav").read_bytes()).hexdigest()
+    assert by_id["mycorpus/other"] == hashlib.sha256((d / "audio/s2/c.wav").read_bytes()).hexdigest()
+    assert corpora.duplicate_groups(dig) == [[ds["id"].index("mycorpus/again"), ds["id"].index("mycorpus/first")]]
+    # an unreadable file gives "" and matches nothing
+    (d / "audio/s2/c.wav").unlink()
+    dig = corpora.content_digests(ds)
+    assert dig[ds["id"].index("mycorpus/other")] == ""
+    assert corpora.duplicate_groups(["", "", "x"]) == []
+
+
+def test_file_digest_is_the_io_digest():
+    from jaxser import io
+    from jaxser.corpora import schema
+
+    assert schema.file_digest is io.sha256_file

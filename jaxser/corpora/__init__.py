@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from jaxser.corpora.schema import (CANONICAL_EMOTIONS, COLUMNS, CorpusError, UnknownLabelError,  # noqa: F401
-                                   build_dataset, fingerprint)
+                                   build_dataset, content_digests, duplicate_groups, fingerprint)
 
 #: registry name -> module (under jaxser.corpora)
 _MODULES = {

@@ -13,7 +13,6 @@ utterances left out by design; `label_map(**options)` for option-dependent label
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import math
 from collections import Counter
@@ -76,18 +75,9 @@ def _rows_from_dataset(ds) -> list[dict]:
     return rows
 
 
-def _hash(path, block=1 << 20) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _inspect_files(rows, problems, *, decode: bool, hashes: bool):
     from jaxser import audio
 
-    by_hash: dict[str, list[str]] = {}
     for r in rows:
         p = r["path"]
         r.update(sample_rate=None, channels=None, duration=math.nan, ok=True)
@@ -101,15 +91,25 @@ def _inspect_files(rows, problems, *, decode: bool, hashes: bool):
         except audio.AudioError as e:
             r["ok"] = False
             problems.append({"kind": _classify(e.reason), "path": str(p), "detail": e.reason})
-        if hashes:
-            try:
-                by_hash.setdefault(_hash(p), []).append(str(p))
-            except OSError as e:
-                problems.append({"kind": "unreadable", "path": str(p), "detail": f"cannot read: {e}"})
-    for paths in by_hash.values():
-        if len(paths) > 1:
-            for p in paths[1:]:
-                problems.append({"kind": "duplicate", "path": p, "detail": f"byte-identical to {paths[0]}"})
+    if hashes:
+        _report_duplicates(rows, problems)
+
+
+def _report_duplicates(rows, problems):
+    """One problem per extra copy of a recording, each naming the whole group (ids and paths):
+    the same recording under two ids can land in both train and test."""
+    from jaxser.corpora.schema import duplicate_groups, file_digests
+
+    digests = file_digests([r["path"] for r in rows])
+    for i, d in enumerate(digests):
+        if not d and rows[i]["ok"]:
+            problems.append({"kind": "unreadable", "path": str(rows[i]["path"]), "detail": "cannot read the file"})
+    for group in duplicate_groups(digests):
+        members = "; ".join(f"{rows[i]['utt']} ({rows[i]['path']})" for i in group)
+        for i in group[1:]:
+            problems.append({"kind": "duplicate", "path": str(rows[i]["path"]),
+                             "detail": f"{len(group)} identical recordings under different ids: {members}; "
+                                       "keep one copy"})
 
 
 def describe(ds_or_name, root=None, *, decode: bool = True, hashes: bool = True, **options) -> dict:

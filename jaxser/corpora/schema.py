@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Mapping
 from jaxser.errors import UserError
+from jaxser.io import sha256_file
 
 CANONICAL_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise", "boredom")
 GENDERS = ("female", "male", "unknown")
@@ -152,13 +153,47 @@ def fingerprint(ds) -> str:
     return h.hexdigest()[:16]
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (streamed)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+#: sha256 of a file's bytes; one implementation for the cache, the card and the loaders.
+file_digest = sha256_file
+
+
+def file_digests(paths, *, workers: int = 8) -> list[str]:
+    """sha256 of each file, in order; "" for a file that cannot be read.
+
+    Hashing is I/O-bound, so a small thread pool overlaps the reads (hashlib releases the GIL
+    on large buffers). An unreadable file is the extraction's and the card's business to
+    report with its reason; here it simply matches nothing.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(p) -> str:
+        try:
+            return sha256_file(p)
+        except OSError:
+            return ""
+
+    paths = [str(p) for p in paths]
+    if len(paths) <= 1:
+        return [one(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(paths)))) as pool:
+        return list(pool.map(one, paths))
+
+
+def content_digests(ds) -> list[str]:
+    """sha256 hex of each row's file bytes (column `audio`, absolute paths), in row order; ""
+    where the file is unreadable. Equal digests are the same recording under different ids,
+    which must never sit on both sides of a train/test split."""
+    return file_digests(ds["audio"])
+
+
+def duplicate_groups(digests) -> list[list[int]]:
+    """Row indices of each group of two or more identical recordings (empty digests never
+    match), groups in order of their first row."""
+    groups: dict[str, list[int]] = {}
+    for i, d in enumerate(digests):
+        if d:
+            groups.setdefault(d, []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def drop_duplicate_copies(corpus: str, records: list[dict]) -> list[dict]:
