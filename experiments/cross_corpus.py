@@ -21,6 +21,7 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -224,6 +225,51 @@ def _persistent_compilation_cache(cache: str | None) -> None:
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def run_units(units: list, train: Callable, finished: Callable, workers: int) -> None:
+    """Train `units` on `workers` threads, calling `finished(unit, result)` on this thread.
+
+    At most `workers` units are in flight, and the next one is submitted only from here after
+    one completed, so on an error (or Ctrl-C) nothing new starts: the running units finish,
+    every one that succeeded is passed to `finished` (its predictions written), and then the
+    first error propagates. A re-run then trains only what is missing.
+    """
+    if workers <= 1:
+        for unit in units:
+            finished(unit, train(unit))
+        return
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    todo = list(reversed(units))
+    error: BaseException | None = None
+    with ThreadPoolExecutor(workers) as pool:
+        running: dict = {}
+
+        def fill():
+            while error is None and todo and len(running) < workers:
+                unit = todo.pop()
+                running[pool.submit(train, unit)] = unit
+
+        fill()
+        while running:
+            try:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+            except BaseException as e:  # Ctrl-C while waiting: stop submitting, drain the rest
+                error = error or e
+                continue
+            for fut in done:
+                unit = running.pop(fut)
+                if fut.exception() is not None:
+                    error = error or fut.exception()
+                    continue
+                fill()  # keep the workers busy while this thread writes
+                try:
+                    finished(unit, fut.result())
+                except BaseException as e:
+                    error = error or e
+    if error is not None:
+        raise error
 
 
 def run(cfg: RunConfig, *, log=print) -> Path:
@@ -452,25 +498,13 @@ def run(cfg: RunConfig, *, log=print) -> Path:
             table = pa.table(arrays)
             _atomic_save(pred_file(enc_name, head_kind, layer, key), lambda tmp: pq.write_table(table, tmp))
 
-    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-
     bar = tqdm(total=sum(len(k) for _, k in units), desc="train", unit="model")
-    if workers <= 1:
-        for unit in units:
-            write_predictions(unit, train_unit(unit))
-            bar.update(len(unit[1]))
-    else:
-        pool = ThreadPoolExecutor(workers)
-        try:
-            pending = {pool.submit(train_unit, u): u for u in units}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
-                for fut in done:
-                    unit = pending.pop(fut)
-                    write_predictions(unit, fut.result())  # a failure stops the run; written files stay
-                    bar.update(len(unit[1]))
-        finally:  # on an error or Ctrl-C nothing new starts; models already running finish
-            pool.shutdown(wait=True, cancel_futures=True)
+
+    def finished(unit, results):
+        write_predictions(unit, results)
+        bar.update(len(unit[1]))
+
+    run_units(units, train_unit, finished, workers)
     bar.close()
     timings["train_s"] = time.perf_counter() - t0
     if n_proc > 1:  # every host's models are written before process 0 reads them all

@@ -243,3 +243,36 @@ def test_shipped_configs_parse():
         cfg = cross_corpus.load_config(f)
         cross_corpus.validate(cfg)
         assert cfg.encoders and cfg.corpora
+
+
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_run_units_writes_every_finished_model_before_the_error(exc):
+    """A unit that fails while another runs: the running one finishes and is written, nothing is
+    written twice, no more than `workers` run at once, and the error then propagates."""
+    import threading
+
+    failing_started = threading.Event()
+    lock = threading.Lock()
+    started, written, in_flight, peak = [], [], [0], [0]
+
+    def train(u):
+        with lock:
+            started.append(u)
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        try:
+            if u == 1:
+                failing_started.set()
+                raise exc("planted")
+            if u == 0:
+                failing_started.wait()  # still running when unit 1 fails
+            return u * 10
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    with pytest.raises(exc, match="planted"):
+        cross_corpus.run_units(list(range(8)), train, lambda u, r: written.append((u, r)), workers=2)
+    assert (0, 0) in written and peak[0] <= 2
+    assert sorted(u for u, _ in written) == sorted(u for u in started if u != 1)
+    assert all(r == u * 10 for u, r in written)
