@@ -19,6 +19,12 @@ SAMPLE_RATE = 16_000
 MAX_SECONDS = 600.0
 #: Shorter than this (after resampling) cannot yield a single frame from any encoder.
 MIN_SECONDS = 0.05
+#: Decoded samples are full scale at 1.0. A float WAV may legitimately overshoot a little
+#: (unclipped mixing or gain: a few times full scale, +20 dB is already extreme), but no
+#: recording chain gets near 1e3 (+60 dB over full scale). Beyond it the samples are not a
+#: waveform: bytes reinterpreted as floats (peaks like 1e25) or integer PCM values stored
+#: unscaled in a float file (peaks up to 32768). Either would reach the encoders as garbage.
+MAX_PEAK = 1e3
 
 
 class AudioError(UserError, ValueError):
@@ -90,7 +96,8 @@ def load(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE, max_seconds
     """Decode `path` to a validated mono float32 waveform in [-1, 1] at `sample_rate`.
 
     Multi-channel audio is averaged to mono. The duration limit is checked from the header
-    first, so a huge file is refused before it is decoded.
+    first, so a huge file is refused before it is decoded. Samples that are not finite or
+    whose peak exceeds MAX_PEAK are refused: they are not a waveform.
     """
     import soundfile as sf
 
@@ -107,6 +114,10 @@ def load(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE, max_seconds
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(wave)):  # check before resampling spreads NaNs around
         raise AudioError(path, "contains NaN or Inf samples")
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    if peak > MAX_PEAK:
+        raise AudioError(path, f"not a waveform: peak sample {peak:.3g} is far outside [-1, 1] (limit {MAX_PEAK:g}; "
+                               "corrupt data, or integer samples stored unscaled in a float file: rescale it)")
     wave = resample(wave, sr, sample_rate)
     return validate(wave, path, sample_rate=sample_rate, max_seconds=max_seconds, min_seconds=min_seconds)
 

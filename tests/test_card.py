@@ -130,13 +130,24 @@ def test_card_from_dataset(tmp_path):
     assert card["summary"]["corpus"][0] == "shemo" and card["problems"].empty
 
 
-def test_card_layout_error_reported(tmp_path):
+def test_card_refuses_a_root_without_audio(tmp_path):
+    """An empty card would read as a clean corpus; a wrong root is an error instead."""
     empty = tmp_path / "nothing"
     empty.mkdir()
-    card = describe("urdu", empty)
+    with pytest.raises(corpora.CorpusRootError, match="no .wav files found"):
+        describe("urdu", empty)
+    with pytest.raises(corpora.CorpusRootError, match="does not exist"):
+        describe("iemocap", tmp_path / "missing")
+
+
+def test_card_layout_error_reported(tmp_path):
+    """A file-level layout problem (here: a file in the wrong emotion folder) is a problem row."""
+    root = make_urdu(tmp_path / "urdu")
+    tone(root / "Sad" / "SM9_F1_A0300.wav", 44_100)
+    card = describe("urdu", root)
     assert card["problems"]["kind"].tolist() == ["layout"]
-    assert "no .wav files found" in card["problems"]["detail"][0]
-    assert card["summary"]["utterances"][0] == 0
+    assert "is in folder 'Sad'" in card["problems"]["detail"][0]
+    assert card["summary"]["utterances"][0] == 6
 
 
 def test_cli_describe(tmp_path, capsys):

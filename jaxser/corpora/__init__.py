@@ -7,8 +7,10 @@ when used, so `import jaxser.corpora` stays cheap.
 from __future__ import annotations
 
 import importlib
+import inspect
 
-from jaxser.corpora.schema import (CANONICAL_EMOTIONS, COLUMNS, CorpusError, UnknownLabelError,  # noqa: F401
+from jaxser.corpora.schema import (CANONICAL_EMOTIONS, COLUMNS, CorpusError, CorpusRootError,  # noqa: F401
+                                   UnknownLabelError,
                                    build_dataset, content_digests, duplicate_groups, fingerprint)
 
 #: registry name -> module (under jaxser.corpora)
@@ -55,12 +57,16 @@ def module(name: str):
     return importlib.import_module(f"jaxser.corpora.{_MODULES[key]}")
 
 
-def load(name: str, root=None, /, **options):
+def load(name: str, root=None, /, skip_errors: bool = False, **options):
     """Load corpus `name` found below folder `root` into the unified schema.
 
     Synthetic corpora (`jaxser.corpora.synthetic.CORPORA`) need no root: they are generated
     (deterministically, cached) on first use. The manifest loader takes `root` = the CSV/JSONL
     file (or a folder holding `manifest.csv`/`manifest.jsonl`) and an optional `name=`.
+
+    `skip_errors=True` keeps a file whose header cannot be read, with duration NaN, so the
+    extraction can skip it and list it with its reason; without it the AudioError (naming the
+    file) propagates. Synthetic corpora are generated valid and ignore the flag.
     """
     key = canonical_name(name)
     if key in _synthetic_names():
@@ -71,8 +77,10 @@ def load(name: str, root=None, /, **options):
     if root is None:
         raise CorpusError(f"{key}: a corpus root is needed (the folder {key} was unpacked to)")
     if hasattr(mod, "load"):  # loaders with their own naming (manifest) build the dataset themselves
-        return mod.load(root, **options)
-    return build_dataset(mod.NAME, root, mod.records(root, **options))
+        return mod.load(root, skip_errors=skip_errors, **options)
+    if "skip_errors" in inspect.signature(mod.records).parameters:  # loaders that read headers themselves
+        options["skip_errors"] = skip_errors
+    return build_dataset(mod.NAME, root, mod.records(root, **options), skip_errors=skip_errors)
 
 
 def fold_groups(ds) -> list[str]:

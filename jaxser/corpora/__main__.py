@@ -2,7 +2,8 @@
 
 A synthetic corpus is named alone (no `=ROOT`). Loader options: `-o NAME.key=value` (value
 parsed as JSON when it can be, e.g. `-o iemocap.merge_excited=true -o baved.level_map=strict`).
-Exit status: 0, or 1 with `--strict` when any card lists problems, 2 on usage errors.
+Exit status: 0, or 1 with `--strict` when any card lists problems, 2 on usage errors and on a
+corpus root that does not exist or holds no audio (one line on stderr).
 """
 from __future__ import annotations
 
@@ -73,5 +74,12 @@ def main(argv=None) -> int:
     return 1 if (args.strict and any_problem) else 0
 
 
+def entry(argv=None) -> int:
+    """`main` with user errors reported as one line and exit 2 (`jaxser.errors.report`)."""
+    from jaxser.errors import report
+
+    return report(main, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -28,7 +28,7 @@ def _classify(reason: str) -> str:
     r = reason.lower()
     for key, kind in (("unreadable", "unreadable"), ("undecodable", "unreadable"), ("empty", "empty"),
                       ("all samples are zero", "all_zero"), ("nan or inf", "non_finite"), ("too short", "too_short"),
-                      ("absurdly long", "too_long")):
+                      ("absurdly long", "too_long"), ("not a waveform", "not_waveform")):
         if key in r:
             return kind
     return "bad_audio"
@@ -41,17 +41,23 @@ def _error_kind(e: Exception) -> str:
 
 
 def _call_records(mod, root, options, problems, excluded):
+    from jaxser.corpora.schema import CorpusRootError
+
     params = inspect.signature(mod.records).parameters
     kw = dict(options)
     errors: list = []
     if "errors" in params:
         kw["errors"] = errors
+    if "skip_errors" in params:  # unreadable headers: keep the file, _inspect_files reports it
+        kw["skip_errors"] = True
     if "excluded" in params:
         kw["excluded"] = excluded
     from jaxser.audio import AudioError
 
     try:
         recs = mod.records(root, **kw)
+    except CorpusRootError:  # nothing to describe: the root itself is wrong
+        raise
     except CorpusError as e:  # a loader without error collection stops at the first problem
         problems.append({"kind": _error_kind(e), "path": getattr(e, "path", ""), "detail": str(e)})
         recs = []
@@ -117,7 +123,9 @@ def describe(ds_or_name, root=None, *, decode: bool = True, hashes: bool = True,
 
     `ds_or_name`: a unified `datasets.Dataset`, or a registry name (with `root`, or alone for a
     synthetic corpus). `options` go to the loader (e.g. merge_excited=True, level_map="strict").
-    `decode=False` reads headers only; `hashes=False` skips the duplicate check.
+    `decode=False` reads headers only; `hashes=False` skips the duplicate check. A root that
+    does not exist or holds no audio raises CorpusRootError: an empty card would pass for a
+    clean one. Files whose headers cannot be read are rows listed under problems.
     """
     import pandas as pd
 
@@ -143,12 +151,21 @@ def describe(ds_or_name, root=None, *, decode: bool = True, hashes: bool = True,
             mod = corpora.module(name)
             if root is None:
                 raise CorpusError(f"{name}: a corpus root is needed to describe it (NAME=ROOT)")
+            if not Path(root).exists():
+                from jaxser.corpora.schema import CorpusRootError
+
+                raise CorpusRootError(f"{name}: corpus root {root} does not exist; pass the folder the corpus was "
+                                      "unpacked to")
             own_name = getattr(mod, "NAME", name)
             if hasattr(mod, "load") and not hasattr(mod, "records"):  # the manifest loader names its corpus
+                from jaxser.corpora.schema import CorpusRootError
+
                 try:
-                    ds = mod.load(root, **options)
+                    ds = mod.load(root, skip_errors=True, **options)
                     rows = _rows_from_dataset(ds)
                     own_name = ds["corpus"][0] if len(ds) else own_name
+                except CorpusRootError:
+                    raise
                 except CorpusError as e:
                     problems.append({"kind": _error_kind(e), "path": getattr(e, "path", ""), "detail": str(e)})
                     rows = []

@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-from jaxser.corpora.schema import CANONICAL_EMOTIONS, GENDERS, CorpusError, build_dataset, map_label
+from jaxser.corpora.schema import (CANONICAL_EMOTIONS, GENDERS, CorpusError, CorpusRootError, build_dataset,
+                                   map_label)
 
 REQUIRED = ("path", "speaker", "emotion")
 OPTIONAL = ("id", "language", "gender", "text", "raw_label")
@@ -30,10 +31,11 @@ def find_manifest(root) -> Path:
     if root.is_file():
         return root
     if not root.exists():
-        raise CorpusError(f"manifest: {root} does not exist")
+        raise CorpusRootError(f"manifest: {root} does not exist; pass the manifest file or its folder")
     found = [root / n for n in FILENAMES if (root / n).is_file()]
     if not found:
-        raise CorpusError(f"manifest: no {' or '.join(FILENAMES)} in {root}")
+        raise CorpusRootError(f"manifest: no {' or '.join(FILENAMES)} in {root}; pass the manifest file itself "
+                              "or the folder holding it")
     if len(found) > 1:
         raise CorpusError(f"manifest: both {found[0]} and {found[1]} exist; pass the one to use")
     return found[0]
@@ -124,12 +126,13 @@ def read_manifest(root, name: str | None = None, *, label_map: Mapping[str, str]
     return name, base, out
 
 
-def load(root, name: str | None = None, **options):
+def load(root, name: str | None = None, *, skip_errors: bool = False, **options):
     """The unified `datasets.Dataset` of the manifest at `root` (file or folder).
 
     `name` is the corpus name used in ids and speakers (default: the manifest's stem, or its
     folder's name for `manifest.csv`); options: `label_map`, `language` (default for rows
-    without one, "und").
+    without one, "und"); `skip_errors` as in `jaxser.corpora.load` (unreadable header ->
+    duration NaN instead of AudioError).
     """
     corpus, base, recs = read_manifest(root, name, **options)
-    return build_dataset(corpus, base, recs)
+    return build_dataset(corpus, base, recs, skip_errors=skip_errors)

@@ -27,6 +27,11 @@ class CorpusError(UserError, ValueError):
     """A corpus folder that does not look like the corpus it is said to be."""
 
 
+class CorpusRootError(CorpusError):
+    """A corpus root that is missing or holds no audio at all: nothing to load or describe,
+    so it is an error even where per-file problems are only collected."""
+
+
 class UnknownLabelError(CorpusError):
     """A label code the corpus' documented label map does not contain."""
 
@@ -62,9 +67,10 @@ def find_audio(root: str | os.PathLike, corpus: str, extensions: tuple[str, ...]
     """
     root = Path(root)
     if not root.exists():
-        raise CorpusError(f"{corpus}: corpus root {root} does not exist")
+        raise CorpusRootError(f"{corpus}: corpus root {root} does not exist; pass the folder the corpus was "
+                              "unpacked to")
     if root.is_file():
-        raise CorpusError(f"{corpus}: corpus root {root} is a file; pass the folder the corpus was unpacked to")
+        raise CorpusRootError(f"{corpus}: corpus root {root} is a file; pass the folder the corpus was unpacked to")
     exts = tuple(e.lower() for e in extensions)
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -74,22 +80,36 @@ def find_audio(root: str | os.PathLike, corpus: str, extensions: tuple[str, ...]
                 continue
             found.append(Path(dirpath) / fn)
     if not found:
-        raise CorpusError(f"{corpus}: no {'/'.join(exts)} files found anywhere below {root}")
+        raise CorpusRootError(f"{corpus}: no {'/'.join(exts)} files found anywhere below {root}; "
+                              "pass the folder the corpus was unpacked to")
     return sorted(found)
 
 
-def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, durations: bool = True):
+def header_duration(path, *, skip_errors: bool = False) -> float:
+    """A file's duration from its header; with `skip_errors` an unreadable header gives NaN
+    (the row stays, and the extraction lists the file with its reason) instead of AudioError."""
+    from jaxser import audio
+
+    try:
+        return audio.info(path).duration
+    except audio.AudioError:
+        if skip_errors:
+            return float("nan")
+        raise
+
+
+def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, durations: bool = True,
+                  skip_errors: bool = False):
     """Validate loader records and return the unified `datasets.Dataset` (sorted by id).
 
     Each record has RECORD_KEYS; `utt` is unique within the corpus, `speaker` is the corpus'
     own speaker code (prefixed here so speakers are never shared across corpora), `path` is
-    absolute. Durations come from file headers (no decoding) unless a record gives one.
+    absolute. Durations come from file headers (no decoding) unless a record gives one; an
+    unreadable header raises AudioError, or with `skip_errors` gives duration NaN.
     Any other key a record carries (e.g. IEMOCAP's `session`, `improvised`) becomes an extra
     string column after the unified ones; every record must then carry it.
     """
     from datasets import Dataset
-
-    from jaxser import audio
 
     if not records:
         raise CorpusError(f"{corpus}: no utterances found below {root}")
@@ -125,7 +145,7 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
         cols["raw_label"].append(str(r["raw_label"]))
         cols["text"].append(str(r["text"] or ""))
         cols["duration"].append(float(r["duration"]) if "duration" in r else
-                                (audio.info(p).duration if durations else float("nan")))
+                                (header_duration(p, skip_errors=skip_errors) if durations else float("nan")))
         for k in extra:
             if k not in r:
                 raise CorpusError(f"{corpus}: record for {p} lacks extra column {k!r} that others carry")

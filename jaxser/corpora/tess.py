@@ -12,7 +12,7 @@ Deliberately handled quirks of the distributed files:
 - The Kaggle archive holds the corpus twice; identical copies are used once (warning).
 - `YAF_germ_angry.wav` and `YAF_neat_fear.wav` are reported unreadable in some copies: if
   their header cannot be read they are skipped with a warning naming them; any other
-  unreadable file is an error.
+  unreadable file is an error (kept with duration NaN under `skip_errors=True`).
 """
 from __future__ import annotations
 
@@ -55,9 +55,10 @@ def parse_name(path: Path) -> tuple[str, str, str]:
     return speaker, word, code
 
 
-def parse(path: Path, skipped: list) -> dict | None:
+def parse(path: Path, skipped: list, skip_errors: bool = False) -> dict | None:
     """The record of one file; None (and `path` appended to `skipped`) for an unreadable file
-    of KNOWN_BAD_FILES. Any other unreadable file raises AudioError."""
+    of KNOWN_BAD_FILES. Any other unreadable file raises AudioError, or with `skip_errors`
+    is kept with duration NaN (the extraction lists it)."""
     speaker, word, code = parse_name(path)
     emotion = map_label(NAME, code.lower(), LABEL_MAP, path)
     try:
@@ -66,7 +67,9 @@ def parse(path: Path, skipped: list) -> dict | None:
         if path.stem in KNOWN_BAD_FILES:
             skipped.append(path)
             return None
-        raise
+        if not skip_errors:
+            raise
+        duration = float("nan")
     return dict(
         utt=f"{speaker}_{word}_{code}",
         path=str(path.resolve()),
@@ -80,12 +83,13 @@ def parse(path: Path, skipped: list) -> dict | None:
     )
 
 
-def records(root, *, errors: list | None = None) -> list[dict]:
+def records(root, *, errors: list | None = None, skip_errors: bool = False) -> list[dict]:
     """One record per `*.wav` below `root`, with the word as text and header durations;
     `errors` collects per-file CorpusErrors instead of raising (an unreadable header outside
-    KNOWN_BAD_FILES is an AudioError and still raises)."""
+    KNOWN_BAD_FILES is an AudioError and raises unless `skip_errors`)."""
     skipped: list = []
-    out = [r for r in parse_files(find_audio(root, NAME), lambda p: parse(p, skipped), errors) if r is not None]
+    out = [r for r in parse_files(find_audio(root, NAME), lambda p: parse(p, skipped, skip_errors), errors)
+           if r is not None]
     if skipped:
         warnings.warn(f"{NAME}: skipped {len(skipped)} unreadable file(s) known to be broken in some TESS "
                       f"copies: {', '.join(str(p) for p in skipped)}", stacklevel=2)
