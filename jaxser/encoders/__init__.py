@@ -47,6 +47,9 @@ register("random-wav2vec2", "wav2vec2", source="random", preset="small")
 for _size in ("tiny", "base", "small", "medium", "large", "large-v2", "large-v3"):
     register(f"whisper-{_size}", "whisper", source=f"openai/whisper-{_size}")
 register("random-whisper", "whisper", source="random")
+# --- Flax w2v-BERT 2.0 (jaxser.encoders.w2v_bert) ---
+register("w2v-bert-2.0", "w2v_bert", source="facebook/w2v-bert-2.0")
+register("random-w2v-bert", "w2v_bert", source="random", preset="tiny")
 # --- TF-Hub (jaxser.encoders.tfhub) ---
 for _i in range(1, 6):
     register(f"trillsson{_i}", "tfhub", source=f"https://tfhub.dev/google/trillsson{_i}/1")
@@ -75,6 +78,8 @@ def _family_for_path(path: Path) -> str:
         model_type = json.loads(cfg.read_text()).get("model_type", "")
         if model_type == "speechbrain-xvector":
             return "xvector"
+        if model_type == "wav2vec2-bert":
+            return "w2v_bert"
         return "whisper" if model_type == "whisper" else "wav2vec2"
     raise EncoderError(f"{path}: not a model directory jaxser knows (expected config.json + model.safetensors, "
                        "a TF SavedModel with saved_model.pb, or a SpeechBrain x-vector folder)")
