@@ -50,6 +50,13 @@ register("random-whisper", "whisper", source="random")
 # --- Flax w2v-BERT 2.0 (jaxser.encoders.w2v_bert) ---
 register("w2v-bert-2.0", "w2v_bert", source="facebook/w2v-bert-2.0")
 register("random-w2v-bert", "w2v_bert", source="random", preset="tiny")
+# --- Flax emotion2vec (jaxser.encoders.emotion2vec; releases convert with emotion2vec_convert) ---
+for _name, _hub in {"emotion2vec-base": "emotion2vec/emotion2vec_base",
+                    "emotion2vec-plus-seed": "emotion2vec/emotion2vec_plus_seed",
+                    "emotion2vec-plus-base": "emotion2vec/emotion2vec_plus_base",
+                    "emotion2vec-plus-large": "emotion2vec/emotion2vec_plus_large"}.items():
+    register(_name, "emotion2vec", source=_hub)
+register("random-emotion2vec", "emotion2vec", source="random", preset="tiny")
 # --- TF-Hub (jaxser.encoders.tfhub) ---
 for _i in range(1, 6):
     register(f"trillsson{_i}", "tfhub", source=f"https://tfhub.dev/google/trillsson{_i}/1")
@@ -78,6 +85,8 @@ def _family_for_path(path: Path) -> str:
         model_type = json.loads(cfg.read_text()).get("model_type", "")
         if model_type == "speechbrain-xvector":
             return "xvector"
+        if model_type == "emotion2vec":
+            return "emotion2vec"
         if model_type == "wav2vec2-bert":
             return "w2v_bert"
         return "whisper" if model_type == "whisper" else "wav2vec2"
