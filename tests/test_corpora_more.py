@@ -360,3 +360,16 @@ def test_collect_errors_instead_of_raising(tmp_path):
     recs = urdu.records(root, errors=errors)
     assert len(recs) == 6 and len(errors) == 2
     assert any(isinstance(e, UnknownLabelError) and e.path.endswith("SM2_F1_X01.wav") for e in errors)
+
+
+def test_urdu_real_release_names(tmp_path):
+    """Names from the release's file list: a two-digit female code, the highest male code, and a
+    running index written with a zero before three digits (`A0100`)."""
+    root = tmp_path / "URDU-Dataset-master"
+    for folder, name in [("Sad", "SF11_F4_S06"), ("Sad", "SM27_F4_S096"), ("Angry", "SM4_F48_A0100"),
+                         ("Neutral", "SF9_F1_N01")]:
+        tone(root / folder / f"{name}.wav", 44_100)
+    rows = _by_utt(corpora.load("urdu", root))
+    assert {k: (r["speaker"], r["gender"], r["emotion"]) for k, r in rows.items()} == {
+        "SF11_F4_S06": ("urdu/SF11", "female", "sad"), "SM27_F4_S096": ("urdu/SM27", "male", "sad"),
+        "SM4_F48_A0100": ("urdu/SM4", "male", "angry"), "SF9_F1_N01": ("urdu/SF9", "female", "neutral")}
