@@ -1,4 +1,9 @@
-"""SER metrics, confidence intervals and paired significance tests (numpy only).
+"""SER metrics, confidence intervals, significance and rank tests (numpy/scipy only).
+
+The one home for every number a report states: point metrics, the batched count kernels the
+report's bootstrap uses, per-utterance paired tests, the study-level comparison of encoders
+(the unit of inference is the corpus pair, see docs/statistics.md), multiplicity control
+(Holm), and rank tests over corpus pairs (Friedman, Nemenyi, Wilcoxon-Holm).
 
 Point metrics follow scikit-learn's definitions exactly (tests compare against it), so numbers
 in reports mean what readers expect:
@@ -17,6 +22,8 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
+
+from jaxser.errors import UserError
 
 MetricLike = str | Callable[[np.ndarray, np.ndarray], float]
 _BLOCK = 256  # replicates per vectorised block (bounds memory at B * N indices)
@@ -269,3 +276,653 @@ def paired_permutation_test(y, yhat_a, yhat_b, metric: MetricLike = "uar", n_per
     ra, rb = _replicates(metric, y, [a, b], n_perm, seed, draw)
     extreme = np.abs(ra - rb) >= abs(d) - 1e-12
     return float((1 + extreme.sum()) / (n_perm + 1))
+
+
+# ----------------------------------------------------------------------------- errors
+
+class StatisticsError(UserError, ValueError):
+    """Predictions that cannot be compared as asked (different utterances or label sets)."""
+
+
+# ----------------------------------------------------------------------------- count kernels
+# The report's batched metrics: many label/prediction vectors, or many bootstrap resamples of
+# one, scored with one bincount or one matrix product instead of a Python loop.
+
+REPORTED = ("uar", "accuracy", "macro_f1")
+
+
+def _from_counts(tp, n_true, n_pred, acc) -> dict[str, np.ndarray]:
+    """The metrics from per-class counts [..., C] (true positives, true and predicted rows)."""
+    present = n_true > 0
+    recall = np.where(present, tp / np.maximum(n_true, 1), 0.0)
+    uar_ = recall.sum(-1) / np.maximum(present.sum(-1), 1)
+    union = present | (n_pred > 0)
+    f1 = np.where(tp > 0, 2 * tp / np.maximum(n_true + n_pred, 1), 0.0)
+    macro_f1_ = f1.sum(-1) / np.maximum(union.sum(-1), 1)
+    return {"uar": uar_, "accuracy": acc, "macro_f1": macro_f1_}
+
+
+def metrics_from_confusion(cm) -> dict[str, np.ndarray]:
+    """UAR, accuracy (WA) and macro-F1 of confusion matrices [..., C, C] (rows = truth)."""
+    cm = np.asarray(cm)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(np.float64)
+    n_true, n_pred = cm.sum(-1), cm.sum(-2)
+    return _from_counts(tp, n_true, n_pred, tp.sum(-1) / np.maximum(n_true.sum(-1), 1))
+
+
+def batched_metrics(y: np.ndarray, p: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+    """UAR, accuracy and macro-F1 of many label/prediction vectors at once.
+
+    y, p: int arrays [..., N]. Definitions follow scikit-learn: UAR averages recall over the
+    classes present in y (balanced_accuracy_score); macro-F1 averages over the union of
+    classes in y and p (f1_score(average='macro', zero_division=0)).
+    """
+    y, p = np.broadcast_arrays(np.asarray(y), np.asarray(p))
+    lead, n = y.shape[:-1], y.shape[-1]
+    rows = np.arange(int(np.prod(lead, dtype=np.int64)))[:, None] * n_classes  # one bincount for all vectors
+    y2, p2 = y.reshape(-1, n).astype(np.int64), p.reshape(-1, n).astype(np.int64)
+    size = rows.shape[0] * n_classes
+
+    def count(idx, weights=None):
+        return np.bincount((rows + idx).ravel(), weights, minlength=size).reshape(lead + (n_classes,))
+
+    hit = y2 == p2
+    return _from_counts(count(y2, hit.ravel()), count(y2), count(p2), hit.mean(-1).reshape(lead))
+
+
+def resampled_metrics(y: np.ndarray, p: np.ndarray, n_classes: int, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """``batched_metrics(y[idx], p[..., idx], n_classes)`` without building the resamples.
+
+    y: [N]; p: [N] or [S, N]; idx: [B, N] bootstrap draws. A resample only changes how often
+    each utterance counts, so its confusion counts are one matrix product of the draw counts
+    [B, N] with per-utterance class indicators: O(B*N*S*C) multiply-adds in BLAS instead of
+    O(B*N*S) gathered rows. Returns arrays [S, B] (or [B]); the counts are exact integers, so
+    the result equals the gathered computation.
+    """
+    y, p = np.asarray(y), np.asarray(p)
+    single = p.ndim == 1
+    p = p[None] if single else p
+    b, n = idx.shape
+    w = np.bincount((np.arange(b)[:, None] * n + idx).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+    classes = np.arange(n_classes)
+    ey = (y[:, None] == classes).astype(np.float64)                       # [N, C]
+    ep = p[..., None] == classes                                          # [S, N, C]
+    s = p.shape[0]
+
+    def per_seed(ind):  # [S, N, C] indicators -> [S, B, C] resampled counts
+        return (w @ ind.transpose(1, 0, 2).reshape(n, s * n_classes)).reshape(b, s, n_classes).transpose(1, 0, 2)
+
+    tp = per_seed((ep & (ey > 0)).astype(np.float64))
+    acc = (w @ (p == y).T.astype(np.float64)).T / n                       # [S, B]
+    out = _from_counts(tp, (w @ ey)[None], per_seed(ep.astype(np.float64)), acc)
+    return {k: v[0] for k, v in out.items()} if single else out
+
+
+def cell_arrays(g, seeds: list[int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """y [N] and predictions [S, N] of one cell's predictions table, aligned by utterance id
+    across seeds (columns seed, id, true, pred)."""
+    seed = g["seed"].to_numpy()
+    ids = g["id"].to_numpy().astype(str)
+    order = np.lexsort((ids, seed))
+    seed, ids = seed[order], ids[order]
+    true, pred = g["true"].to_numpy()[order], g["pred"].to_numpy()[order]
+    bounds = np.searchsorted(seed, seeds[1:])
+    ids_s, preds_s = np.split(ids, bounds), np.split(pred, bounds)
+    for s, i in zip(seeds, ids_s):
+        if not np.array_equal(i, ids_s[0]):
+            raise StatisticsError(f"seed {s} predicted a different set of utterances than seed {seeds[0]}")
+    return true[:len(ids_s[0])], np.stack(preds_s), ids_s[0].tolist()
+
+
+# ----------------------------------------------------------------------------- p-values
+
+def format_p(p: float, *, floor: float = 0.001) -> str:
+    """A p-value as a reader should see it: ``"< 0.001"`` below the floor (a resampling p is
+    never exactly 0), three decimals otherwise, ``"n/a"`` when undefined."""
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    if p < floor:
+        return f"< {floor:g}"
+    return f"{min(float(p), 1.0):.3f}"
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979) along the last axis.
+
+    Rejecting every hypothesis whose adjusted p is <= alpha keeps the family-wise error rate
+    at alpha under any dependence between the tests. NaN entries are not hypotheses: they
+    stay NaN and do not count towards the family size.
+    """
+    p = np.asarray(pvalues, np.float64)
+    if p.ndim == 0:
+        return p.copy()
+    order = np.argsort(np.where(np.isnan(p), np.inf, p), axis=-1, kind="stable")
+    ps = np.take_along_axis(p, order, -1)
+    m = (~np.isnan(p)).sum(-1, keepdims=True)
+    factor = m - np.arange(p.shape[-1])
+    adj = np.minimum(1.0, np.fmax.accumulate(np.where(np.isnan(ps), np.nan, ps * factor), axis=-1))
+    adj = np.where(np.isnan(ps), np.nan, adj)
+    out = np.empty_like(adj)
+    np.put_along_axis(out, order, adj, -1)
+    return out
+
+
+# ----------------------------------------------------------------------------- study-level comparison
+
+_MAX_EXACT_UNITS = 16  # 2**16 sign patterns enumerated exactly; more units use random flips
+
+
+def _sign_patterns(g: int, n_perm: int, seed: int) -> tuple[np.ndarray, bool]:
+    """All 2^g sign vectors [2^g, g] when affordable, else n_perm random ones (identity first)."""
+    if g <= _MAX_EXACT_UNITS:
+        bits = (np.arange(2 ** g)[:, None] >> np.arange(g)) & 1
+        return 1.0 - 2.0 * bits, True
+    rng = np.random.default_rng(seed)
+    flips = 1.0 - 2.0 * (rng.random((n_perm, g)) < 0.5)
+    return np.vstack([np.ones((1, g)), flips]), False
+
+
+def _cluster_sums(d: np.ndarray, clusters) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cluster sums of d [..., K] -> ([..., G], sizes [G]); no clusters: each unit alone."""
+    k = d.shape[-1]
+    if clusters is None:
+        return d, np.ones(k)
+    codes, uniq = _codes(clusters)
+    if codes.size != k:
+        raise ValueError(f"clusters has {codes.size} entries for {k} units")
+    onehot = (codes[:, None] == np.arange(len(uniq))).astype(np.float64)  # [K, G]
+    return d @ onehot, onehot.sum(0)
+
+
+def _codes(values) -> tuple[np.ndarray, list]:
+    uniq = list(dict.fromkeys(np.asarray(values, dtype=object).tolist()))
+    index = {u: i for i, u in enumerate(uniq)}
+    return np.array([index[v] for v in np.asarray(values, dtype=object).tolist()], np.int64), uniq
+
+
+def signflip_pvalues(d, *, clusters=None, n_perm: int = 20000, seed: int = 0) -> np.ndarray:
+    """Two-sided sign-flip permutation p-values of H0 "the paired differences are symmetric
+    about 0", vectorised over leading axes: d [..., K] -> p [...].
+
+    The statistic is the mean difference; under H0 each unit's (or cluster's) sign is a fair
+    coin, so every one of the 2^G sign patterns is equally likely. With G <= 16 all patterns
+    are enumerated (p is exact and at least 2 / 2^G, the all-flipped pattern ties the
+    observed one); beyond that ``n_perm`` random patterns give p = (1 + #extreme) /
+    (n_perm + 1). ``clusters`` [K] flips units in the same cluster together (units that share
+    a trained model or a test set are not independent).
+    """
+    d = np.asarray(d, np.float64)
+    x, _ = _cluster_sums(d, clusters)
+    signs, _ = _sign_patterns(x.shape[-1], n_perm, seed)
+    t = np.abs(x.sum(-1))                                               # [...]
+    tstar = np.abs(x @ signs.T)                                         # [..., P]
+    tol = 1e-9 * (np.abs(x).sum(-1) + 1e-12)
+    hits = (tstar >= (t - tol)[..., None]).sum(-1)
+    return hits / signs.shape[0]  # random flips: the identity row makes it (1 + #extreme) / (n_perm + 1)
+
+
+def signflip_min_p(n_units: int, *, n_perm: int = 20000) -> float:
+    """The smallest p the sign-flip test can return with this many units (or clusters)."""
+    if n_units < 1:
+        return 1.0
+    if n_units <= _MAX_EXACT_UNITS:
+        return min(1.0, 2.0 / 2 ** n_units)
+    return 1.0 / (n_perm + 1)
+
+
+def signflip_test(d, *, clusters=None, alpha: float = 0.05, n_perm: int = 20000, seed: int = 0) -> dict:
+    """Sign-flip test of the mean paired difference over units, with the matching interval.
+
+    d [K]: one difference per unit (e.g. per corpus pair, A - B, each averaged over seeds).
+    Returns diff (mean), p, p_min (the smallest p this design can give: with 2 units it is
+    0.5, so no result can be significant), ci_low/ci_high (the 1 - alpha interval from
+    inverting the same test: every shift delta whose test of d - delta gives p > alpha;
+    unbounded when p_min > alpha), n_units and exact.
+    """
+    d = np.asarray(d, np.float64).ravel()
+    if d.size == 0 or not np.isfinite(d).all():
+        raise StatisticsError(f"signflip_test needs finite differences, got {d.size} values "
+                              f"({int((~np.isfinite(d)).sum())} not finite)")
+    x, sizes = _cluster_sums(d, clusters)
+    g = x.size
+    signs, exact = _sign_patterns(g, n_perm, seed)
+    k = d.size
+
+    def p_at(delta: float) -> float:
+        z = x - delta * sizes
+        t = abs(z.sum())
+        tol = 1e-9 * (np.abs(z).sum() + 1e-12)
+        return float((np.abs(signs @ z) >= t - tol).sum() / signs.shape[0])
+
+    mean = float(d.mean())
+    p = p_at(0.0)
+    p_min = 2.0 / signs.shape[0] if exact else 1.0 / signs.shape[0]
+    p_min = min(1.0, p_min)
+    lo, hi = -np.inf, np.inf
+    if p_min <= alpha:
+        scale = float(np.ptp(d) + np.abs(d).max() + 1e-12)
+        bounds = []
+        for direction in (-1.0, 1.0):
+            inside, step = 0.0, scale
+            while p_at(mean + direction * step) > alpha:  # p -> p_min <= alpha far away
+                inside, step = step, 2 * step
+            outside = step
+            for _ in range(60):
+                mid = 0.5 * (inside + outside)
+                if p_at(mean + direction * mid) > alpha:
+                    inside = mid
+                else:
+                    outside = mid
+            bounds.append(mean + direction * inside)
+        lo, hi = bounds
+    return {"diff": mean, "p": p, "p_min": p_min, "ci_low": float(lo), "ci_high": float(hi),
+            "n_units": int(k), "n_clusters": int(g), "exact": bool(exact)}
+
+
+def corrected_resampled_ttest(d, n_train: int, n_test: int) -> tuple[float, float]:
+    """Nadeau & Bengio's (2003) corrected resampled t-test over J resampled splits:
+    t = mean(d) / sqrt((1/J + n_test/n_train) * var(d)), J - 1 degrees of freedom.
+
+    For folds or repeated splits of one corpus, whose training sets overlap: the naive
+    paired t-test treats their differences as independent and rejects far too often
+    (Dietterich 1998; Bouckaert 2003). Returns (t, two-sided p).
+    """
+    from scipy import stats
+
+    d = np.asarray(d, np.float64).ravel()
+    j = d.size
+    if j < 2:
+        raise StatisticsError(f"the corrected resampled t-test needs at least 2 splits, got {j}")
+    var = d.var(ddof=1)
+    if var == 0:
+        return (0.0, 1.0) if d.mean() == 0 else (float(np.sign(d.mean()) * np.inf), 0.0)
+    t = d.mean() / np.sqrt((1.0 / j + n_test / n_train) * var)
+    return float(t), float(2 * stats.t.sf(abs(t), j - 1))
+
+
+# ----------------------------------------------------------------------------- rank tests
+
+def average_ranks(scores, *, higher_is_better: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks within each block (row) of scores [N, k], 1 = best, ties share the mean rank;
+    returns (ranks [N, k], average ranks [k])."""
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, np.float64)
+    if s.ndim != 2 or s.shape[0] < 1 or s.shape[1] < 2:
+        raise StatisticsError(f"ranking needs scores [blocks, systems] with >= 2 systems, got shape {s.shape}")
+    if not np.isfinite(s).all():
+        raise StatisticsError("ranking needs a score for every system in every block (found NaN)")
+    r = rankdata(-s if higher_is_better else s, axis=1)
+    return r, r.mean(0)
+
+
+def friedman_test(scores, *, higher_is_better: bool = True) -> dict:
+    """Friedman's test that k systems rank alike over N blocks (Demšar 2006, sec. 3.2.2).
+
+    scores [N, k]; blocks are the units (corpus pairs), systems the encoders. Returns the
+    average ranks, chi2 (with the usual tie correction; without ties it is Demšar's
+    12N/(k(k+1)) [sum R_j^2 - k(k+1)^2/4]) and its p, and Iman & Davenport's F with its p
+    (less conservative; Demšar recommends it). p is ``p_f`` when defined, else ``p_chi2``.
+    """
+    from scipy import stats
+
+    r, avg = average_ranks(scores, higher_is_better=higher_is_better)
+    n, k = r.shape
+    chi2 = 12.0 * n / (k * (k + 1)) * (np.sum(avg ** 2) - k * (k + 1) ** 2 / 4.0)
+    ties = 0.0
+    for row in r:
+        _, t = np.unique(row, return_counts=True)
+        ties += float(np.sum(t ** 3 - t))
+    denom = 1.0 - ties / (n * k * (k * k - 1))
+    chi2 = chi2 / denom if denom > 0 else 0.0
+    p_chi2 = float(stats.chi2.sf(chi2, k - 1))
+    if n > 1 and n * (k - 1) - chi2 > 1e-12:
+        f = (n - 1) * chi2 / (n * (k - 1) - chi2)
+        p_f = float(stats.f.sf(f, k - 1, (k - 1) * (n - 1)))
+    else:  # one block, or every block ranks the systems identically
+        f, p_f = float("inf") if n > 1 else float("nan"), float("nan")
+    return {"avg_ranks": avg, "n_blocks": n, "k": k, "chi2": float(chi2), "p_chi2": p_chi2,
+            "f": float(f), "p_f": p_f, "p": p_f if np.isfinite(p_f) else p_chi2}
+
+
+def nemenyi_q(k: int, alpha: float = 0.05) -> float:
+    """Nemenyi's critical value q_alpha: the studentised range quantile (k systems, infinite
+    degrees of freedom) divided by sqrt(2) (Demšar 2006, Table 5a: 2.569 for k=4, alpha=.05)."""
+    from scipy.stats import studentized_range
+
+    if k < 2:
+        raise StatisticsError(f"Nemenyi's test needs at least 2 systems, got {k}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha={alpha} must be in (0, 1)")
+    return float(studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2))
+
+
+def nemenyi_cd(k: int, n_blocks: int, alpha: float = 0.05) -> float:
+    """Critical difference of average ranks: q_alpha * sqrt(k(k+1) / (6N)); two systems whose
+    average ranks differ by more are different at family-wise level alpha."""
+    return nemenyi_q(k, alpha) * float(np.sqrt(k * (k + 1) / (6.0 * n_blocks)))
+
+
+def nemenyi_pvalues(avg_ranks, n_blocks: int) -> np.ndarray:
+    """All-pairs Nemenyi p-values [k, k] (already family-wise: compare them with alpha)."""
+    from scipy.stats import studentized_range
+
+    r = np.asarray(avg_ranks, np.float64)
+    k = r.size
+    z = np.abs(r[:, None] - r[None]) / np.sqrt(k * (k + 1) / (6.0 * n_blocks))
+    p = studentized_range.sf(z * np.sqrt(2), k, np.inf)
+    np.fill_diagonal(p, 1.0)
+    return np.minimum(p, 1.0)
+
+
+def wilcoxon_holm(scores, names: Sequence[str] | None = None) -> list[dict]:
+    """All pairwise Wilcoxon signed-rank tests over blocks, Holm-adjusted (Benavoli et al.
+    2016's alternative to Nemenyi: each pair's p depends only on that pair's results).
+    scores [N, k]; returns rows a, b, median_diff, p, p_adjusted."""
+    from scipy import stats
+
+    s = np.asarray(scores, np.float64)
+    if s.ndim != 2 or s.shape[1] < 2:
+        raise StatisticsError(f"wilcoxon_holm needs scores [blocks, systems], got shape {s.shape}")
+    k = s.shape[1]
+    names = list(names) if names is not None else [str(i) for i in range(k)]
+    rows = []
+    for i in range(k):
+        for j in range(i + 1, k):
+            d = s[:, i] - s[:, j]
+            if np.all(d == 0):
+                p = 1.0
+            else:
+                p = float(stats.wilcoxon(d, zero_method="zsplit", alternative="two-sided").pvalue)
+            rows.append({"a": names[i], "b": names[j], "median_diff": float(np.median(d)), "p": p})
+    adj = holm([r["p"] for r in rows])
+    for r, a in zip(rows, adj):
+        r["p_adjusted"] = float(a)
+    return rows
+
+
+def cd_cliques(avg_ranks, cd: float) -> list[list[int]]:
+    """Maximal runs of systems (indices, best first) whose average ranks lie within cd of each
+    other: the bars of a critical-difference diagram."""
+    r = np.asarray(avg_ranks, np.float64)
+    order = np.argsort(r, kind="stable")
+    out: list[list[int]] = []
+    for start in range(len(order)):
+        end = start
+        while end + 1 < len(order) and r[order[end + 1]] - r[order[start]] <= cd:
+            end += 1
+        if end > start and not (out and out[-1][-1] == order[end]):
+            out.append([int(i) for i in order[start:end + 1]])
+    return out
+
+
+def draw_cd_diagram(ax, avg_ranks, cd: float, names: Sequence[str], *, title: str | None = None):
+    """Demšar's critical-difference diagram on a matplotlib Axes: systems placed on the
+    average-rank axis (1 = best, at the left), thick bars joining systems whose ranks differ
+    by at most ``cd``, and the CD itself drawn as a scale bar. Only draws; returns ax."""
+    r = np.asarray(avg_ranks, np.float64)
+    k = r.size
+    if len(names) != k:
+        raise ValueError(f"{len(names)} names for {k} average ranks")
+    lo, hi = 1, max(k, int(np.ceil(r.max())))
+    order = np.argsort(r, kind="stable")
+    left, right = order[: (k + 1) // 2], order[(k + 1) // 2:][::-1]
+    n_rows = max(len(left), len(right))
+    cliques = cd_cliques(r, cd)
+    ax.set_xlim(lo - 0.6, hi + 0.6)
+    ax.set_ylim(-(n_rows + 1.5), 2.2)
+    ax.axis("off")
+    ax.hlines(0, lo, hi, color="k", lw=1)
+    for t in range(lo, hi + 1):
+        ax.vlines(t, 0, 0.15, color="k", lw=1)
+        ax.text(t, 0.3, str(t), ha="center", va="bottom", fontsize=8)
+    if np.isfinite(cd) and cd > 0:
+        ax.hlines(1.4, lo, lo + cd, color="k", lw=1.5)
+        ax.vlines([lo, lo + cd], 1.3, 1.5, color="k", lw=1.5)
+        ax.text(lo + cd / 2, 1.6, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
+    for side, idxs in (("left", left), ("right", right)):
+        for row, i in enumerate(idxs):
+            y = -(row + 1) * 0.8 - 0.4
+            x_end = lo - 0.5 if side == "left" else hi + 0.5
+            ax.plot([r[i], r[i], x_end], [0, y, y], color="k", lw=0.8)
+            ax.text(x_end + (-0.05 if side == "left" else 0.05), y, f"{names[i]} ({r[i]:.2f})",
+                    ha="right" if side == "left" else "left", va="center", fontsize=8)
+    for n, clique in enumerate(cliques):
+        y = -0.25 - 0.18 * n
+        ax.hlines(y, r[clique[0]] - 0.03, r[clique[-1]] + 0.03, color="k", lw=3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+# ----------------------------------------------------------------------------- predictions tables
+
+UNIT_KEYS = ["setting", "head", "layer", "source", "target"]
+_UNIT_WORDS = {"cross": "corpus pair (seed mean)", "same": "corpus, folds pooled (seed mean)",
+               "loco": "held-out corpus (seed mean)"}
+
+
+def _label_sets(df, gid: np.ndarray, n_groups: int, cells) -> list[str]:
+    """The label set of every group as 'a|b|c': from cells.json entries when given, else
+    rebuilt per unit from the (index, name) pairs of the true/pred labels of all its encoders
+    and seeds ('?' for a class nobody predicted and no utterance has)."""
+    import pandas as pd
+
+    if cells is not None:
+        by_name = {c["name"]: "|".join(c["labels"]) for c in cells}
+        missing = sorted(set(df["cell"].unique()) - set(by_name))
+        if missing:
+            raise StatisticsError(f"cells {missing[:3]} are in the predictions but not in the cells list")
+        lab = df["cell"].map(by_name).to_numpy()
+        per = pd.DataFrame({"g": gid, "lab": lab}).drop_duplicates()
+        if per["g"].duplicated().any():
+            raise StatisticsError("folds of one result disagree on the label set")
+        out = [""] * n_groups
+        for g_, l_ in zip(per["g"].to_numpy(), per["lab"].to_numpy()):
+            out[g_] = l_
+        return out
+    if "true_label" not in df or "pred_label" not in df:
+        return ["?"] * n_groups
+    uid = df.groupby(UNIT_KEYS, sort=True, observed=True).ngroup().to_numpy()
+    n_units = int(uid.max()) + 1 if uid.size else 0
+    pairs = pd.concat([pd.DataFrame({"u": uid, "i": df["true"].to_numpy(), "n": df["true_label"].to_numpy()}),
+                       pd.DataFrame({"u": uid, "i": df["pred"].to_numpy(), "n": df["pred_label"].to_numpy()})]
+                      ).drop_duplicates()
+    width = np.zeros(n_units, np.int64)
+    if "probs" in df:
+        np.maximum.at(width, uid, df["probs"].map(len).to_numpy())
+    names: list[dict] = [dict() for _ in range(n_units)]
+    for u_, i_, n_ in zip(pairs["u"].to_numpy(), pairs["i"].to_numpy(), pairs["n"].to_numpy()):
+        if names[u_].setdefault(int(i_), str(n_)) != str(n_):
+            raise StatisticsError(f"class index {int(i_)} means both {names[u_][int(i_)]!r} and {str(n_)!r} "
+                                  "in one result cell; only runs with one label set can be compared")
+    per_unit = ["|".join(d.get(i, "?") for i in range(max(width[u_], max(d) + 1))) for u_, d in enumerate(names)]
+    unit_of_group = np.zeros(n_groups, np.int64)
+    unit_of_group[gid] = uid
+    return [per_unit[u_] for u_ in unit_of_group]
+
+
+def unit_scores(preds, *, cells=None):
+    """Per-model-run scores from a long predictions table: one row per encoder, head, layer,
+    setting, source, target and seed, with UAR, accuracy and macro-F1, n_test, the label set
+    and a fingerprint of the tested utterances.
+
+    Same-corpus folds are pooled per seed (every utterance is tested once), as in the report.
+    ``cells``: the run's cells.json entries (name, labels); without it the label set is rebuilt
+    from the true_label/pred_label columns.
+    """
+    import pandas as pd
+
+    need = ["encoder", "head", "layer", "setting", "source", "target", "seed", "id", "true", "pred"]
+    missing = [c for c in need if c not in preds]
+    if missing:
+        raise StatisticsError(f"predictions table lacks columns {missing}")
+    df = preds.assign(layer=preds["layer"].astype(str))
+    keys = ["encoder", *UNIT_KEYS, "seed"]
+    grouped = df.groupby(keys, sort=True, observed=True)
+    gid = grouped.ngroup().to_numpy()
+    out = grouped.size().reset_index(name="n_test")
+    n_groups = len(out)
+    y = df["true"].to_numpy().astype(np.int64)
+    p = df["pred"].to_numpy().astype(np.int64)
+    if y.size and (y.min() < 0 or p.min() < 0):
+        raise StatisticsError("predictions table has negative class indices in true/pred")
+    c = int(max(y.max(), p.max())) + 1 if y.size else 1
+    cm = np.bincount((gid * c + y) * c + p, minlength=n_groups * c * c).reshape(n_groups, c, c)
+    for name, v in metrics_from_confusion(cm).items():
+        out[name] = v
+    h = pd.util.hash_array(df["id"].astype(str).to_numpy())
+    order = np.argsort(gid, kind="stable")
+    starts = np.searchsorted(gid[order], np.arange(n_groups))
+    out["ids"] = np.bitwise_xor.reduceat(h[order], starts) if n_groups else np.zeros(0, np.uint64)
+    out["labels"] = _label_sets(df, gid, n_groups, cells)
+    return out
+
+
+def _check_units(scores) -> None:
+    """Encoders compared on one unit must have been tested on the same utterances with the
+    same label set, in every seed."""
+    per = scores.groupby(UNIT_KEYS, observed=True)
+    for col, what in (("labels", "label sets"), ("ids", "test utterances")):
+        bad = per[col].nunique()
+        bad = bad[bad > 1]
+        if len(bad):
+            key = dict(zip(UNIT_KEYS, bad.index[0]))
+            raise StatisticsError(f"encoders were scored on different {what} in {key['setting']} "
+                                  f"{key['source']}->{key['target']} (head {key['head']}, layer "
+                                  f"{key['layer']}); only runs of one study can be compared")
+
+
+def significance_rows(preds=None, *, scores=None, cells=None, metric: str = "uar", settings=None,
+                      family: Sequence[str] = ("setting", "head", "layer"), cluster_by: str | None = None,
+                      alpha: float = 0.05, n_perm: int = 20000, seed: int = 0, by_label_set: bool = False):
+    """Every pairwise encoder comparison of a study, one row each, Holm-adjusted per family.
+
+    The unit of inference is the result cell: a corpus pair (cross), a corpus with its folds
+    pooled (same) or a held-out corpus (loco). Each encoder's score on a unit is its metric
+    averaged over seeds; a comparison is the sign-flip test of the per-unit differences,
+    so seed-to-seed, utterance-level and pair-to-pair variation all count as noise (see
+    docs/statistics.md). Rows: setting, head, layer, encoder_a (the better mean), encoder_b,
+    mean_a, mean_b, diff_<metric>, ci_low, ci_high, p, p_adjusted, p_min, significant, test,
+    unit, n_units, n_clusters, n_seeds, labels.
+
+    ``family``: the columns within which Holm controls the family-wise error (default: one
+    table per setting, head and layer). ``cluster_by`` ("source" or "target") flips units
+    sharing that corpus together. ``by_label_set`` splits families by label set.
+    """
+    import pandas as pd
+
+    if metric not in REPORTED:
+        raise StatisticsError(f"unknown metric {metric!r}; expected one of {list(REPORTED)}")
+    if scores is None:
+        if preds is None:
+            raise StatisticsError("significance_rows needs a predictions table or unit scores")
+        scores = unit_scores(preds, cells=cells)
+    if settings is not None:
+        scores = scores[scores["setting"].isin(list(settings))]
+    if cluster_by not in (None, "source", "target"):
+        raise StatisticsError(f"cluster_by={cluster_by!r}; expected None, 'source' or 'target'")
+    _check_units(scores)
+    group_keys = ["setting", "head", "layer"] + (["labels"] if by_label_set else [])
+    rows = []
+    for key, g in scores.groupby(group_keys, sort=True, observed=True):
+        key = dict(zip(group_keys, key))
+        unit_cols = ["source", "target"]
+        per = g.groupby([*unit_cols, "encoder"], observed=True).agg(
+            score=(metric, "mean"), n_seeds=("seed", "nunique")).reset_index()
+        tab = per.pivot(index=unit_cols, columns="encoder", values="score")
+        n_seeds = per.pivot(index=unit_cols, columns="encoder", values="n_seeds")
+        label_of = g.groupby(unit_cols, observed=True)["labels"].first()
+        encoders = tab.mean().sort_values(ascending=False, kind="stable").index.tolist()
+        for i, a in enumerate(encoders):
+            for b in encoders[i + 1:]:
+                both = tab[[a, b]].dropna()
+                if both.empty:
+                    continue
+                d = (both[a] - both[b]).to_numpy()
+                clusters = None if cluster_by is None else both.index.get_level_values(cluster_by).to_numpy()
+                t = signflip_test(d, clusters=clusters, alpha=alpha, n_perm=n_perm, seed=seed)
+                labs = sorted(set(label_of.loc[both.index]))
+                seeds_ab = n_seeds.loc[both.index, [a, b]].to_numpy()
+                rows.append({**{k: key[k] for k in ("setting", "head", "layer")},
+                             "encoder_a": a, "encoder_b": b,
+                             "mean_a": float(both[a].mean()), "mean_b": float(both[b].mean()),
+                             f"diff_{metric}": t["diff"], "ci_low": t["ci_low"], "ci_high": t["ci_high"],
+                             "p": t["p"], "p_min": t["p_min"],
+                             "test": ("sign-flip permutation, exact" if t["exact"] else
+                                      f"sign-flip permutation, {n_perm} random flips")
+                                     + (f", flipped by {cluster_by}" if cluster_by else ""),
+                             "unit": _UNIT_WORDS.get(key["setting"], "result cell (seed mean)"),
+                             "n_units": t["n_units"], "n_clusters": t["n_clusters"],
+                             "n_seeds": int(seeds_ab.min()),
+                             "labels": labs[0] if len(labs) == 1 else f"{len(labs)} label sets"})
+    cols = ["setting", "head", "layer", "encoder_a", "encoder_b", "mean_a", "mean_b", f"diff_{metric}",
+            "ci_low", "ci_high", "p", "p_adjusted", "p_min", "significant", "test", "unit", "n_units",
+            "n_clusters", "n_seeds", "labels"]
+    out = pd.DataFrame(rows, columns=[c for c in cols if c not in ("p_adjusted", "significant")])
+    fam = [f for f in family if f in out.columns]
+    if len(out):
+        out["p_adjusted"] = out.groupby(fam, sort=False, observed=True)["p"].transform(
+            lambda s: pd.Series(holm(s.to_numpy()), index=s.index)) if fam else holm(out["p"].to_numpy())
+    else:
+        out["p_adjusted"] = pd.Series(dtype=float)
+    out["significant"] = out["p_adjusted"] <= alpha
+    return out[cols]
+
+
+def friedman_rows(preds=None, *, scores=None, cells=None, metric: str = "uar", settings=("cross",),
+                  alpha: float = 0.05):
+    """Friedman's test per setting, head and layer with the units (corpus pairs) as blocks and
+    the encoders as systems, plus Nemenyi's critical difference: one row per encoder with
+    avg_rank, and the family's n_blocks, friedman_chi2, friedman_p and cd (units where some
+    encoder has no result are left out, so every block ranks every encoder)."""
+    import pandas as pd
+
+    if scores is None:
+        scores = unit_scores(preds, cells=cells)
+    if settings is not None:
+        scores = scores[scores["setting"].isin(list(settings))]
+    rows = []
+    for (setting, head, layer), g in scores.groupby(["setting", "head", "layer"], sort=True, observed=True):
+        tab = g.groupby(["source", "target", "encoder"], observed=True)[metric].mean().unstack("encoder").dropna()
+        if tab.shape[1] < 2 or tab.shape[0] < 2:
+            continue
+        fr = friedman_test(tab.to_numpy())
+        cd = nemenyi_cd(tab.shape[1], tab.shape[0], alpha)
+        for enc, r in zip(tab.columns, fr["avg_ranks"]):
+            rows.append({"setting": setting, "head": head, "layer": layer, "encoder": enc, "avg_rank": float(r),
+                         "n_blocks": fr["n_blocks"], "friedman_chi2": fr["chi2"], "friedman_p": fr["p"], "cd": cd})
+    out = pd.DataFrame(rows, columns=["setting", "head", "layer", "encoder", "avg_rank", "n_blocks",
+                                      "friedman_chi2", "friedman_p", "cd"])
+    return out.sort_values(["setting", "head", "layer", "avg_rank"], kind="stable").reset_index(drop=True)
+
+
+def gap_rows(preds=None, *, scores=None, cells=None, metric: str = "uar"):
+    """The same-corpus -> cross-corpus drop per encoder, head, layer and cross pair: the target
+    corpus' same-corpus score minus the pair's cross score (seed means). A gap is only formed
+    when both cells use the same label set; otherwise it is NaN and ``note`` says why, because
+    scores with different chance levels cannot be subtracted."""
+    import pandas as pd
+
+    if scores is None:
+        scores = unit_scores(preds, cells=cells)
+    m = scores.groupby(["encoder", "head", "layer", "setting", "source", "target", "labels"],
+                       observed=True)[metric].mean().reset_index()
+    same = m[m["setting"] == "same"].set_index(["encoder", "head", "layer", "target"])
+    rows = []
+    for _, r in m[m["setting"] == "cross"].iterrows():
+        k = (r["encoder"], r["head"], r["layer"], r["target"])
+        row = {"encoder": r["encoder"], "head": r["head"], "layer": r["layer"], "source": r["source"],
+               "target": r["target"], "cross": r[metric], "same": np.nan, "gap": np.nan, "note": ""}
+        if k not in same.index:
+            row["note"] = "no same-corpus result for the target"
+        else:
+            s = same.loc[k]
+            s = s.iloc[0] if isinstance(s, pd.DataFrame) else s
+            row["same"] = s[metric]
+            if s["labels"] == r["labels"] and "?" not in r["labels"]:
+                row["gap"] = s[metric] - r[metric]
+            else:
+                row["note"] = f"label sets differ ({s['labels']} vs {r['labels']})"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["encoder", "head", "layer", "source", "target", "cross", "same", "gap", "note"])

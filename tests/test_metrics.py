@@ -129,9 +129,9 @@ def test_paired_tests():
 
 
 def test_resampled_metrics_equal_gathered_resamples():
-    """The report's bootstrap counts resamples with a matrix product; it must give exactly what
+    """The bootstrap counts resamples with a matrix product; it must give exactly what
     computing the metrics on the gathered resamples gives."""
-    from jaxser.report import batched_metrics, resampled_metrics
+    from jaxser.metrics import batched_metrics, resampled_metrics
     rng = np.random.default_rng(7)
     y = rng.integers(0, 4, 90)
     p = np.stack([_noisy(y, q, 4, rng) for q in (0.3, 0.6, 0.9)])
@@ -143,3 +143,33 @@ def test_resampled_metrics_equal_gathered_resamples():
         assert fast[m].shape == ref[m].shape == (3, 50) and one[m].shape == (50,)
         np.testing.assert_allclose(fast[m], ref[m], rtol=0, atol=1e-12)
         np.testing.assert_allclose(one[m], ref1[m], rtol=0, atol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(label_pairs())
+def test_count_kernels_match_sklearn(pair):
+    """The batched kernels and the confusion-matrix route give scikit-learn's numbers."""
+    y, p = pair
+    c = int(max(y.max(), p.max())) + 1
+    ref = {"uar": _sk(skm.balanced_accuracy_score, y, p), "accuracy": skm.accuracy_score(y, p),
+           "macro_f1": _sk(skm.f1_score, y, p, average="macro", zero_division=0)}
+    batched = metrics.batched_metrics(np.stack([y, y]), np.stack([p, p]), c)
+    from_cm = metrics.metrics_from_confusion(metrics.confusion(y, p, c))
+    resampled = metrics.resampled_metrics(y, p, c, np.arange(y.size)[None])  # the identity draw
+    for m, v in ref.items():
+        np.testing.assert_allclose(batched[m], [v, v], atol=1e-12)
+        assert float(from_cm[m]) == pytest.approx(v, abs=1e-12)
+        assert float(resampled[m][0]) == pytest.approx(v, abs=1e-12)
+
+
+def test_kernels_are_the_reports():
+    """The report's kernels and these give identical results (the report uses these)."""
+    report = pytest.importorskip("jaxser.report")
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 5, 70)
+    p = np.stack([_noisy(y, q, 5, rng) for q in (0.2, 0.7)])
+    idx = rng.integers(0, y.size, size=(40, y.size))
+    for m in ("uar", "accuracy", "macro_f1"):
+        np.testing.assert_array_equal(metrics.resampled_metrics(y, p, 5, idx)[m],
+                                      report.resampled_metrics(y, p, 5, idx)[m])
+        np.testing.assert_array_equal(metrics.batched_metrics(y, p, 5)[m], report.batched_metrics(y, p, 5)[m])

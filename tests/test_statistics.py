@@ -1,0 +1,337 @@
+"""The study-level statistics: calibration of the encoder comparison by simulating whole null
+studies, its power against a planted difference, and the rank tests against published examples."""
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxser import metrics
+from jaxser.errors import UserError
+
+LABELS = ("angry", "happy", "neutral", "sad")
+PAIRS = [(0, 1), (0, 2), (1, 2)]
+
+
+def simulate(rng, n_studies, *, n_enc=3, n_corpora=4, n_seeds=3, n_utt=50, planted=None):
+    """Per-utterance predictions of whole studies: [R, E, K, S, N] for K = all ordered corpus
+    pairs. Each cell has its own difficulty (shared by the encoders), each encoder a random
+    cell-specific transfer effect, each training seed its own offset, each utterance its own
+    difficulty; ``planted`` adds a per-encoder shift (logit scale). With planted=None the
+    encoders are exchangeable in every cell: any 'significant' difference is a false positive."""
+    k = n_corpora * (n_corpora - 1)
+    shape = (n_studies, n_enc, k, n_seeds, n_utt)
+    y = rng.integers(0, len(LABELS), (n_studies, 1, k, 1, n_utt))
+    logit = (-0.3 + rng.normal(0, 0.5, (n_studies, 1, k, 1, 1))        # cell difficulty
+             + rng.normal(0, 0.25, (n_studies, n_enc, k, 1, 1))        # encoder x cell transfer
+             + rng.normal(0, 0.25, (n_studies, n_enc, k, n_seeds, 1))  # training seed
+             + rng.normal(0, 1.0, (n_studies, 1, k, 1, n_utt)))        # utterance difficulty
+    if planted is not None:
+        logit = logit + np.asarray(planted, float).reshape(1, n_enc, 1, 1, 1)
+    correct = rng.random(shape) < 1 / (1 + np.exp(-logit))
+    pred = np.where(correct, y, (y + rng.integers(1, len(LABELS), shape)) % len(LABELS))
+    uar = metrics.batched_metrics(np.broadcast_to(y, shape), pred, len(LABELS))["uar"]  # [R, E, K, S]
+    return y, pred, uar
+
+
+def family_pvalues(uar):
+    """Holm-adjusted sign-flip p of every encoder pair, per study: [R, 3]."""
+    cell = uar.mean(-1)  # seed mean per unit
+    d = np.stack([cell[:, a] - cell[:, b] for a, b in PAIRS], 1)
+    return metrics.holm(metrics.signflip_pvalues(d)), d
+
+
+def test_null_studies_family_wise_error_rate_is_nominal():
+    """600 null studies (3 exchangeable encoders, 4 corpora = 12 cross pairs, 3 seeds): Holm
+    over the 3 pairwise comparisons must reject at least one in about 5% of studies."""
+    _, _, uar = simulate(np.random.default_rng(2024), 600)
+    adj, _ = family_pvalues(uar)
+    fwer = float((adj <= 0.05).any(-1).mean())
+    print(f"\nfamily-wise false-positive rate at alpha=0.05: {fwer:.3f} (600 null studies)")
+    assert 0.02 <= fwer <= 0.07
+
+
+def test_planted_difference_is_detected_in_the_right_direction():
+    """Encoder 0 truly better by a planted shift: measure how often it is declared better
+    than encoder 1 after Holm (power), and check no study declares it worse."""
+    _, _, uar = simulate(np.random.default_rng(7), 400, planted=[0.5, 0.0, 0.0])
+    adj, d = family_pvalues(uar)
+    hit = adj[:, 0] <= 0.05
+    power = float(hit.mean())
+    print(f"\nplanted +{100 * d[:, 0].mean():.1f} UAR points: power {power:.3f} (400 studies)")
+    assert power >= 0.5
+    assert np.all(d[hit, 0].mean(-1) > 0)
+    assert float((adj[:, 2] <= 0.05).mean()) <= 0.07  # encoders 1 and 2 stay exchangeable
+
+
+# ----------------------------------------------------------------------------- sign-flip test
+
+def test_signflip_exact_distribution_by_hand():
+    # two units: the 4 patterns give sums 3, 1, -1, -3: only the observed and its mirror reach 3
+    assert metrics.signflip_pvalues([1.0, 2.0]) == pytest.approx(0.5)
+    assert metrics.signflip_min_p(2) == 0.5
+    # three units, all positive: 2 of 8 patterns as extreme
+    assert metrics.signflip_pvalues([1.0, 2.0, 3.0]) == pytest.approx(0.25)
+    # mixed signs: count the patterns by brute force
+    d = np.array([3.0, -1.0, -1.0])
+    sums = [abs(np.dot(s, d)) for s in itertools.product([1, -1], repeat=3)]
+    assert metrics.signflip_pvalues(d) == pytest.approx(np.mean(np.array(sums) >= abs(d.sum())))
+    assert metrics.signflip_pvalues(np.zeros(5)) == 1.0
+    # vectorised over leading axes
+    batch = np.array([[1.0, 2.0, 3.0], [3.0, -1.0, -1.0]])
+    np.testing.assert_allclose(metrics.signflip_pvalues(batch),
+                               [metrics.signflip_pvalues(b) for b in batch])
+
+
+def test_signflip_clusters_flip_together():
+    d = np.array([1.0, 1.0, 2.0, 2.0])
+    # two clusters of two units: only 4 patterns, so p >= 0.5
+    assert metrics.signflip_pvalues(d, clusters=["a", "a", "b", "b"]) == pytest.approx(0.5)
+    assert metrics.signflip_pvalues(d) == pytest.approx(2 / 16)
+    t = metrics.signflip_test(d, clusters=["a", "a", "b", "b"])
+    assert t["n_units"] == 4 and t["n_clusters"] == 2 and t["p_min"] == 0.5
+
+
+def test_signflip_random_flips_for_many_units():
+    rng = np.random.default_rng(0)
+    d = rng.normal(0.5, 1.0, 30)
+    t = metrics.signflip_test(d, n_perm=4000, seed=1)
+    assert not t["exact"] and t["p_min"] == pytest.approx(1 / 4001)
+    assert t["p"] >= t["p_min"]
+    # the sign-flip p of a clear shift is close to a one-sample t-test's
+    from scipy import stats
+    assert t["p"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue, abs=0.02)
+
+
+def test_signflip_interval_inverts_the_test():
+    d = np.array([0.05, 0.02, 0.08, -0.01, 0.04, 0.06, 0.03, 0.07])
+    t = metrics.signflip_test(d, alpha=0.05)
+    assert t["ci_low"] < t["diff"] < t["ci_high"]
+    assert (t["p"] <= 0.05) == (t["ci_low"] > 0)
+    for edge, inward in ((t["ci_low"], 1), (t["ci_high"], -1)):
+        assert metrics.signflip_pvalues(d - edge - inward * 1e-6) > 0.05   # just inside
+        assert metrics.signflip_pvalues(d - edge + inward * 1e-6) <= 0.05  # just outside
+    # two units cannot reach p <= 0.05: the interval is honestly unbounded
+    two = metrics.signflip_test([0.1, 0.2])
+    assert two["p"] == two["p_min"] == 0.5
+    assert two["ci_low"] == -np.inf and two["ci_high"] == np.inf
+    with pytest.raises(UserError, match="finite"):
+        metrics.signflip_test([0.1, np.nan])
+
+
+# ----------------------------------------------------------------------------- multiplicity, formatting
+
+def test_holm_known_example():
+    # Holm (1979) step-down on p = .01, .04, .03, .005 (m = 4): sorted .005*4, .01*3, .03*2, .04*1
+    np.testing.assert_allclose(metrics.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(metrics.holm([0.5, 0.9]), [1.0, 1.0])
+    got = metrics.holm([0.01, np.nan, 0.02])  # NaN is not a hypothesis: m = 2
+    np.testing.assert_allclose(got, [0.02, np.nan, 0.02])
+    rows = np.array([[0.01, 0.04, 0.03, 0.005], [0.2, 0.001, 0.04, 0.03]])
+    np.testing.assert_allclose(metrics.holm(rows), [metrics.holm(r) for r in rows])
+
+
+def test_format_p():
+    assert metrics.format_p(0.0004) == "< 0.001"
+    assert metrics.format_p(0.008) == "0.008"
+    assert metrics.format_p(1.0) == "1.000"
+    assert metrics.format_p(float("nan")) == "n/a"
+    assert metrics.format_p(0.00005, floor=1e-4) == "< 0.0001"
+
+
+def test_corrected_resampled_ttest_by_hand():
+    # d = 1, 2, 3: mean 2, var 1; t = 2 / sqrt((1/3 + 10/90) * 1) = 3 on 2 df
+    from scipy import stats
+    t, p = metrics.corrected_resampled_ttest([1.0, 2.0, 3.0], n_train=90, n_test=10)
+    assert t == pytest.approx(3.0)
+    assert p == pytest.approx(2 * stats.t.sf(3.0, 2))
+    with pytest.raises(UserError):
+        metrics.corrected_resampled_ttest([1.0], 90, 10)
+
+
+# ----------------------------------------------------------------------------- rank tests (Demšar 2006)
+
+# Demšar (2006), Table 6: AUC of C4.5, C4.5+m, C4.5+cf and C4.5+m+cf on 14 UCI data sets
+DEMSAR_NAMES = ["C4.5", "C4.5+m", "C4.5+cf", "C4.5+m+cf"]
+DEMSAR_AUC = np.array([
+    [0.763, 0.768, 0.771, 0.798], [0.599, 0.591, 0.590, 0.569], [0.954, 0.971, 0.968, 0.967],
+    [0.628, 0.661, 0.654, 0.657], [0.882, 0.888, 0.886, 0.898], [0.936, 0.931, 0.916, 0.931],
+    [0.661, 0.668, 0.609, 0.685], [0.583, 0.583, 0.563, 0.625], [0.775, 0.838, 0.866, 0.875],
+    [1.000, 1.000, 1.000, 1.000], [0.940, 0.962, 0.965, 0.962], [0.619, 0.666, 0.614, 0.669],
+    [0.972, 0.981, 0.975, 0.975], [0.957, 0.978, 0.946, 0.970]])
+
+
+def test_friedman_on_demsar_example():
+    r, avg = metrics.average_ranks(DEMSAR_AUC)
+    # ranks worked by hand from the table (rank 1 = highest AUC, ties share the mean rank)
+    assert r[5].tolist() == [1.0, 2.5, 4.0, 2.5] and r[9].tolist() == [2.5] * 4
+    np.testing.assert_allclose(avg, np.array([44.0, 28.0, 41.0, 27.0]) / 14)
+    fr = metrics.friedman_test(DEMSAR_AUC)
+    from scipy import stats
+    ref = stats.friedmanchisquare(*(-DEMSAR_AUC).T)  # scipy applies the same tie correction
+    assert fr["chi2"] == pytest.approx(ref.statistic) and fr["p_chi2"] == pytest.approx(ref.pvalue)
+    n, k = DEMSAR_AUC.shape
+    assert fr["f"] == pytest.approx((n - 1) * fr["chi2"] / (n * (k - 1) - fr["chi2"]))
+    assert fr["p"] == fr["p_f"] < 0.05  # the F version rejects "all alike", as in the paper
+
+
+def test_friedman_without_ties_is_demsars_formula():
+    scores = np.array([[3.0, 2.0, 1.0], [3.0, 1.0, 2.0], [2.0, 3.0, 1.0], [3.0, 2.0, 1.0], [1.0, 3.0, 2.0]])
+    fr = metrics.friedman_test(scores)
+    n, k = scores.shape
+    avg = fr["avg_ranks"]
+    assert fr["chi2"] == pytest.approx(12 * n / (k * (k + 1)) * (np.sum(avg ** 2) - k * (k + 1) ** 2 / 4))
+    # perfect agreement: F is infinite, the chi-square p is reported
+    same = metrics.friedman_test(np.tile([3.0, 2.0, 1.0], (6, 1)))
+    assert same["f"] == np.inf and same["p"] == same["p_chi2"] < 0.01
+
+
+def test_nemenyi_matches_demsar():
+    # Table 5a critical values and the worked example's critical differences
+    for k, q in ((2, 1.960), (3, 2.343), (4, 2.569), (10, 3.164)):
+        assert metrics.nemenyi_q(k, 0.05) == pytest.approx(q, abs=1e-3)
+    assert metrics.nemenyi_q(4, 0.10) == pytest.approx(2.291, abs=1e-3)
+    assert metrics.nemenyi_cd(4, 14, 0.05) == pytest.approx(1.25, abs=5e-3)
+    assert metrics.nemenyi_cd(4, 14, 0.10) == pytest.approx(1.12, abs=5e-3)
+    _, avg = metrics.average_ranks(DEMSAR_AUC)
+    p = metrics.nemenyi_pvalues(avg, 14)
+    diff = np.abs(avg[:, None] - avg[None])
+    # "even the best and the worst differ by less than CD" at .05; at .10 C4.5 is worse than
+    # C4.5+m and C4.5+m+cf
+    assert not (p < 0.05).any()
+    assert {tuple(sorted(ij)) for ij in zip(*np.nonzero(p < 0.10))} == {(0, 1), (0, 3)}
+    assert np.array_equal(p < 0.10, diff > metrics.nemenyi_cd(4, 14, 0.10))
+    assert metrics.cd_cliques(avg, metrics.nemenyi_cd(4, 14, 0.10)) == [[3, 1, 2], [2, 0]]
+
+
+def test_wilcoxon_holm_matches_scipy():
+    from scipy import stats
+    rows = metrics.wilcoxon_holm(DEMSAR_AUC, DEMSAR_NAMES)
+    assert len(rows) == 6
+    raw = [stats.wilcoxon(DEMSAR_AUC[:, i] - DEMSAR_AUC[:, j], zero_method="zsplit").pvalue
+           for i, j in itertools.combinations(range(4), 2)]
+    np.testing.assert_allclose([r["p"] for r in rows], raw)
+    np.testing.assert_allclose([r["p_adjusted"] for r in rows], metrics.holm(raw))
+    assert rows[0]["a"] == "C4.5" and rows[0]["b"] == "C4.5+m"
+
+
+def test_cd_diagram_draws():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, avg = metrics.average_ranks(DEMSAR_AUC)
+    fig, ax = plt.subplots(figsize=(6, 2.5))
+    cd = metrics.nemenyi_cd(4, 14, 0.10)
+    assert metrics.draw_cd_diagram(ax, avg, cd, DEMSAR_NAMES, title="CD") is ax
+    texts = [t.get_text() for t in ax.texts]
+    assert any(t.startswith("C4.5+m+cf (") for t in texts) and any(t.startswith("CD = ") for t in texts)
+    assert len(ax.collections) >= 2
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- predictions tables
+
+def predictions_table(y, pred, corpora, *, encoders=None, seeds=(0, 1, 2), setting="cross"):
+    """A run directory's long predictions table for one simulated study: y [K, N] (or with
+    singleton axes), pred [E, K, S, N]; cells are the ordered corpus pairs."""
+    y = np.asarray(y).reshape(-1, y.shape[-1])
+    e, k, s, n = pred.shape
+    encoders = encoders or [f"enc{i}" for i in range(e)]
+    pairs = [(a, b) for a in corpora for b in corpora if a != b]
+    assert len(pairs) == k
+    enc = np.repeat(np.arange(e), k * s * n)
+    cell = np.tile(np.repeat(np.arange(k), s * n), e)
+    seed = np.tile(np.repeat(np.asarray(seeds), n), e * k)
+    utt = np.tile(np.arange(n), e * k * s)
+    true = y[cell, utt]
+    p = pred.reshape(-1)
+    src = np.array([a for a, _ in pairs])[cell]
+    tgt = np.array([b for _, b in pairs])[cell]
+    lab = np.array(LABELS)
+    return pd.DataFrame({
+        "encoder": np.array(encoders)[enc], "head": "fcn", "layer": "-1",
+        "cell": [f"{setting}:{a}->{b}" for a, b in zip(src, tgt)], "setting": setting,
+        "source": src, "target": tgt, "fold": -1, "seed": seed,
+        "id": [f"{b}/u{i}" for b, i in zip(tgt, utt)], "true": true, "pred": p,
+        "true_label": lab[true], "pred_label": lab[p],
+        "probs": list(np.eye(len(LABELS), dtype=np.float32)[p])})
+
+
+def test_significance_rows_from_a_predictions_table():
+    corpora = ["A", "B", "C", "D"]
+    y, pred, uar = simulate(np.random.default_rng(3), 1, n_utt=30, planted=[0.6, 0.0, 0.0])
+    preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
+    rows = metrics.significance_rows(preds)
+    for col in ("setting", "head", "layer", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high",
+                "p", "p_adjusted", "test", "unit", "n_units"):
+        assert col in rows
+    assert len(rows) == 3 and (rows["n_units"] == 12).all() and (rows["n_seeds"] == 3).all()
+    assert (rows["diff_uar"] >= 0).all()  # encoder_a is the one with the higher mean
+    np.testing.assert_allclose(rows["p_adjusted"], metrics.holm(rows["p"].to_numpy()))
+    assert (rows["labels"] == "|".join(LABELS)).all()
+    # the numbers are the seed-mean per-pair UARs computed independently above
+    cell = uar[0].mean(-1)  # [E, K]
+    idx = {"enc0": 0, "enc1": 1, "enc2": 2}
+    for _, r in rows.iterrows():
+        d = cell[idx[r["encoder_a"]]] - cell[idx[r["encoder_b"]]]
+        assert r["diff_uar"] == pytest.approx(d.mean())
+        assert r["p"] == pytest.approx(metrics.signflip_pvalues(d))
+    # the same with the run's cells list for the label sets
+    cells = [{"name": c, "labels": list(LABELS)} for c in preds["cell"].unique()]
+    again = metrics.significance_rows(preds, cells=cells)
+    pd.testing.assert_frame_equal(rows, again)
+    # clustering by source corpus: 4 clusters, p >= 2/16
+    clustered = metrics.significance_rows(preds, cluster_by="source")
+    assert (clustered["n_clusters"] == 4).all() and (clustered["p"] >= 0.125).all()
+
+
+def test_two_corpora_cannot_be_significant():
+    y, pred, _ = simulate(np.random.default_rng(5), 1, n_enc=2, n_corpora=2, n_seeds=2, n_utt=40,
+                          planted=[3.0, 0.0])
+    rows = metrics.significance_rows(predictions_table(y[0, 0, :, 0], pred[0], ["X", "Y"], seeds=(0, 1)))
+    r = rows.iloc[0]
+    assert r["n_units"] == 2 and r["p_min"] == 0.5 and r["p"] >= 0.5 and not r["significant"]
+    assert r["ci_low"] == -np.inf and r["ci_high"] == np.inf
+    assert metrics.format_p(r["p"]) == "0.500"
+
+
+def test_mismatched_runs_are_refused():
+    corpora = ["A", "B", "C"]
+    y, pred, _ = simulate(np.random.default_rng(9), 1, n_enc=2, n_corpora=3, n_utt=20)
+    preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
+    other = preds.copy()
+    other.loc[(other["encoder"] == "enc1") & (other["id"] == "B/u3"), "id"] = "B/u999"
+    with pytest.raises(metrics.StatisticsError, match="different test utterances"):
+        metrics.significance_rows(other)
+    cells = [{"name": c, "labels": list(LABELS)} for c in preds["cell"].unique()]
+    mixed = preds.copy()
+    mixed.loc[mixed["encoder"] == "enc1", "cell"] = mixed["cell"] + "#4"
+    cells += [{"name": c + "#4", "labels": list(LABELS[:3]) + ["fear"]} for c in preds["cell"].unique()]
+    with pytest.raises(UserError, match="different label sets"):
+        metrics.significance_rows(mixed, cells=cells)
+
+
+def test_friedman_and_gap_rows():
+    corpora = ["A", "B", "C", "D"]
+    y, pred, uar = simulate(np.random.default_rng(4), 1, n_utt=30)
+    preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
+    fr = metrics.friedman_rows(preds)
+    assert len(fr) == 3 and (fr["n_blocks"] == 12).all()
+    _, avg = metrics.average_ranks(uar[0].mean(-1).T)
+    np.testing.assert_allclose(sorted(fr["avg_rank"]), sorted(avg))
+    assert fr["cd"].iloc[0] == pytest.approx(metrics.nemenyi_cd(3, 12))
+    # same-corpus results for the targets: one with the same label set, one without
+    same = preds[preds["source"] == "A"].assign(setting="same", source=lambda t: t["target"],
+                                                cell=lambda t: "same:" + t["target"])
+    cells = [{"name": c, "labels": list(LABELS)} for c in preds["cell"].unique()]
+    cells += [{"name": "same:B", "labels": list(LABELS)}, {"name": "same:C", "labels": list(LABELS)},
+              {"name": "same:D", "labels": ["angry", "happy", "neutral", "fear"]}]
+    gaps = metrics.gap_rows(pd.concat([preds, same]), cells=cells)
+    assert len(gaps) == 3 * 12
+    to_d = gaps[gaps["target"] == "D"]
+    assert to_d["gap"].isna().all() and to_d["note"].str.startswith("label sets differ").all()
+    to_b = gaps[(gaps["target"] == "B")]
+    assert np.isfinite(to_b["gap"]).all()
+    np.testing.assert_allclose(to_b["gap"], to_b["same"] - to_b["cross"])
+    assert gaps[gaps["target"] == "A"]["note"].eq("no same-corpus result for the target").all()
