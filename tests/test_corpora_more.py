@@ -276,9 +276,16 @@ def test_shemo_errors(tmp_path):
 
 # ---------------------------------------------------------------- SUBESCO
 
-def make_subesco(root: Path) -> Path:
-    for name in ["F_02_MONIKA_S_1_NEUTRAL_5", "F_02_MONIKA_S_10_ANGRY_1", "M_01_SAKIB_S_3_SURPRISE_2",
-                 "M_10_TANVIR_S_7_DISGUST_4", "F_09_JUI_S_2_FEAR_3", "M_01_SAKIB_S_3_HAPPY_1", "F_02_MONIKA_S_4_SAD_2"]:
+# Real names of the Zenodo release (SUBESCO.zip unpacks to SUBESCO/*.wav).
+SUBESCO_FILES = ("F_02_MONIKA_S_1_NEUTRAL_5", "F_02_MONIKA_S_10_ANGRY_1", "M_01_BASHIR_S_3_SURPRISE_2",
+                 "M_10_EVAN_S_7_DISGUST_4", "F_09_CHAITY_S_2_FEAR_3", "M_01_BASHIR_S_3_HAPPY_1",
+                 "F_02_MONIKA_S_4_SAD_2")
+#: The one file of the release with a stray "]" after the take number.
+SUBESCO_QUIRK = "F_02_MONIKA_S_2_SURPRISE_3]"
+
+
+def make_subesco(root: Path, quirk: bool = False) -> Path:
+    for name in SUBESCO_FILES + ((SUBESCO_QUIRK,) if quirk else ()):
         tone(root / "SUBESCO" / f"{name}.wav", 48_000)
     return root
 
@@ -289,18 +296,48 @@ def test_subesco_fields(tmp_path):
     r = rows["F_02_MONIKA_S_10_ANGRY_1"]
     assert (r["speaker"], r["gender"], r["emotion"], r["raw_label"], r["text"], r["speaker_name"], r["take"],
             r["language"]) == ("subesco/F_02", "female", "angry", "ANGRY", "10", "MONIKA", "1", "bn")
-    assert rows["M_01_SAKIB_S_3_SURPRISE_2"]["speaker"] == "subesco/M_01"
-    assert rows["M_01_SAKIB_S_3_SURPRISE_2"]["gender"] == "male"
+    assert rows["M_01_BASHIR_S_3_SURPRISE_2"]["speaker"] == "subesco/M_01"
+    assert rows["M_01_BASHIR_S_3_SURPRISE_2"]["gender"] == "male"
     assert {rows[k]["emotion"] for k in rows} == {"neutral", "angry", "surprise", "disgust", "fear", "happy", "sad"}
+
+
+def test_subesco_release_quirk_bracket_after_take(tmp_path):
+    """F_02_MONIKA_S_2_SURPRISE_3].wav of the release is read as take 3, under the id without
+    the bracket; the record still points at the real file."""
+    rows = _by_utt(corpora.load("subesco", make_subesco(tmp_path / "q", quirk=True)))
+    assert len(rows) == 8 and SUBESCO_QUIRK not in rows
+    r = rows["F_02_MONIKA_S_2_SURPRISE_3"]
+    assert (r["speaker"], r["gender"], r["emotion"], r["raw_label"], r["text"], r["speaker_name"], r["take"]) == (
+        "subesco/F_02", "female", "surprise", "SURPRISE", "2", "MONIKA", "3")
+    assert r["path"] == "SUBESCO/F_02_MONIKA_S_2_SURPRISE_3].wav"
+    assert Path(r["audio"]).is_file()
+    assert r["duration"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("name", ["F_02_MONIKA_S_2_SURPRISE_2]", "F_02_MONIKA_S_2_SURPRISE_3]]",
+                                  "F_02_MONIKA_S_2_SURPRISE_3)", "M_01_BASHIR_S_3_HAPPY_1]"])
+def test_subesco_bracket_accepted_only_for_the_release_file(tmp_path, name):
+    root = make_subesco(tmp_path / "b")
+    tone(root / "SUBESCO" / f"{name}.wav", 48_000)
+    with pytest.raises(CorpusError, match="does not follow SUBESCO naming"):
+        corpora.load("subesco", root)
+
+
+def test_subesco_quirky_file_and_a_renamed_copy_clash(tmp_path):
+    # A copy where someone already renamed the file would give the same utterance twice.
+    root = make_subesco(tmp_path / "c", quirk=True)
+    tone(root / "fixed" / "F_02_MONIKA_S_2_SURPRISE_3.wav", 48_000)
+    with pytest.raises(CorpusError, match="duplicate utterance id 'F_02_MONIKA_S_2_SURPRISE_3'"):
+        corpora.load("subesco", root)
 
 
 def test_subesco_errors(tmp_path):
     root = make_subesco(tmp_path / "x1")
-    tone(root / "SUBESCO" / "F_03_RIA_S_1_BORED_1.wav", 48_000)
-    with pytest.raises(UnknownLabelError, match=r"'BORED' in .*F_03_RIA_S_1_BORED_1.wav"):
+    tone(root / "SUBESCO" / "F_03_SMITA_S_1_BORED_1.wav", 48_000)
+    with pytest.raises(UnknownLabelError, match=r"'BORED' in .*F_03_SMITA_S_1_BORED_1.wav"):
         corpora.load("subesco", root)
     root = make_subesco(tmp_path / "x2")
-    tone(root / "SUBESCO" / "F_03_RIA_1_ANGRY_1.wav", 48_000)
+    tone(root / "SUBESCO" / "F_03_SMITA_1_ANGRY_1.wav", 48_000)
     with pytest.raises(CorpusError, match="does not follow SUBESCO naming"):
         corpora.load("subesco", root)
 
