@@ -1,0 +1,231 @@
+"""JAX emotion2vec vs a PyTorch re-typing of FunASR's forward pass (tests/emotion2vec_reference.py).
+
+Reference models are tiny but carry the released flags (layer-norm conv stack, 95-wide 5-deep
+positional encoder, 10 extra tokens, per-head ALiBi scales, post-LN blocks, input normalisation),
+with every parameter perturbed. They are saved in the released layouts (FunASR config.yaml +
+model.pt holding {"model": state_dict}; fairseq emotion2vec_base.pt), converted, and loaded the way
+a user would. Each utterance of a padded batch must equal the reference run on it ALONE.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the FunASR reference and pickle checkpoints need torch "
+                                            "(pip install 'jaxser[torch]')")
+
+from safetensors.numpy import load_file, save_file  # noqa: E402
+
+import jaxser.encoders as encoders  # noqa: E402
+from jaxser.encoders import emotion2vec, emotion2vec_convert  # noqa: E402
+from jaxser.encoders.base import EncoderError  # noqa: E402
+from jaxser.errors import report  # noqa: E402
+from tests import emotion2vec_reference as ref  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LENGTHS = (1234, 5600, 2717)  # clearly different lengths, padded together in one bucket
+ATOL = 1e-4
+#: released flags at a tiny width: 10 extra tokens, conv_pos_width 95 / depth 5 (kernel 19)
+REAL_FLAGS = dict(extra_tokens=10, conv_pos_width=95, conv_pos_depth=5, conv_pos_groups=4)
+
+
+def _waves(lengths=LENGTHS, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(0.3 * rng.standard_normal(n) + 0.05).astype(np.float32) for n in lengths]
+
+
+def _check_parity(enc, model, waves):
+    """Every layer of every utterance of one padded batch vs the reference run alone."""
+    got = enc.embed(waves)
+    assert got.shape == (len(waves), enc.num_layers, enc.dim) and got.dtype == np.float32
+    errs = []
+    for i, w in enumerate(waves):
+        pooled, emb = ref.utterance_reference(model, w)
+        assert pooled.shape == got[i].shape
+        err = np.abs(got[i] - pooled).max(axis=1)
+        assert err.max() <= ATOL, f"utterance {i}: per-layer max abs error {err}"
+        assert np.abs(got[i, -1] - emb).max() <= ATOL  # the authors' utterance embedding
+        errs.append(err.max())
+    return got, max(errs)
+
+
+def _cli(*args):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "jaxser.encoders.emotion2vec_convert", *map(str, args)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    """(FunASR release folder, converted folder, reference model, model_conf)."""
+    conf = ref.model_conf(**REAL_FLAGS)
+    model = ref.build(conf, seed=0)
+    root = tmp_path_factory.mktemp("emotion2vec")
+    src = ref.save_funasr_folder(root / "emotion2vec_plus_tiny", model, conf)
+    res = _cli(src, root / "converted", "--allow-pickle")
+    assert res.returncode == 0, res.stderr
+    return src, root / "converted", model, conf
+
+
+def test_release_layout_converts_and_matches_reference(release):
+    src, conv, model, _ = release
+    ckpt = torch.load(src / "model.pt", weights_only=True)
+    assert list(ckpt) == ["model"]  # the released nesting
+    keys = set(ckpt["model"])
+    for k in ("modality_encoders.AUDIO.local_encoder.conv_layers.0.0.weight",
+              "modality_encoders.AUDIO.local_encoder.conv_layers.0.2.1.weight",
+              "modality_encoders.AUDIO.project_features.2.weight",
+              "modality_encoders.AUDIO.relative_positional_encoder.5.0.weight",
+              "modality_encoders.AUDIO.context_encoder.blocks.1.attn.qkv.weight",
+              "modality_encoders.AUDIO.context_encoder.norm.weight", "modality_encoders.AUDIO.extra_tokens",
+              "modality_encoders.AUDIO.alibi_scale", "modality_encoders.AUDIO.decoder.blocks.0.0.weight",
+              "blocks.1.mlp.fc2.bias", "proj.weight"):
+        assert k in keys, k
+    assert sorted(p.name for p in conv.iterdir()) == ["config.json", "config.yaml", "model.safetensors", "tokens.txt"]
+    cfg = json.loads((conv / "config.json").read_text())
+    assert cfg["model_type"] == "emotion2vec" and cfg["num_extra_tokens"] == 10 and cfg["normalize"] is True
+    assert cfg["feature_encoder_spec"] == [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 2, 2]]
+    # round trip: every tensor but the pre-training decoder, bit for bit
+    saved = load_file(str(conv / "model.safetensors"))
+    kept = {k for k in keys if not k.startswith("modality_encoders.AUDIO.decoder.")}
+    assert set(saved) == kept
+    for k in kept:
+        np.testing.assert_array_equal(saved[k], ckpt["model"][k].numpy(), err_msg=k)
+
+    enc = encoders.load(str(conv), buckets=(6400,))
+    assert isinstance(enc, emotion2vec.Emotion2VecEncoder)
+    assert (enc.num_layers, enc.dim, enc.normalize) == (1 + 2 + 2, 32, True)
+    waves = _waves()
+    got, _ = _check_parity(enc, model, waves)
+    assert enc.compilations == 2  # one bucket: padded batches of two and one
+    for i, w in enumerate(waves):  # batch invariance
+        np.testing.assert_allclose(enc.embed([w])[0], got[i], atol=1e-5, rtol=0)
+    # frame-level output of the last layer = FunASR's granularity="frame" features
+    frames = enc.embed_frames(waves[:1])[0]
+    src_t = torch.nn.functional.layer_norm(torch.from_numpy(waves[0]), (LENGTHS[0],))
+    x = model.extract_features(src_t.view(1, -1))["x"][0].numpy()
+    assert frames.shape == x.shape == (enc.frames(LENGTHS[0]), 32)
+    np.testing.assert_allclose(frames, x, atol=ATOL)
+
+
+def test_fairseq_checkpoint_and_pickle_opt_in(release, tmp_path, capsys):
+    _, conv, model, conf = release
+    fs = ref.save_fairseq_folder(tmp_path / "emotion2vec_base", model, conf)
+    with pytest.raises(EncoderError, match=r"only pickle weights \(emotion2vec_base\.pt\).*emotion2vec_convert"):
+        emotion2vec.load(str(fs))
+    assert report(emotion2vec_convert.main, [str(fs), str(tmp_path / "out")]) == 2
+    assert "--allow-pickle" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    # the fairseq layout (state dict under "model" beside "cfg" and optimizer history) converts alike
+    emotion2vec_convert.convert(fs / "emotion2vec_base.pt", tmp_path / "fs", allow_pickle=True)
+    a, b = encoders.load(str(tmp_path / "fs")), encoders.load(str(conv))
+    assert a.fingerprint == b.fingerprint
+    direct = emotion2vec.load(str(fs), allow_pickle=True)
+    assert direct.fingerprint == b.fingerprint
+    w = _waves((3000,), seed=1)
+    np.testing.assert_array_equal(direct.embed(w), b.embed(w))
+    # without config.yaml, a fairseq checkpoint's own cfg.model gives the architecture
+    (fs / "config.yaml").unlink()
+    cfg, _ = emotion2vec_convert.read_release(fs, allow_pickle=True)
+    assert cfg["embed_dim"] == 32 and cfg["prenet_depth"] == 2
+
+
+VARIANTS = {
+    # GroupNorm conv stack, pre-LN positional encoder, even positional kernel (16 // 4), per-layer ALiBi
+    # scales, 3 of 4 heads with ALiBi (non-power-of-two slopes)
+    "default-extractor": dict(extractor_mode="default", conv_pos_pre_ln=True, conv_pos_width=16, conv_pos_depth=4,
+                              per_layer_scale=True, num_alibi_heads=3, normalize=False, extra_tokens=2),
+    # pre-LN blocks with the final LayerNorm (and no context-encoder norm), no extra tokens
+    "layer-norm-first": dict(layer_norm_first=True, extra_tokens=0, prenet_depth=1),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_config_variants_match_reference(variant):
+    conf = ref.model_conf(**VARIANTS[variant])
+    model = ref.build(conf, seed=1)
+    cfg = emotion2vec.config_from_model_conf(conf)
+    arch = emotion2vec.arch_from_config(cfg)
+    weights = {k: v.numpy() for k, v in model.state_dict().items()}
+    params = emotion2vec.convert_params(arch, weights)
+    enc = emotion2vec.Emotion2VecEncoder(arch, params, config=cfg, name=variant, fingerprint="-",
+                                         normalize=arch.normalize, buckets=(6400,))
+    _check_parity(enc, model, _waves(seed=2))
+
+
+def _edited(conv, dst, edit=None, config=None):
+    dst.mkdir()
+    tensors = load_file(str(conv / "model.safetensors"))
+    if edit:
+        edit(tensors)
+    save_file(tensors, str(dst / "model.safetensors"))
+    cfg = json.loads((conv / "config.json").read_text())
+    (dst / "config.json").write_text(json.dumps({**cfg, **(config or {})}))
+    return str(dst)
+
+
+def test_clear_errors(release, tmp_path, monkeypatch):
+    src, conv, _, conf = release
+    blk = "modality_encoders.AUDIO.context_encoder.blocks.1.attn.proj.bias"
+    with pytest.raises(EncoderError, match=rf"missing 1 keys.*{blk.replace('.', '[.]')}"):
+        emotion2vec.load(_edited(conv, tmp_path / "a", lambda t: t.pop(blk)))
+    with pytest.raises(EncoderError, match=r"unexpected 1 keys.*blocks\.9\.attn\.qkv\.weight"):
+        emotion2vec.load(_edited(conv, tmp_path / "b", lambda t: t.update({"blocks.9.attn.qkv.weight": t["blocks.0.attn.qkv.weight"]})))
+    with pytest.raises(EncoderError, match=r"relative_positional_encoder\.1\.0\.weight has shape \(32, 8, 19\).*\(32, 8, 9\)"):
+        emotion2vec.load(_edited(conv, tmp_path / "c", config={"conv_pos_width": 45}))
+    with pytest.raises(EncoderError, match="model_type 'wav2vec2'"):
+        emotion2vec.load(_edited(conv, tmp_path / "d", config={"model_type": "wav2vec2"}))
+    bad = {**conf, "modalities": {"audio": {**conf["modalities"]["audio"], "learned_alibi": True}}}
+    with pytest.raises(EncoderError, match="learned_alibi"):
+        emotion2vec.config_from_model_conf(bad)
+    with pytest.raises(EncoderError, match="feature_encoder_spec"):  # the spec is parsed, never eval()'d
+        emotion2vec.parse_spec("__import__('os').getcwd()")
+    assert emotion2vec.parse_spec("[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] + [(512,2,2)]")[-1] == (512, 2, 2)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EncoderError, match="no emotion2vec weights.*emotion2vec_convert"):
+        emotion2vec.load(str(tmp_path / "empty"))
+    with pytest.raises(EncoderError, match="not a directory"):
+        emotion2vec.load(str(tmp_path / "nowhere"))
+
+    def offline(*a, **k):
+        raise OSError("no network")
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(EncoderError, match=r"emotion2vec/emotion2vec_plus_large.*config\.yaml and model\.pt.*"
+                                           r"emotion2vec_convert SRC DST --allow-pickle"):
+        encoders.load("emotion2vec-plus-large")
+    with pytest.raises(EncoderError, match="needs at least 60 "):  # the tiny conv stack's receptive field
+        encoders.load(str(conv)).embed([np.zeros(59, np.float32)])
+
+
+def test_random_presets_registry_and_normalisation():
+    enc = encoders.load("random-emotion2vec")
+    assert (enc.dim, enc.num_layers, enc.arch.extra, enc.arch.pos_kernel) == (64, 5, 10, 19)
+    waves = _waves((14800, 16000))  # one bucket, one batch
+    out = enc.embed(waves)
+    assert out.shape == (2, 5, 64) and np.isfinite(out).all()
+    frames = enc.embed_frames(waves, layer=2)
+    assert [f.shape[0] for f in frames] == [enc.frames(n) for n in (14800, 16000)] == [46, 49]
+    np.testing.assert_allclose(np.stack([f.mean(0) for f in frames]), out[:, 2], atol=1e-5)
+    # the input layer norm makes gain and offset irrelevant
+    np.testing.assert_allclose(enc.embed([3.0 * w - 0.2 for w in waves]), out, atol=1e-4)
+    other = emotion2vec.load("random", seed=1)
+    assert other.fingerprint != enc.fingerprint == emotion2vec.load("random").fingerprint
+    assert emotion2vec.load("random", normalize=False).fingerprint != enc.fingerprint
+    base = emotion2vec.arch_from_config(emotion2vec.PRESETS["base"])  # emotion2vec_base sizes: shapes only
+    n_params = sum(int(np.prod(s)) for s in emotion2vec.expected_shapes(base).values())
+    assert (base.embed, 1 + base.blocks, base.min_samples) == (768, 13, 400) and 90e6 < n_params < 95e6
+    for name, hub in (("emotion2vec-base", "emotion2vec/emotion2vec_base"),
+                      ("emotion2vec-plus-seed", "emotion2vec/emotion2vec_plus_seed"),
+                      ("emotion2vec-plus-base", "emotion2vec/emotion2vec_plus_base"),
+                      ("emotion2vec-plus-large", "emotion2vec/emotion2vec_plus_large")):
+        assert encoders.REGISTRY[name] == ("emotion2vec", {"source": hub})
+    with pytest.raises(EncoderError, match="unknown preset"):
+        emotion2vec.load("random", preset="huge")
