@@ -794,7 +794,7 @@ def _check_units(scores) -> None:
 
 
 def significance_rows(preds=None, *, scores=None, cells=None, metric: str = "uar", settings=None,
-                      family: Sequence[str] = ("setting", "head", "layer"), cluster_by: str | None = None,
+                      family: Sequence[str] = ("setting", "head", "layer"), cluster_by: str | None = "source",
                       alpha: float = 0.05, n_perm: int = 20000, seed: int = 0, by_label_set: bool = False):
     """Every pairwise encoder comparison of a study, one row each, Holm-adjusted per family.
 
@@ -802,13 +802,15 @@ def significance_rows(preds=None, *, scores=None, cells=None, metric: str = "uar
     pooled (same) or a held-out corpus (loco). Each encoder's score on a unit is its metric
     averaged over seeds; a comparison is the sign-flip test of the per-unit differences,
     so seed-to-seed, utterance-level and pair-to-pair variation all count as noise (see
-    docs/statistics.md). Rows: setting, head, layer, encoder_a (the better mean), encoder_b,
+    docs/statistics.md). A cross-corpus model is trained once per source and tested on every
+    target, so by default pairs that share a source are flipped together (``cluster_by=
+    "source"``; same-corpus and LOCO units are their own clusters); ``cluster_by=None`` treats
+    every pair as independent, which rejects far too often when models are shared. Rows: setting, head, layer, encoder_a (the better mean), encoder_b,
     mean_a, mean_b, diff_<metric>, ci_low, ci_high, p, p_adjusted, p_min, significant, test,
     unit, n_units, n_clusters, n_seeds, labels.
 
     ``family``: the columns within which Holm controls the family-wise error (default: one
-    table per setting, head and layer). ``cluster_by`` ("source" or "target") flips units
-    sharing that corpus together. ``by_label_set`` splits families by label set.
+    table per setting, head and layer). ``by_label_set`` splits families by label set.
     """
     import pandas as pd
 
@@ -851,7 +853,8 @@ def significance_rows(preds=None, *, scores=None, cells=None, metric: str = "uar
                              "p": t["p"], "p_min": t["p_min"],
                              "test": ("sign-flip permutation, exact" if t["exact"] else
                                       f"sign-flip permutation, {n_perm} random flips")
-                                     + (f", flipped by {cluster_by}" if cluster_by else ""),
+                                     + (f", pairs sharing a {cluster_by} flipped together"
+                                        if cluster_by and t["n_clusters"] < t["n_units"] else ""),
                              "unit": _UNIT_WORDS.get(key["setting"], "result cell (seed mean)"),
                              "n_units": t["n_units"], "n_clusters": t["n_clusters"],
                              "n_seeds": int(seeds_ab.min()),

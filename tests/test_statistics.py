@@ -13,52 +13,78 @@ LABELS = ("angry", "happy", "neutral", "sad")
 PAIRS = [(0, 1), (0, 2), (1, 2)]
 
 
-def simulate(rng, n_studies, *, n_enc=3, n_corpora=4, n_seeds=3, n_utt=50, planted=None):
+def simulate(rng, n_studies, *, n_enc=3, n_corpora=4, n_seeds=3, n_utt=50, planted=None, shared_models=False):
     """Per-utterance predictions of whole studies: [R, E, K, S, N] for K = all ordered corpus
     pairs. Each cell has its own difficulty (shared by the encoders), each encoder a random
     cell-specific transfer effect, each training seed its own offset, each utterance its own
     difficulty; ``planted`` adds a per-encoder shift (logit scale). With planted=None the
-    encoders are exchangeable in every cell: any 'significant' difference is a false positive."""
+    encoders are exchangeable in every cell: any 'significant' difference is a false positive.
+
+    ``shared_models``: as in the runner, one model per (encoder, source, seed) is tested on
+    every target, so its seed offset, and an encoder x source transfer effect, are shared by
+    all pairs with that source."""
     k = n_corpora * (n_corpora - 1)
+    src = np.array([a for a in range(n_corpora) for b in range(n_corpora) if a != b])
     shape = (n_studies, n_enc, k, n_seeds, n_utt)
     y = rng.integers(0, len(LABELS), (n_studies, 1, k, 1, n_utt))
     logit = (-0.3 + rng.normal(0, 0.5, (n_studies, 1, k, 1, 1))        # cell difficulty
              + rng.normal(0, 0.25, (n_studies, n_enc, k, 1, 1))        # encoder x cell transfer
-             + rng.normal(0, 0.25, (n_studies, n_enc, k, n_seeds, 1))  # training seed
              + rng.normal(0, 1.0, (n_studies, 1, k, 1, n_utt)))        # utterance difficulty
+    if shared_models:
+        logit = (logit + rng.normal(0, 0.25, (n_studies, n_enc, n_corpora, 1, 1))[:, :, src]
+                 + rng.normal(0, 0.25, (n_studies, n_enc, n_corpora, n_seeds, 1))[:, :, src])
+    else:
+        logit = logit + rng.normal(0, 0.25, (n_studies, n_enc, k, n_seeds, 1))  # training seed
     if planted is not None:
         logit = logit + np.asarray(planted, float).reshape(1, n_enc, 1, 1, 1)
     correct = rng.random(shape) < 1 / (1 + np.exp(-logit))
     pred = np.where(correct, y, (y + rng.integers(1, len(LABELS), shape)) % len(LABELS))
     uar = metrics.batched_metrics(np.broadcast_to(y, shape), pred, len(LABELS))["uar"]  # [R, E, K, S]
-    return y, pred, uar
+    return y, pred, uar, src
 
 
-def family_pvalues(uar):
+def family_pvalues(uar, clusters=None, n_perm=2000):
     """Holm-adjusted sign-flip p of every encoder pair, per study: [R, 3]."""
     cell = uar.mean(-1)  # seed mean per unit
     d = np.stack([cell[:, a] - cell[:, b] for a, b in PAIRS], 1)
-    return metrics.holm(metrics.signflip_pvalues(d)), d
+    return metrics.holm(metrics.signflip_pvalues(d, clusters=clusters, n_perm=n_perm)), d
 
 
 def test_null_studies_family_wise_error_rate_is_nominal():
-    """600 null studies (3 exchangeable encoders, 4 corpora = 12 cross pairs, 3 seeds): Holm
-    over the 3 pairwise comparisons must reject at least one in about 5% of studies."""
-    _, _, uar = simulate(np.random.default_rng(2024), 600)
+    """600 null studies (3 exchangeable encoders, 4 corpora = 12 independent cross pairs,
+    3 seeds): Holm over the 3 pairwise comparisons must reject at least one in about 5%."""
+    *_, uar, _ = simulate(np.random.default_rng(2024), 600)
     adj, _ = family_pvalues(uar)
     fwer = float((adj <= 0.05).any(-1).mean())
-    print(f"\nfamily-wise false-positive rate at alpha=0.05: {fwer:.3f} (600 null studies)")
+    print(f"\nindependent pairs, pair units: family-wise false-positive rate {fwer:.3f} (600 null studies)")
     assert 0.02 <= fwer <= 0.07
 
 
+def test_null_studies_with_shared_models_need_source_clusters():
+    """500 null studies where each source's model is tested on all targets (8 corpora = 56
+    pairs, 8 sources): flipping pairs by source keeps the family-wise rate nominal; treating
+    the 56 pairs as independent does not (why significance_rows clusters by source)."""
+    *_, uar, src = simulate(np.random.default_rng(99), 500, n_corpora=8, n_utt=30, shared_models=True)
+    adj, _ = family_pvalues(uar, clusters=src)
+    fwer = float((adj <= 0.05).any(-1).mean())
+    naive, _ = family_pvalues(uar)
+    fwer_naive = float((naive <= 0.05).any(-1).mean())
+    print(f"\nshared models, source clusters: family-wise false-positive rate {fwer:.3f}; "
+          f"pairs as independent units: {fwer_naive:.3f} (500 null studies)")
+    assert 0.02 <= fwer <= 0.07
+    assert fwer_naive > 0.07
+
+
 def test_planted_difference_is_detected_in_the_right_direction():
-    """Encoder 0 truly better by a planted shift: measure how often it is declared better
-    than encoder 1 after Holm (power), and check no study declares it worse."""
-    _, _, uar = simulate(np.random.default_rng(7), 400, planted=[0.5, 0.0, 0.0])
-    adj, d = family_pvalues(uar)
+    """Encoder 0 truly better by a planted shift (shared-model design, source clusters):
+    measure how often it is declared better than encoder 1 after Holm (power), and check no
+    study declares it worse."""
+    *_, uar, src = simulate(np.random.default_rng(7), 400, n_corpora=8, n_utt=30, shared_models=True,
+                            planted=[0.5, 0.0, 0.0])
+    adj, d = family_pvalues(uar, clusters=src)
     hit = adj[:, 0] <= 0.05
     power = float(hit.mean())
-    print(f"\nplanted +{100 * d[:, 0].mean():.1f} UAR points: power {power:.3f} (400 studies)")
+    print(f"\nplanted +{100 * d[:, 0].mean():.1f} UAR points: power {power:.3f} (400 studies, 8 corpora)")
     assert power >= 0.5
     assert np.all(d[hit, 0].mean(-1) > 0)
     assert float((adj[:, 2] <= 0.05).mean()) <= 0.07  # encoders 1 and 2 stay exchangeable
@@ -260,9 +286,9 @@ def predictions_table(y, pred, corpora, *, encoders=None, seeds=(0, 1, 2), setti
 
 def test_significance_rows_from_a_predictions_table():
     corpora = ["A", "B", "C", "D"]
-    y, pred, uar = simulate(np.random.default_rng(3), 1, n_utt=30, planted=[0.6, 0.0, 0.0])
+    y, pred, uar, _ = simulate(np.random.default_rng(3), 1, n_utt=30, planted=[0.6, 0.0, 0.0])
     preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
-    rows = metrics.significance_rows(preds)
+    rows = metrics.significance_rows(preds, cluster_by=None)
     for col in ("setting", "head", "layer", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high",
                 "p", "p_adjusted", "test", "unit", "n_units"):
         assert col in rows
@@ -279,15 +305,17 @@ def test_significance_rows_from_a_predictions_table():
         assert r["p"] == pytest.approx(metrics.signflip_pvalues(d))
     # the same with the run's cells list for the label sets
     cells = [{"name": c, "labels": list(LABELS)} for c in preds["cell"].unique()]
-    again = metrics.significance_rows(preds, cells=cells)
+    again = metrics.significance_rows(preds, cells=cells, cluster_by=None)
     pd.testing.assert_frame_equal(rows, again)
-    # clustering by source corpus: 4 clusters, p >= 2/16
-    clustered = metrics.significance_rows(preds, cluster_by="source")
+    # by default pairs sharing a source (one trained model) flip together: 4 clusters, p >= 2/16
+    clustered = metrics.significance_rows(preds)
     assert (clustered["n_clusters"] == 4).all() and (clustered["p"] >= 0.125).all()
+    assert (clustered["p_min"] == 0.125).all() and clustered["test"].str.contains("source").all()
+    np.testing.assert_allclose(clustered["diff_uar"], rows["diff_uar"])
 
 
 def test_two_corpora_cannot_be_significant():
-    y, pred, _ = simulate(np.random.default_rng(5), 1, n_enc=2, n_corpora=2, n_seeds=2, n_utt=40,
+    y, pred, *_ = simulate(np.random.default_rng(5), 1, n_enc=2, n_corpora=2, n_seeds=2, n_utt=40,
                           planted=[3.0, 0.0])
     rows = metrics.significance_rows(predictions_table(y[0, 0, :, 0], pred[0], ["X", "Y"], seeds=(0, 1)))
     r = rows.iloc[0]
@@ -298,7 +326,7 @@ def test_two_corpora_cannot_be_significant():
 
 def test_mismatched_runs_are_refused():
     corpora = ["A", "B", "C"]
-    y, pred, _ = simulate(np.random.default_rng(9), 1, n_enc=2, n_corpora=3, n_utt=20)
+    y, pred, *_ = simulate(np.random.default_rng(9), 1, n_enc=2, n_corpora=3, n_utt=20)
     preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
     other = preds.copy()
     other.loc[(other["encoder"] == "enc1") & (other["id"] == "B/u3"), "id"] = "B/u999"
@@ -314,7 +342,7 @@ def test_mismatched_runs_are_refused():
 
 def test_friedman_and_gap_rows():
     corpora = ["A", "B", "C", "D"]
-    y, pred, uar = simulate(np.random.default_rng(4), 1, n_utt=30)
+    y, pred, uar, _ = simulate(np.random.default_rng(4), 1, n_utt=30)
     preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
     fr = metrics.friedman_rows(preds)
     assert len(fr) == 3 and (fr["n_blocks"] == 12).all()
