@@ -228,6 +228,48 @@ def test_aesdd_fields(tmp_path):
     assert g == {"aesdd/1": "female", "aesdd/5": "male", "aesdd/2": "unknown", "aesdd/3": "unknown"}
 
 
+def _no_data_chunk(path: Path) -> Path:
+    """A WAV cut just before its data chunk, as `sadness/s05 (3).wav` is in the AESDD release
+    (libsndfile: "No 'data' chunk marker")."""
+    raw = tone(path, 44_100).read_bytes()
+    path.write_bytes(raw[:raw.index(b"data")])
+    return path
+
+
+def test_aesdd_release_take_letters(tmp_path):
+    # The release has both take letters: `s01 (5)a.wav` and `s01 (5)b.wav`, next to `s04 (5).wav`
+    # and `s04 (5)b.wav` (EmoBox data/aesdd file list).
+    root = make_aesdd(tmp_path / "t")
+    for name in ("s01 (5)a", "s01 (5)b", "s04 (5)"):
+        tone(root / "Acted Emotional Speech Dynamic Database" / "sadness" / f"{name}.wav", 44_100)
+    rows = _by_utt(corpora.load("aesdd", root))
+    assert (rows["s01_5a"]["take"], rows["s01_5b"]["take"], rows["s04_5"]["take"]) == ("a", "b", "")
+    assert rows["s01_5a"]["speaker"] == "aesdd/5" and rows["s01_5a"]["emotion"] == "sad"
+
+
+def test_aesdd_release_broken_file_is_skipped_with_a_warning(tmp_path):
+    root = make_aesdd(tmp_path / "bad")
+    bad = _no_data_chunk(root / "Acted Emotional Speech Dynamic Database" / "sadness" / "s05 (3).wav")
+    with pytest.raises(audio.AudioError, match="data"):
+        audio.info(bad)
+    with pytest.warns(UserWarning, match=r"known to be broken in the AESDD release: .*s05 \(3\)\.wav"):
+        ds = corpora.load("aesdd", root)
+    assert len(ds) == 6 and "aesdd/s05_3" not in ds["id"]
+    # a readable s05 (3).wav (a repaired copy) is kept
+    tone(bad, 44_100)
+    rows = _by_utt(corpora.load("aesdd", root))
+    assert rows["s05_3"]["speaker"] == "aesdd/3" and rows["s05_3"]["emotion"] == "sad"
+
+
+def test_aesdd_other_unreadable_files_still_fail(tmp_path):
+    root = make_aesdd(tmp_path / "bad2")
+    _no_data_chunk(root / "Acted Emotional Speech Dynamic Database" / "sadness" / "s05 (4).wav")
+    with pytest.raises(audio.AudioError, match=r"s05 \(4\)\.wav"):
+        corpora.load("aesdd", root)
+    ds = corpora.load("aesdd", root, skip_errors=True)
+    assert "aesdd/s05_4" in ds["id"]
+
+
 def test_aesdd_errors(tmp_path):
     root = make_aesdd(tmp_path / "e1")
     tone(root / "extra" / "n01 (1).wav", 44_100)

@@ -12,12 +12,21 @@ anger, d disgust, f fear, h happiness, s sadness. Utterance 20 is the improvised
 Gender: the README gives the actors' genders only as counts, not per speaker number, so it is
 "unknown" unless you pass `genders={"1": "female", ...}`. (Some third-party loaders assume
 odd numbers are male; the release does not say so, so jaxser does not.)
+
+One file of the distributed corpus is broken: `sadness/s05 (3).wav` has no WAV `data` chunk
+(libsndfile: "No 'data' chunk marker"), so it cannot be read. nkululeko's
+`data/aesdd/process_database.py` leaves it out by name, EmoBox's `data/aesdd` file list has no
+`s05 (3)`, and MTEB's AESDD task drops it as a corrupt WAV. If its header cannot be read it is
+skipped with a warning naming it (`KNOWN_BAD_FILES`); if your copy has a readable one it is
+kept. Any other unreadable file is still an AudioError when the dataset is built.
 """
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
+from jaxser.audio import AudioError, info
 from jaxser.corpora.schema import CorpusError, GENDERS, find_audio, map_label, parse_files
 
 NAME = "aesdd"
@@ -25,6 +34,8 @@ LANGUAGE = "el"
 SAMPLE_RATE = 44_100
 LABEL_MAP = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "s": "sad"}
 FOLDERS = {"anger": "a", "disgust": "d", "fear": "f", "happiness": "h", "sadness": "s"}
+#: File stems broken in the distributed corpus; skipped (with a warning) only if unreadable.
+KNOWN_BAD_FILES = ("s05 (3)",)
 _NAME_RE = re.compile(r"^([A-Za-z])(\d{1,2})\s*\((\d+)\)\s*([A-Za-z]?)$")
 
 
@@ -53,4 +64,17 @@ def records(root, *, genders: dict | None = None, errors: list | None = None) ->
     if bad:
         raise CorpusError(f"{NAME}: genders {bad} not in {GENDERS}")
     root = Path(root)
-    return parse_files(find_audio(root, NAME), lambda p: parse(p, root, genders), errors)
+    out = parse_files(find_audio(root, NAME), lambda p: parse(p, root, genders), errors)
+    skipped = [r["path"] for r in out if Path(r["path"]).stem in KNOWN_BAD_FILES and not _readable(r["path"])]
+    if skipped:
+        warnings.warn(f"{NAME}: skipped {len(skipped)} unreadable file(s) known to be broken in the AESDD "
+                      f"release: {', '.join(skipped)}", stacklevel=2)
+    return [r for r in out if r["path"] not in skipped]
+
+
+def _readable(path) -> bool:
+    try:
+        info(path)
+    except AudioError:
+        return False
+    return True
