@@ -805,9 +805,11 @@ def significance_rows(preds=None, *, scores=None, cells=None, metric: str = "uar
     docs/statistics.md). A cross-corpus model is trained once per source and tested on every
     target, so by default pairs that share a source are flipped together (``cluster_by=
     "source"``; same-corpus and LOCO units are their own clusters); ``cluster_by=None`` treats
-    every pair as independent, which rejects far too often when models are shared. Rows: setting, head, layer, encoder_a (the better mean), encoder_b,
-    mean_a, mean_b, diff_<metric>, ci_low, ci_high, p, p_adjusted, p_min, significant, test,
-    unit, n_units, n_clusters, n_seeds, labels.
+    every pair as independent, which rejects far too often when models are shared.
+
+    Rows: setting, head, layer, encoder_a (the better mean), encoder_b, mean_a, mean_b,
+    diff_<metric>, ci_low, ci_high, p, p_adjusted, p_min, significant, test, unit, n_units,
+    n_clusters, n_seeds, labels.
 
     ``family``: the columns within which Holm controls the family-wise error (default: one
     table per setting, head and layer). ``by_label_set`` splits families by label set.
