@@ -428,6 +428,39 @@ def test_cafe_aiff_and_errors(tmp_path):
         corpora.load("cafe", root)
 
 
+def test_cafe_garbled_folder_names_of_published_copies(tmp_path):
+    # EmoBox's CaFE list has CaFE_48k/ColŠre/... and CaFE_48k/D‚go–t/... (CP437 bytes read as cp1252)
+    root = tmp_path / "garbled"
+    for rel in ["ColŠre/Faible/01-C-1-1.wav", "ColŠre/Fort/02-C-2-6.wav", "D‚go–t/Fort/10-D-2-1.wav",
+                "Neutre/08-N-1-1.wav", "Tristesse/Faible/04-T-1-3.wav"]:
+        tone(root / "CaFE_48k" / rel, 48_000)
+    rows = _by_utt(corpora.load("cafe", root))
+    assert {k: (r["emotion"], r["intensity"]) for k, r in rows.items()} == {
+        "01-C-1-1": ("angry", "faible"), "02-C-2-6": ("angry", "fort"), "10-D-2-1": ("disgust", "fort"),
+        "08-N-1-1": ("neutral", ""), "04-T-1-3": ("sad", "faible")}
+    assert rows["10-D-2-1"]["path"] == "CaFE_48k/D‚go–t/Fort/10-D-2-1.wav"
+    # the garbled spellings are still checked against the file name
+    tone(root / "CaFE_48k" / "D‚go–t" / "Fort" / "03-J-2-1.wav", 48_000)
+    with pytest.raises(CorpusError, match="folder 'D‚go–t' but its name says emotion 'J'"):
+        corpora.load("cafe", root)
+
+
+def test_cafe_undecodable_folder_names_are_refused_with_the_fix(tmp_path):
+    # a copy that kept the zip's raw CP437 bytes: Col\x8are is not UTF-8
+    import os
+
+    folder = os.path.join(os.fsencode(tmp_path / "raw" / "CaFE_48k"), b"Col\x8are", b"Faible")
+    try:
+        os.makedirs(folder)
+    except OSError:
+        pytest.skip("this file system does not take non-UTF-8 names")
+    src = tone(tmp_path / "src.wav", 48_000)
+    os.rename(os.fsencode(src), os.path.join(folder, b"01-C-1-1.wav"))
+    tone(tmp_path / "raw" / "CaFE_48k" / "Neutre" / "08-N-1-1.wav", 48_000)
+    with pytest.raises(CorpusError, match=r"'Col\\udc8are' is not valid UTF-8.*python -m zipfile -e"):
+        corpora.load("cafe", tmp_path / "raw")
+
+
 def test_collect_errors_instead_of_raising(tmp_path):
     """Loaders take `errors=[]` to skip and list bad files (what the corpus card uses)."""
     from jaxser.corpora import urdu

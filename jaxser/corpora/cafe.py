@@ -15,6 +15,16 @@ neutral, which has none).
 Gender: odd actor numbers are male, even female, as in the ertk and nkululeko CaFE
 loaders (the dataset gives 6 + 6 actors); override with `genders={"01": "female", ...}`.
 Emotion and intensity folders, when recognisable, must agree with the file name.
+
+Accented folder names of the Zenodo zip (`CaFE_48k.zip`) arrive garbled in some copies:
+EmoBox's CaFE file list (`data/cafe/data.seg.audmap`) spells them `ColŠre` and `D‚go–t`,
+which is `Colère`/`Dégoût` written in the DOS code page CP437 (è = 0x8A, é = 0x82,
+û = 0x96) and read back as Windows-1252. Both spellings are recognised as the Colère and
+Dégoût folders (`FOLDERS`). A copy that kept the raw CP437 bytes has folder names that are
+not UTF-8 (`Col\x8are`), which the audio library cannot open; such a path is refused with a
+CorpusError that says to re-extract with Python's `zipfile` (`python -m zipfile -e
+CaFE_48k.zip DEST`, which decodes names without the zip's UTF-8 flag as CP437) or to rename
+the folders.
 """
 from __future__ import annotations
 
@@ -28,7 +38,9 @@ NAME = "cafe"
 LANGUAGE = "fr-CA"
 SAMPLE_RATE = 48_000
 LABEL_MAP = {"C": "angry", "D": "disgust", "J": "happy", "N": "neutral", "P": "fear", "S": "surprise", "T": "sad"}
-FOLDERS = {"colère": "C", "dégoût": "D", "joie": "J", "neutre": "N", "peur": "P", "surprise": "S", "tristesse": "T"}
+FOLDERS = {"colère": "C", "dégoût": "D", "joie": "J", "neutre": "N", "peur": "P", "surprise": "S", "tristesse": "T",
+           # the zip's CP437 bytes read as Windows-1252 (seen in published CaFE file lists)
+           "colšre": "C", "d‚go–t": "D"}
 INTENSITY_FOLDERS = {"faible": "1", "fort": "2"}
 EXTENSIONS = (".wav", ".aiff", ".aif")
 _NAME_RE = re.compile(r"^(\d{1,2})-([A-Za-z])(?:-([0-9]))?-(\d{1,2})$")
@@ -38,7 +50,25 @@ def default_gender(actor: str) -> str:
     return "male" if int(actor) % 2 else "female"
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes of a file name (surrogate escapes)
+        return False
+    return True
+
+
+def _check_utf8(path: Path, root) -> None:
+    if _is_utf8(str(path)):
+        return
+    bad = next((part for part in path.relative_to(root).parts if not _is_utf8(part)), str(path))
+    raise CorpusError(f"{NAME}: {str(path)!r}: the name {bad!r} is not valid UTF-8, so the audio cannot be "
+                      "opened; this copy kept the CP437 bytes of the CaFE zip's folder names. Re-extract "
+                      "with `python -m zipfile -e CaFE_48k.zip DEST` or rename the folders (Colère, Dégoût)")
+
+
 def parse(path: Path, root, genders: dict) -> dict:
+    _check_utf8(path, root)
     m = _NAME_RE.match(path.stem)
     if not m:
         raise CorpusError(f"{NAME}: {path} does not follow CaFE naming <actor>-<emotion>-<intensity>-<sentence>.wav "
