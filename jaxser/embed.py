@@ -23,8 +23,9 @@ Guarantees:
   recomputed; an incomplete final file keeps what it has and the rest is computed.
 - Resumable whatever the chunk size: chunk files are named by chunk size, and a run whose
   chunk size differs from the interrupted one's reuses the earlier files' embeddings by
-  utterance id, so only what was lost is recomputed (the result equals an uninterrupted run's
-  because encoders embed every utterance independently of its batch mates).
+  utterance id, so only what was lost is recomputed (bit-identical to an uninterrupted run for
+  an encoder whose output does not depend on batch mates; batched XLA kernels may differ in
+  the last bits, as between two runs with different batch settings).
 - One extraction per entry: a process takes an exclusive `flock` on the entry's `.lock`; a
   second one waits (saying so) and then reuses the finished file. The lock is not taken in
   multi-host mode, whose hosts cooperate through chunk files instead.

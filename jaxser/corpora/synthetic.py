@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxser.corpora.schema import CorpusError, build_dataset, map_label
+from jaxser.io import atomic_write_text
 
 #: Bump when the synthesiser changes what it writes: the cache folder is versioned by it.
 VERSION = 1
@@ -963,6 +964,4 @@ def _write_corpus(s: CorpusSpec, folder: Path) -> None:
     sizes[METADATA] = (folder / METADATA).stat().st_size
     marker = {"version": VERSION, "config": s.config_hash(), "corpus": s.name, "n_files": len(sizes),
               "sizes": sizes}
-    tmp = folder / (MARKER + ".part")
-    tmp.write_text(json.dumps(marker, indent=1, sort_keys=True))
-    os.replace(tmp, folder / MARKER)  # written last: its presence means the folder is complete
+    atomic_write_text(folder / MARKER, json.dumps(marker, indent=1, sort_keys=True))  # last: the folder is complete

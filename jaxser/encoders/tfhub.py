@@ -39,6 +39,7 @@ from typing import Callable
 import numpy as np
 
 from jaxser.encoders.base import Encoder, EncoderError, digest
+from jaxser.io import file_mode, umask
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ def _download(handle: str, target: Path) -> None:
         if not (tmp / "saved_model.pb").exists():
             raise EncoderError(f"{handle}: the downloaded archive holds no saved_model.pb "
                                f"(files: {sorted(p.name for p in tmp.iterdir())[:10]})")
+        _honour_umask(tmp)
         try:
             os.replace(tmp, target)
         except OSError:
@@ -160,6 +162,16 @@ def _download(handle: str, target: Path) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _honour_umask(folder: Path) -> None:
+    """Give unpacked files the modes a plain open()/mkdir would (the archive's own modes may be
+    private), so a shared model cache stays readable by collaborators."""
+    fmode, dmode = file_mode(), 0o777 & ~umask()
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, dmode)
+        for name in files:
+            os.chmod(os.path.join(root, name), fmode)
 
 
 def _check_savedmodel(path: Path) -> None:

@@ -45,6 +45,7 @@ import numpy as np
 
 from jaxser.encoders import hf
 from jaxser.encoders.base import Encoder, EncoderError, bucket_length, check_waveforms, default_buckets, digest
+from jaxser.io import atomic_write, atomic_write_text
 
 HUB_ID = "speechbrain/spkrec-xvect-voxceleb"
 MODEL_TYPE = "speechbrain-xvector"
@@ -571,11 +572,10 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, allow_pickle: boo
     cfg, weights = read_speechbrain(src, allow_pickle=allow_pickle)
     dst.mkdir(parents=True, exist_ok=True)
     cfg = {**cfg, "converted_from": str(src)}
-    tmp = dst / "model.safetensors.tmp"
-    save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(tmp),
-              metadata={"format": "np", "source": "speechbrain embedding_model.ckpt"})
-    os.replace(tmp, dst / "model.safetensors")
-    (dst / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    atomic_write(dst / "model.safetensors", lambda tmp: save_file(
+        {k: np.ascontiguousarray(v) for k, v in weights.items()}, tmp,
+        metadata={"format": "np", "source": "speechbrain embedding_model.ckpt"}))
+    atomic_write_text(dst / "config.json", json.dumps(cfg, indent=2) + "\n")
     if (src / "hyperparams.yaml").resolve() != (dst / "hyperparams.yaml").resolve():
         shutil.copyfile(src / "hyperparams.yaml", dst / "hyperparams.yaml")
     return dst
