@@ -15,6 +15,11 @@ The last line printed is one JSON object.
 
     python benchmarks/encoder_throughput.py           # ~20-60 s per side on a 2-core CPU
     python benchmarks/encoder_throughput.py --quick   # a smoke run
+    python benchmarks/encoder_throughput.py --model w2v-bert-small   # w2v-BERT 2.0 layout, small sizes
+
+--model w2v-bert-small compares jaxser's w2v-BERT port (preset "small": 256 wide, 4 Conformer
+layers, facebook/w2v-bert-2.0's flags) with SeamlessM4TFeatureExtractor + Wav2Vec2BertModel,
+both sides including their filterbank front end (the feature extraction time is printed apart).
 """
 from __future__ import annotations
 
@@ -39,6 +44,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None, help="alternating timed rounds (default 2; quick 1)")
     ap.add_argument("--batch-size", type=int, default=8, help="torch batch size (HF-style padded batches)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", choices=("wav2vec2-base", "w2v-bert-small"), default="wav2vec2-base",
+                    help="architecture on both sides (random weights)")
     ap.add_argument("--single-thread", action="store_true",
                     help="one thread per side (torch.set_num_threads(1), XLA without intra-op threads): "
                          "CPU-time comparison that background load on a shared machine distorts least")
@@ -50,12 +57,15 @@ def main() -> None:
     rounds = args.rounds or (1 if args.quick else 2)
 
     import torch
+
+    if args.single_thread:
+        torch.set_num_threads(1)
+    if args.model == "w2v-bert-small":
+        return run_w2v_bert(args, n, rounds)
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
     from jaxser.encoders import wav2vec2
 
-    if args.single_thread:
-        torch.set_num_threads(1)
     cfg = Wav2Vec2Config(**{k: v for k, v in wav2vec2.PRESETS["base"].items() if k != "model_type"})
     torch.manual_seed(args.seed)
     model = Wav2Vec2Model(cfg).eval()
@@ -134,6 +144,77 @@ def main() -> None:
           f"{enc.padding_waste:.1%}, {compilations} compilations")
     print(f"torch (padded batches of {args.batch_size} + attention_mask): {torch_rate:.1f} audio-s/s, padding "
           f"waste {1 - sum(w.size for w in waves) / torch_pad:.1%}")
+    print(f"ratio jaxser / torch: {flax_rate / torch_rate:.2f}")
+    print(json.dumps(result))
+
+
+def run_w2v_bert(args, n: int, rounds: int) -> None:
+    """The same comparison for w2v-BERT 2.0: features + Conformer encoder on both sides."""
+    import torch
+    from transformers import SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel
+
+    from jaxser.encoders import w2v_bert
+
+    preset = {k: v for k, v in w2v_bert.PRESETS["small"].items() if k != "model_type"}
+    torch.manual_seed(args.seed)
+    model = Wav2Vec2BertModel(Wav2Vec2BertConfig(**preset)).eval()
+    fe = SeamlessM4TFeatureExtractor()
+    rng = np.random.default_rng(args.seed)
+    lengths = rng.uniform(2.0, 8.0, size=n) * 16_000
+    waves = [(0.1 * rng.standard_normal(int(m))).astype(np.float32) for m in lengths]
+    audio_s = sum(w.size for w in waves) / 16_000
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        enc = w2v_bert.load(tmp)
+    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPU cores; "
+          f"torch {torch.__version__} threads={torch.get_num_threads()}; load average {os.getloadavg()[0]:.1f}"
+          + (" (single-thread mode)" if args.single_thread else ""))
+    print(f"model: w2v-BERT 2.0 layout, preset 'small' (random weights), {n} utterances, {audio_s:.1f} s of audio "
+          f"(2-8 s each)")
+
+    def torch_embed(ws, timing=None):
+        """HF-style: feature extractor on padded batches in corpus order, attention_mask, pooled."""
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(ws), args.batch_size):
+                t0 = time.perf_counter()
+                f = fe(ws[i: i + args.batch_size], sampling_rate=16_000, return_tensors="pt")
+                if timing is not None:
+                    timing.append(time.perf_counter() - t0)
+                hs = torch.stack(model(f.input_features, attention_mask=f.attention_mask,
+                                       output_hidden_states=True).hidden_states, 1)
+                m = f.attention_mask.float()
+                out.append((torch.einsum("bltd,bt->bld", hs, m) / m.sum(1)[:, None, None]).numpy())
+        return out
+
+    t0 = time.perf_counter()
+    ours = enc.embed(waves)
+    warm = time.perf_counter() - t0
+    compilations = enc.compilations
+    first = torch_embed(waves[: min(args.batch_size, n)])[0]
+    err = float(np.abs(ours[: first.shape[0]] - first).max())
+    print(f"check: jaxser vs torch padded batch, max abs diff {err:.2e}")
+    print(f"jaxser warm-up (compiles {compilations} shapes + one pass): {warm:.1f} s")
+    t_flax, t_torch = [], []
+    for r in range(rounds):
+        enc.stats = {"frames": 0, "padded_frames": 0}
+        t0 = time.perf_counter()
+        enc.embed(waves)
+        t_flax.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        enc.features(waves)
+        f_flax = time.perf_counter() - t0
+        fe_times: list[float] = []
+        t0 = time.perf_counter()
+        torch_embed(waves, fe_times)
+        t_torch.append(time.perf_counter() - t0)
+        print(f"round {r + 1}: jaxser {t_flax[-1]:.1f} s wall (front end {f_flax:.2f} s), "
+              f"torch {t_torch[-1]:.1f} s wall (feature extractor {sum(fe_times):.2f} s)")
+    assert enc.compilations == compilations, "timed rounds must not compile"
+    flax_rate, torch_rate = audio_s / min(t_flax), audio_s / min(t_torch)
+    result = {"model": args.model, "flax_audio_s_per_s": round(flax_rate, 2),
+              "torch_audio_s_per_s": round(torch_rate, 2), "ratio": round(flax_rate / torch_rate, 3),
+              "padding_waste": round(enc.padding_waste, 4), "compilations": compilations, "check_max_abs": err}
     print(f"ratio jaxser / torch: {flax_rate / torch_rate:.2f}")
     print(json.dumps(result))
 
