@@ -308,7 +308,9 @@ def embed(encoder, ds, *, cache: str | os.PathLike | None = None, chunk_size: in
     final = out_dir / FINAL
     ids = list(ds["id"])
     layers, dim = encoder.num_layers, encoder.dim
-    if _sidecar(final).exists():  # fast path, without the lock (a file without a checksum is adopted under it)
+    # fast path, without the lock; a file without a checksum is adopted under it, unless the
+    # entry is read-only (a shared cache), where its zip CRCs are all there is to check
+    if _sidecar(final).exists() or (final.exists() and not os.access(out_dir, os.W_OK)):
         got, _, _ = _trusted_final(final, ids, layers, dim, skip_errors, quiet=True, adopt=False)
         if got is not None:
             return got

@@ -83,6 +83,7 @@ def test_interrupted_extraction_resumes_to_the_same_result(tmp_path):
     assert enc2.calls > 0
     assert resumed.ids == clean.ids
     np.testing.assert_array_equal(resumed.x, clean.x)
+    assert not list(out_dir.glob(".*.tmp"))  # removed under the entry's lock
 
 
 def test_bad_audio_fails_loudly_or_is_listed(tmp_path):
