@@ -526,7 +526,7 @@ def _main(argv=None) -> int:
         enc = encoders.load(enc_name)
         for spec in a.corpus:
             name, root = _parse_corpus(spec)
-            ds = corpora.load(name, root)
+            ds = corpora.load(name, root, skip_errors=a.skip_errors)
             t0 = time.perf_counter()
             e = embed(enc, ds, cache=a.cache, skip_errors=a.skip_errors, chunk_size=a.chunk_size)
             print(f"{enc_name} x {name}: {e.x.shape} in {time.perf_counter() - t0:.1f}s -> {e.path}"
