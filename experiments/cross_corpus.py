@@ -25,7 +25,8 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from jaxser.errors import UserError
+from jaxser.errors import CacheError, RunDirError, UserError
+from jaxser.io import atomic_write, atomic_write_json, atomic_write_text, cache_root
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
@@ -57,7 +58,10 @@ class RunConfig:
     def study(self) -> dict:
         """What defines the results (not where they are written): the resume key."""
         d = dataclasses.asdict(self)
-        for k in ("out_dir", "cache", "bootstrap", "workers"):
+        # skip_errors is left out: it decides whether a run with unusable audio stops or goes
+        # on, not what a finished run contains (the skipped files are listed in manifest.json),
+        # so the suggested re-run with --skip-errors resumes the same study
+        for k in ("out_dir", "cache", "bootstrap", "workers", "skip_errors"):
             d.pop(k)
         return d
 
@@ -203,9 +207,7 @@ def _versions() -> dict:
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    from jaxser.embed import _atomic_save
-
-    _atomic_save(path, lambda tmp: df.to_parquet(tmp, index=False))
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def _layer_index(layer: str):
@@ -216,8 +218,6 @@ def _persistent_compilation_cache(cache: str | None) -> None:
     """Keep XLA programs on disk next to the embeddings: a warm re-run of a study then skips
     most compilation, which on CPU costs more than training the small heads themselves."""
     import jax
-
-    from jaxser.embed import cache_root
 
     if jax.config.jax_compilation_cache_dir:
         return  # the user chose one
@@ -272,10 +272,146 @@ def run_units(units: list, train: Callable, finished: Callable, workers: int) ->
         raise error
 
 
+def _read_study(path: Path) -> dict:
+    """study.json of an earlier run, verified: a damaged one stops the run naming the file."""
+    try:
+        prev = json.loads(path.read_text())
+        if not isinstance(prev, dict) or not isinstance(prev.get("fingerprint"), str):
+            raise ValueError("no study fingerprint")
+        return prev
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RunDirError(f"{path} is damaged ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                          "delete it to resume the study (every predictions file is checked against the "
+                          "study before reuse), or choose another --out") from None
+
+
+def _is_manifest(root) -> bool:
+    from jaxser.corpora.manifest import FILENAMES
+
+    root = Path(root)
+    if root.is_file():
+        return root.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson")
+    return root.is_dir() and any((root / n).is_file() for n in FILENAMES)
+
+
+def _load_corpus(name: str, root: str, options: dict, skip_errors: bool):
+    """`--corpus NAME=ROOT`: a registry corpus, or a manifest (NAME `manifest`, or any name that
+    is not a registry corpus with ROOT a manifest file or a folder holding one). A manifest
+    corpus is named NAME, so its rows, embeddings and results all carry the one name."""
+    from jaxser import corpora
+
+    kw = dict(options)
+    if skip_errors:  # loaders then keep unreadable files for the extraction to skip and list
+        kw["skip_errors"] = True
+    key = corpora.canonical_name(name)
+    if key == "manifest" or (key not in corpora.available() and root and _is_manifest(root)):
+        if not root:
+            raise ConfigError(f"corpus {name}: a manifest corpus needs its file: --corpus {name}=PATH/manifest.csv")
+        kw["name"] = name
+        return corpora.load("manifest", root, **kw)
+    return corpora.load(name, root or None, **kw)
+
+
+#: parquet key-value metadata of a predictions file: which study and which model wrote it
+PRED_META = ("jaxser.study_fingerprint", "jaxser.encoder", "jaxser.head", "jaxser.layer", "jaxser.train_key")
+
+
+def _pred_schema():
+    import pyarrow as pa
+
+    s = pa.large_string()
+    return pa.schema([("encoder", s), ("head", s), ("layer", s), ("cell", s), ("setting", s), ("source", s),
+                      ("target", s), ("fold", pa.int64()), ("seed", pa.int64()), ("train_key", s), ("id", s),
+                      ("true_label", s), ("true", pa.int32()), ("pred", pa.int32()), ("pred_label", s),
+                      ("probs", pa.list_(pa.float32())), ("val_uar", pa.float64()), ("best_epoch", pa.int64())])
+
+
+def _meta_digest(meta: dict[str, str]) -> str:
+    """Guards the footer's identity fields, which parquet's page checksums do not cover: a
+    damaged fingerprint must read as a damaged file, not as another study's."""
+    return hashlib.sha256(json.dumps([meta.get(k, "") for k in PRED_META]).encode()).hexdigest()
+
+
+def write_predictions_file(path: Path, table, identity: dict[str, str]) -> None:
+    """Atomically, with the study/model identity in the footer and page checksums on the data."""
+    import pyarrow.parquet as pq
+
+    meta = {f"jaxser.{k}" if not k.startswith("jaxser.") else k: str(v) for k, v in identity.items()}
+    meta["jaxser.identity_sha256"] = _meta_digest(meta)
+    table = table.replace_schema_metadata(meta)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, write_page_checksum=True))
+
+
+class ForeignPredictions(RunDirError):
+    """A predictions file written by another study (a different fingerprint)."""
+
+
+def verify_predictions(path: Path, *, fingerprint: str, identity: dict[str, str], seeds: list[int],
+                       cells: dict[str, tuple[np.ndarray, int]]) -> str | None:
+    """Why the predictions file at `path` cannot be trusted (None when it can).
+
+    Checked: it reads (page checksums verified), has the expected schema, was written by this
+    study (raises ForeignPredictions otherwise) for this model, and holds each expected cell's
+    test utterances once per seed, in order, with finite probabilities over the cell's classes.
+    `cells`: cell name -> (test ids, number of classes).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, page_checksum_verification=True)
+    except Exception as e:  # pyarrow raises several types for damaged files
+        return f"unreadable ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})"
+    meta = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (table.schema.metadata or {}).items()}
+    if any(k not in meta for k in PRED_META) or meta.get("jaxser.identity_sha256") != _meta_digest(meta):
+        return "no intact study fingerprint in its metadata (damaged, or written by an older version)"
+    if meta["jaxser.study_fingerprint"] != fingerprint:
+        raise ForeignPredictions(
+            f"{path}: predictions of another study (fingerprint {meta['jaxser.study_fingerprint']}, this study "
+            f"{fingerprint}); choose another --out, or delete {path.parent.parent} to start this study afresh")
+    want = {f"jaxser.{k}": str(v) for k, v in identity.items()}
+    if any(meta[k] != v for k, v in want.items()):
+        return "written for another model: " + ", ".join(f"{k} {meta[k]!r}" for k in want if meta[k] != want[k])
+    expected = _pred_schema()
+    if table.schema.names != expected.names or any(
+            not (a.type == b.type or (pa.types.is_list(a.type) and pa.types.is_list(b.type)
+                                      and a.type.value_type == b.type.value_type))
+            for a, b in zip(table.schema, expected)):
+        return f"unexpected columns {table.schema.names} / types"
+    n_seeds = len(seeds)
+    cell = table.column("cell").to_numpy(zero_copy_only=False)
+    ids = table.column("id").to_numpy(zero_copy_only=False)
+    seed = table.column("seed").to_numpy()
+    if set(cell) != set(cells):
+        return f"cells {sorted(set(cell))}, expected {sorted(cells)}"
+    for name, (test_ids, n_classes) in cells.items():
+        sel = np.flatnonzero(cell == name)
+        n = len(test_ids)
+        if len(sel) != n_seeds * n:
+            return f"cell {name}: {len(sel)} rows, expected {n_seeds} seeds x {n} test utterances"
+        if not (np.array_equal(ids[sel], np.tile(np.asarray(test_ids, object), n_seeds))
+                and np.array_equal(seed[sel], np.repeat(np.asarray(seeds, np.int64), n))):
+            return f"cell {name}: not each test utterance once per seed {seeds}"
+        probs = table.column("probs").take(pa.array(sel)).combine_chunks()
+        if not (pc.list_value_length(probs).to_numpy(zero_copy_only=False) == n_classes).all():
+            return f"cell {name}: probabilities are not over its {n_classes} classes"
+        if not np.isfinite(probs.flatten().to_numpy(zero_copy_only=False)).all():
+            return f"cell {name}: non-finite probabilities"
+    return None
+
+
+def _set_aside(path: Path) -> Path:
+    """Keep a damaged file for inspection, out of the run's `*.parquet` glob."""
+    bad = path.with_name(path.name + ".bad")
+    os.replace(path, bad)
+    return bad
+
+
 def run(cfg: RunConfig, *, log=print) -> Path:
     """Run (or resume) the study; returns the run directory."""
     from jaxser import corpora, encoders, protocol
-    from jaxser.embed import _atomic_save, atomic_write_text, embed
+    from jaxser.embed import embed
     from jaxser.heads import HeadConfig
     from jaxser.report import write_report
     from jaxser.train import CellData, TrainConfig, train_cells
@@ -297,21 +433,28 @@ def run(cfg: RunConfig, *, log=print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     state_file = out / "study.json"
     if state_file.exists():
-        prev = json.loads(state_file.read_text())
+        prev = _read_study(state_file)
         if prev["fingerprint"] != cfg.fingerprint():
             raise ConfigError(f"{out} holds a run of a different study (config {prev['fingerprint']} vs "
                               f"{cfg.fingerprint()}); choose another --out or delete it")
         if lead:
             log(f"resuming the run in {out}")
     if lead:
-        atomic_write_text(state_file, json.dumps({"fingerprint": cfg.fingerprint(), "study": cfg.study()}, indent=1))
+        atomic_write_json(state_file, {"fingerprint": cfg.fingerprint(), "study": cfg.study()})
 
     # 1. corpora
     t0 = time.perf_counter()
-    datasets = {}
+    datasets, roots = {}, {}
     for name, root in cfg.corpora.items():
-        datasets[name] = corpora.load(name, root or None, **cfg.corpus_options.get(name, {}))
-        log(f"corpus {name}: {len(datasets[name])} utterances")
+        ds = _load_corpus(name, root, cfg.corpus_options.get(name, {}), cfg.skip_errors)
+        own = sorted(set(ds["corpus"]))
+        if len(own) != 1:
+            raise ConfigError(f"corpus {name} ({root}): its rows name corpora {own}, expected one")
+        if own[0] in datasets:
+            raise ConfigError(f"corpus {own[0]} is given twice (--corpus {name}={root})")
+        # keyed by the name the rows carry (an alias such as crema-d loads as cremad)
+        datasets[own[0]], roots[own[0]] = ds, root
+        log(f"corpus {own[0]}: {len(ds)} utterances")
     timings["corpora_s"] = time.perf_counter() - t0
 
     # 2. embeddings (cached once per encoder x corpus)
@@ -334,16 +477,30 @@ def run(cfg: RunConfig, *, log=print) -> Path:
     timings["extract_s"] = time.perf_counter() - t0
 
     # 3. metadata and cells (rows skipped by any encoder are dropped for all: same test sets)
+    #    and of several copies of one recording only the first is kept: otherwise the same
+    #    audio could sit in training and in test
     frames = []
     for c, ds in datasets.items():
         df = ds.select_columns(["id", "corpus", "speaker", "gender", "language", "emotion", "duration"]).to_pandas()
         df["group"] = corpora.fold_groups(ds)
+        df["audio_sha256"] = corpora.content_digests(ds)
+        df["audio"] = list(ds["audio"])
         frames.append(df)
     meta = pd.concat(frames, ignore_index=True)
-    skipped = {u: why for e in emb.values() for x in e.values() for u, why in x.skipped.items()}
+    path_of = dict(zip(meta["id"], meta.pop("audio")))
+    skipped = {u: why if str(path_of.get(u, "")) in why else f"{path_of.get(u, '?')}: {why}"
+               for e in emb.values() for x in e.values() for u, why in x.skipped.items()}
     if skipped:
         log(f"{len(skipped)} utterances skipped (unusable audio); listed in manifest.json")
         meta = meta[~meta["id"].isin(skipped)].reset_index(drop=True)
+    first = meta[meta["audio_sha256"] != ""].drop_duplicates("audio_sha256")
+    kept_of = dict(zip(first["audio_sha256"], first["id"]))
+    dup = (meta["audio_sha256"] != "") & ~meta.index.isin(first.index)
+    duplicates = {u: kept_of[d] for u, d in zip(meta.loc[dup, "id"], meta.loc[dup, "audio_sha256"])}
+    if duplicates:
+        log(f"{len(duplicates)} utterances dropped as copies of a recording already in the study "
+            f"(e.g. {next(iter(duplicates))} = {next(iter(duplicates.values()))}); listed in manifest.json")
+        meta = meta[~dup].reset_index(drop=True)
     cells = protocol.make_cells(meta["corpus"], meta["group"], meta["emotion"], settings=cfg.settings,
                                 k=cfg.k_folds, labels=cfg.labels, seed=0)
     cell_rows, split_rows = [], []
@@ -358,20 +515,20 @@ def run(cfg: RunConfig, *, log=print) -> Path:
         split_rows += [(key, "val", u) for u in meta["id"].to_numpy()[c.val]]
     if lead:
         _atomic_parquet(meta, out / "metadata.parquet")
-        atomic_write_text(out / "cells.json", json.dumps(cell_rows, indent=1))
+        atomic_write_json(out / "cells.json", cell_rows)
         _atomic_parquet(pd.DataFrame(split_rows, columns=["train_key", "role", "id"]), out / "splits.parquet")
 
     manifest = {
         "config": {**cfg.study(), "out_dir": str(out)}, "fingerprint": cfg.fingerprint(), "seeds": cfg.seeds,
         "versions": _versions(), "git": _git_hash(),
-        "corpora": {c: {"root": cfg.corpora[c], "n": len(ds), "fingerprint": corpora.fingerprint(ds)}
+        "corpora": {c: {"root": roots[c], "n": len(ds), "fingerprint": corpora.fingerprint(ds)}
                     for c, ds in datasets.items()},
-        "encoders": enc_info, "skipped": skipped,
+        "encoders": enc_info, "skipped": skipped, "duplicates": duplicates,
         "protocol": {"k_folds": cfg.k_folds, "labels": cfg.labels or "shared", "validation": "speaker-disjoint source split",
                      "cells": len(cells)},
     }
     if lead:
-        atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+        atomic_write_json(out / "manifest.json", manifest)
 
     # 4. train: one model per (encoder, head, layer, train key), all seeds vmapped together in
     #    one program; each model's predictions are written atomically as soon as it is trained,
@@ -391,12 +548,21 @@ def run(cfg: RunConfig, *, log=print) -> Path:
                            + ".parquet")
 
     def rows_x(enc_name, rows):
-        """Embeddings of metadata rows, in row order."""
+        """Embeddings of metadata rows, in row order; a non-finite one (a damaged cache, or an
+        encoder that overflowed) stops the run naming the utterance and the cache file."""
         out_x = np.empty((len(rows),) + emb[enc_name][next(iter(datasets))].x.shape[1:], np.float32)
         corpus_of = meta["corpus"].to_numpy()[rows]
         for c in dict.fromkeys(corpus_of):
             sel = corpus_of == c
-            out_x[sel] = emb[enc_name][c].take(list(ids_all[rows][sel]))
+            ids = list(ids_all[rows][sel])
+            x = emb[enc_name][c].take(ids)
+            bad = ~np.isfinite(x.reshape(len(ids), -1)).all(axis=1)
+            if bad.any():
+                raise CacheError(f"{emb[enc_name][c].path or f'{enc_name} embeddings of {c}'}: the embedding of "
+                                 f"utterance {ids[int(np.argmax(bad))]} is not finite (NaN/Inf; {int(bad.sum())} "
+                                 "such rows); delete that cache folder to re-extract, or re-run with --skip-errors "
+                                 "to skip such utterances")
+            out_x[sel] = x
         return out_x
 
     # One row capacity for every cell of the study: each (encoder, head, layer) then trains all
@@ -433,7 +599,39 @@ def run(cfg: RunConfig, *, log=print) -> Path:
     # host (what exists on disk is checked only within a host's own share)
     units = [(m, batches[i]) for i in range(max((len(b) for b in by_model.values()), default=0))
              for m, batches in by_model.items() if i < len(batches)]
-    units = [(m, [k for k in keys if not pred_file(*m, k).exists()]) for m, keys in units[me::n_proc]]
+    fingerprint = cfg.fingerprint()
+
+    def identity(enc_name, head_kind, layer, key) -> dict[str, str]:
+        return {"encoder": enc_name, "head": head_kind, "layer": str(layer), "train_key": key}
+
+    def missing(m, key) -> bool:
+        """True unless a verified predictions file of this model exists (a damaged one is set
+        aside and the model retrained; another study's stops the run)."""
+        path = pred_file(*m, key)
+        if not path.exists():
+            return True
+        why = verify_predictions(path, fingerprint=fingerprint, identity=identity(*m, key), seeds=cfg.seeds,
+                                 cells={c.name: (ids_all[c.test], len(c.labels)) for c in groups[key]})
+        if why is None:
+            return False
+        log(f"{path}: {why}; moved to {_set_aside(path).name}, retraining this model")
+        return True
+
+    expected_files = {pred_file(*m, k) for m, keys in by_model.items() for batch in keys for k in batch}
+    if lead and pred_dir.exists():  # files no model of this study writes: another study's, or damaged
+        import pyarrow.parquet as pq
+
+        for path in sorted(set(pred_dir.glob("*.parquet")) - expected_files):
+            try:
+                fp = (pq.read_schema(path).metadata or {}).get(b"jaxser.study_fingerprint", b"").decode()
+            except Exception:
+                fp = ""
+            if fp and fp != fingerprint:
+                raise ForeignPredictions(f"{path}: predictions of another study (fingerprint {fp}, this study "
+                                         f"{fingerprint}); choose another --out, or delete {out} to start this "
+                                         "study afresh")
+            log(f"{path}: not a model of this study; moved to {_set_aside(path).name}")
+    units = [(m, [k for k in keys if missing(m, k)]) for m, keys in units[me::n_proc]]
     units = [u for u in units if u[1]]
     if n_proc > 1:
         log(f"process {me} of {n_proc}: {sum(len(k) for _, k in units)} models to train here")
@@ -459,7 +657,6 @@ def run(cfg: RunConfig, *, log=print) -> Path:
         Arrow table from whole columns (the probabilities a fixed-size list column), because it
         runs on the main thread while the training threads wait for the interpreter."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         (enc_name, head_kind, layer), keys = unit
         n_seeds = len(cfg.seeds)
@@ -495,8 +692,9 @@ def run(cfg: RunConfig, *, log=print) -> Path:
                     arrays[k] = pa.array(np.concatenate(parts))
                 else:
                     arrays[k] = pa.array([str(x) for part in parts for x in part], pa.large_string())
-            table = pa.table(arrays)
-            _atomic_save(pred_file(enc_name, head_kind, layer, key), lambda tmp: pq.write_table(table, tmp))
+            table = pa.table(arrays, schema=_pred_schema())
+            write_predictions_file(pred_file(enc_name, head_kind, layer, key), table,
+                                   {"study_fingerprint": fingerprint, **identity(enc_name, head_kind, layer, key)})
 
     bar = tqdm(total=sum(len(k) for _, k in units), desc="train", unit="model")
 
@@ -521,20 +719,31 @@ def run(cfg: RunConfig, *, log=print) -> Path:
     timings["report_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     manifest["timings"] = timings
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    atomic_write_json(out / "manifest.json", manifest)
     return out
 
 
-def main(argv=None) -> int:
+def _main(argv=None) -> int:
+    from jaxser.audio import AudioError
+
+    cfg = parse_args(argv)
     try:
-        cfg = parse_args(argv)
         out = run(cfg)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except AudioError as e:
+        if cfg.skip_errors:
+            raise
+        raise AudioError(e.path, f"{e.reason}; --skip-errors skips such files and lists them in manifest.json") from e
     print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.csv'}\n"
           f"check it: python -m pytest spec --run-dir {out}")
     return 0
+
+
+def main(argv=None) -> int:
+    """The command line: a problem the user can fix (config, corpus, audio, encoder, cache, run
+    directory) is one line `error: ...` on stderr and exit status 2 (JAXSER_DEBUG=1: traceback)."""
+    from jaxser.errors import report
+
+    return report(_main, argv)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,14 @@ def main(argv=None) -> int:
         return 2
     import importlib
 
-    mod = importlib.import_module(commands[argv[0]])
+    from jaxser.errors import report
+
     rest = argv[1:]
     if argv[0] == "describe":
         rest = ["describe", *rest]
-    return int(mod.main(rest) or 0)
+    # every sub-command's user errors (corpus, audio, encoder, cache, run directory, config) are
+    # one line on stderr and exit 2, also where a sub-command does not report them itself
+    return report(lambda a: importlib.import_module(commands[argv[0]]).main(a), rest)
 
 
 if __name__ == "__main__":

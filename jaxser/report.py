@@ -181,15 +181,33 @@ def ranking(results: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def read_predictions(run: Path) -> pd.DataFrame:
+    """All of a run's predictions (without the per-class probabilities, kept for users but not
+    needed here); data pages are checksum-verified, and a file that cannot be read stops the
+    report naming it."""
+    from jaxser.errors import RunDirError
+
+    files = sorted((run / "predictions").glob("*.parquet"))
+    if not files:
+        raise RunDirError(f"{run / 'predictions'}: no predictions files; run the study to train its models")
+    frames = []
+    for f in files:
+        try:
+            names = pq.read_schema(f).names
+            frames.append(pq.read_table(f, columns=[c for c in names if c != "probs"],
+                                        page_checksum_verification=True).to_pandas())
+        except Exception as e:  # pyarrow raises several types for damaged files
+            raise RunDirError(f"{f}: unreadable predictions file ({type(e).__name__}); delete it and re-run the "
+                              "study, which retrains that model") from None
+    return pd.concat(frames, ignore_index=True)
+
+
 def write_report(run_dir: str | Path, *, bootstrap: int = 1000) -> pd.DataFrame:
     """Write results.csv/json, report.md, table.tex and figures/ for a finished run."""
     run = Path(run_dir)
-    from jaxser.embed import atomic_write_text
+    from jaxser.io import atomic_write_text
 
-    # the per-class probabilities are kept for users, not needed here (and slow to carry around)
-    files = sorted((run / "predictions").glob("*.parquet"))
-    columns = [c for c in pq.read_schema(files[0]).names if c != "probs"] if files else None
-    preds = pd.concat([pd.read_parquet(f, columns=columns) for f in files], ignore_index=True)
+    preds = read_predictions(run)
     preds["layer"] = preds["layer"].astype(str)
     cells = json.loads((run / "cells.json").read_text())
     manifest = json.loads((run / "manifest.json").read_text())

@@ -127,6 +127,11 @@ def _as_3d(x: np.ndarray, what: str) -> np.ndarray:
         raise ValueError(f"{what}: expected embeddings [N, L, D] (or [N, D]), got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{what}: expected floating-point embeddings, got dtype {x.dtype}")
+    for i in range(0, x.shape[0], 4096):  # in chunks: no full-size temporary for a large cache
+        bad = ~np.isfinite(x[i:i + 4096]).all(axis=(1, 2))
+        if bad.any():  # one NaN/Inf row would turn the standardisation and every seed's loss to NaN
+            raise ValueError(f"{what}: row {i + int(np.argmax(bad))} is not finite (NaN/Inf); "
+                             "drop or re-extract that utterance")
     return x
 
 

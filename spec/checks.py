@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 SPEC_DIR = Path(__file__).resolve().parent
 
@@ -125,14 +126,45 @@ def check_run(run_dir: str | Path) -> list[str]:
             out.append(f"missing artifact {f}")
     if out:
         return out
-    manifest = json.loads((run / "manifest.json").read_text())
-    meta = pd.read_parquet(run / "metadata.parquet").set_index("id")
-    splits = pd.read_parquet(run / "splits.parquet")
-    cells = json.loads((run / "cells.json").read_text())
+    def read(name, how):
+        try:
+            return how(run / name)
+        except Exception as e:  # name the damaged artifact rather than fail with a traceback
+            out.append(f"{run / name}: unreadable ({type(e).__name__})")
+
+    manifest = read("manifest.json", lambda f: json.loads(f.read_text()))
+    meta = read("metadata.parquet", lambda f: pd.read_parquet(f).set_index("id"))
+    splits = read("splits.parquet", pd.read_parquet)
+    cells = read("cells.json", lambda f: json.loads(f.read_text()))
+    if out:
+        return out
     pred_files = sorted((run / "predictions").glob("*.parquet"))
     if not pred_files:
         return out + ["no predictions/*.parquet"]
-    preds = pd.concat([pd.read_parquet(f) for f in pred_files], ignore_index=True)
+    frames = []
+    for f in pred_files:
+        try:
+            table = pq.read_table(f, page_checksum_verification=True)
+        except Exception as e:  # pyarrow raises several types for damaged files
+            out.append(f"{f}: unreadable predictions file ({type(e).__name__})")
+            continue
+        fp = (table.schema.metadata or {}).get(b"jaxser.study_fingerprint", b"").decode(errors="replace")
+        if fp != manifest.get("fingerprint"):
+            out.append(f"{f}: study fingerprint {fp or '(none)'} differs from manifest.json's "
+                       f"{manifest.get('fingerprint')}")
+        frames.append(table.to_pandas())
+    if not frames:
+        return out
+    preds = pd.concat(frames, ignore_index=True)
+    lengths = preds["probs"].map(len).to_numpy()
+    if (lengths == 0).any():
+        out.append(f"{int((lengths == 0).sum())} predictions have no probabilities")
+    ok = np.isfinite(np.concatenate([np.asarray(p, dtype=float) for p in preds["probs"]] + [np.zeros(0)]))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    finite = np.array([ok[a:a + n].all() for a, n in zip(starts, lengths)], dtype=bool)
+    if not finite.all():
+        out.append(f"{int((~finite).sum())} predictions have non-finite probabilities "
+                   f"(first: {preds.loc[~finite, 'id'].iloc[0]} in cell {preds.loc[~finite, 'cell'].iloc[0]})")
     results = pd.read_csv(run / "results.csv")
     cfg = manifest["config"]
     seeds = list(manifest["seeds"])
@@ -150,7 +182,11 @@ def check_run(run_dir: str | Path) -> list[str]:
         if s != sorted(seeds):
             out.append(f"{'/'.join(map(str, key))}: seeds {s}, configured {sorted(seeds)}")
 
-    # 2. splits: speaker / corpus leakage, label sets, test sets
+    # 2. splits: speaker / corpus / recording leakage, label sets, test sets
+    digest = meta["audio_sha256"] if "audio_sha256" in meta else None
+    if digest is None:
+        out.append("metadata.parquet has no audio_sha256 column: the same recording on both sides of a split "
+                   "cannot be ruled out")
     for c in cells:
         tr = splits[splits["train_key"] == c["train_key"]]
         train_ids = tr["id"].to_numpy()
@@ -166,6 +202,12 @@ def check_run(run_dir: str | Path) -> list[str]:
         leak = set(tr_meta["speaker"]) & set(te_meta["speaker"])
         if leak:
             out.append(f"{c['name']}: test speakers also in training/validation: {sorted(leak)[:5]}")
+        if digest is not None:
+            shared = (set(digest.loc[train_ids]) & set(digest.loc[test_ids])) - {""}
+            if shared:
+                both = te_meta.index[digest.loc[test_ids].isin(shared).to_numpy()]
+                out.append(f"{c['name']}: {len(shared)} recordings (same audio_sha256) in both training/validation "
+                           f"and test, e.g. test utterance {both[0]}")
         if set(te_meta["corpus"]) != {c["target"]}:
             out.append(f"{c['name']}: test utterances from {sorted(set(te_meta['corpus']))}")
         if c["setting"] != "same" and c["target"] in set(tr_meta["corpus"]):

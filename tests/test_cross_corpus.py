@@ -276,3 +276,212 @@ def test_run_units_writes_every_finished_model_before_the_error(exc):
     assert (0, 0) in written and peak[0] <= 2
     assert sorted(u for u, _ in written) == sorted(u for u in started if u != 1)
     assert all(r == u * 10 for u, r in written)
+
+
+# ----------------------------------------------------------------------------- a small study: the run
+# directory verifies itself
+
+def _small_cfg(out, **kw):
+    """Two synthetic corpora, one seed, few epochs: 2 same-corpus folds each + 2 cross cells."""
+    from jaxser.corpora import synthetic
+
+    return _cfg(out, **{"corpora": {n: "" for n in list(synthetic.CORPORA)[:2]}, "seeds": [0],
+                        "settings": ["same", "cross"], "k_folds": 2, "bootstrap": 10,
+                        "train": {"max_epochs": 3, "patience": 2}, **kw})
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    import os
+
+    out = tmp_path_factory.mktemp("small") / "r"
+    old = os.umask(0o022)
+    try:
+        cross_corpus.run(_small_cfg(out), log=lambda *a: None)
+    finally:
+        os.umask(old)
+    return out
+
+
+def _preds(d):
+    return sorted((d / "predictions").glob("*.parquet"))
+
+
+def _rewrite(path, change):
+    """Rewrite a predictions file through pyarrow (valid checksums), its metadata kept or changed."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    table = change(table)
+    pq.write_table(table, path, write_page_checksum=True)
+
+
+def test_files_follow_the_umask(small_run, tmp_path):
+    import os
+    import stat
+
+    for f in (small_run / "results.csv", small_run / "report.md", _preds(small_run)[0]):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
+    d = _copy(small_run, tmp_path)
+    for f in (d / "results.csv", d / "report.md", _preds(d)[0]):
+        f.unlink()
+    old = os.umask(0o027)
+    try:
+        cross_corpus.run(_small_cfg(d), log=lambda *a: None)
+    finally:
+        os.umask(old)
+    for f in (d / "results.csv", d / "report.md", _preds(d)[0]):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o640, f
+
+
+def test_damaged_predictions_are_named_set_aside_and_retrained_bit_for_bit(small_run, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jaxser.errors import RunDirError
+    from jaxser.report import write_report
+
+    d = _copy(small_run, tmp_path)
+    files = _preds(d)
+    assert len(files) >= 4
+    truncated, garbage, flipped, nan = files[:4]
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    garbage.write_bytes(np.random.default_rng(0).bytes(2000))
+    md = pq.ParquetFile(flipped).metadata.row_group(0)
+    probs = next(md.column(j) for j in range(md.num_columns) if md.column(j).path_in_schema.startswith("probs"))
+    start = probs.dictionary_page_offset or probs.data_page_offset
+    raw = bytearray(flipped.read_bytes())
+    raw[start + probs.total_compressed_size - 20] ^= 0x10  # inside the last data page of the probabilities
+    flipped.write_bytes(bytes(raw))
+
+    def plant_nan(t):
+        p = t.column("probs").combine_chunks()
+        flat = p.flatten().to_numpy().copy()
+        flat[0] = np.nan
+        col = pa.ListArray.from_arrays(p.offsets, pa.array(flat))
+        return t.set_column(t.schema.get_field_index("probs"), "probs", col)
+    _rewrite(nan, plant_nan)  # readable, checksums valid, metadata intact: only the values are wrong
+
+    # the report and the spec name an unreadable file in one line
+    with pytest.raises(RunDirError, match="unreadable predictions file") as e:
+        write_report(d, bootstrap=10)
+    assert str(e.value).startswith(str(truncated)) and "\n" not in str(e.value)  # the first bad file
+    problems = check_run(d)
+    for f in (truncated, garbage, flipped):
+        assert any(str(f) in p and "unreadable" in p for p in problems), f
+    assert any("non-finite probabilities" in p for p in problems)
+
+    logs = []
+    cross_corpus.run(_small_cfg(d), log=logs.append)
+    for f in (truncated, garbage, flipped, nan):
+        assert any(str(f) in line and "retraining" in line for line in logs), f
+        assert f.with_name(f.name + ".bad").exists()
+    assert [f.name for f in _preds(d)] == [f.name for f in _preds(small_run)]
+    for a, b in zip(_preds(d), _preds(small_run)):
+        assert a.read_bytes() == b.read_bytes(), a.name  # the healed run equals the uninterrupted one
+    assert check_run(d) == []
+
+
+def test_predictions_of_another_study_are_refused(small_run, tmp_path):
+    from jaxser.errors import RunDirError
+
+    d = _copy(small_run, tmp_path)
+    (d / "study.json").unlink()
+    before = {f.name: f.read_bytes() for f in _preds(d)}
+    with pytest.raises(RunDirError, match="another study.*--out"):
+        cross_corpus.run(_small_cfg(d, train={"max_epochs": 2, "patience": 2}), log=lambda *a: None)
+    assert {f.name: f.read_bytes() for f in _preds(d)} == before  # nothing overwritten
+
+
+def test_a_damaged_study_json_is_a_one_line_error(small_run, tmp_path, capsys, monkeypatch):
+    from jaxser.errors import RunDirError
+
+    d = _copy(small_run, tmp_path)
+    (d / "study.json").write_text('{"fingerprint": "66')
+    with pytest.raises(RunDirError, match="study.json"):
+        cross_corpus.run(_small_cfg(d), log=lambda *a: None)
+    monkeypatch.delenv("JAXSER_DEBUG", raising=False)
+    capsys.readouterr()
+    argv = ["--corpus", "synth-alba=", "--corpus", "synth-bruna=", "--encoder", "mfcc", "--out", str(d)]
+    assert cross_corpus.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(d / "study.json") in err and err.count("\n") == 1
+    assert "Traceback" not in err
+    from jaxser import cli
+
+    assert cli.main(["run", *argv]) == 2
+    assert capsys.readouterr().err == err
+    monkeypatch.setenv("JAXSER_DEBUG", "1")
+    with pytest.raises(RunDirError):
+        cross_corpus.main(argv)
+
+
+def test_spec_checks_fingerprints_probabilities_and_recordings(small_run, tmp_path):
+    import pyarrow as pa
+
+    # a predictions file of another study
+    d = _copy(small_run, tmp_path / "fp")
+    _rewrite(_preds(d)[0], lambda t: t.replace_schema_metadata(
+        {**t.schema.metadata, b"jaxser.study_fingerprint": b"000000000000"}))
+    assert any("fingerprint" in p and _preds(d)[0].name in p for p in check_run(d))
+
+    # a non-finite probability
+    d = _copy(small_run, tmp_path / "nan")
+
+    def plant(t):
+        p = t.column("probs").combine_chunks()
+        flat = p.flatten().to_numpy().copy()
+        flat[3] = np.inf
+        return t.set_column(t.schema.get_field_index("probs"), "probs", pa.ListArray.from_arrays(p.offsets, pa.array(flat)))
+    _rewrite(_preds(d)[0], plant)
+    assert any("non-finite probabilities" in p for p in check_run(d))
+
+    # the same recording (audio digest) in training and in test of a cell
+    d = _copy(small_run, tmp_path / "dup")
+    cells = json.loads((d / "cells.json").read_text())
+    cross = next(c for c in cells if c["setting"] == "cross")
+    splits = pd.read_parquet(d / "splits.parquet")
+    train_id = splits.loc[splits["train_key"] == cross["train_key"], "id"].iloc[0]
+    preds = pd.concat(pd.read_parquet(f) for f in _preds(d))
+    test_id = preds.loc[preds["cell"] == cross["name"], "id"].iloc[0]
+    meta = pd.read_parquet(d / "metadata.parquet")
+    assert check_run(d) == []
+    meta.loc[meta["id"] == test_id, "audio_sha256"] = meta.loc[meta["id"] == train_id, "audio_sha256"].iloc[0]
+    meta.to_parquet(d / "metadata.parquet", index=False)
+    assert any("same audio_sha256" in p and cross["name"] in p for p in check_run(d))
+
+
+def test_non_finite_embeddings_stop_the_run_naming_utterance_and_cache(tmp_path, monkeypatch):
+    import dataclasses as dc
+
+    import jaxser.embed as embed_mod
+    from jaxser.errors import CacheError
+
+    real = embed_mod.embed
+    planted = {}
+
+    def nan_embed(enc, ds, **kw):
+        e = real(enc, ds, **kw)
+        if not planted:
+            x = e.x.copy()
+            x[5, 0, 3] = np.nan
+            planted["id"] = e.ids[5]
+            e = dc.replace(e, x=x)
+        return e
+
+    monkeypatch.setattr(embed_mod, "embed", nan_embed)
+    with pytest.raises(CacheError, match="not finite") as err:
+        cross_corpus.run(_small_cfg(tmp_path / "nan"), log=lambda *a: None)
+    assert planted["id"] in str(err.value) and "--skip-errors" in str(err.value)
+
+
+def test_the_trainer_refuses_non_finite_rows():
+    from jaxser.heads import HeadConfig
+    from jaxser.train import TrainConfig, train_cell
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 4)).astype(np.float32), np.arange(20) % 2
+    x[7, 2] = np.inf
+    with pytest.raises(ValueError, match="x_fit: row 7 is not finite"):
+        train_cell(x, y, x[:6] * 0, y[:6], {"t": x[:4] * 0}, n_classes=2, head=HeadConfig(kind="fcn"),
+                   config=TrainConfig(max_epochs=1), seeds=[0])
