@@ -22,6 +22,9 @@ SEEDS = (0, 1, 2, 3, 4)
 DEFAULT_CROSS_LABELS = ("angry", "happy", "neutral", "sad")
 VAL_FRACTION = 0.2
 SETTINGS = ("same", "cross", "loco")
+# "speaker": same-corpus folds disjoint in speaker (fold group). "speaker+text": also disjoint in
+# sentence id where the corpus has them, so a head cannot score by recognising the sentence.
+SPLITS = ("speaker", "speaker+text")
 METRICS = ("uar", "accuracy", "macro_f1")
 
 
@@ -120,6 +123,55 @@ def validation_split(groups: Sequence[str], labels: Sequence[str] | None = None,
     return np.flatnonzero(~is_val), np.flatnonzero(is_val), False
 
 
+def text_blocks(groups: Sequence[str], text: Sequence[str], k: int = K_FOLDS, seed: int = 0,
+                corpus: str = "") -> list[tuple[np.ndarray, np.ndarray, int, dict]]:
+    """Same-corpus folds disjoint in speaker and sentence: (test, train, withheld, info) per fold.
+
+    Speakers (fold groups) are dealt to k folds and sentence ids, independently, to k folds
+    (both by `speaker_folds`). Fold (i, j) tests the rows of speaker fold i saying a sentence
+    of sentence fold j and trains on rows of the other speaker folds saying a sentence of the
+    other sentence folds. Acted corpora record every sentence by every speaker, so testing a
+    whole speaker fold would leave no training sentence; the blocks test every row exactly
+    once at the cost of k_s x k_t folds, each training on about (1 - 1/k_s)(1 - 1/k_t) of the
+    corpus. `withheld` counts rows of other speakers left out of training for their sentence.
+    A row without a sentence id ("") is dealt as a sentence of its own for testing and never
+    withheld from training (it can leak nothing lexical). Empty blocks are skipped.
+    Callers check for >= 2 sentence ids first (`make_cells` falls back to speaker folds).
+    """
+    groups = np.asarray(groups)
+    text = np.asarray(text, dtype=object)
+    n = len(groups)
+    ids = sorted({t for t in text.tolist() if t})
+    if len(ids) < 2:
+        raise ProtocolError(f"{corpus or 'corpus'}: sentence-disjoint folds need >= 2 sentence ids, got {ids}")
+    has_id = text.astype(bool)
+    units = np.array([t if t else f"\0row{r}" for r, t in enumerate(text.tolist())], dtype=object)
+    s_of = np.empty(n, int)
+    t_of = np.empty(n, int)
+    s_folds = speaker_folds(groups, k=k, seed=seed)
+    t_folds = speaker_folds(units.astype(str), k=k, seed=seed)
+    for i, f in enumerate(s_folds):
+        s_of[f] = i
+    for j, f in enumerate(t_folds):
+        t_of[f] = j
+    out = []
+    for i in range(len(s_folds)):
+        for j in range(len(t_folds)):
+            test = np.flatnonzero((s_of == i) & (t_of == j))
+            if not len(test):
+                continue
+            train = np.flatnonzero((s_of != i) & ((t_of != j) | ~has_id))
+            if not len(train):
+                raise ProtocolError(f"{corpus or 'corpus'}: speaker fold {i} x sentence fold {j} leaves no "
+                                    "training utterance (no other speaker says another sentence); "
+                                    'use split "speaker"')
+            withheld = int(np.sum((s_of != i) & (t_of == j) & has_id))
+            out.append((test, train, withheld,
+                        {"speaker_fold": i, "text_fold": j, "speaker_folds": len(s_folds),
+                         "text_folds": len(t_folds)}))
+    return out
+
+
 @dataclass(eq=False)
 class Cell:
     """One train/test unit. `fit`, `val`, `test` are row indices into the run's metadata table.
@@ -127,6 +179,12 @@ class Cell:
     setting: same | cross | loco. For same-corpus, `fold` numbers the fold; for cross and
     loco it is -1 (the whole target corpus is tested). `excluded` counts target utterances
     outside the label set.
+
+    split: the disjointness the cell guarantees ("speaker" or "speaker+text"; a same-corpus
+    cell of a corpus with fewer than two sentence ids says "speaker" even when
+    "speaker+text" was asked).
+    `excluded_train` counts utterances of other speakers withheld from fit/val because they
+    say a sentence of the test block (zero under "speaker").
     """
 
     setting: str
@@ -140,6 +198,8 @@ class Cell:
     val_speaker_disjoint: bool = True
     excluded: int = 0
     meta: dict = field(default_factory=dict)
+    split: str = "speaker"
+    excluded_train: int = 0
 
     @property
     def name(self) -> str:
@@ -155,12 +215,17 @@ class Cell:
 
 def make_cells(corpus: Sequence[str], groups: Sequence[str], emotion: Sequence[str], *,
                settings: Sequence[str] = SETTINGS, k: int = K_FOLDS, labels: Sequence[str] | None = None,
-               same_labels: str = "fixed", val_frac: float = VAL_FRACTION, seed: int = 0) -> list[Cell]:
+               same_labels: str = "fixed", val_frac: float = VAL_FRACTION, seed: int = 0,
+               split: str = "speaker", text: Sequence[str] | None = None) -> list[Cell]:
     """All cells of a study from per-row metadata (corpus, fold group/speaker, canonical emotion).
 
     - same: speaker-independent k-fold within each corpus; validation carved from the
       training folds only. Classes: the fixed set when `labels` is given and
       `same_labels == "fixed"` (so same vs cross compare like with like), else the corpus' own.
+      With `split="speaker+text"` (`text`: each row's sentence id, "" when unknown) the folds
+      are the blocks of a speaker-fold x sentence-fold grid (see `text_blocks`). A corpus
+      with fewer than two sentence ids keeps speaker folds (no ids: nothing to hold out; one
+      id: every utterance says it) and its cells say so (split "speaker", meta "split_note").
     - cross: every ordered pair (A, B), A != B; train on A (fit/val split by speaker), test on
       all of B restricted to the label set (fixed, or shared by A and B).
     - loco: leave-one-corpus-out; train on all other corpora, test on the held-out one.
@@ -174,6 +239,14 @@ def make_cells(corpus: Sequence[str], groups: Sequence[str], emotion: Sequence[s
     bad = set(settings) - set(SETTINGS)
     if bad:
         raise ProtocolError(f"unknown settings {sorted(bad)}; known: {SETTINGS}")
+    if split not in SPLITS:
+        raise ProtocolError(f"unknown split {split!r}; known: {SPLITS}")
+    if split == "speaker+text":
+        if text is None:
+            raise ProtocolError('split "speaker+text" needs each row\'s sentence id (text=...; "" where unknown)')
+        text = np.asarray(["" if t is None or t != t else str(t).strip() for t in text], dtype=object)
+        if len(text) != len(corpus):
+            raise ProtocolError("text must have one entry per row")
     fixed = canonical_order(labels) if labels else None
     cells: list[Cell] = []
 
@@ -191,13 +264,25 @@ def make_cells(corpus: Sequence[str], groups: Sequence[str], emotion: Sequence[s
             if fixed and same_labels == "fixed":
                 label_set(emotion[in_c], fixed=fixed)  # refuses a corpus lacking a fixed class
             usable = rows(in_c, labs)
+            excluded = int(in_c.sum() - len(usable))
+            n_ids = len(set(text[usable].tolist()) - {""}) if split == "speaker+text" else 0
+            if n_ids >= 2:
+                for fold, (test_pos, train_pos, lost, info) in enumerate(
+                        text_blocks(groups[usable], text[usable], k=k, seed=seed, corpus=c)):
+                    fit, val, disjoint = fit_val(usable[train_pos], seed + info["speaker_fold"] * info["text_folds"]
+                                                 + info["text_fold"])
+                    cells.append(Cell("same", c, c, fold, labs, fit, val, usable[test_pos], disjoint,
+                                      excluded=excluded, meta=info, split=split, excluded_train=lost))
+                continue
+            note = {"split_note": f"{'no sentence ids' if n_ids == 0 else 'a single sentence id'}: "
+                                  "speaker folds only"} if split == "speaker+text" else {}
             folds = speaker_folds(groups[usable], k=k, seed=seed)
             for i, test_pos in enumerate(folds):
                 test = usable[test_pos]
                 train = np.setdiff1d(usable, test)
                 fit, val, disjoint = fit_val(train, seed + i)
                 cells.append(Cell("same", c, c, i, labs, fit, val, test, disjoint,
-                                  excluded=int(in_c.sum() - len(usable))))
+                                  excluded=excluded, meta=dict(note)))
     if "cross" in settings:
         for a in names:
             for b in names:
@@ -208,7 +293,7 @@ def make_cells(corpus: Sequence[str], groups: Sequence[str], emotion: Sequence[s
                 fit, val, disjoint = fit_val(rows(in_a, labs), seed)
                 test = rows(in_b, labs)
                 cells.append(Cell("cross", a, b, -1, labs, fit, val, test, disjoint,
-                                  excluded=int(in_b.sum() - len(test))))
+                                  excluded=int(in_b.sum() - len(test)), split=split))
     if "loco" in settings and len(names) >= 3:
         for b in names:
             others = [c for c in names if c != b]
@@ -222,5 +307,5 @@ def make_cells(corpus: Sequence[str], groups: Sequence[str], emotion: Sequence[s
             fit, val, disjoint = fit_val(rows(in_src, labs), seed)
             test = rows(in_b, labs)
             cells.append(Cell("loco", "+".join(others), b, -1, labs, fit, val, test, disjoint,
-                              excluded=int(in_b.sum() - len(test))))
+                              excluded=int(in_b.sum() - len(test)), split=split))
     return cells
