@@ -130,6 +130,19 @@ def test_fairseq_checkpoint_and_pickle_opt_in(release, tmp_path, capsys):
     assert direct.fingerprint == b.fingerprint
     for x, y in zip(jax.tree.leaves(direct.params), jax.tree.leaves(b.params), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    # training-time modules outside the encoder are dropped (and listed); unknown keys inside it are errors
+    ckpt = torch.load(fs / "emotion2vec_base.pt", weights_only=True)
+    ckpt["model"]["_ema"] = {"blocks.0.attn.qkv.weight": torch.zeros(3)}
+    ckpt["model"]["recon_proj.weight"] = torch.zeros(2, 2)
+    torch.save(ckpt, fs / "emotion2vec_base.pt")
+    cfg, _ = emotion2vec_convert.read_release(fs, allow_pickle=True)
+    assert cfg["dropped_keys"] == ["recon_proj.weight"]
+    ckpt["model"]["blocks.9.attn.qkv.weight"] = torch.zeros(96, 32)
+    torch.save(ckpt, fs / "emotion2vec_base.pt")
+    with pytest.raises(EncoderError, match=r"unexpected 1 keys.*blocks\.9\.attn\.qkv\.weight"):
+        emotion2vec_convert.read_release(fs, allow_pickle=True)
+    del ckpt["model"]["blocks.9.attn.qkv.weight"]
+    torch.save(ckpt, fs / "emotion2vec_base.pt")
     # without config.yaml, a fairseq checkpoint's own cfg.model gives the architecture
     (fs / "config.yaml").unlink()
     cfg, _ = emotion2vec_convert.read_release(fs, allow_pickle=True)

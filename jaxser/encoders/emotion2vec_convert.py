@@ -27,6 +27,9 @@ from jaxser.encoders.emotion2vec import (AUDIO, IGNORED, arch_from_config, check
 CHECKPOINT_NAMES = ("model.pt", "emotion2vec_base.pt")
 #: keys the converted file keeps beyond those the encoder reads: the plus models' emotion head
 KEEP_EXTRA = ("proj.weight", "proj.bias")
+#: the encoder's modules: a checkpoint key under one of them must be one the config implies
+ENCODER = tuple(AUDIO + m for m in ("local_encoder.", "project_features.", "relative_positional_encoder.",
+                                    "context_encoder.", "extra_tokens", "alibi_scale")) + ("blocks.", "norm.")
 
 
 def find_checkpoint(path: Path) -> Path | None:
@@ -124,17 +127,24 @@ def read_release(src: str | os.PathLike, *, allow_pickle: bool = False) -> tuple
     model_conf, yml = _model_conf(folder, obj, f)
     cfg = config_from_model_conf(model_conf, yml or f)
     state = _state_dict(obj, f)
-    weights = {}
+    weights, dropped = {}, []
     for k, v in state.items():
         k = str(k)
         if k.startswith(IGNORED) and k not in KEEP_EXTRA:
+            continue
+        if not k.startswith(ENCODER) and k not in KEEP_EXTRA or not hasattr(v, "shape"):
+            # training-only modules outside the encoder (FunASR's loader skips them too)
+            dropped.append(k)
             continue
         a = _to_numpy(v)
         weights[k] = a.astype(np.float32) if a.dtype.kind == "f" else a
     scale = weights.get(AUDIO + "alibi_scale")
     if scale is not None and scale.ndim == 4:  # older checkpoints: upgrade_state_dict_named adds the layer axis
         weights[AUDIO + "alibi_scale"] = scale[None]
+    # inside the encoder's namespace, an unknown key or shape means the config does not describe the weights
     check_weights(arch_from_config(cfg, yml or f), weights, f)
+    if dropped:
+        cfg["dropped_keys"] = sorted(dropped)
     return cfg, weights
 
 
