@@ -485,3 +485,79 @@ def test_the_trainer_refuses_non_finite_rows():
     with pytest.raises(ValueError, match="x_fit: row 7 is not finite"):
         train_cell(x, y, x[:6] * 0, y[:6], {"t": x[:4] * 0}, n_classes=2, head=HeadConfig(kind="fcn"),
                    config=TrainConfig(max_epochs=1), seeds=[0])
+
+
+# ----------------------------------------------------------------------------- manifest corpora through the runner
+
+_EMOTIONS = ("angry", "happy", "neutral", "sad")
+
+
+def _manifest_corpus(folder: Path, extra_rows=()) -> Path:
+    """4 speakers x 4 emotions x 2 takes of short tones (pitch and level by emotion) plus a
+    second id (another speaker) for the first file: the same recording twice."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    t = np.arange(8000) / 16000
+    rows = ["id,path,speaker,emotion"]
+    for s in range(4):
+        for k, emo in enumerate(_EMOTIONS):
+            for take in range(2):
+                wav = (0.1 + 0.1 * k) * np.sin(2 * np.pi * (150 + 60 * k + 7 * s + take) * t)
+                sf.write(folder / f"s{s}_{emo}_{take}.wav", (wav + 0.01 * rng.normal(size=t.size)).astype(np.float32),
+                         16000, subtype="PCM_16")
+                rows.append(f"s{s}{emo}{take},s{s}_{emo}_{take}.wav,s{s},{emo}")
+    rows.append("x-copy-of-first,s0_angry_0.wav,s3,angry")
+    rows += list(extra_rows)
+    (folder / "mycorpus.csv").write_text("\n".join(rows) + "\n")
+    return folder / "mycorpus.csv"
+
+
+def _tiny_config(tmp_path) -> Path:
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('[run]\nseeds = [0]\nsettings = ["cross"]\nbootstrap = 10\nlabels = ["angry", "happy", "neutral", "sad"]\n'
+                   '[models]\nencoders = ["mfcc"]\nheads = ["fcn"]\n[train]\nmax_epochs = 3\npatience = 2\n')
+    return cfg
+
+
+def test_a_manifest_corpus_runs_under_its_command_line_name_and_copies_are_dropped(tmp_path, capsys):
+    csv = _manifest_corpus(tmp_path / "audio")
+    out = tmp_path / "run"
+    assert cross_corpus.main(["--config", str(_tiny_config(tmp_path)), "--corpus", f"mycorpus={csv}",
+                              "--corpus", "synth-alba=", "--out", str(out)]) == 0, capsys.readouterr().err
+    meta = pd.read_parquet(out / "metadata.parquet")
+    assert set(meta["corpus"]) == {"mycorpus", "synth-alba"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["corpora"]) == {"mycorpus", "synth-alba"}
+    assert manifest["duplicates"] == {"mycorpus/x-copy-of-first": "mycorpus/s0angry0"}  # rows sorted by id
+    assert "mycorpus/x-copy-of-first" not in set(meta["id"]) and meta["audio_sha256"].str.len().eq(64).all()
+    assert meta["audio_sha256"].is_unique
+    assert {"cross:mycorpus->synth-alba", "cross:synth-alba->mycorpus"} <= {
+        c["name"] for c in json.loads((out / "cells.json").read_text())}
+    assert check_run(out) == []
+
+
+def test_unusable_audio_stops_with_a_hint_or_is_skipped_and_listed(tmp_path, capsys, monkeypatch):
+    import soundfile as sf
+
+    folder = tmp_path / "audio"
+    csv = _manifest_corpus(folder, ["garbage,garbage.wav,s1,happy", "empty,empty.wav,s2,sad",
+                                    "huge,huge.wav,s0,neutral"])
+    (folder / "garbage.wav").write_bytes(np.random.default_rng(0).bytes(4000))
+    (folder / "empty.wav").write_bytes(b"")
+    sf.write(folder / "huge.wav", np.full(8000, 1e25, np.float32), 16000, subtype="FLOAT")
+    argv = ["--config", str(_tiny_config(tmp_path)), "--corpus", f"mycorpus={csv}", "--corpus", "synth-alba=",
+            "--out", str(tmp_path / "run")]
+    monkeypatch.delenv("JAXSER_DEBUG", raising=False)
+    capsys.readouterr()
+    assert cross_corpus.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "--skip-errors" in err
+    assert any(str(folder / f) in err for f in ("garbage.wav", "empty.wav", "huge.wav")), err
+
+    assert cross_corpus.main([*argv, "--skip-errors"]) == 0, capsys.readouterr().err  # the same --out resumes
+    skipped = json.loads((tmp_path / "run" / "manifest.json").read_text())["skipped"]
+    for uid, f in (("garbage", "garbage.wav"), ("empty", "empty.wav"), ("huge", "huge.wav")):
+        assert str(folder / f) in skipped[f"mycorpus/{uid}"]
+    assert check_run(tmp_path / "run") == []
