@@ -41,3 +41,34 @@ def test_cli_usage():
     assert r.returncode == 2 and "embed" in r.stderr
     r = subprocess.run([sys.executable, "-m", "experiments.cross_corpus", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--corpus" in r.stdout
+
+
+def test_encoder_names_route_to_their_family(monkeypatch, tmp_path):
+    """A missing local folder is named as such (not sent to the Hub); Hub ids reach the right family."""
+    from jaxser import encoders
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for missing in ("/no/such/models/my-xlsr", "./no-such-dir/model", str(tmp_path / "gone")):
+        with pytest.raises(encoders.EncoderError, match="does not exist"):
+            encoders.load(missing)
+    for hub_id, family in (("facebook/w2v-bert-2.0", "w2v_bert"), ("emotion2vec/emotion2vec_plus_large", "emotion2vec"),
+                           ("openai/whisper-tiny", "whisper"), ("facebook/wav2vec2-base", "wav2vec2")):
+        seen = []
+        import importlib
+        real = importlib.import_module
+
+        def spy(name, *a, **kw):
+            if name.startswith("jaxser.encoders."):
+                seen.append(name.rsplit(".", 1)[1])
+            return real(name, *a, **kw)
+
+        monkeypatch.setattr(encoders.importlib, "import_module", spy)
+        with pytest.raises(encoders.EncoderError):
+            encoders.load(hub_id)
+        monkeypatch.setattr(encoders.importlib, "import_module", real)
+        assert seen == [family], (hub_id, seen)
+    release = tmp_path / "e2v"
+    release.mkdir()
+    (release / "config.yaml").write_text("model_conf: {}\n")
+    (release / "model.pt").write_bytes(b"")
+    assert encoders._family_for_path(release) == "emotion2vec"

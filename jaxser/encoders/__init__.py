@@ -78,6 +78,8 @@ def _family_for_path(path: Path) -> str:
         return "tfhub"
     if (path / "hyperparams.yaml").exists() or (path / "embedding_model.ckpt").exists():
         return "xvector"
+    if (path / "config.yaml").exists() and any((path / f).exists() for f in ("model.pt", "emotion2vec_base.pt")):
+        return "emotion2vec"  # an unconverted release: the module says how to convert it
     cfg = path / "config.json"
     if cfg.exists():
         import json
@@ -94,6 +96,11 @@ def _family_for_path(path: Path) -> str:
                        "a TF SavedModel with saved_model.pb, or a SpeechBrain x-vector folder)")
 
 
+def _looks_like_path(name: str) -> bool:
+    """A Hub id is `owner/name`; anything absolute, relative to `.`/`~`, or deeper is a folder."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1
+
+
 def load(name_or_path: str, **options) -> Encoder:
     """Resolve a registry name, local directory, TF-Hub handle or Hub id to an Encoder."""
     if name_or_path in REGISTRY:
@@ -103,9 +110,15 @@ def load(name_or_path: str, **options) -> Encoder:
         module, kwargs = _family_for_path(Path(name_or_path).expanduser()), {"source": name_or_path, **options}
     elif name_or_path.startswith(("https://tfhub.dev/", "https://www.kaggle.com/models/", "gs://")):
         module, kwargs = "tfhub", {"source": name_or_path, **options}
+    elif _looks_like_path(name_or_path):
+        raise EncoderError(f"encoder folder {name_or_path} does not exist; pass an existing folder "
+                           "(config.json + model.safetensors, a TF SavedModel, a converted x-vector or "
+                           "emotion2vec), a registry name or a Hub id such as facebook/wav2vec2-base")
     elif "/" in name_or_path and not Path(name_or_path).exists():
         low = name_or_path.lower()
-        module = "whisper" if "whisper" in low else "xvector" if "xvect" in low else "wav2vec2"
+        module = ("whisper" if "whisper" in low else "xvector" if "xvect" in low else
+                  "w2v_bert" if "w2v-bert" in low or "wav2vec2-bert" in low else
+                  "emotion2vec" if "emotion2vec" in low else "wav2vec2")
         kwargs = {"source": name_or_path, **options}
     else:
         raise EncoderError(f"unknown encoder {name_or_path!r}: not a registry name ({', '.join(available())}), "
