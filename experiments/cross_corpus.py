@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from jaxser.errors import CacheError, RunDirError, UserError
-from jaxser.io import atomic_write, atomic_write_json, atomic_write_text, cache_root
+from jaxser.io import atomic_write, atomic_write_json, cache_root
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"

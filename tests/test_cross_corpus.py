@@ -432,7 +432,8 @@ def test_spec_checks_fingerprints_probabilities_and_recordings(small_run, tmp_pa
         p = t.column("probs").combine_chunks()
         flat = p.flatten().to_numpy().copy()
         flat[3] = np.inf
-        return t.set_column(t.schema.get_field_index("probs"), "probs", pa.ListArray.from_arrays(p.offsets, pa.array(flat)))
+        col = pa.ListArray.from_arrays(p.offsets, pa.array(flat))
+        return t.set_column(t.schema.get_field_index("probs"), "probs", col)
     _rewrite(_preds(d)[0], plant)
     assert any("non-finite probabilities" in p for p in check_run(d))
 
@@ -516,7 +517,8 @@ def _manifest_corpus(folder: Path, extra_rows=()) -> Path:
 
 def _tiny_config(tmp_path) -> Path:
     cfg = tmp_path / "tiny.toml"
-    cfg.write_text('[run]\nseeds = [0]\nsettings = ["cross"]\nbootstrap = 10\nlabels = ["angry", "happy", "neutral", "sad"]\n'
+    cfg.write_text('[run]\nseeds = [0]\nsettings = ["cross"]\nbootstrap = 10\n'
+                   'labels = ["angry", "happy", "neutral", "sad"]\n'
                    '[models]\nencoders = ["mfcc"]\nheads = ["fcn"]\n[train]\nmax_epochs = 3\npatience = 2\n')
     return cfg
 
