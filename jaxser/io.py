@@ -1,16 +1,22 @@
-"""Crash-safe file writes and the cache location: the only module that renames files into place.
+"""Crash-safe file writes and the cache location: the only module that renames files or folders into place.
 
 A file that something reads back later (embedding cache, run directory) is written to a
 temporary file beside its target, flushed to disk, then renamed over it, so a reader sees the
 old file or the new one, never half of one. Temporary files are created private (0600); the
 finished file gets the mode a plain `open()` would give it (0666 minus the umask), so shared
 caches and run directories stay readable by collaborators.
+
+A folder (a generated corpus, a downloaded model) is built in a hidden sibling named after the
+building process (`temp_sibling`) and published with `publish_dir`, which keeps a complete
+folder a concurrent writer put there first.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -89,3 +95,47 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def temp_sibling(target: str | os.PathLike, kind: str) -> Path:
+    """A fresh hidden sibling of `target` (`.<name>.<kind>-<pid>-<random>`) to build or retire a
+    folder in; the pid in the name lets a later process tell an abandoned one (`temp_sibling_owner`)."""
+    target = Path(target)
+    return target.parent / f".{target.name}.{kind}-{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def temp_sibling_owner(path: str | os.PathLike, target: str | os.PathLike) -> int | None:
+    """The pid of the process that named `path` with `temp_sibling(target, ...)`, else None."""
+    m = re.fullmatch(rf"\.{re.escape(Path(target).name)}\.[a-z]+-(\d+)-.*", Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def publish_dir(tmp: str | os.PathLike, target: str | os.PathLike,
+                is_complete: Callable[[Path], bool]) -> bool:
+    """Rename the finished folder `tmp` (a sibling of `target`) to `target`; True when it was published.
+
+    A concurrent writer wins: when `target` is already complete (per `is_complete`), or becomes
+    complete while the rename fails, it is kept and `tmp` discarded. An incomplete or stale
+    `target` is first renamed aside (a `temp_sibling(target, "old")`) and deleted after, so a
+    reader sees the old folder or the new one, never a mix. `tmp` never survives the call.
+    """
+    tmp, target = Path(tmp), Path(target)
+    try:
+        if is_complete(target):
+            return False
+        trash = None
+        if target.exists():
+            trash = temp_sibling(target, "old")
+            os.replace(target, trash)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not is_complete(target):  # lost a race only if the winner's folder is complete
+                raise
+            return False
+        finally:
+            if trash is not None:
+                shutil.rmtree(trash, ignore_errors=True)
+        return True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

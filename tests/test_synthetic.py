@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from jaxser import audio
 from jaxser import corpora as registry
 from jaxser.corpora import synthetic as S
+from jaxser.corpora.synthetic import cache as synthetic_cache
 from jaxser.corpora.schema import CANONICAL_EMOTIONS, COLUMNS, CorpusError, UnknownLabelError
 
 FOUR = ("angry", "happy", "neutral", "sad")
@@ -153,7 +155,7 @@ def test_default_root_honours_env(monkeypatch, tmp_path):
     monkeypatch.setenv("JAXSER_CACHE", str(tmp_path))
     assert S.default_root() == tmp_path / "synthetic" / f"v{S.VERSION}"
     monkeypatch.delenv("JAXSER_CACHE")
-    assert S.default_root() == S.Path.home() / ".cache" / "jaxser" / "synthetic" / f"v{S.VERSION}"
+    assert S.default_root() == Path.home() / ".cache" / "jaxser" / "synthetic" / f"v{S.VERSION}"
 
 
 # ------------------------------------------------------------------ schema
@@ -221,6 +223,15 @@ def test_unknown_label_and_options_refused(root, tmp_path):
 
 # ------------------------------------------------------------------ determinism, cache, atomicity
 
+def test_cache_keys_are_stable():
+    """The cache folder of each corpus is keyed by VERSION and its declaration's hash: a change
+    here means every user regenerates, so it must come with a VERSION bump and new values."""
+    assert S.VERSION == 1
+    assert {name: spec.config_hash() for name, spec in S.CORPORA.items()} == {
+        "synth-alba": "39943d1e0eedde6a", "synth-bruna": "8d4934badea37674",
+        "synth-corva": "1ff065983c5726c4", "synth-duna": "689bc7259d9cbc60"}
+
+
 def test_deterministic_bytes(root, tmp_path):
     again = S.generate("synth-alba", tmp_path / "again")
     first = root / "synth-alba"
@@ -257,7 +268,7 @@ def test_stale_or_damaged_cache_is_regenerated(tiny, tmp_path):
 
 def test_interrupted_generation_leaves_nothing_complete(tiny, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = S.channel
+    real = synthetic_cache.apply_channel
 
     def failing(*a, **k):
         calls["n"] += 1
@@ -265,12 +276,12 @@ def test_interrupted_generation_leaves_nothing_complete(tiny, tmp_path, monkeypa
             raise KeyboardInterrupt("simulated interruption")
         return real(*a, **k)
 
-    monkeypatch.setattr(S, "channel", failing)
+    monkeypatch.setattr(synthetic_cache, "apply_channel", failing)
     with pytest.raises(KeyboardInterrupt):
         S.generate("synth-tiny", tmp_path / "t")
     assert not (tmp_path / "t").exists()
     assert list(tmp_path.iterdir()) == []  # the partial build folder was removed
-    monkeypatch.setattr(S, "channel", real)
+    monkeypatch.setattr(synthetic_cache, "apply_channel", real)
     assert S.is_complete(S.generate("synth-tiny", tmp_path / "t"), tiny)
 
 
