@@ -1,5 +1,6 @@
 """jaxser.io writes files atomically with the mode a plain open() gives (0666 minus the umask),
-and the writers that rename files into place (TF-Hub downloads, x-vector conversion) do too."""
+publishes folders with the "a concurrent writer won" rule, and the writers that put files or
+folders into place (TF-Hub downloads, x-vector conversion, synthetic corpora) honour the umask."""
 from __future__ import annotations
 
 import hashlib
@@ -48,6 +49,67 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert jio.sha256_file(p) == hashlib.sha256(b"old").hexdigest()
 
 
+def _folder(path, complete=True):
+    path.mkdir(parents=True)
+    (path / ("done" if complete else "half")).write_text(str(path.name))
+    return path
+
+
+def _done(folder):
+    return (folder / "done").is_file()
+
+
+def test_publish_dir_renames_into_place(tmp_path):
+    target = tmp_path / "corpus"
+    tmp = _folder(jio.temp_sibling(target, "tmp"))
+    assert jio.temp_sibling_owner(tmp, target) == os.getpid()
+    assert jio.publish_dir(tmp, target, _done)
+    assert (target / "done").read_text() == tmp.name and [p.name for p in tmp_path.iterdir()] == ["corpus"]
+
+
+def test_publish_dir_keeps_a_complete_folder_and_replaces_a_stale_one(tmp_path):
+    target = _folder(tmp_path / "corpus")
+    first = (target / "done").read_text()
+    assert not jio.publish_dir(_folder(jio.temp_sibling(target, "tmp")), target, _done)
+    assert (target / "done").read_text() == first  # the earlier writer's complete folder is kept
+    (target / "done").unlink()  # damaged: no longer complete, so the next writer replaces it
+    (target / "stale").write_text("x")
+    tmp = _folder(jio.temp_sibling(target, "tmp"))
+    assert jio.publish_dir(tmp, target, _done)
+    assert sorted(p.name for p in target.iterdir()) == ["done"]
+    assert [p.name for p in tmp_path.iterdir()] == ["corpus"]  # no build or retired folder left
+
+
+@pytest.mark.parametrize("winner_complete", [True, False])
+def test_publish_dir_loses_a_race_to_a_complete_folder_only(tmp_path, monkeypatch, winner_complete):
+    """Another process renames its folder into place between our check and our rename: a complete
+    one is kept; an incomplete one is no winner, so the failed rename is reported."""
+    target = tmp_path / "corpus"
+    real = os.replace
+
+    def racing(src, dst):
+        if str(dst) == str(target) and not target.exists():
+            _folder(target, winner_complete)
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", racing)
+    tmp = _folder(jio.temp_sibling(target, "tmp"))
+    if winner_complete:
+        assert not jio.publish_dir(tmp, target, _done) and _done(target)
+    else:
+        with pytest.raises(OSError):
+            jio.publish_dir(tmp, target, _done)
+    assert not tmp.exists()
+
+
+def test_temp_sibling_owner_reads_only_its_own_names(tmp_path):
+    target = tmp_path / "t"
+    assert jio.temp_sibling_owner(tmp_path / ".t.tmp-123-abcd1234", target) == 123
+    assert jio.temp_sibling_owner(tmp_path / ".t.old-45-ff", target) == 45
+    for other in (".t.tmp-x-1", ".u.tmp-123-ab", "t", ".tt.tmp-1-ab", ".t.tmp"):
+        assert jio.temp_sibling_owner(tmp_path / other, target) is None
+
+
 def test_tfhub_download_honours_the_umask(tmp_path, monkeypatch, mask):
     from jaxser.encoders import tfhub
 
@@ -66,15 +128,15 @@ def test_tfhub_download_honours_the_umask(tmp_path, monkeypatch, mask):
 
 
 def test_xvector_conversion_honours_the_umask(tmp_path, monkeypatch, mask):
-    from jaxser.encoders import xvector
+    from jaxser.encoders import xvector, xvector_convert
 
     fmode, _ = mask
     src = tmp_path / "sb"
     src.mkdir()
     (src / "hyperparams.yaml").write_text("x: 1\n")
-    monkeypatch.setattr(xvector, "read_speechbrain",
+    monkeypatch.setattr(xvector_convert, "read_speechbrain",
                         lambda path, allow_pickle=False: ({"model_type": xvector.MODEL_TYPE}, {"w": np.ones(3)}))
-    dst = xvector.convert(src, tmp_path / "out")
+    dst = xvector_convert.convert(src, tmp_path / "out")
     assert sorted(p.name for p in dst.iterdir()) == ["config.json", "hyperparams.yaml", "model.safetensors"]
     assert {_mode(p) for p in dst.iterdir()} == {oct(fmode)}
 

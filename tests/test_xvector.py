@@ -3,7 +3,7 @@
 The reference model has the released architecture (24 mels, [512, 512, 512, 512, 1500], 512-d) with
 every parameter and BatchNorm statistic perturbed; it is saved as SpeechBrain's folder holds it
 (hyperparams.yaml + torch.save'd embedding_model.ckpt + mean_var_norm_emb.ckpt), converted with the
-CLI, and loaded through `jaxser.encoders.load(folder)` as a user would.
+`python -m jaxser.encoders.xvector_convert` CLI, and loaded through `jaxser.encoders.load(folder)` as a user would.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch", reason="the SpeechBrain reference and pickl
 from safetensors.numpy import load_file, save_file  # noqa: E402
 
 import jaxser.encoders as encoders  # noqa: E402
-from jaxser.encoders import xvector  # noqa: E402
+from jaxser.encoders import xvector, xvector_convert  # noqa: E402
 from jaxser.encoders.base import EncoderError  # noqa: E402
 from tests import xvector_reference as ref  # noqa: E402
 
@@ -41,7 +41,7 @@ def _wave(n, seed):
 
 def _cli(*args):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "jaxser.encoders.xvector", *map(str, args)], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "jaxser.encoders.xvector_convert", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -51,7 +51,7 @@ def folders(tmp_path_factory):
     model = ref.perturbed_xvector(seed=0)
     root = tmp_path_factory.mktemp("xvector")
     sb = ref.save_speechbrain_folder(root / "speechbrain", model)
-    res = _cli("convert", sb, root / "converted", "--allow-pickle")
+    res = _cli(sb, root / "converted", "--allow-pickle")
     assert res.returncode == 0, res.stderr
     return sb, root / "converted", model
 
@@ -103,13 +103,27 @@ def test_pickle_needs_opt_in(folders, tmp_path):
     sb, conv, _ = folders
     with pytest.raises(EncoderError, match=r"pickle.*allow_pickle=True"):
         encoders.load(str(sb))
-    res = _cli("convert", sb, tmp_path / "out")
+    res = _cli(sb, tmp_path / "out")
     assert res.returncode == 2 and "pickle" in res.stderr and not (tmp_path / "out").exists()
+    assert "xvector_convert" in res.stderr  # the hint names the command that converts
     direct = xvector.load(str(sb), allow_pickle=True)
     converted = encoders.load(str(conv))
     assert direct.fingerprint == converted.fingerprint
     w = [_wave(8_000, 1)]
     np.testing.assert_array_equal(direct.embed(w), converted.embed(w))
+
+
+def test_older_convert_spelling_still_works(folders, tmp_path, capsys):
+    """`python -m jaxser.encoders.xvector convert ...` and `xvector.convert` predate xvector_convert."""
+    sb, conv, _ = folders
+    assert xvector.main(["convert", str(sb), str(tmp_path / "old"), "--allow-pickle"]) == 0
+    for name in ("config.json", "model.safetensors", "hyperparams.yaml"):
+        assert (tmp_path / "old" / name).is_file()
+    assert load_file(str(tmp_path / "old" / "model.safetensors")).keys() == load_file(
+        str(conv / "model.safetensors")).keys()
+    assert xvector.main(["nonsense"]) == 2 and "xvector_convert" in capsys.readouterr().err
+    assert xvector.convert is xvector_convert.convert
+    assert xvector.read_speechbrain is xvector_convert.read_speechbrain
 
 
 def test_embedding_normalisation(folders):
