@@ -31,7 +31,6 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable
@@ -39,7 +38,7 @@ from typing import Callable
 import numpy as np
 
 from jaxser.encoders.base import Encoder, EncoderError, digest
-from jaxser.io import file_mode, umask
+from jaxser.io import file_mode, publish_dir, temp_sibling, umask
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +144,7 @@ def _urlopen(url: str):
 def _download(handle: str, target: Path) -> None:
     """Download + unpack atomically (a temp folder renamed into place), as tensorflow_hub does."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f"{target.name}.{uuid.uuid4().hex}.tmp"
+    tmp = temp_sibling(target, "tmp")
     log.info("downloading %s into %s", handle, target)
     try:
         with _urlopen(_compressed_url(handle)) as resp:
@@ -155,11 +154,8 @@ def _download(handle: str, target: Path) -> None:
             raise EncoderError(f"{handle}: the downloaded archive holds no saved_model.pb "
                                f"(files: {sorted(p.name for p in tmp.iterdir())[:10]})")
         _honour_umask(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not (target / "saved_model.pb").exists():  # not a concurrent download that won
-                raise
+        # a concurrent download that finished first is kept
+        publish_dir(tmp, target, lambda folder: (folder / "saved_model.pb").exists())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
