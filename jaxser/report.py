@@ -1,10 +1,15 @@
-"""Results tables (Markdown, CSV, JSON, LaTeX) and figures from a run's predictions.
+"""Results tables (Markdown, CSV, JSON, LaTeX), significance.csv and figures from a run's predictions.
 
 Everything here is recomputed from predictions/*.parquet, so the report can never disagree
-with what the models predicted (spec/ re-checks that independently). Same-corpus results
-pool each seed's predictions over the folds (every utterance is tested once), then average
-over seeds. Intervals are 95% percentile bootstraps over test utterances of the seed-mean
-metric, resampling the same utterances for every seed.
+with what the models predicted (spec/ re-checks that independently). Every metric and test
+comes from jaxser.metrics; this module only chooses what to show and formats it.
+
+Same-corpus results pool each seed's predictions over the folds (every utterance is tested
+once), then average over seeds. Per-cell intervals are 95% percentile bootstraps over test
+utterances of the seed-mean metric, resampling the same utterances for every seed.
+Comparisons of encoders use the corpus pair as the unit (docs/statistics.md), because a
+claim about transfer is a claim about other pairs and other training runs, not about these
+test utterances.
 """
 from __future__ import annotations
 
@@ -15,104 +20,47 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-METRICS = ("uar", "accuracy", "macro_f1")
+from jaxser import metrics
+from jaxser.corpora.schema import CANONICAL_EMOTIONS
+from jaxser.metrics import batched_metrics, cell_arrays, format_p, resampled_metrics
+
+METRICS = metrics.REPORTED
 KEYS = ["encoder", "head", "layer", "setting", "source", "target"]
+ALPHA = 0.05
+SETTING_TITLES = {"same": "Same-corpus", "cross": "Cross-corpus (source→target)",
+                  "loco": "Leave-one-corpus-out (target)"}
+DOCS = "docs/statistics.md in the jaxser repository"
 
 
-def _from_counts(tp, n_true, n_pred, acc) -> dict[str, np.ndarray]:
-    """The metrics from per-class counts [..., C] (true positives, true and predicted rows)."""
-    present = n_true > 0
-    recall = np.where(present, tp / np.maximum(n_true, 1), 0.0)
-    uar = recall.sum(-1) / np.maximum(present.sum(-1), 1)
-    union = present | (n_pred > 0)
-    f1 = np.where(tp > 0, 2 * tp / np.maximum(n_true + n_pred, 1), 0.0)
-    macro_f1 = f1.sum(-1) / np.maximum(union.sum(-1), 1)
-    return {"uar": uar, "accuracy": acc, "macro_f1": macro_f1}
-
-
-def batched_metrics(y: np.ndarray, p: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
-    """UAR, accuracy and macro-F1 of many label/prediction vectors at once.
-
-    y, p: int arrays [..., N]. Definitions follow scikit-learn: UAR averages recall over the
-    classes present in y (balanced_accuracy_score); macro-F1 averages over the union of
-    classes in y and p (f1_score(average='macro', zero_division=0)).
-    """
-    y, p = np.broadcast_arrays(np.asarray(y), np.asarray(p))
-    lead, n = y.shape[:-1], y.shape[-1]
-    rows = np.arange(int(np.prod(lead, dtype=np.int64)))[:, None] * n_classes  # one bincount for all vectors
-    y2, p2 = y.reshape(-1, n).astype(np.int64), p.reshape(-1, n).astype(np.int64)
-    size = rows.shape[0] * n_classes
-
-    def count(idx, weights=None):
-        return np.bincount((rows + idx).ravel(), weights, minlength=size).reshape(lead + (n_classes,))
-
-    hit = y2 == p2
-    return _from_counts(count(y2, hit.ravel()), count(y2), count(p2), hit.mean(-1).reshape(lead))
-
-
-def resampled_metrics(y: np.ndarray, p: np.ndarray, n_classes: int, idx: np.ndarray) -> dict[str, np.ndarray]:
-    """``batched_metrics(y[idx], p[..., idx], n_classes)`` without building the resamples.
-
-    y: [N]; p: [N] or [S, N]; idx: [B, N] bootstrap draws. A resample only changes how often
-    each utterance counts, so its confusion counts are one matrix product of the draw counts
-    [B, N] with per-utterance class indicators: O(B*N*S*C) multiply-adds in BLAS instead of
-    O(B*N*S) gathered rows. Returns arrays [S, B] (or [B]); the counts are exact integers, so
-    the result equals the gathered computation.
-    """
-    y, p = np.asarray(y), np.asarray(p)
-    single = p.ndim == 1
-    p = p[None] if single else p
-    b, n = idx.shape
-    w = np.bincount((np.arange(b)[:, None] * n + idx).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-    classes = np.arange(n_classes)
-    ey = (y[:, None] == classes).astype(np.float64)                       # [N, C]
-    ep = p[..., None] == classes                                          # [S, N, C]
-    s = p.shape[0]
-
-    def per_seed(ind):  # [S, N, C] indicators -> [S, B, C] resampled counts
-        return (w @ ind.transpose(1, 0, 2).reshape(n, s * n_classes)).reshape(b, s, n_classes).transpose(1, 0, 2)
-
-    tp = per_seed((ep & (ey > 0)).astype(np.float64))
-    acc = (w @ (p == y).T.astype(np.float64)).T / n                       # [S, B]
-    out = _from_counts(tp, (w @ ey)[None], per_seed(ep.astype(np.float64)), acc)
-    return {k: v[0] for k, v in out.items()} if single else out
-
-
-def _cell_arrays(g: pd.DataFrame, seeds: list[int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """y [N] and predictions [S, N] aligned by utterance id across seeds."""
-    seed = g["seed"].to_numpy()
-    ids = g["id"].to_numpy().astype(str)
-    order = np.lexsort((ids, seed))
-    seed, ids = seed[order], ids[order]
-    true, pred = g["true"].to_numpy()[order], g["pred"].to_numpy()[order]
-    bounds = np.searchsorted(seed, seeds[1:])
-    ids_s, preds_s = np.split(ids, bounds), np.split(pred, bounds)
-    for s, i in zip(seeds, ids_s):
-        if not np.array_equal(i, ids_s[0]):
-            raise ValueError(f"seed {s} predicted a different set of utterances than seed {seeds[0]}")
-    return true[:len(ids_s[0])], np.stack(preds_s), ids_s[0].tolist()
+def canonical_labels(labels) -> list[str]:
+    """Labels in one order everywhere: CANONICAL_EMOTIONS order, unknown names after, sorted."""
+    rank = {e: i for i, e in enumerate(CANONICAL_EMOTIONS)}
+    return sorted(labels, key=lambda e: (rank.get(e, len(rank)), e))
 
 
 def compute_results(preds: pd.DataFrame, cells: list[dict], *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per result cell (encoder, head, layer, setting, source, target): metrics as
+    mean/std over seeds, bootstrap intervals, label set, chance and how many seeds predicted
+    a single class for every test utterance (``constant_seeds``)."""
     cell_info = {c["name"]: c for c in cells}
     rng = np.random.default_rng(seed)
     rows = []
     for key, g in preds.groupby(KEYS, sort=False):
         seeds = sorted(g["seed"].unique().tolist())
-        y, p, ids = _cell_arrays(g, seeds)
+        y, p, _ = cell_arrays(g, seeds)
         names = g["cell"].unique().tolist()
         labels = cell_info[names[0]]["labels"]
         n_classes = len(labels)
         point = batched_metrics(y, p, n_classes)  # per seed
         row = dict(zip(KEYS, key))
-        row.update(labels="|".join(labels), n_test=len(y), n_seeds=len(seeds), chance_uar=1.0 / n_classes,
+        row.update(labels="|".join(labels), n_classes=n_classes, n_test=len(y), n_seeds=len(seeds),
+                   chance_uar=metrics.chance_uar(n_classes),
+                   constant_seeds=int(sum(np.unique(ps).size == 1 for ps in p)),
                    excluded=int(sum(cell_info[n]["excluded"] for n in names) if key[3] != "same"
                                 else cell_info[names[0]]["excluded"]))
-        idx = rng.integers(0, len(y), size=(n_boot, len(y))) if n_boot else None
-        boot = resampled_metrics(y, p, n_classes, idx) if n_boot else None  # [S, B]
+        boot = resampled_metrics(y, p, n_classes, rng.integers(0, len(y), size=(n_boot, len(y)))) if n_boot else None
         for m in METRICS:
-            row[f"{m}_mean"] = float(point[m].mean())
-            row[f"{m}_std"] = float(point[m].std(ddof=1)) if len(seeds) > 1 else 0.0
+            row[f"{m}_mean"], row[f"{m}_std"] = metrics.mean_std(point[m])
             if n_boot:
                 lo, hi = np.percentile(boot[m].mean(0), [2.5, 97.5])
                 row[f"{m}_ci_low"], row[f"{m}_ci_high"] = float(lo), float(hi)
@@ -120,62 +68,29 @@ def compute_results(preds: pd.DataFrame, cells: list[dict], *, n_boot: int = 100
     return pd.DataFrame(rows)
 
 
-def paired_cross_test(preds: pd.DataFrame, enc_a: str, enc_b: str, head: str, layer: str, *,
-                      setting: str = "cross", n_boot: int = 1000, seed: int = 0) -> dict:
-    """Paired bootstrap of the mean cross-corpus UAR difference between two encoders.
-
-    Test utterances are resampled within each cell, identically for both encoders and all
-    seeds; the statistic is the mean over cells and seeds of UAR(a) - UAR(b). Two-sided p.
-    """
-    rng = np.random.default_rng(seed)
-    sub = preds[(preds["head"] == head) & (preds["layer"].astype(str) == str(layer)) & (preds["setting"] == setting)]
-    diffs, boot = [], []
-    for cell, g in sub.groupby("cell", sort=True):
-        ga, gb = g[g["encoder"] == enc_a], g[g["encoder"] == enc_b]
-        if ga.empty or gb.empty:
-            continue
-        seeds = sorted(ga["seed"].unique().tolist())
-        ya, pa, ida = _cell_arrays(ga, seeds)
-        yb, pb, idb = _cell_arrays(gb, sorted(gb["seed"].unique().tolist()))
-        if ida != idb:
-            raise ValueError(f"{cell}: {enc_a} and {enc_b} were tested on different utterances")
-        n_classes = int(max(ya.max(), pa.max(), pb.max())) + 1
-        diffs.append(batched_metrics(ya, pa, n_classes)["uar"].mean() - batched_metrics(yb, pb, n_classes)["uar"].mean())
-        idx = rng.integers(0, len(ya), size=(n_boot, len(ya)))
-        boot.append(resampled_metrics(ya, pa, n_classes, idx)["uar"].mean(0)
-                    - resampled_metrics(ya, pb, n_classes, idx)["uar"].mean(0))
-    if not diffs:
-        return {"diff": float("nan"), "p": float("nan"), "cells": 0}
-    d = np.mean(boot, axis=0)
-    p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))
-    return {"diff": float(np.mean(diffs)), "p": float(p), "cells": len(diffs)}
-
-
-def _fmt(m, s):
-    return f"{100 * m:.1f} ± {100 * s:.1f}"
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(str(v) for v in r.tolist()) + " |")
-    return "\n".join(lines)
-
-
-def ranking(results: pd.DataFrame) -> pd.DataFrame:
-    """Encoders by mean cross-corpus UAR per head/layer, with the same-corpus mean and the gap."""
+def ranking(results: pd.DataFrame, gaps: pd.DataFrame | None = None, ranks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Encoders by mean cross-corpus UAR per head/layer: the mean and spread over corpus pairs,
+    the Friedman average rank over pairs (``ranks``: metrics.friedman_rows), same-corpus and
+    LOCO means, and the same→cross gap averaged over the pairs where it is defined
+    (``gaps``: metrics.gap_rows; pairs with different label sets have none)."""
     rows = []
     for (head, layer, enc), g in results.groupby(["head", "layer", "encoder"]):
-        cross = g[g["setting"] == "cross"]
-        same = g[g["setting"] == "same"]
-        loco = g[g["setting"] == "loco"]
-        rows.append({"head": head, "layer": layer, "encoder": enc,
-                     "cross_uar": cross["uar_mean"].mean() if len(cross) else np.nan,
-                     "same_uar": same["uar_mean"].mean() if len(same) else np.nan,
-                     "loco_uar": loco["uar_mean"].mean() if len(loco) else np.nan})
+        cross, same, loco = (g[g["setting"] == s]["uar_mean"] for s in ("cross", "same", "loco"))
+        row = {"head": head, "layer": layer, "encoder": enc,
+               "cross_uar": cross.mean() if len(cross) else np.nan,
+               "cross_sd": cross.std(ddof=1) if len(cross) > 1 else np.nan, "n_pairs": len(cross),
+               "same_uar": same.mean() if len(same) else np.nan,
+               "loco_uar": loco.mean() if len(loco) else np.nan, "gap": np.nan, "n_gap": 0, "avg_rank": np.nan}
+        if gaps is not None and len(gaps):
+            gg = gaps[(gaps["encoder"] == enc) & (gaps["head"] == head) & (gaps["layer"] == layer)]["gap"].dropna()
+            row["gap"], row["n_gap"] = (gg.mean() if len(gg) else np.nan), len(gg)
+        if ranks is not None and len(ranks):
+            r = ranks[(ranks["setting"] == "cross") & (ranks["head"] == head) & (ranks["layer"] == layer)
+                      & (ranks["encoder"] == enc)]
+            if len(r):
+                row["avg_rank"] = float(r["avg_rank"].iloc[0])
+        rows.append(row)
     df = pd.DataFrame(rows)
-    df["gap"] = df["same_uar"] - df["cross_uar"]
     df = df.sort_values(["head", "layer", "cross_uar"], ascending=[True, True, False])
     df["rank"] = df.groupby(["head", "layer"]).cumcount() + 1
     return df
@@ -202,120 +117,327 @@ def read_predictions(run: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _read_json(path: Path, kind: type) -> object:
+    """A run's JSON artifact, checked to parse and to have the expected top-level type."""
+    from jaxser.errors import RunDirError
+
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{path}: unreadable ({type(e).__name__}); re-run the study to rewrite it") from None
+    if not isinstance(obj, kind):
+        raise RunDirError(f"{path}: expected a JSON {kind.__name__}, found {type(obj).__name__}; "
+                          "re-run the study to rewrite it")
+    return obj
+
+
 def write_report(run_dir: str | Path, *, bootstrap: int = 1000) -> pd.DataFrame:
-    """Write results.csv/json, report.md, table.tex and figures/ for a finished run."""
-    run = Path(run_dir)
+    """Write results.csv/json, significance.csv, report.md, table.tex and figures/ for a finished run."""
     from jaxser.io import atomic_write_text
 
+    run = Path(run_dir)
     preds = read_predictions(run)
     preds["layer"] = preds["layer"].astype(str)
-    cells = json.loads((run / "cells.json").read_text())
-    manifest = json.loads((run / "manifest.json").read_text())
+    cells = _read_json(run / "cells.json", list)
+    manifest = _read_json(run / "manifest.json", dict)
     results = compute_results(preds, cells, n_boot=bootstrap)
     atomic_write_text(run / "results.csv", results.to_csv(index=False))
     atomic_write_text(run / "results.json", results.to_json(orient="records", indent=1))
-    rank = ranking(results)
-    sig_rows = []
-    for (head, layer), g in rank.groupby(["head", "layer"]):
-        g = g.dropna(subset=["cross_uar"])
-        if len(g) < 2:
-            continue
-        best = g.iloc[0]["encoder"]
-        for enc in g["encoder"].iloc[1:]:
-            t = paired_cross_test(preds, best, enc, head, layer, n_boot=bootstrap)
-            sig_rows.append({"head": head, "layer": layer, "best": best, "other": enc,
-                             "uar_diff": t["diff"], "p": t["p"], "cells": t["cells"]})
-    sig = pd.DataFrame(sig_rows)
-    figs = _figures(run, results, rank, preds)
-    md = _markdown(manifest, results, rank, sig, figs, cells)
-    atomic_write_text(run / "report.md", md)
+    scores = metrics.unit_scores(preds, cells=cells)
+    sig = metrics.significance_rows(scores=scores, alpha=ALPHA)
+    atomic_write_text(run / "significance.csv", sig.to_csv(index=False))
+    ranks = metrics.friedman_rows(scores=scores, settings=("cross",), alpha=ALPHA)
+    gaps = metrics.gap_rows(scores=scores)
+    rank = ranking(results, gaps, ranks)
+    figs = _figures(run, results, rank, ranks, preds)
+    atomic_write_text(run / "report.md", _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells))
     atomic_write_text(run / "table.tex", _latex(results))
     return results
 
 
-def _pivot(results, setting, head, layer):
+# ----------------------------------------------------------------------------- Markdown
+
+def _pct(v, signed: bool = False) -> str:
+    if v is None or pd.isna(v):
+        return ""
+    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+
+
+def _constant_mark(n_const: int, n_seeds: int) -> str:
+    if not n_const:
+        return ""
+    return " (const)" if n_const == n_seeds else f" (const {n_const}/{n_seeds})"
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(str(v) for v in r.tolist()) + " |")
+    return "\n".join(lines)
+
+
+def _label_keys(results: pd.DataFrame) -> dict[str, str]:
+    """A short name (L1, L2, ...) per label set, in order of size then canonical order."""
+    sets = sorted(results["labels"].unique(), key=lambda s: (-len(s.split("|")), s))
+    return {s: f"L{i + 1}" for i, s in enumerate(sets)}
+
+
+def _col_name(setting: str, source: str, target: str) -> str:
+    return target if setting in ("same", "loco") else f"{source}→{target}"
+
+
+def _pivot(results, setting, head, layer, keys) -> pd.DataFrame | None:
+    """encoder × cell table of UAR mean ± std, with a first row giving each cell's chance
+    level and label set, and constant-prediction cells marked."""
     sub = results[(results["setting"] == setting) & (results["head"] == head) & (results["layer"] == layer)]
     if sub.empty:
         return None
-    col = sub["target"] if setting in ("same", "loco") else sub["source"] + "→" + sub["target"]
-    sub = sub.assign(col=col.to_numpy(), val=[_fmt(m, s) for m, s in zip(sub["uar_mean"], sub["uar_std"])])
-    tab = sub.pivot(index="encoder", columns="col", values="val")
-    tab["mean UAR"] = sub.groupby("encoder")["uar_mean"].mean().map(lambda v: f"{100 * v:.1f}")
-    return tab.reset_index()
+    col = [_col_name(setting, s, t) for s, t in zip(sub["source"], sub["target"])]
+    val = [f"{_pct(m)} ± {_pct(s)}{_constant_mark(c, n)}" for m, s, c, n in
+           zip(sub["uar_mean"], sub["uar_std"], sub["constant_seeds"], sub["n_seeds"])]
+    sub = sub.assign(col=col, val=val)
+    tab = sub.pivot(index="encoder", columns="col", values="val").fillna("—")
+    per_col = sub.drop_duplicates("col").set_index("col")
+    chance = {c: f"{_pct(per_col.loc[c, 'chance_uar'])} ({keys[per_col.loc[c, 'labels']]})" for c in tab.columns}
+    mixed = sub["labels"].nunique() > 1
+    mean_col = "mean UAR (mixed label sets)" if mixed else "mean UAR"
+    tab[mean_col] = sub.groupby("encoder")["uar_mean"].mean().map(_pct)
+    tab = tab.reset_index()
+    top = pd.DataFrame([{"encoder": "*chance (label set)*", **chance, mean_col: ""}])
+    return pd.concat([top, tab], ignore_index=True)[tab.columns]
 
 
-def _markdown(manifest, results, rank, sig, figs, cells) -> str:
-    cfg = manifest["config"]
+def _gap_table(gaps: pd.DataFrame, head, layer) -> pd.DataFrame | None:
+    g = gaps[(gaps["head"] == head) & (gaps["layer"] == layer)]
+    if g.empty:
+        return None
+
+    def show(r):
+        if pd.notna(r["gap"]):
+            return _pct(r["gap"], signed=True)
+        return "n/a (different label sets)" if r["note"].startswith("label sets differ") else "n/a (no same-corpus result)"
+
+    g = g.assign(col=[f"{s}→{t}" for s, t in zip(g["source"], g["target"])], val=g.apply(show, axis=1))
+    return g.pivot(index="encoder", columns="col", values="val").fillna("—").reset_index()
+
+
+def _sig_table(sig: pd.DataFrame) -> pd.DataFrame:
+    t = pd.DataFrame({
+        "setting": sig["setting"], "A": sig["encoder_a"], "B": sig["encoder_b"],
+        "UAR A": sig["mean_a"].map(_pct), "UAR B": sig["mean_b"].map(_pct),
+        "A − B": sig["diff_uar"].map(lambda v: _pct(v, signed=True)),
+        "95% CI": [f"[{_pct(lo, True)}, {_pct(hi, True)}]" if np.isfinite(lo) and np.isfinite(hi)
+                   else "unbounded (too few units)" for lo, hi in zip(sig["ci_low"], sig["ci_high"])],
+        "p": sig["p"].map(format_p), "p (Holm)": sig["p_adjusted"].map(format_p),
+        "smallest possible p": sig["p_min"].map(format_p),
+        "significant": sig["significant"].map(lambda s: "yes" if s else "no"),
+        "units (independent)": [f"{u} ({c})" for u, c in zip(sig["n_units"], sig["n_clusters"])],
+    })
+    return t
+
+
+def _settings_note(cfg: dict, results: pd.DataFrame) -> list[str]:
+    """Footnotes for settings that have no results, so an empty column is never a mystery."""
+    configured = cfg.get("settings") or ["same", "cross", "loco"]
+    notes = []
+    for s, name in (("same", "same-corpus"), ("cross", "cross-corpus"), ("loco", "leave-one-corpus-out (LOCO)")):
+        if (results["setting"] == s).any():
+            continue
+        if s not in configured:
+            notes.append(f"No {name} results: this study's settings ({', '.join(configured)}) exclude {s}.")
+        elif s == "loco":
+            notes.append("No leave-one-corpus-out results: LOCO needs at least 3 corpora.")
+        else:
+            notes.append(f"No {name} results in this run.")
+    return notes
+
+
+def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells) -> str:
+    cfg = manifest.get("config", {})
+    keys = _label_keys(results)
+    fig_of = dict(figs)
     out = ["# Cross-corpus SER benchmark report", ""]
-    out.append(f"Corpora: {', '.join(cfg['corpora'])}. Encoders: {', '.join(cfg['encoders'])}. "
-               f"Heads: {', '.join(cfg['heads'])}. Layers: {', '.join(map(str, cfg['layers']))}. "
-               f"Seeds: {manifest['seeds']}. Label set: {cfg['labels'] or 'shared by source and target'}. "
-               f"git {manifest['git'][:10]}.")
-    out.append("")
-    out.append("All numbers are UAR (%) as mean ± std over seeds; chance = 100/classes "
-               f"({', '.join(sorted({f'{100 * c:.1f}' for c in results['chance_uar']}))}). Same-corpus: "
-               "speaker-independent folds, each utterance tested once. Cross-corpus: train on the row's "
-               "source, test on all of the target. Model selection on a speaker-disjoint split of the source only.")
+    labels_cfg = cfg.get("labels")
+    out.append(f"Corpora: {', '.join(cfg.get('corpora', []))}. Encoders: {', '.join(cfg.get('encoders', []))}. "
+               f"Heads: {', '.join(cfg.get('heads', []))}. Layers: {', '.join(map(str, cfg.get('layers', [])))}. "
+               f"Seeds: {manifest.get('seeds')}. Label set: "
+               f"{', '.join(labels_cfg) if labels_cfg else 'shared by source and target (per pair)'}. "
+               f"git {str(manifest.get('git', ''))[:10]}.")
+    folds = ("folds disjoint in speaker and sentence (speaker+text, see below)"
+             if any(c.get("split") == "speaker+text" for c in cells) else "speaker-independent folds")
+    out += ["", f"All numbers are UAR (%) as mean ± std over seeds. Same-corpus: {folds}, each "
+                "utterance tested once. Cross-corpus: train on the source, test on all of the target. Model "
+                "selection on a speaker-disjoint split of the source only.",
+            "", "**Label sets and chance.** UARs are only comparable within one label set (chance = 100/classes). "
+                "Every table's first row gives each column's chance level and label set:", ""]
+    out += [f"- {k}: {', '.join(canonical_labels(s.split('|')))} ({len(s.split('|'))} classes, chance "
+            f"{100 / len(s.split('|')):.1f}%)" for s, k in keys.items()]
+    n_const = int((results["constant_seeds"] > 0).sum())
+    out += ["", "**(const)** marks a cell whose model predicted one class for every test utterance in every "
+                "seed (its UAR is chance by construction); **(const k/S)** in k of S seeds. "
+                f"{n_const} of {len(results)} result cells are marked. **—**: no result for that encoder and cell."]
+    out += [f"\n{n}" for n in _settings_note(cfg, results)]
     for (head, layer), _ in results.groupby(["head", "layer"]):
         out += ["", f"## Head `{head}`, layer `{layer}`"]
-        for setting, title in (("same", "Same-corpus"), ("cross", "Cross-corpus (source→target)"),
-                               ("loco", "Leave-one-corpus-out (target)")):
-            tab = _pivot(results, setting, head, layer)
+        for setting, title in SETTING_TITLES.items():
+            tab = _pivot(results, setting, head, layer, keys)
             if tab is not None:
                 out += ["", f"### {title}", "", _md_table(tab)]
-        r = rank[(rank["head"] == head) & (rank["layer"] == layer)]
-        ci = results[(results["head"] == head) & (results["layer"] == layer) & (results["setting"] == "cross")]
-        out += ["", "### Ranking by mean cross-corpus UAR", ""]
-        rt = r[["rank", "encoder", "cross_uar", "same_uar", "gap", "loco_uar"]].copy()
-        for c in ("cross_uar", "same_uar", "gap", "loco_uar"):
-            rt[c] = rt[c].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}")
-        if "uar_ci_low" in ci:
-            lohi = ci.groupby("encoder")[["uar_ci_low", "uar_ci_high"]].mean()
-            rt["mean 95% CI of cells"] = [f"[{100 * lohi.loc[e, 'uar_ci_low']:.1f}, {100 * lohi.loc[e, 'uar_ci_high']:.1f}]"
-                                          if e in lohi.index else "" for e in rt["encoder"]]
-        rt.columns = ["rank", "encoder", "cross UAR", "same UAR", "gap same→cross", "LOCO UAR",
-                      *(["mean 95% CI of cells"] if "mean 95% CI of cells" in rt else [])]
-        out += [_md_table(rt)]
-        s = sig[(sig["head"] == head) & (sig["layer"] == layer)] if len(sig) else sig
-        if len(s):
-            st = s[["best", "other", "uar_diff", "p", "cells"]].copy()
-            st["uar_diff"] = st["uar_diff"].map(lambda v: f"{100 * v:+.1f}")
-            st["p"] = st["p"].map(lambda v: f"{v:.3f}")
-            out += ["", "Paired bootstrap (cross-corpus cells, utterances resampled within cells, "
-                        "same resample for both encoders and all seeds):", "", _md_table(st)]
-    excl = [(c["name"], c["excluded"]) for c in cells if c["setting"] != "same" and c["excluded"]]
+        gt = _gap_table(gaps, head, layer)
+        if gt is not None:
+            out += ["", "### Same→cross gap (points of UAR)", "",
+                    "The target's same-corpus UAR minus the pair's cross-corpus UAR, only where both cells use "
+                    "the same label set (otherwise their chance levels differ and the difference means nothing).",
+                    "", _md_table(gt)]
+        out += _ranking_section(rank, ranks, head, layer, fig_of)
+        s = sig[(sig["head"] == head) & (sig["layer"] == layer)]
+        out += _significance_section(s.sort_values("setting", key=lambda c: c.map(
+            {k: i for i, k in enumerate(SETTING_TITLES)}), kind="stable"))
+    out += _speaker_text_section(cells)
+    excl = sorted({(c["target"], c["excluded"]) for c in cells if c["setting"] != "same" and c["excluded"]})
     if excl:
         out += ["", "## Excluded target utterances (outside the label set)", ""]
-        out += [_md_table(pd.DataFrame(sorted(set((n.split(":")[1].split("->")[1], e) for n, e in excl)),
-                                       columns=["target", "excluded"]))]
+        out += [_md_table(pd.DataFrame(excl, columns=["target", "excluded"]))]
     if manifest.get("skipped"):
         out += ["", f"## Skipped audio ({len(manifest['skipped'])} files)", ""]
         out += [f"- `{u}`: {why}" for u, why in list(manifest["skipped"].items())[:50]]
-    if figs:
-        out += ["", "## Figures", ""]
-        out += [f"![{name}]({path})" for name, path in figs]
-    out += ["", "Full results (with 95% bootstrap intervals, WA and macro-F1): `results.csv`; "
-                "LaTeX: `table.tex`; per-utterance predictions: `predictions/`.", ""]
+    other = [(n, p) for n, p in figs if not n.startswith(("ranking ", "critical-difference "))]
+    if other:
+        out += ["", "## Figures", "", "All heatmaps share one colour scale."]
+        for name, path in other:
+            out += ["", f"![{name}]({path})"]
+    out += ["", "Full results (with 95% bootstrap intervals over test utterances, WA and macro-F1): `results.csv`; "
+                "every encoder comparison: `significance.csv`; LaTeX: `table.tex`; per-utterance predictions: "
+                "`predictions/`.", ""]
     return "\n".join(out)
 
 
+def _ranking_section(rank, ranks, head, layer, fig_of) -> list[str]:
+    r = rank[(rank["head"] == head) & (rank["layer"] == layer)]
+    out = ["", "### Ranking by mean cross-corpus UAR", ""]
+    if not r["cross_uar"].notna().any():
+        return out + ["No cross-corpus results for this head and layer."]
+    rt = pd.DataFrame({"rank": r["rank"], "encoder": r["encoder"],
+                       "cross UAR (mean over pairs)": r["cross_uar"].map(_pct),
+                       "SD over pairs": r["cross_sd"].map(_pct), "pairs": r["n_pairs"],
+                       "avg rank over pairs": r["avg_rank"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")})
+    if r["same_uar"].notna().any():
+        rt["same UAR"] = r["same_uar"].map(_pct)
+        rt["gap same→cross"] = [
+            _pct(g, True) + ("" if k == n else f" ({k}/{n} pairs)") if k else "n/a (different label sets)"
+            for g, k, n in zip(r["gap"], r["n_gap"], r["n_pairs"])]
+    if r["loco_uar"].notna().any():
+        rt["LOCO UAR"] = r["loco_uar"].map(_pct)
+    out += [_md_table(rt), "",
+            "SD over pairs is the spread of the encoder's UAR across corpus pairs (how much transfer varies), "
+            "not an uncertainty of the mean; the gap is averaged over the pairs where it is defined."]
+    fr = ranks[(ranks["setting"] == "cross") & (ranks["head"] == head) & (ranks["layer"] == layer)]
+    cd_fig = fig_of.get(f"critical-difference {head}/{layer}")
+    if len(fr) and cd_fig:
+        f0 = fr.iloc[0]
+        out += ["", f"![critical-difference diagram {head}/{layer}]({cd_fig})", "",
+                f"Friedman test over {int(f0['n_blocks'])} corpus pairs (blocks) and {len(fr)} encoders: "
+                f"p = {format_p(f0['friedman_p'])}. Critical difference (Nemenyi, α = {ALPHA}): "
+                f"{f0['cd']:.2f} ranks; encoders joined by a bar are not significantly different. Rank 1 = best "
+                "on a pair. Pairs with the same source share a trained model, so with few corpora this "
+                f"ranking is descriptive (see {DOCS})."]
+    else:
+        n_enc = int(r["cross_uar"].notna().sum())
+        why = ("only one encoder has cross-corpus results" if n_enc < 2 else
+               "fewer than 2 corpus pairs have a result for every encoder")
+        out += ["", f"No critical-difference diagram: {why}, so there is nothing to rank."]
+    rank_fig = fig_of.get(f"ranking {head}/{layer}")
+    if rank_fig:
+        out += ["", f"![ranking {head}/{layer}]({rank_fig})"]
+    return out
+
+
+def _significance_section(s: pd.DataFrame) -> list[str]:
+    out = ["", "### Are the differences between encoders significant?", ""]
+    if s.empty:
+        return out + ["No comparisons: fewer than two encoders have results on common cells."]
+    out += ["Each row compares two encoders (A has the higher mean). The unit of the test is the result cell: "
+            "a corpus pair for cross-corpus, a corpus (folds pooled) for same-corpus, a held-out corpus for LOCO; "
+            "each encoder's score on a unit is its UAR averaged over seeds, so differences between seeds and "
+            "between corpus pairs count as noise, not only the choice of test utterances. p is a sign-flip "
+            "permutation test of the mean difference over units; cross-corpus pairs trained on the same source "
+            "share a model and are flipped together (\"independent\" counts those groups). The 95% CI is the "
+            "range of differences that test does not reject. **Significant** means the Holm-adjusted p is "
+            f"≤ {ALPHA} within one setting, head and layer: if all encoders there were equally good, the chance "
+            "of any row being marked significant would be at most 5%. With few corpora the smallest possible p "
+            f"exceeds {ALPHA} and nothing can be significant, whatever the difference. Details: {DOCS}; all "
+            "rows: `significance.csv`.", "", _md_table(_sig_table(s))]
+    return out
+
+
+def _speaker_text_section(cells: list[dict]) -> list[str]:
+    """Per corpus, what the speaker+text split costs: utterances of other speakers withheld
+    from training because they say a sentence of the test block."""
+    same = [c for c in cells if c["setting"] == "same"]
+    if not any(c.get("split") == "speaker+text" for c in cells):
+        return []
+    rows = []
+    for corpus in dict.fromkeys(c["source"] for c in same):
+        cs = [c for c in same if c["source"] == corpus]
+        if all(c.get("split") != "speaker+text" for c in cs):
+            rows.append({"corpus": corpus, "folds": len(cs), "withheld per fold (mean, range)": "0 (kept speaker "
+                         "folds: fewer than two sentence ids)", "share of training pool": ""})
+            continue
+        lost = np.array([int(c.get("excluded_train", 0)) for c in cs])
+        pool = np.array([int(c.get("n_fit", 0)) + int(c.get("n_val", 0)) for c in cs]) + lost
+        rows.append({"corpus": corpus, "folds": len(cs),
+                     "withheld per fold (mean, range)": f"{lost.mean():.1f} ({lost.min()}–{lost.max()})",
+                     "share of training pool": f"{100 * lost.sum() / max(pool.sum(), 1):.0f}%"})
+    if not rows:
+        return []
+    return ["", "## Speaker+text folds: training utterances withheld", "",
+            "Same-corpus folds are disjoint in speaker and sentence: utterances of other speakers that say a "
+            "sentence of the test block are withheld from training (counted per fold below; see docs/protocol.md).",
+            "", _md_table(pd.DataFrame(rows))]
+
+
 def _latex(results: pd.DataFrame) -> str:
-    lines = ["% jaxser cross-corpus results: UAR (%) mean ± std over seeds",
-             "\\begin{tabular}{lll" + "c" * 3 + "}", "\\toprule",
-             "Encoder & Head & Layer & Same & Cross & LOCO \\\\", "\\midrule"]
+    lines = ["% jaxser cross-corpus results: UAR (%) mean ± std over seeds; chance = 100 / classes",
+             "\\begin{tabular}{lll" + "c" * 4 + "}", "\\toprule",
+             "Encoder & Head & Layer & Same & Cross & LOCO & Chance \\\\", "\\midrule"]
+    esc = lambda t: str(t).replace("_", "\\_")  # noqa: E731
     for (enc, head, layer), g in results.groupby(["encoder", "head", "layer"]):
         vals = []
         for s in ("same", "cross", "loco"):
             sub = g[g["setting"] == s]
             vals.append("--" if sub.empty else f"{100 * sub['uar_mean'].mean():.1f} $\\pm$ "
                         f"{100 * sub['uar_std'].mean():.1f}")
-        esc = lambda t: str(t).replace("_", "\\_")  # noqa: E731
+        ch = sorted({round(100 * c, 1) for c in g["chance_uar"]})
+        vals.append(f"{ch[0]:.1f}" if len(ch) == 1 else f"{ch[0]:.1f}--{ch[-1]:.1f}")
         lines.append(f"{esc(enc)} & {esc(head)} & {esc(layer)} & " + " & ".join(vals) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(lines)
 
 
-def _figures(run: Path, results: pd.DataFrame, rank: pd.DataFrame, preds: pd.DataFrame) -> list[tuple[str, str]]:
+# ----------------------------------------------------------------------------- figures
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from jaxser.io import atomic_write
+
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+
+
+def heatmap_scale(results: pd.DataFrame) -> tuple[float, float]:
+    """One colour scale (UAR %, rounded out to tens) for every heatmap of a report, so equal
+    colours mean equal UAR across encoders, heads and layers."""
+    v = 100 * results.loc[results["setting"].isin(["same", "cross"]), "uar_mean"].to_numpy(float)
+    if not v.size:
+        return 0.0, 100.0
+    return float(np.floor(v.min() / 10) * 10), float(max(np.ceil(v.max() / 10) * 10, np.floor(v.min() / 10) * 10 + 10))
+
+
+def _figures(run: Path, results: pd.DataFrame, rank: pd.DataFrame, ranks: pd.DataFrame,
+             preds: pd.DataFrame) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -324,16 +446,20 @@ def _figures(run: Path, results: pd.DataFrame, rank: pd.DataFrame, preds: pd.Dat
     fig_dir = run / "figures"
     fig_dir.mkdir(exist_ok=True)
     out = []
+    vmin, vmax = heatmap_scale(results)
     for (enc, head, layer), g in results.groupby(["encoder", "head", "layer"]):
         g = g[g["setting"].isin(["same", "cross"])]
         names = sorted(set(g["source"]) | set(g["target"]))
         if len(names) < 2:
             continue
         mat = np.full((len(names), len(names)), np.nan)
+        n_cls = np.zeros((len(names), len(names)), int)
         for _, r in g.iterrows():
-            mat[names.index(r["source"]), names.index(r["target"])] = 100 * r["uar_mean"]
+            i, j = names.index(r["source"]), names.index(r["target"])
+            mat[i, j], n_cls[i, j] = 100 * r["uar_mean"], r["n_classes"]
+        mixed = g["n_classes"].nunique() > 1
         fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
-        im = ax.imshow(mat, cmap="viridis", vmin=np.nanmin(mat) if np.isfinite(mat).any() else 0, vmax=100)
+        im = ax.imshow(mat, cmap="viridis", vmin=vmin, vmax=vmax)
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
         ax.set_yticks(range(len(names)), names)
         ax.set_xlabel("test (target)")
@@ -341,57 +467,74 @@ def _figures(run: Path, results: pd.DataFrame, rank: pd.DataFrame, preds: pd.Dat
         for i in range(len(names)):
             for j in range(len(names)):
                 if np.isfinite(mat[i, j]):
-                    ax.text(j, i, f"{mat[i, j]:.0f}", ha="center", va="center", color="w" if mat[i, j] < 70 else "k")
-        ax.set_title(f"UAR % — {enc} / {head} / {layer}\n(diagonal: same-corpus)", fontsize=9)
+                    text = f"{mat[i, j]:.0f}" + (f"\n{n_cls[i, j]} cl." if mixed else "")
+                    ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                            color="w" if mat[i, j] < vmin + 0.7 * (vmax - vmin) else "k")
+        ax.set_title(f"UAR % — {enc} / {head} / {layer}\n(diagonal: same-corpus"
+                     + ("; cl. = classes: chance differs" if mixed else "") + ")", fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046)
-        fig.tight_layout()
-        name = f"heatmap_{_safe(enc)}_{head}_{layer}.png"
-        fig.savefig(fig_dir / name, dpi=120)
-        plt.close(fig)
+        name = f"heatmap_{_safe(enc)}_{_safe(head)}_{_safe(layer)}.png"
+        _save(fig, fig_dir / name)
         out.append((f"cross-corpus heatmap {enc}/{head}/{layer}", f"figures/{name}"))
     cross = results[results["setting"] == "cross"]
     for (head, layer), g in cross.groupby(["head", "layer"]):
-        agg = g.groupby("encoder").agg(m=("uar_mean", "mean"), lo=("uar_ci_low", "mean") if "uar_ci_low" in g else
-                                       ("uar_mean", "mean"), hi=("uar_ci_high", "mean") if "uar_ci_high" in g else
-                                       ("uar_mean", "mean")).sort_values("m")
-        fig, ax = plt.subplots(figsize=(6, 0.5 * len(agg) + 1.5))
-        ax.barh(agg.index, 100 * agg["m"], xerr=[100 * (agg["m"] - agg["lo"]), 100 * (agg["hi"] - agg["m"])],
-                color="tab:blue", capsize=3)
-        ax.axvline(100 * g["chance_uar"].mean(), color="k", ls="--", lw=1, label="chance")
-        ax.set_xlabel("mean cross-corpus UAR % (bars: mean of per-cell 95% CIs)")
+        agg = g.groupby("encoder")["uar_mean"].agg(["mean", "std", "count"]).sort_values("mean")
+        fig, ax = plt.subplots(figsize=(6, 0.5 * len(agg) + 1.8))
+        ax.barh(agg.index, 100 * agg["mean"], xerr=100 * agg["std"].fillna(0), color="tab:blue", alpha=0.6,
+                capsize=3)
+        for y, enc in enumerate(agg.index):
+            v = 100 * g.loc[g["encoder"] == enc, "uar_mean"].to_numpy()
+            ax.plot(v, np.full(v.size, y), "k.", ms=4)
+        chance = g["chance_uar"].unique()
+        if chance.size == 1:
+            ax.axvline(100 * chance[0], color="k", ls="--", lw=1, label="chance")
+            ax.legend(loc="lower right", fontsize=8)
+        ax.set_xlabel(f"cross-corpus UAR %: bar = mean over {int(agg['count'].max())} corpus pairs, whiskers = "
+                      "±1 SD over pairs\n(spread across pairs, not a confidence interval); dots = single pairs"
+                      + ("" if chance.size == 1 else "; chance differs by pair"), fontsize=8)
         ax.set_title(f"Ranking — head {head}, layer {layer}", fontsize=9)
-        ax.legend(loc="lower right", fontsize=8)
-        fig.tight_layout()
-        name = f"ranking_{head}_{layer}.png"
-        fig.savefig(fig_dir / name, dpi=120)
-        plt.close(fig)
+        name = f"ranking_{_safe(head)}_{_safe(layer)}.png"
+        _save(fig, fig_dir / name)
         out.append((f"ranking {head}/{layer}", f"figures/{name}"))
+    for (head, layer), fr in ranks[ranks["setting"] == "cross"].groupby(["head", "layer"]):
+        fig, ax = plt.subplots(figsize=(7, 0.45 * ((len(fr) + 1) // 2) + 1.6))
+        metrics.draw_cd_diagram(ax, fr["avg_rank"].to_numpy(), float(fr["cd"].iloc[0]), fr["encoder"].tolist(),
+                                title=f"Average rank over {int(fr['n_blocks'].iloc[0])} corpus pairs — head {head}, "
+                                      f"layer {layer} (Friedman p {format_p(fr['friedman_p'].iloc[0])})")
+        name = f"cd_{_safe(head)}_{_safe(layer)}.png"
+        _save(fig, fig_dir / name)
+        out.append((f"critical-difference {head}/{layer}", f"figures/{name}"))
     if len(cross):
-        best = cross.sort_values("uar_mean", ascending=False).iloc[0]
-        sub = preds[(preds["encoder"] == best["encoder"]) & (preds["head"] == best["head"]) &
-                    (preds["layer"] == best["layer"]) & (preds["setting"] == "cross") &
-                    (preds["source"] == best["source"]) & (preds["target"] == best["target"])]
-        labels = best["labels"].split("|")
-        cm = np.zeros((len(labels), len(labels)))
-        np.add.at(cm, (sub["true"].to_numpy(), sub["pred"].to_numpy()), 1)
-        cmn = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-        fig, ax = plt.subplots(figsize=(4.5, 4))
-        ax.imshow(cmn, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-        ax.set_yticks(range(len(labels)), labels)
-        for i in range(len(labels)):
-            for j in range(len(labels)):
-                ax.text(j, i, f"{cmn[i, j]:.2f}", ha="center", va="center", color="w" if cmn[i, j] > 0.5 else "k")
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(f"Best cross cell: {best['encoder']}/{best['head']}\n{best['source']}→{best['target']} "
-                     f"(all seeds, row-normalised)", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(fig_dir / "confusion_best_cross.png", dpi=120)
-        plt.close(fig)
-        out.append(("confusion matrix of the best cross-corpus cell", "figures/confusion_best_cross.png"))
+        out += _confusion_figure(fig_dir, cross, preds)
     return out
 
 
+def _confusion_figure(fig_dir: Path, cross: pd.DataFrame, preds: pd.DataFrame) -> list[tuple[str, str]]:
+    import matplotlib.pyplot as plt
+
+    best = cross.sort_values("uar_mean", ascending=False).iloc[0]
+    sub = preds[(preds["encoder"] == best["encoder"]) & (preds["head"] == best["head"]) &
+                (preds["layer"] == best["layer"]) & (preds["setting"] == "cross") &
+                (preds["source"] == best["source"]) & (preds["target"] == best["target"])]
+    cell_labels = best["labels"].split("|")
+    labels = canonical_labels(cell_labels)
+    order = [cell_labels.index(lab) for lab in labels]  # canonical position -> cell's class index
+    cm = metrics.confusion(sub["true"].to_numpy(), sub["pred"].to_numpy(), len(cell_labels))[np.ix_(order, order)]
+    cmn = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(cmn, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{cmn[i, j]:.2f}", ha="center", va="center", color="w" if cmn[i, j] > 0.5 else "k")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Best cross cell: {best['encoder']}/{best['head']}\n{best['source']}→{best['target']} "
+                 f"(all seeds, row-normalised)", fontsize=9)
+    _save(fig, fig_dir / "confusion_best_cross.png")
+    return [("confusion matrix of the best cross-corpus cell", "figures/confusion_best_cross.png")]
+
+
 def _safe(s: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in s)
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(s))

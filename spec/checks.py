@@ -2,7 +2,10 @@
 
 Each check returns a list of violations (human-readable strings); empty means conforming.
 They are deliberately written from the protocol text (protocol.toml / DESIGN.md), not by
-calling the code that made the splits, so a bug there cannot hide itself here.
+calling the code that made the splits, so a bug there cannot hide itself here. Metrics are
+recomputed with scikit-learn's formulas written out here; statistical tests (sign-flip, Holm)
+are not re-implemented but taken from jaxser.metrics, whose own tests check them, and fed the
+differences recomputed here, so a report that tested the wrong numbers is still caught.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ def load_protocol() -> dict:
 
 
 def check_cells(meta: pd.DataFrame, cells, *, k: int | None = None, fixed_labels=None) -> list[str]:
-    """Invariants of planned cells over a metadata table (columns corpus, group, speaker, emotion).
+    """Invariants of planned cells over a metadata table (columns corpus, group, speaker, emotion;
+    text, the sentence id, for cells whose split is "speaker+text").
 
     `cells` are jaxser.protocol.Cell objects (or anything with the same attributes).
     """
@@ -49,6 +53,12 @@ def check_cells(meta: pd.DataFrame, cells, *, k: int | None = None, fixed_labels
             out.append(f"{name}: fold groups in both training/validation and test")
         if c.val_speaker_disjoint and np.intersect1d(speaker[fit], speaker[val]).size:
             out.append(f"{name}: validation speakers also in fit split")
+        if getattr(c, "split", "speaker") == "speaker+text" and c.setting == "same":
+            if "text" not in meta:
+                out.append(f"{name}: split speaker+text but the metadata has no text (sentence id) column")
+            else:
+                out += sentence_leaks(name, corpus[train], meta["text"].to_numpy()[train],
+                                      corpus[test], meta["text"].to_numpy()[test])
         if set(corpus[test]) != {c.target}:
             out.append(f"{name}: test rows from {sorted(set(corpus[test]))}, expected only {c.target}")
         sources = set(c.source.split("+"))
@@ -89,10 +99,50 @@ def check_cells(meta: pd.DataFrame, cells, *, k: int | None = None, fixed_labels
         counts = np.bincount(tested, minlength=len(meta))
         if np.any(counts[usable] != 1):
             out.append(f"same:{name}: {int(np.sum(counts[usable] != 1))} utterances not tested exactly once")
+        if any(getattr(c, "split", "speaker") == "speaker+text" for c in cs) and "text" in meta:
+            out += block_count(name, len(cs), group[usable], meta["text"].to_numpy()[usable], k)
+            continue
         n_groups = len(set(group[usable]))
         if len(cs) != min(k, n_groups):
             out.append(f"same:{name}: {len(cs)} folds, expected min(k={k}, groups={n_groups})")
     return out
+
+
+def _sentence_ids(text) -> np.ndarray:
+    return np.array(["" if t is None or t != t else str(t).strip() for t in text], dtype=object)
+
+
+def sentence_leaks(name: str, train_corpus, train_text, test_corpus, test_text) -> list[str]:
+    """A speaker+text fold may not have one non-empty (corpus, sentence id) on both sides."""
+    def ids(corpus, text):
+        return {(c, t) for c, t in zip(np.asarray(corpus).tolist(), _sentence_ids(text).tolist()) if t}
+
+    both = ids(train_corpus, train_text) & ids(test_corpus, test_text)
+    if both:
+        return [f"{name}: sentence ids in both training/validation and test: {sorted(both)[:5]}"]
+    return []
+
+
+def block_count(name: str, n_folds: int, groups, text, k: int) -> list[str]:
+    """Speaker+text folds number k_s x k_t (k_s = min(k, groups), k_t = min(k, sentence ids,
+    each id-less row counting alone)) less the empty blocks: exactly k_s x k_t when every group
+    says every sentence, else between max(k_s, k_t) and k_s x k_t."""
+    groups, text = np.asarray(groups).astype(str), _sentence_ids(text)
+    ids = set(text.tolist()) - {""}
+    if len(ids) < 2:  # the protocol keeps speaker folds for such a corpus
+        k_s = min(k, len(set(groups.tolist())))
+        return [] if n_folds == k_s else [f"same:{name}: {n_folds} folds, expected min(k={k}, groups={k_s}) "
+                                         "(fewer than two sentence ids: speaker folds)"]
+    k_s = min(k, len(set(groups.tolist())))
+    k_t = min(k, len(ids) + int((text == "").sum()))
+    crossed = not (text == "").any() and all(
+        set(text[groups == g].tolist()) == ids for g in set(groups.tolist()))
+    if crossed and n_folds != k_s * k_t:
+        return [f"same:{name}: {n_folds} speaker+text folds, expected k_s x k_t = {k_s} x {k_t}"]
+    if not max(k_s, k_t) <= n_folds <= k_s * k_t:
+        return [f"same:{name}: {n_folds} speaker+text folds, expected between {max(k_s, k_t)} and "
+                f"k_s x k_t = {k_s} x {k_t}"]
+    return []
 
 
 def _recompute(preds: pd.DataFrame) -> pd.DataFrame:
@@ -121,7 +171,8 @@ def check_run(run_dir: str | Path) -> list[str]:
     run = Path(run_dir)
     proto = load_protocol()
     out: list[str] = []
-    for f in ("manifest.json", "metadata.parquet", "splits.parquet", "cells.json", "results.csv", "report.md"):
+    for f in ("manifest.json", "metadata.parquet", "splits.parquet", "cells.json", "results.csv",
+              "significance.csv", "report.md"):
         if not (run / f).exists():
             out.append(f"missing artifact {f}")
     if out:
@@ -232,6 +283,12 @@ def check_run(run_dir: str | Path) -> list[str]:
             n_target = int(((meta["corpus"] == c["target"]) & meta["emotion"].isin(labs)).sum())
             if len(test_ids) != n_target:
                 out.append(f"{c['name']}: {len(test_ids)} test utterances, target has {n_target} in the label set")
+        if c["setting"] == "same" and c.get("split") == "speaker+text":
+            if "text" not in meta:
+                out.append(f"{c['name']}: split speaker+text but metadata.parquet has no text (sentence id) column")
+            else:
+                out += sentence_leaks(c["name"], tr_meta["corpus"], tr_meta["text"], te_meta["corpus"],
+                                      te_meta["text"])
     # same-corpus: each usable utterance tested exactly once per model and seed
     same = [c for c in cells if c["setting"] == "same"]
     for corpus in sorted({c["source"] for c in same}):
@@ -244,6 +301,11 @@ def check_run(run_dir: str | Path) -> list[str]:
             if set(counts.index) != usable or (counts != 1).any():
                 out.append(f"same:{corpus} {key}: utterances not tested exactly once")
                 break
+        if any(c.get("split") == "speaker+text" for c in same if c["source"] == corpus) and "text" in meta:
+            rows = meta.loc[sorted(usable)]
+            group = rows["group"] if "group" in rows else rows["speaker"]
+            out += block_count(corpus, len(names), group.to_numpy(), rows["text"].to_numpy(),
+                               int(cfg.get("k_folds") or proto["same_corpus"]["k_folds"]))
     # predictions' true labels agree with the metadata
     true_lab = preds["true_label"].to_numpy()
     meta_lab = meta.loc[preds["id"], "emotion"].to_numpy()
@@ -268,4 +330,75 @@ def check_run(run_dir: str | Path) -> list[str]:
             if abs(r[f"{m}_mean"] - r[m]) > tol:
                 out.append(f"{r['encoder']}/{r['head']}/{r['setting']}:{r['source']}->{r['target']}: {m} "
                            f"{r[f'{m}_mean']:.6f} in results, {r[m]:.6f} recomputed from predictions")
+
+    # 4. significance.csv agrees with the predictions
+    try:
+        sig = pd.read_csv(run / "significance.csv")
+    except Exception as e:  # pandas raises several types for damaged files
+        return out + [f"{run / 'significance.csv'}: unreadable ({type(e).__name__})"]
+    return out + check_significance(sig, per_seed)
+
+
+SIGNIFICANCE_COLUMNS = ("setting", "head", "layer", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high",
+                        "p", "p_adjusted", "test", "unit", "n_units")
+
+
+def check_significance(sig: pd.DataFrame, per_seed: pd.DataFrame) -> list[str]:
+    """significance.csv against per-seed UARs recomputed from predictions (``_recompute``):
+    one row per pair of encoders with common units in each (setting, head, layer); diff_uar
+    is the mean over units of the seed-mean UAR difference; p is the protocol's test of those
+    differences; p_adjusted is Holm's adjustment within the family, so never below p."""
+    from jaxser import metrics
+
+    stats = load_protocol()["statistics"]
+    tol = load_protocol()["metrics"]["metric_tolerance"]
+    missing = [c for c in SIGNIFICANCE_COLUMNS if c not in sig]
+    if missing:
+        return [f"significance.csv lacks columns {missing}"]
+    out: list[str] = []
+    sig = sig.assign(layer=sig["layer"].astype(str))
+    units = per_seed.groupby(["setting", "head", "layer", "source", "target", "encoder"])["uar"].mean()
+    units = units.unstack("encoder")
+    seen = set()
+    for i, r in sig.iterrows():
+        where = f"significance.csv row {i + 2} ({r['setting']}/{r['head']}/{r['layer']}: " \
+                f"{r['encoder_a']} vs {r['encoder_b']})"
+        key = (r["setting"], r["head"], r["layer"])
+        try:
+            tab = units.loc[key][[r["encoder_a"], r["encoder_b"]]].dropna()
+        except KeyError:
+            out.append(f"{where}: no such encoders or family in the predictions")
+            continue
+        seen.add((*key, frozenset((r["encoder_a"], r["encoder_b"]))))
+        d = (tab[r["encoder_a"]] - tab[r["encoder_b"]]).to_numpy()
+        if len(d) != r["n_units"]:
+            out.append(f"{where}: n_units {r['n_units']}, the predictions give {len(d)} common units")
+        if not len(d):
+            continue
+        if abs(d.mean() - r["diff_uar"]) > tol:
+            out.append(f"{where}: diff_uar {r['diff_uar']:.6f}, recomputed from predictions {d.mean():.6f}")
+        clusters = tab.index.get_level_values(stats["cluster_by"]).to_numpy()
+        p = metrics.signflip_test(d, clusters=clusters, alpha=stats["alpha"])["p"]
+        if abs(p - r["p"]) > 1e-9:
+            out.append(f"{where}: p {r['p']:.6g}, the protocol's test of the recomputed differences gives {p:.6g}")
+        if not r["p"] - 1e-12 <= r["p_adjusted"] <= 1 + 1e-12:
+            out.append(f"{where}: p_adjusted {r['p_adjusted']:.6g} is not in [p = {r['p']:.6g}, 1]")
+        if not (r["ci_low"] <= r["diff_uar"] + tol and r["diff_uar"] - tol <= r["ci_high"]):
+            out.append(f"{where}: the interval [{r['ci_low']:.6g}, {r['ci_high']:.6g}] excludes diff_uar")
+    for key, fam in sig.groupby(list(stats["holm_family"]), sort=False):
+        holm = metrics.holm(fam["p"].to_numpy(float))
+        if np.abs(holm - fam["p_adjusted"].to_numpy(float)).max() > 1e-9:
+            out.append(f"significance.csv {'/'.join(map(str, key))}: p_adjusted is not Holm's adjustment of p "
+                       "within the family")
+    if "significant" in sig and (sig["significant"].astype(bool) != (sig["p_adjusted"] <= stats["alpha"])).any():
+        out.append(f"significance.csv: 'significant' disagrees with p_adjusted <= {stats['alpha']}")
+    for key in units.index.droplevel(["source", "target"]).unique():
+        tab = units.loc[key].dropna(axis=1, how="all")
+        encs = list(tab.columns)
+        for a in range(len(encs)):
+            for b in range(a + 1, len(encs)):
+                common = tab[[encs[a], encs[b]]].dropna()
+                if len(common) and (*key, frozenset((encs[a], encs[b]))) not in seen:
+                    out.append(f"significance.csv: no row comparing {encs[a]} and {encs[b]} in "
+                               f"{'/'.join(map(str, key))}")
     return out

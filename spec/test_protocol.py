@@ -121,3 +121,45 @@ def test_label_set_rules():
 def test_single_speaker_validation_is_flagged():
     fit, val, disjoint = protocol.validation_split(["s0"] * 20, ["a", "b"] * 10)
     assert not disjoint and len(val) > 0 and not set(fit) & set(val)
+
+
+@st.composite
+def sentence_metadata(draw):
+    """Acted corpora: every speaker says each of the corpus' sentences in each emotion, some
+    rows without a sentence id; one corpus may have a single sentence (speaker folds kept)."""
+    rows = []
+    for c in range(draw(st.integers(2, 3))):
+        n_spk, n_txt = draw(st.integers(2, 7)), draw(st.integers(1, 5))
+        for s in range(n_spk):
+            for t in range(n_txt):
+                for e in ("angry", "happy", "neutral", "sad"):
+                    rows.append((f"c{c}", f"c{c}/s{s}", e, "" if draw(st.booleans()) and t == 0 else f"t{t}"))
+    df = pd.DataFrame(rows, columns=["corpus", "speaker", "emotion", "text"])
+    df["group"] = df["speaker"]
+    return df
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(df=sentence_metadata(), seed=st.integers(0, 5), k=st.integers(2, 5))
+def test_speaker_text_cells_conform(df, seed, k):
+    try:
+        cells = _cells(df, labels=protocol.DEFAULT_CROSS_LABELS, seed=seed, k=k, split="speaker+text",
+                       text=df["text"])
+    except protocol.ProtocolError:  # a sparse design with a block that leaves nothing to train on
+        return
+    assert check_cells(df, cells, k=k, fixed_labels=protocol.DEFAULT_CROSS_LABELS) == []
+
+
+def test_speaker_text_defects_are_caught():
+    """A sentence of the test block in training, and a missing block, must fail the spec."""
+    df = pd.DataFrame([("c0", f"c0/s{s}", e, f"t{t}") for s in range(4) for t in range(3)
+                       for e in ("angry", "happy", "neutral", "sad")], columns=["corpus", "speaker", "emotion", "text"])
+    df["group"] = df["speaker"]
+    cells = _cells(df, settings=("same",), k=3, split="speaker+text", text=df["text"])
+    assert len(cells) == 3 * 3 and check_cells(df, cells, k=3) == []
+    assert any("fold count" in p or "k_s x k_t" in p for p in check_cells(df, cells[1:], k=3))
+    c = cells[0]
+    test_text, test_spk = set(df["text"].iloc[c.test]), set(df["speaker"].iloc[c.test])
+    leak = np.flatnonzero(df["text"].isin(test_text) & ~df["speaker"].isin(test_spk))[:1]
+    c.fit = np.concatenate([c.fit, leak])
+    assert any(c.name in p and "sentence ids in both" in p for p in check_cells(df, cells, k=3))

@@ -1,0 +1,264 @@
+"""The report on hand-built run directories: significance.csv, rankings with critical-difference
+diagrams, like-with-like tables, speaker+text folds, and the spec's checks of all of them."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from jaxser import metrics, protocol, report
+from jaxser.errors import RunDirError
+from spec.checks import block_count, check_run
+
+FOUR = ("angry", "happy", "neutral", "sad")
+
+
+def make_run(out, *, encoders=("good", "mid", "poor"), corpora=None, seeds=(0, 1),
+             settings=("same", "cross", "loco"), labels=FOUR, split="speaker", constant=(), seed=0):
+    """A finished run directory with predictions of made-up quality (no training): every file
+    the runner writes, in its layout. ``corpora``: name -> emotions (default: three corpora
+    with the four core classes). ``constant``: (encoder, cell name, seeds) predicting class 0."""
+    corpora = corpora or {f"c{i}": FOUR for i in range(3)}
+    rows = [(f"{c}/s{s}/{e}/t{t}", c, f"{c}/s{s}", e, f"t{t}") for c, emos in corpora.items()
+            for s in range(4) for e in emos for t in range(3)]
+    meta = pd.DataFrame(rows, columns=["id", "corpus", "speaker", "emotion", "text"])
+    meta["group"] = meta["speaker"]
+    meta["audio_sha256"] = [f"{i:064x}" for i in range(len(meta))]
+    cells = protocol.make_cells(meta["corpus"], meta["group"], meta["emotion"], settings=settings, k=3,
+                                labels=labels, seed=0, split=split, text=meta["text"])
+    out.mkdir(parents=True)
+    meta.to_parquet(out / "metadata.parquet", index=False)
+    cell_rows, split_rows = [], []
+    for c in cells:
+        cell_rows.append({"name": c.name, "setting": c.setting, "source": c.source, "target": c.target,
+                          "fold": c.fold, "labels": list(c.labels), "train_key": c.train_key,
+                          "val_speaker_disjoint": c.val_speaker_disjoint, "excluded": c.excluded,
+                          "n_fit": len(c.fit), "n_val": len(c.val), "n_test": len(c.test), "split": c.split,
+                          "excluded_train": c.excluded_train})
+        split_rows += [(c.train_key, "fit", u) for u in meta["id"].to_numpy()[c.fit]]
+        split_rows += [(c.train_key, "val", u) for u in meta["id"].to_numpy()[c.val]]
+    (out / "cells.json").write_text(json.dumps(cell_rows))
+    pd.DataFrame(split_rows, columns=["train_key", "role", "id"]).drop_duplicates().to_parquet(
+        out / "splits.parquet", index=False)
+    manifest = {"config": {"corpora": {c: "" for c in corpora}, "encoders": list(encoders), "heads": ["fcn"],
+                           "layers": ["last"], "seeds": list(seeds), "settings": list(settings),
+                           "labels": list(labels) if labels else None, "k_folds": 3},
+                "fingerprint": "f" * 12, "seeds": list(seeds), "git": "0" * 40, "skipped": {}}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    rng = np.random.default_rng(seed)
+    (out / "predictions").mkdir()
+    for quality, enc in zip(np.linspace(0.8, 0.3, len(encoders)), encoders):
+        frames = []
+        for c in cells:
+            y = np.array([c.labels.index(e) for e in meta["emotion"].to_numpy()[c.test]])
+            for s in seeds:
+                hit = rng.random(y.size) < quality + rng.normal(0, 0.05)
+                p = np.where(hit, y, rng.integers(0, len(c.labels), y.size))
+                if any(e == enc and n == c.name and s in ss for e, n, ss in constant):
+                    p = np.zeros_like(y)
+                frames.append(pd.DataFrame({
+                    "encoder": enc, "head": "fcn", "layer": "last", "cell": c.name, "setting": c.setting,
+                    "source": c.source, "target": c.target, "fold": c.fold, "seed": s, "train_key": c.train_key,
+                    "id": meta["id"].to_numpy()[c.test], "true_label": np.asarray(c.labels)[y], "true": y,
+                    "pred": p, "pred_label": np.asarray(c.labels)[p],
+                    "probs": list(np.eye(len(c.labels), dtype=np.float32)[p]), "val_uar": 0.5, "best_epoch": 1}))
+        df = pd.concat(frames, ignore_index=True).astype({"true": "int32", "pred": "int32"})
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        table = table.replace_schema_metadata({"jaxser.study_fingerprint": manifest["fingerprint"]})
+        pq.write_table(table, out / "predictions" / f"{enc}.parquet", write_page_checksum=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = make_run(tmp_path_factory.mktemp("report") / "run",
+                   constant=[("poor", "cross:c0->c1", (0, 1)), ("poor", "cross:c1->c2", (1,))])
+    report.write_report(out, bootstrap=20)
+    return out
+
+
+def _copy(run, dst):
+    shutil.copytree(run, dst)
+    return dst
+
+
+def test_the_report_takes_every_number_from_the_metrics_library():
+    for name in ("batched_metrics", "resampled_metrics", "cell_arrays", "format_p"):
+        assert getattr(report, name) is getattr(metrics, name)
+    src = open(report.__file__).read()
+    for own in ("def _from_counts", "def batched_metrics", "def resampled_metrics", "def _cell_arrays",
+                "def paired_cross_test", "bincount", "np.mean(d <= 0)"):
+        assert own not in src
+
+
+def test_a_run_passes_the_spec_with_significance_csv(run):
+    assert check_run(run) == []
+    sig = pd.read_csv(run / "significance.csv")
+    for col in ("setting", "head", "layer", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high", "p",
+                "p_adjusted", "test", "unit", "n_units"):
+        assert col in sig
+    assert len(sig) == 3 * 3  # 3 encoder pairs in each of same, cross, loco
+    cross = sig[sig["setting"] == "cross"]
+    assert (cross["n_units"] == 6).all() and (cross["n_clusters"] == 3).all()
+    assert (sig["p_adjusted"] >= sig["p"] - 1e-12).all()
+    assert "flipped together" in cross["test"].iloc[0] and cross["unit"].iloc[0].startswith("corpus pair")
+    md = (run / "report.md").read_text()
+    assert "Are the differences between encoders significant?" in md and "docs/statistics.md" in md
+    assert "Holm-adjusted p" in md and "smallest possible p" in md
+
+
+def test_significance_table_prints_p_as_format_p():
+    sig = pd.DataFrame([{"setting": "cross", "encoder_a": "a", "encoder_b": "b", "mean_a": 0.6, "mean_b": 0.4,
+                         "diff_uar": 0.2, "ci_low": 0.1, "ci_high": 0.3, "p": 1e-5, "p_adjusted": 3e-5,
+                         "p_min": 1e-5, "significant": True, "n_units": 20, "n_clusters": 20}])
+    t = report._sig_table(sig)
+    assert t.loc[0, "p"] == "< 0.001" and t.loc[0, "p (Holm)"] == "< 0.001" and t.loc[0, "A − B"] == "+20.0"
+    assert t.loc[0, "significant"] == "yes"
+
+
+def test_spec_catches_a_significance_csv_that_predictions_do_not_support(run, tmp_path):
+    d = _copy(run, tmp_path / "diff")
+    sig = pd.read_csv(d / "significance.csv")
+    sig.loc[0, "diff_uar"] += 0.05
+    sig.to_csv(d / "significance.csv", index=False)
+    assert any("diff_uar" in p and "recomputed from predictions" in p for p in check_run(d))
+
+    d = _copy(run, tmp_path / "holm")
+    sig = pd.read_csv(d / "significance.csv")
+    sig.loc[0, "p_adjusted"] = sig.loc[0, "p"] / 2
+    sig.to_csv(d / "significance.csv", index=False)
+    problems = check_run(d)
+    assert any("is not in [p" in p for p in problems) and any("Holm" in p for p in problems)
+
+    d = _copy(run, tmp_path / "dropped")
+    sig = pd.read_csv(d / "significance.csv")
+    sig.iloc[1:].to_csv(d / "significance.csv", index=False)
+    assert any("no row comparing" in p for p in check_run(d))
+
+    d = _copy(run, tmp_path / "missing")
+    (d / "significance.csv").unlink()
+    assert "missing artifact significance.csv" in check_run(d)
+
+
+def test_critical_difference_diagram_per_head_and_layer(run, tmp_path):
+    assert (run / "figures" / "cd_fcn_last.png").exists()
+    md = (run / "report.md").read_text()
+    assert "](figures/cd_fcn_last.png)" in md and "Friedman test over 6 corpus pairs" in md
+    one = make_run(tmp_path / "one", encoders=("solo",))
+    report.write_report(one, bootstrap=0)
+    md = (one / "report.md").read_text()
+    assert "No critical-difference diagram: only one encoder" in md
+    assert not list((one / "figures").glob("cd_*.png"))
+    assert "No comparisons" in md and len(pd.read_csv(one / "significance.csv")) == 0
+
+
+def test_ranking_shows_the_spread_over_pairs_not_a_ci(run):
+    md = (run / "report.md").read_text()
+    assert "SD over pairs" in md and "not an uncertainty of the mean" in md
+    assert "CI of cells" not in md
+    assert (run / "figures" / "ranking_fcn_last.png").exists()
+    res = pd.read_csv(run / "results.csv")
+    rank = report.ranking(res)
+    cross = res[res["setting"] == "cross"].groupby("encoder")["uar_mean"]
+    for _, r in rank.iterrows():
+        assert r["cross_uar"] == pytest.approx(cross.mean()[r["encoder"]])
+        assert r["cross_sd"] == pytest.approx(cross.std()[r["encoder"]])
+
+
+def test_every_table_states_chance_and_constant_predictions_are_flagged(run):
+    md = (run / "report.md").read_text()
+    assert md.count("*chance (label set)*") == 3  # same, cross, loco tables
+    assert "| *chance (label set)* | 25.0 (L1) |" in md
+    assert "- L1: neutral, happy, sad, angry (4 classes, chance 25.0%)" in md
+    res = pd.read_csv(run / "results.csv")
+    const = res.set_index(["encoder", "setting", "source", "target"])["constant_seeds"]
+    assert const[("poor", "cross", "c0", "c1")] == 2 and const[("poor", "cross", "c1", "c2")] == 1
+    assert const.drop([("poor", "cross", "c0", "c1"), ("poor", "cross", "c1", "c2")]).eq(0).all()
+    assert "(const)" in md and "(const 1/2)" in md
+
+
+def test_the_gap_is_only_formed_within_one_label_set(tmp_path):
+    five = FOUR + ("fear",)
+    out = make_run(tmp_path / "shared", encoders=("a", "b"), labels=None,
+                   corpora={"c0": five, "c1": FOUR, "c2": five})
+    report.write_report(out, bootstrap=0)
+    assert check_run(out) == []
+    md = (out / "report.md").read_text()
+    assert "- L1: neutral, happy, sad, angry, fear (5 classes, chance 20.0%)" in md
+    assert "- L2: neutral, happy, sad, angry (4 classes, chance 25.0%)" in md
+    gaps = metrics.gap_rows(scores=metrics.unit_scores(report.read_predictions(out), cells=json.loads(
+        (out / "cells.json").read_text())))
+    # c1 -> c0 and c1 -> c2 share 4 classes, but c0 and c2 are scored on 5 in their same-corpus cells
+    missing = gaps[gaps["gap"].isna()]
+    assert set(zip(missing["source"], missing["target"])) == {("c1", "c0"), ("c1", "c2")}
+    assert missing["note"].str.startswith("label sets differ").all()
+    assert "n/a (different label sets)" in md and "mean UAR (mixed label sets)" in md
+    assert "(4/6 pairs)" in md  # the mean gap is over the 4 pairs where it is defined
+
+
+def test_blank_settings_are_explained(tmp_path):
+    out = make_run(tmp_path / "noloco", encoders=("a", "b"), settings=("same", "cross"))
+    report.write_report(out, bootstrap=0)
+    md = (out / "report.md").read_text()
+    assert "settings (same, cross) exclude loco" in md and "LOCO UAR" not in md
+    two = make_run(tmp_path / "two", encoders=("a", "b"), corpora={"c0": FOUR, "c1": FOUR})
+    report.write_report(two, bootstrap=0)
+    assert "LOCO needs at least 3 corpora" in (two / "report.md").read_text()
+    assert "\\begin{tabular}" in (two / "table.tex").read_text() and "Chance" in (two / "table.tex").read_text()
+
+
+def test_one_heatmap_scale_and_one_class_order():
+    res = pd.DataFrame({"setting": ["same", "cross", "loco"], "uar_mean": [0.93, 0.31, 0.05]})
+    assert report.heatmap_scale(res) == (30.0, 100.0)  # loco is not in the heatmaps
+    assert report.canonical_labels(["sad", "angry", "zzz", "neutral", "happy"]) == [
+        "neutral", "happy", "sad", "angry", "zzz"]
+
+
+def test_speaker_text_folds_pass_the_spec_and_the_report_counts_withheld_utterances(tmp_path):
+    out = make_run(tmp_path / "st", encoders=("a", "b"), split="speaker+text", settings=("same", "cross"))
+    report.write_report(out, bootstrap=0)
+    assert check_run(out) == []
+    cells = json.loads((out / "cells.json").read_text())
+    same = [c for c in cells if c["setting"] == "same"]
+    assert all(c["split"] == "speaker+text" for c in same) and len(same) == 3 * 3 * 3  # 3 corpora x 3 x 3
+    md = (out / "report.md").read_text()
+    assert "## Speaker+text folds: training utterances withheld" in md
+    lost = [c["excluded_train"] for c in same if c["source"] == "c0"]
+    assert f"| c0 | 9 | {np.mean(lost):.1f} ({min(lost)}–{max(lost)}) |" in md
+
+    # planted defect: a training utterance of another speaker says a sentence of the test block
+    meta = pd.read_parquet(out / "metadata.parquet").set_index("id")
+    splits = pd.read_parquet(out / "splits.parquet")
+    preds = pd.read_parquet(out / "predictions" / "a.parquet")
+    c = same[0]
+    test_ids = preds.loc[preds["cell"] == c["name"], "id"].unique()
+    test_spk, test_txt = set(meta.loc[test_ids, "speaker"]), set(meta.loc[test_ids, "text"])
+    train_ids = set(splits.loc[splits["train_key"] == c["train_key"], "id"])
+    leak = next(i for i, r in meta.iterrows() if r["corpus"] == c["source"] and r["text"] in test_txt
+                and r["speaker"] not in test_spk and i not in train_ids and r["emotion"] in c["labels"])
+    d = _copy(out, tmp_path / "leak")
+    pd.concat([splits, pd.DataFrame([{"train_key": c["train_key"], "role": "fit", "id": leak}])]).to_parquet(
+        d / "splits.parquet", index=False)
+    problems = check_run(d)
+    assert any(c["name"] in p and "sentence ids in both" in p for p in problems)
+
+
+def test_block_count_check():
+    groups = np.repeat([f"s{i}" for i in range(4)], 3)
+    text = np.tile(["t0", "t1", "t2"], 4)
+    assert block_count("c", 9, groups, text, 3) == []
+    assert "expected k_s x k_t = 3 x 3" in block_count("c", 8, groups, text, 3)[0]
+    assert block_count("c", 3, groups, [""] * 12, 3) == []  # no sentence ids: speaker folds
+
+
+def test_damaged_cells_json_is_one_line(run, tmp_path):
+    d = _copy(run, tmp_path / "cells")
+    (d / "cells.json").write_text("{not json")
+    with pytest.raises(RunDirError, match=r"cells.json: unreadable .*re-run the study") as e:
+        report.write_report(d, bootstrap=0)
+    assert "\n" not in str(e.value)
