@@ -1,6 +1,18 @@
 """The formant synthesiser: who speaks (speakers), what (sentences), how (per-corpus and per-take
 emotion cues), and the source-filter synthesis of one take (before the recording chain).
 
+Synthesis, per utterance:
+  * a sentence (fixed per corpus, the same text in every emotion, as in acted corpora) is a
+    syllable sequence drawn from the language's phonotactics; each phone has a duration,
+    formant targets (vowels, consonant loci), voicing, aspiration and frication settings;
+  * an F0 contour = speaker mean x emotion level, declination, pitch accents on stressed
+    syllables, a phrase-final fall or rise, micro-prosody, tremor; per-cycle jitter/shimmer;
+  * a Rosenberg/LF-like glottal-flow-derivative pulse train (open quotient, spectral tilt)
+    plus aspiration and place-dependent frication noise;
+  * time-varying formant filtering (Klatt resonators, five to six formants scaled by the
+    speaker's vocal-tract length) applied frame-wise in the STFT domain, which vectorises
+    the whole utterance (no per-sample Python loops).
+
 Every random draw comes from a generator seeded by `stable_seed` from corpus, speaker, emotion
 and sentence names, so each utterance is reproducible on its own.
 """
@@ -33,6 +45,7 @@ class Speaker:
 
 
 def speakers(s: CorpusSpec) -> list[Speaker]:
+    """The corpus' speakers, drawn from its population (the same on every generation)."""
     rng = np.random.default_rng(stable_seed(s.name, "speakers"))
     p = s.population
     genders = ["female"] * p.n_female + ["male"] * p.n_male
