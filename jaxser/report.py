@@ -216,7 +216,9 @@ def _gap_table(gaps: pd.DataFrame, head, layer) -> pd.DataFrame | None:
     def show(r):
         if pd.notna(r["gap"]):
             return _pct(r["gap"], signed=True)
-        return "n/a (different label sets)" if r["note"].startswith("label sets differ") else "n/a (no same-corpus result)"
+        if r["note"].startswith("label sets differ"):
+            return "n/a (different label sets)"
+        return "n/a (no same-corpus result)"
 
     g = g.assign(col=[f"{s}→{t}" for s, t in zip(g["source"], g["target"])], val=g.apply(show, axis=1))
     return g.pivot(index="encoder", columns="col", values="val").fillna("—").reset_index()
