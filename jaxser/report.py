@@ -149,7 +149,7 @@ def write_report(run_dir: str | Path, *, bootstrap: int = 1000) -> pd.DataFrame:
     ranks = metrics.friedman_rows(scores=scores, settings=("cross",), alpha=ALPHA)
     gaps = metrics.gap_rows(scores=scores)
     rank = ranking(results, gaps, ranks)
-    figs = _figures(run, results, rank, ranks, preds)
+    figs = _figures(run, results, ranks, preds)
     atomic_write_text(run / "report.md", _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells))
     atomic_write_text(run / "table.tex", _latex(results))
     return results
@@ -438,8 +438,7 @@ def heatmap_scale(results: pd.DataFrame) -> tuple[float, float]:
     return float(np.floor(v.min() / 10) * 10), float(max(np.ceil(v.max() / 10) * 10, np.floor(v.min() / 10) * 10 + 10))
 
 
-def _figures(run: Path, results: pd.DataFrame, rank: pd.DataFrame, ranks: pd.DataFrame,
-             preds: pd.DataFrame) -> list[tuple[str, str]]:
+def _figures(run: Path, results: pd.DataFrame, ranks: pd.DataFrame, preds: pd.DataFrame) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
