@@ -1,0 +1,342 @@
+"""The run directory: every file's name, schema, writer and verified reader.
+
+The runner writes these files, the report and the protocol checks read them; this module is
+where they agree. Everything is written atomically through `jaxser.io`; every reader checks
+what it reads and names a damaged file in a one-line `RunDirError`.
+
+    study.json          the study's fingerprint and definition (the resume key)
+    manifest.json       config, versions, corpora, encoders, skipped and duplicate utterances, timings
+    metadata.parquet    one row per utterance in the study (METADATA_COLUMNS)
+    cells.json          one entry per protocol cell (CELL_KEYS)
+    splits.parquet      the fit/validation utterances of each training set (train_key, role, id)
+    predictions/*.parquet  one file per trained model: a row per (cell, seed, test utterance),
+                        the study fingerprint and model identity in the footer, page checksums
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from jaxser.errors import RunDirError
+from jaxser.io import atomic_write, atomic_write_json
+
+STUDY_FILE = "study.json"
+MANIFEST_FILE = "manifest.json"
+METADATA_FILE = "metadata.parquet"
+CELLS_FILE = "cells.json"
+SPLITS_FILE = "splits.parquet"
+PREDICTIONS_DIR = "predictions"
+
+#: the corpus columns kept per utterance; the runner adds `group` (fold group) and `audio_sha256`
+CORPUS_COLUMNS = ("id", "corpus", "speaker", "gender", "language", "emotion", "duration", "text")
+METADATA_COLUMNS = (*CORPUS_COLUMNS, "group", "audio_sha256")
+CELL_KEYS = ("name", "setting", "source", "target", "fold", "labels", "train_key", "val_speaker_disjoint",
+             "excluded", "split", "excluded_train", "n_fit", "n_val", "n_test")
+SPLITS_COLUMNS = ("train_key", "role", "id")
+
+
+class ForeignPredictions(RunDirError):
+    """A predictions file written by another study (a different fingerprint)."""
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+def _first_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+
+
+def _damaged(path: Path, e: BaseException, what_to_do: str) -> RunDirError:
+    return RunDirError(f"{path} is damaged ({_first_line(e)}); {what_to_do}")
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def _read_json(path: Path, check: Callable[[object], None], what_to_do: str):
+    try:
+        obj = json.loads(Path(path).read_text())
+        check(obj)
+        return obj
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
+        raise _damaged(path, e, what_to_do) from None
+
+
+def _read_parquet(path: Path, columns: tuple[str, ...], what_to_do: str) -> pd.DataFrame:
+    try:
+        df = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for damaged files
+        raise _damaged(path, e, what_to_do) from None
+    if set(columns) - set(df.columns):
+        raise _damaged(path, ValueError(f"missing columns {sorted(set(columns) - set(df.columns))}"), what_to_do)
+    return df
+
+
+_RERUN = "delete it and re-run the study with the same --out to rewrite it"
+
+
+# ----------------------------------------------------------------------------- study.json
+
+def write_study(run_dir: Path, fingerprint: str, study: dict) -> None:
+    atomic_write_json(Path(run_dir) / STUDY_FILE, {"fingerprint": fingerprint, "study": study})
+
+
+def read_study(run_dir: Path) -> dict | None:
+    """study.json of an earlier run (None when there is none), verified: a damaged one stops
+    the run naming the file."""
+    path = Path(run_dir) / STUDY_FILE
+    if not path.exists():
+        return None
+
+    def check(obj):
+        if not isinstance(obj, dict) or not isinstance(obj.get("fingerprint"), str):
+            raise ValueError("no study fingerprint")
+    return _read_json(path, check, "delete it to resume the study (every predictions file is checked against "
+                                   "the study before reuse), or choose another --out")
+
+
+# ----------------------------------------------------------------------------- manifest, metadata, cells, splits
+
+def write_manifest(run_dir: Path, manifest: dict) -> None:
+    atomic_write_json(Path(run_dir) / MANIFEST_FILE, manifest)
+
+
+def read_manifest(run_dir: Path) -> dict:
+    def check(obj):
+        if not isinstance(obj, dict) or not isinstance(obj.get("fingerprint"), str) or "config" not in obj:
+            raise ValueError("no study fingerprint or config")
+    return _read_json(Path(run_dir) / MANIFEST_FILE, check, _RERUN)
+
+
+def write_metadata(run_dir: Path, meta: pd.DataFrame) -> None:
+    write_parquet(meta[list(METADATA_COLUMNS)], Path(run_dir) / METADATA_FILE)
+
+
+def read_metadata(run_dir: Path) -> pd.DataFrame:
+    return _read_parquet(Path(run_dir) / METADATA_FILE, METADATA_COLUMNS, _RERUN)
+
+
+def cell_records(cells) -> list[dict]:
+    """cells.json entries of `jaxser.protocol.Cell`s."""
+    return [{"name": c.name, "setting": c.setting, "source": c.source, "target": c.target, "fold": c.fold,
+             "labels": list(c.labels), "train_key": c.train_key, "val_speaker_disjoint": c.val_speaker_disjoint,
+             "excluded": c.excluded, "split": c.split, "excluded_train": c.excluded_train,
+             "n_fit": len(c.fit), "n_val": len(c.val), "n_test": len(c.test)} for c in cells]
+
+
+def write_cells(run_dir: Path, cells) -> None:
+    atomic_write_json(Path(run_dir) / CELLS_FILE, cell_records(cells))
+
+
+def read_cells(run_dir: Path) -> list[dict]:
+    def check(obj):
+        if not isinstance(obj, list) or not all(isinstance(c, dict) for c in obj):
+            raise ValueError("not a list of cells")
+        for c in obj:
+            missing = {"name", "setting", "source", "target", "fold", "labels", "train_key"} - set(c)
+            if missing:
+                raise ValueError(f"cell {c.get('name', '?')} lacks {sorted(missing)}")
+    return _read_json(Path(run_dir) / CELLS_FILE, check, _RERUN)
+
+
+def splits_frame(cells, ids: np.ndarray) -> pd.DataFrame:
+    """The fit and validation utterances of each training set (one per train key)."""
+    rows: list[tuple[str, str, str]] = []
+    first_of: dict[str, object] = {}
+    for c in cells:
+        first_of.setdefault(c.train_key, c)
+    for key, c in first_of.items():
+        rows += [(key, "fit", u) for u in ids[c.fit]]
+        rows += [(key, "val", u) for u in ids[c.val]]
+    return pd.DataFrame(rows, columns=list(SPLITS_COLUMNS))
+
+
+def write_splits(run_dir: Path, cells, ids: np.ndarray) -> None:
+    write_parquet(splits_frame(cells, ids), Path(run_dir) / SPLITS_FILE)
+
+
+def read_splits(run_dir: Path) -> pd.DataFrame:
+    return _read_parquet(Path(run_dir) / SPLITS_FILE, SPLITS_COLUMNS, _RERUN)
+
+
+# ----------------------------------------------------------------------------- predictions
+
+#: parquet key-value metadata of a predictions file: which study and which model wrote it
+PRED_META = ("jaxser.study_fingerprint", "jaxser.encoder", "jaxser.head", "jaxser.layer", "jaxser.train_key")
+
+
+def predictions_schema():
+    import pyarrow as pa
+
+    s = pa.large_string()
+    return pa.schema([("encoder", s), ("head", s), ("layer", s), ("cell", s), ("setting", s), ("source", s),
+                      ("target", s), ("fold", pa.int64()), ("seed", pa.int64()), ("train_key", s), ("id", s),
+                      ("true_label", s), ("true", pa.int32()), ("pred", pa.int32()), ("pred_label", s),
+                      ("probs", pa.list_(pa.float32())), ("val_uar", pa.float64()), ("best_epoch", pa.int64())])
+
+
+def model_identity(encoder: str, head: str, layer: str, train_key: str) -> dict[str, str]:
+    """What a predictions file's footer says about the model that wrote it."""
+    return {"encoder": encoder, "head": head, "layer": str(layer), "train_key": train_key}
+
+
+def predictions_path(run_dir: Path, encoder: str, head: str, layer: str, train_key: str) -> Path:
+    name = hashlib.sha256(f"{encoder}|{head}|{layer}|{train_key}".encode()).hexdigest()[:16]
+    return Path(run_dir) / PREDICTIONS_DIR / f"{name}.parquet"
+
+
+def _meta_digest(meta: dict[str, str]) -> str:
+    """Guards the footer's identity fields, which parquet's page checksums do not cover: a
+    damaged fingerprint must read as a damaged file, not as another study's."""
+    return hashlib.sha256(json.dumps([meta.get(k, "") for k in PRED_META]).encode()).hexdigest()
+
+
+def predictions_table(identity: dict[str, str], cells, probs: dict[str, np.ndarray], val_uar, best_epoch,
+                      seeds: list[int], ids: np.ndarray, emotion: np.ndarray):
+    """One model's predictions as an Arrow table: a row per (cell, seed, test utterance), seed-major
+    within a cell. Built from whole columns (the probabilities a list column), because it runs on
+    the main thread while training threads wait for the interpreter.
+
+    `cells`: the model's protocol cells; `probs`: cell name -> [S, N, C]; `val_uar`, `best_epoch`:
+    per seed; `ids`, `emotion`: the metadata columns the cells' row indices refer to.
+    """
+    import pyarrow as pa
+
+    n_seeds = len(seeds)
+    cols: dict[str, list] = {}
+    for c in cells:
+        p = np.asarray(probs[c.name], np.float32)  # [S, N, C]
+        n = p.shape[1]
+        rows = n_seeds * n
+        pred = p.argmax(-1).astype(np.int32).ravel()
+        part = {
+            "encoder": [identity["encoder"]] * rows, "head": [identity["head"]] * rows,
+            "layer": [identity["layer"]] * rows, "cell": [c.name] * rows,
+            "setting": [c.setting] * rows, "source": [c.source] * rows,
+            "target": [c.target] * rows, "fold": np.full(rows, c.fold, np.int64),
+            "seed": np.repeat(np.asarray(seeds, np.int64), n), "train_key": [identity["train_key"]] * rows,
+            "id": np.tile(ids[c.test], n_seeds), "true_label": np.tile(emotion[c.test], n_seeds),
+            "true": np.tile(np.array([c.labels.index(v) for v in emotion[c.test]], np.int32), n_seeds),
+            "pred": pred, "pred_label": np.asarray(c.labels)[pred],
+            "probs": p.reshape(-1, p.shape[-1]),
+            "val_uar": np.repeat(np.asarray(val_uar, np.float64), n),
+            "best_epoch": np.repeat(np.asarray(best_epoch, np.int64), n),
+        }
+        for k, v in part.items():
+            cols.setdefault(k, []).append(v)
+    arrays = {}
+    for k, parts in cols.items():
+        if k == "probs":
+            flat = np.concatenate(parts)
+            offsets = np.arange(0, flat.size + 1, flat.shape[1], dtype=np.int32)
+            arrays[k] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat.ravel()))
+        elif isinstance(parts[0], np.ndarray) and parts[0].dtype != object and parts[0].dtype.kind != "U":
+            arrays[k] = pa.array(np.concatenate(parts))
+        else:
+            arrays[k] = pa.array([str(x) for part in parts for x in part], pa.large_string())
+    return pa.table(arrays, schema=predictions_schema())
+
+
+def write_predictions_file(path: Path, table, identity: dict[str, str]) -> None:
+    """Atomically, with the study/model identity in the footer and page checksums on the data."""
+    import pyarrow.parquet as pq
+
+    meta = {f"jaxser.{k}" if not k.startswith("jaxser.") else k: str(v) for k, v in identity.items()}
+    meta["jaxser.identity_sha256"] = _meta_digest(meta)
+    table = table.replace_schema_metadata(meta)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, write_page_checksum=True))
+
+
+def predictions_fingerprint(path: Path) -> str:
+    """The study fingerprint in a predictions file's footer ("" when it has none or is unreadable)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return (pq.read_schema(path).metadata or {}).get(b"jaxser.study_fingerprint", b"").decode()
+    except Exception:  # pyarrow raises several types for damaged files
+        return ""
+
+
+def _foreign(path: Path, found: str, fingerprint: str) -> ForeignPredictions:
+    return ForeignPredictions(f"{path}: predictions of another study (fingerprint {found}, this study "
+                              f"{fingerprint}); choose another --out, or delete {path.parent.parent} to start "
+                              "this study afresh")
+
+
+def verify_predictions(path: Path, *, fingerprint: str, identity: dict[str, str], seeds: list[int],
+                       cells: dict[str, tuple[np.ndarray, int]]) -> str | None:
+    """Why the predictions file at `path` cannot be trusted (None when it can).
+
+    Checked: it reads (page checksums verified), has the expected schema, was written by this
+    study (raises ForeignPredictions otherwise) for this model, and holds each expected cell's
+    test utterances once per seed, in order, with finite probabilities over the cell's classes.
+    `cells`: cell name -> (test ids, number of classes).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, page_checksum_verification=True)
+    except Exception as e:  # pyarrow raises several types for damaged files
+        return f"unreadable ({_first_line(e)})"
+    meta = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (table.schema.metadata or {}).items()}
+    if any(k not in meta for k in PRED_META) or meta.get("jaxser.identity_sha256") != _meta_digest(meta):
+        return "no intact study fingerprint in its metadata (damaged, or written by an older version)"
+    if meta["jaxser.study_fingerprint"] != fingerprint:
+        raise _foreign(path, meta["jaxser.study_fingerprint"], fingerprint)
+    want = {f"jaxser.{k}": str(v) for k, v in identity.items()}
+    if any(meta[k] != v for k, v in want.items()):
+        return "written for another model: " + ", ".join(f"{k} {meta[k]!r}" for k in want if meta[k] != want[k])
+    expected = predictions_schema()
+    if table.schema.names != expected.names or any(
+            not (a.type == b.type or (pa.types.is_list(a.type) and pa.types.is_list(b.type)
+                                      and a.type.value_type == b.type.value_type))
+            for a, b in zip(table.schema, expected)):
+        return f"unexpected columns {table.schema.names} / types"
+    n_seeds = len(seeds)
+    cell = table.column("cell").to_numpy(zero_copy_only=False)
+    ids = table.column("id").to_numpy(zero_copy_only=False)
+    seed = table.column("seed").to_numpy()
+    if set(cell) != set(cells):
+        return f"cells {sorted(set(cell))}, expected {sorted(cells)}"
+    for name, (test_ids, n_classes) in cells.items():
+        sel = np.flatnonzero(cell == name)
+        n = len(test_ids)
+        if len(sel) != n_seeds * n:
+            return f"cell {name}: {len(sel)} rows, expected {n_seeds} seeds x {n} test utterances"
+        if not (np.array_equal(ids[sel], np.tile(np.asarray(test_ids, object), n_seeds))
+                and np.array_equal(seed[sel], np.repeat(np.asarray(seeds, np.int64), n))):
+            return f"cell {name}: not each test utterance once per seed {seeds}"
+        probs = table.column("probs").take(pa.array(sel)).combine_chunks()
+        if not (pc.list_value_length(probs).to_numpy(zero_copy_only=False) == n_classes).all():
+            return f"cell {name}: probabilities are not over its {n_classes} classes"
+        if not np.isfinite(probs.flatten().to_numpy(zero_copy_only=False)).all():
+            return f"cell {name}: non-finite probabilities"
+    return None
+
+
+def set_aside(path: Path) -> Path:
+    """Keep a damaged file for inspection, out of the run's `*.parquet` glob."""
+    bad = path.with_name(path.name + ".bad")
+    os.replace(path, bad)
+    return bad
+
+
+def set_aside_strays(run_dir: Path, expected: set[Path], fingerprint: str, log) -> None:
+    """Predictions files no model of this study writes: another study's stop the run
+    (ForeignPredictions), anything else (damaged, renamed) is set aside and logged."""
+    pred_dir = Path(run_dir) / PREDICTIONS_DIR
+    if not pred_dir.exists():
+        return
+    for path in sorted(set(pred_dir.glob("*.parquet")) - expected):
+        found = predictions_fingerprint(path)
+        if found and found != fingerprint:
+            raise _foreign(path, found, fingerprint)
+        log(f"{path}: not a model of this study; moved to {set_aside(path).name}")

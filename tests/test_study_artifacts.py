@@ -1,0 +1,115 @@
+"""The run directory's files: written atomically, read back verified, damage named in one line."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxser.errors import RunDirError
+from jaxser.protocol import Cell
+from jaxser.study import artifacts
+
+LABELS = ("angry", "neutral", "sad")
+
+
+def _cells():
+    """Two cells sharing one training set (a cross cell and a loco-like second test set)."""
+    fit, val = np.array([0, 1, 2]), np.array([3])
+    return [Cell("cross", "a", "b", -1, LABELS, fit, val, np.array([4, 5])),
+            Cell("cross", "a", "c", -1, LABELS, fit, val, np.array([6, 7, 8]), excluded=1)]
+
+
+IDS = np.array([f"u{i}" for i in range(9)], dtype=object)
+EMOTION = np.array(["angry", "sad", "neutral", "sad", "angry", "sad", "neutral", "neutral", "angry"], dtype=object)
+
+
+def _write_predictions(run_dir, fingerprint="f" * 12, seeds=(0, 1)):
+    cells = _cells()
+    rng = np.random.default_rng(0)
+    probs = {c.name: rng.dirichlet(np.ones(3), size=(len(seeds), len(c.test))) for c in cells}
+    identity = artifacts.model_identity("mfcc", "fcn", "last", cells[0].train_key)
+    table = artifacts.predictions_table(identity, cells, probs, [0.5, 0.6], [3, 4], list(seeds), IDS, EMOTION)
+    path = artifacts.predictions_path(run_dir, "mfcc", "fcn", "last", cells[0].train_key)
+    artifacts.write_predictions_file(path, table, {"study_fingerprint": fingerprint, **identity})
+    return path, identity, {c.name: (IDS[c.test], len(c.labels)) for c in cells}
+
+
+def test_predictions_round_trip_and_verification(tmp_path):
+    path, identity, cells = _write_predictions(tmp_path)
+    assert path.parent.name == artifacts.PREDICTIONS_DIR
+    kw = dict(fingerprint="f" * 12, identity=identity, seeds=[0, 1], cells=cells)
+    assert artifacts.verify_predictions(path, **kw) is None
+    df = pd.read_parquet(path)
+    assert len(df) == 2 * (2 + 3) and list(df.columns) == artifacts.predictions_schema().names
+    first = df[df["cell"] == "cross:a->b"]
+    assert list(first["id"]) == ["u4", "u5", "u4", "u5"] and list(first["seed"]) == [0, 0, 1, 1]
+    assert list(first["true_label"]) == ["angry", "sad"] * 2 and list(first["true"]) == [0, 2] * 2
+    assert (first["pred_label"] == np.asarray(LABELS)[first["pred"]]).all()
+    assert artifacts.predictions_fingerprint(path) == "f" * 12
+
+    assert "another model" in artifacts.verify_predictions(path, **{**kw, "identity": {**identity, "head": "cnn"}})
+    assert "seeds" in artifacts.verify_predictions(path, **{**kw, "seeds": [0, 1, 2]})
+    assert "cells" in artifacts.verify_predictions(path, **{**kw, "cells": {"cross:a->b": cells["cross:a->b"]}})
+    with pytest.raises(artifacts.ForeignPredictions, match="another study.*--out"):
+        artifacts.verify_predictions(path, **{**kw, "fingerprint": "0" * 12})
+
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert artifacts.verify_predictions(path, **kw).startswith("unreadable")
+    bad = artifacts.set_aside(path)
+    assert bad.name == path.name + ".bad" and not path.exists()
+
+
+def test_strays_are_set_aside_and_another_studys_stop_the_run(tmp_path):
+    path, _, _ = _write_predictions(tmp_path)
+    stray = path.with_name("0123456789abcdef.parquet")
+    stray.write_bytes(b"not parquet")
+    logs = []
+    artifacts.set_aside_strays(tmp_path, {path}, "f" * 12, logs.append)
+    assert not stray.exists() and stray.with_name(stray.name + ".bad").exists() and str(stray) in logs[0]
+    with pytest.raises(artifacts.ForeignPredictions, match="another study"):
+        artifacts.set_aside_strays(tmp_path, set(), "0" * 12, logs.append)
+    assert path.exists()  # nothing of the other study is touched
+
+
+def test_study_json(tmp_path):
+    assert artifacts.read_study(tmp_path) is None
+    artifacts.write_study(tmp_path, "abc", {"seeds": [0]})
+    assert artifacts.read_study(tmp_path) == {"fingerprint": "abc", "study": {"seeds": [0]}}
+    for damage in ('{"fingerprint": "66', "[1, 2]", "\xff"):
+        (tmp_path / artifacts.STUDY_FILE).write_text(damage, errors="surrogateescape")
+        with pytest.raises(RunDirError, match="study.json is damaged.*--out") as e:
+            artifacts.read_study(tmp_path)
+        assert "\n" not in str(e.value)
+
+
+def test_cells_splits_metadata_manifest_round_trip(tmp_path):
+    cells = _cells()
+    artifacts.write_cells(tmp_path, cells)
+    records = artifacts.read_cells(tmp_path)
+    assert [tuple(r) for r in records] == [artifacts.CELL_KEYS] * 2
+    assert records[1] == {"name": "cross:a->c", "setting": "cross", "source": "a", "target": "c", "fold": -1,
+                          "labels": list(LABELS), "train_key": cells[1].train_key, "val_speaker_disjoint": True,
+                          "excluded": 1, "split": "speaker", "excluded_train": 0, "n_fit": 3, "n_val": 1,
+                          "n_test": 3}
+
+    artifacts.write_splits(tmp_path, cells, IDS)
+    splits = artifacts.read_splits(tmp_path)
+    assert splits.values.tolist() == [[cells[0].train_key, "fit", u] for u in ("u0", "u1", "u2")] + [
+        [cells[0].train_key, "val", "u3"]]  # one training set: written once
+
+    meta = pd.DataFrame({c: [f"{c}{i}" for i in range(3)] for c in artifacts.METADATA_COLUMNS})
+    artifacts.write_metadata(tmp_path, meta.assign(extra=1))
+    pd.testing.assert_frame_equal(artifacts.read_metadata(tmp_path), meta)
+
+    artifacts.write_manifest(tmp_path, {"fingerprint": "abc", "config": {}})
+    assert artifacts.read_manifest(tmp_path)["fingerprint"] == "abc"
+
+    (tmp_path / artifacts.CELLS_FILE).write_text('[{"name": "x"}]')
+    with pytest.raises(RunDirError, match="cells.json is damaged.*lacks"):
+        artifacts.read_cells(tmp_path)
+    meta.drop(columns="text").to_parquet(tmp_path / artifacts.METADATA_FILE)
+    with pytest.raises(RunDirError, match="metadata.parquet is damaged.*text"):
+        artifacts.read_metadata(tmp_path)
+    (tmp_path / artifacts.SPLITS_FILE).write_bytes(b"PAR1 garbage")
+    with pytest.raises(RunDirError, match="splits.parquet is damaged"):
+        artifacts.read_splits(tmp_path)
