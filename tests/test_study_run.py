@@ -1,4 +1,5 @@
-"""The benchmark runner end to end on synthetic corpora, resume, and the spec on its artifacts."""
+"""The study end to end on synthetic corpora: artifacts, resume, healing, threads and hosts,
+the same numbers as before, and the spec on its run directories."""
 from __future__ import annotations
 
 import json
@@ -9,14 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import cross_corpus
+from jaxser.study import ConfigError, load_config, validate
+from jaxser.study.run import main, run
 from spec.checks import check_run
 
 pytest.importorskip("opensmile")
 
 
 def _cfg(out, **kw):
-    cfg = cross_corpus.load_config(cross_corpus.DEFAULT_CONFIG)
+    cfg = load_config("default")
     cfg.out_dir = str(out)
     cfg.corpora = {"synth-alba": "", "synth-bruna": "", "synth-corva": ""}
     cfg.encoders = ["mfcc"]
@@ -26,7 +28,7 @@ def _cfg(out, **kw):
     cfg.train = {"max_epochs": 8, "patience": 3}
     for k, v in kw.items():
         setattr(cfg, k, v)
-    cross_corpus.validate(cfg)
+    validate(cfg)
     return cfg
 
 
@@ -37,7 +39,7 @@ def run_dir(tmp_path_factory):
     names = list(synthetic.CORPORA)[:3]
     out = tmp_path_factory.mktemp("run") / "r"
     cfg = _cfg(out, corpora={n: "" for n in names})
-    cross_corpus.run(cfg, log=lambda *a: None)
+    run(cfg, log=lambda *a: None)
     return out, cfg
 
 
@@ -54,7 +56,8 @@ def test_run_writes_every_artifact_and_passes_the_spec(run_dir):
     n = len(cfg.corpora)
     assert set(results["setting"]) == {"same", "cross", "loco"}
     assert (results["setting"] == "cross").sum() == n * (n - 1)
-    assert ((results["uar_ci_low"] <= results["uar_mean"] + 1e-9) & (results["uar_mean"] <= results["uar_ci_high"] + 1e-9)).all()
+    assert ((results["uar_ci_low"] <= results["uar_mean"] + 1e-9)
+            & (results["uar_mean"] <= results["uar_ci_high"] + 1e-9)).all()
     report = (out / "report.md").read_text()
     assert "Cross-corpus" in report and "Ranking" in report
     assert check_run(out) == []
@@ -72,6 +75,21 @@ def test_results_agree_with_scikit_learn(run_dir):
     f1 = [f1_score(g["true"], g["pred"], average="macro", zero_division=0) for _, g in sub.groupby("seed")]
     assert r["uar_mean"] == pytest.approx(np.mean(per_seed), abs=1e-9)
     assert r["macro_f1_mean"] == pytest.approx(np.mean(f1), abs=1e-9)
+
+
+def test_the_study_keeps_its_numbers(run_dir):
+    """The fixture's point estimates, bit for bit, as the runner produced them before it became
+    the jaxser.study library (tests/data/study_point_estimates.csv), under the same fingerprint."""
+    out, cfg = run_dir
+    assert cfg.fingerprint() == "50522e42a692"
+    keys = ["encoder", "head", "layer", "setting", "source", "target"]
+    want = pd.read_csv(Path(__file__).parent / "data" / "study_point_estimates.csv")
+    got = pd.read_csv(out / "results.csv")[want.columns.tolist()]
+    got = got.set_index(keys).sort_index()
+    want = want.set_index(keys).sort_index()
+    assert got.index.equals(want.index)
+    for col in want.columns:
+        assert (got[col].to_numpy() == want[col].to_numpy()).all(), col
 
 
 def _copy(run_dir, tmp_path):
@@ -138,7 +156,7 @@ def test_interrupted_run_resumes(run_dir, tmp_path):
     files[0].unlink()  # as if the run died before this model finished
     (d / "results.csv").unlink()
     cfg2 = _cfg(d, corpora=cfg.corpora)
-    cross_corpus.run(cfg2, log=lambda *a: None)
+    run(cfg2, log=lambda *a: None)
     after = pd.read_csv(d / "results.csv")
     pd.testing.assert_frame_equal(before, after)  # deterministic retraining of the missing model
     assert check_run(d) == []
@@ -150,7 +168,7 @@ def test_training_threads_change_no_prediction(run_dir, tmp_path):
     out, cfg = run_dir
     assert cfg.workers is None  # the fixture used the default: threads on a multi-core CPU
     serial = tmp_path / "serial"
-    cross_corpus.run(_cfg(serial, corpora=cfg.corpora, workers=1), log=lambda *a: None)
+    run(_cfg(serial, corpora=cfg.corpora, workers=1), log=lambda *a: None)
     files = sorted(p.name for p in (out / "predictions").glob("*.parquet"))
     assert files == sorted(p.name for p in (serial / "predictions").glob("*.parquet"))
     for name in files:
@@ -160,12 +178,13 @@ def test_training_threads_change_no_prediction(run_dir, tmp_path):
 
 TWO_HOSTS = r"""
 import json, sys
-from experiments import cross_corpus as cc
-cfg = cc.load_config(cc.DEFAULT_CONFIG)
+from jaxser.study import load_config, validate
+from jaxser.study.run import run
+cfg = load_config("default")
 for k, v in json.loads(sys.argv[1]).items():
     setattr(cfg, k, v)
-cc.validate(cfg)
-cc.run(cfg, log=print)
+validate(cfg)
+run(cfg, log=print)
 """
 
 
@@ -211,12 +230,12 @@ def test_a_failing_model_stops_the_threaded_run_and_keeps_finished_ones(run_dir,
     monkeypatch.setattr(train_mod, "train_cells", flaky)
     d = tmp_path / "flaky"
     with pytest.raises(RuntimeError, match="planted failure"):
-        cross_corpus.run(_cfg(d, corpora=cfg.corpora, workers=2), log=lambda *a: None)
+        run(_cfg(d, corpora=cfg.corpora, workers=2), log=lambda *a: None)
     written = list((d / "predictions").glob("*.parquet"))
     total = len(list((out / "predictions").glob("*.parquet")))
     assert 1 <= len(written) < total and not (d / "report.md").exists()
     monkeypatch.setattr(train_mod, "train_cells", real)  # the re-run trains only what is missing
-    cross_corpus.run(_cfg(d, corpora=cfg.corpora, workers=2), log=lambda *a: None)
+    run(_cfg(d, corpora=cfg.corpora, workers=2), log=lambda *a: None)
     assert len(list((d / "predictions").glob("*.parquet"))) == total and check_run(d) == []
 
 
@@ -224,58 +243,8 @@ def test_resume_refuses_a_different_study(run_dir, tmp_path):
     out, cfg = run_dir
     d = _copy(out, tmp_path / "other")
     cfg2 = _cfg(d, corpora=cfg.corpora, seeds=[0, 1, 2])
-    with pytest.raises(cross_corpus.ConfigError, match="different study"):
-        cross_corpus.run(cfg2, log=lambda *a: None)
-
-
-def test_config_errors_are_clear(tmp_path):
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[run]\nseedz = [1]\n")
-    with pytest.raises(cross_corpus.ConfigError, match="unknown \\[run\\] keys"):
-        cross_corpus.load_config(bad)
-    with pytest.raises(cross_corpus.ConfigError, match="not canonical"):
-        _cfg(tmp_path, labels=["angry", "furious"])
-    assert cross_corpus.main(["--config", str(tmp_path / "missing.toml")]) == 2
-
-
-def test_shipped_configs_parse():
-    for f in Path(cross_corpus.CONFIG_DIR).glob("*.toml"):
-        cfg = cross_corpus.load_config(f)
-        cross_corpus.validate(cfg)
-        assert cfg.encoders and cfg.corpora
-
-
-@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
-def test_run_units_writes_every_finished_model_before_the_error(exc):
-    """A unit that fails while another runs: the running one finishes and is written, nothing is
-    written twice, no more than `workers` run at once, and the error then propagates."""
-    import threading
-
-    failing_started = threading.Event()
-    lock = threading.Lock()
-    started, written, in_flight, peak = [], [], [0], [0]
-
-    def train(u):
-        with lock:
-            started.append(u)
-            in_flight[0] += 1
-            peak[0] = max(peak[0], in_flight[0])
-        try:
-            if u == 1:
-                failing_started.set()
-                raise exc("planted")
-            if u == 0:
-                failing_started.wait()  # still running when unit 1 fails
-            return u * 10
-        finally:
-            with lock:
-                in_flight[0] -= 1
-
-    with pytest.raises(exc, match="planted"):
-        cross_corpus.run_units(list(range(8)), train, lambda u, r: written.append((u, r)), workers=2)
-    assert (0, 0) in written and peak[0] <= 2
-    assert sorted(u for u, _ in written) == sorted(u for u in started if u != 1)
-    assert all(r == u * 10 for u, r in written)
+    with pytest.raises(ConfigError, match="different study"):
+        run(cfg2, log=lambda *a: None)
 
 
 # ----------------------------------------------------------------------------- a small study: the run
@@ -297,7 +266,7 @@ def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("small") / "r"
     old = os.umask(0o022)
     try:
-        cross_corpus.run(_small_cfg(out), log=lambda *a: None)
+        run(_small_cfg(out), log=lambda *a: None)
     finally:
         os.umask(old)
     return out
@@ -327,7 +296,7 @@ def test_files_follow_the_umask(small_run, tmp_path):
         f.unlink()
     old = os.umask(0o027)
     try:
-        cross_corpus.run(_small_cfg(d), log=lambda *a: None)
+        run(_small_cfg(d), log=lambda *a: None)
     finally:
         os.umask(old)
     for f in (d / "results.csv", d / "report.md", _preds(d)[0]):
@@ -372,7 +341,7 @@ def test_damaged_predictions_are_named_set_aside_and_retrained_bit_for_bit(small
     assert any("non-finite probabilities" in p for p in problems)
 
     logs = []
-    cross_corpus.run(_small_cfg(d), log=logs.append)
+    run(_small_cfg(d), log=logs.append)
     for f in (truncated, garbage, flipped, nan):
         assert any(str(f) in line and "retraining" in line for line in logs), f
         assert f.with_name(f.name + ".bad").exists()
@@ -389,17 +358,18 @@ def test_predictions_of_another_study_are_refused(small_run, tmp_path):
     (d / "study.json").unlink()
     before = {f.name: f.read_bytes() for f in _preds(d)}
     with pytest.raises(RunDirError, match="another study.*--out"):
-        cross_corpus.run(_small_cfg(d, train={"max_epochs": 2, "patience": 2}), log=lambda *a: None)
+        run(_small_cfg(d, train={"max_epochs": 2, "patience": 2}), log=lambda *a: None)
     assert {f.name: f.read_bytes() for f in _preds(d)} == before  # nothing overwritten
 
 
 def test_a_damaged_study_json_is_a_one_line_error(small_run, tmp_path, capsys, monkeypatch):
+    from experiments import cross_corpus
     from jaxser.errors import RunDirError
 
     d = _copy(small_run, tmp_path)
     (d / "study.json").write_text('{"fingerprint": "66')
     with pytest.raises(RunDirError, match="study.json"):
-        cross_corpus.run(_small_cfg(d), log=lambda *a: None)
+        run(_small_cfg(d), log=lambda *a: None)
     monkeypatch.delenv("JAXSER_DEBUG", raising=False)
     capsys.readouterr()
     argv = ["--corpus", "synth-alba=", "--corpus", "synth-bruna=", "--encoder", "mfcc", "--out", str(d)]
@@ -409,7 +379,9 @@ def test_a_damaged_study_json_is_a_one_line_error(small_run, tmp_path, capsys, m
     assert "Traceback" not in err
     from jaxser import cli
 
-    assert cli.main(["run", *argv]) == 2
+    assert cli.main(["run", *argv]) == 2  # the installed command and the repository's main agree
+    assert capsys.readouterr().err == err
+    assert main(argv) == 2
     assert capsys.readouterr().err == err
     monkeypatch.setenv("JAXSER_DEBUG", "1")
     with pytest.raises(RunDirError):
@@ -452,6 +424,29 @@ def test_spec_checks_fingerprints_probabilities_and_recordings(small_run, tmp_pa
     assert any("same audio_sha256" in p and cross["name"] in p for p in check_run(d))
 
 
+def test_speaker_and_text_disjoint_folds_reach_cells_json(tmp_path):
+    """split = "speaker+text": same-corpus folds disjoint in speaker and sentence; each cell
+    says so in cells.json with the utterances withheld from its training set."""
+    out = tmp_path / "text"
+    cfg = _small_cfg(out, settings=["same"], split="speaker+text")
+    assert cfg.fingerprint() != _small_cfg(out, settings=["same"]).fingerprint()
+    run(cfg, log=lambda *a: None)
+    cells = json.loads((out / "cells.json").read_text())
+    assert {c["split"] for c in cells} == {"speaker+text"} and any(c["excluded_train"] > 0 for c in cells)
+    meta = pd.read_parquet(out / "metadata.parquet").set_index("id")
+    splits = pd.read_parquet(out / "splits.parquet")
+    preds = pd.concat(pd.read_parquet(f) for f in _preds(out))
+    for c in cells:
+        train_ids = splits.loc[splits["train_key"] == c["train_key"], "id"]
+        test_ids = preds.loc[preds["cell"] == c["name"], "id"].unique()
+        assert not set(meta.loc[train_ids, "text"]) & set(meta.loc[test_ids, "text"]), c["name"]
+        assert not set(meta.loc[train_ids, "speaker"]) & set(meta.loc[test_ids, "speaker"]), c["name"]
+        assert c["n_fit"] + c["n_val"] + c["n_test"] + c["excluded_train"] + c["excluded"] <= (
+            meta["corpus"] == c["source"]).sum()
+    assert json.loads((out / "manifest.json").read_text())["protocol"]["split"] == "speaker+text"
+    assert check_run(out) == []
+
+
 def test_non_finite_embeddings_stop_the_run_naming_utterance_and_cache(tmp_path, monkeypatch):
     import dataclasses as dc
 
@@ -472,7 +467,7 @@ def test_non_finite_embeddings_stop_the_run_naming_utterance_and_cache(tmp_path,
 
     monkeypatch.setattr(embed_mod, "embed", nan_embed)
     with pytest.raises(CacheError, match="not finite") as err:
-        cross_corpus.run(_small_cfg(tmp_path / "nan"), log=lambda *a: None)
+        run(_small_cfg(tmp_path / "nan"), log=lambda *a: None)
     assert planted["id"] in str(err.value) and "--skip-errors" in str(err.value)
 
 
@@ -526,7 +521,7 @@ def _tiny_config(tmp_path) -> Path:
 def test_a_manifest_corpus_runs_under_its_command_line_name_and_copies_are_dropped(tmp_path, capsys):
     csv = _manifest_corpus(tmp_path / "audio")
     out = tmp_path / "run"
-    assert cross_corpus.main(["--config", str(_tiny_config(tmp_path)), "--corpus", f"mycorpus={csv}",
+    assert main(["--config", str(_tiny_config(tmp_path)), "--corpus", f"mycorpus={csv}",
                               "--corpus", "synth-alba=", "--out", str(out)]) == 0, capsys.readouterr().err
     meta = pd.read_parquet(out / "metadata.parquet")
     assert set(meta["corpus"]) == {"mycorpus", "synth-alba"}
@@ -553,12 +548,12 @@ def test_unusable_audio_stops_with_a_hint_or_is_skipped_and_listed(tmp_path, cap
             "--out", str(tmp_path / "run")]
     monkeypatch.delenv("JAXSER_DEBUG", raising=False)
     capsys.readouterr()
-    assert cross_corpus.main(argv) == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "--skip-errors" in err
     assert any(str(folder / f) in err for f in ("garbage.wav", "empty.wav", "huge.wav")), err
 
-    assert cross_corpus.main([*argv, "--skip-errors"]) == 0, capsys.readouterr().err  # the same --out resumes
+    assert main([*argv, "--skip-errors"]) == 0, capsys.readouterr().err  # the same --out resumes
     skipped = json.loads((tmp_path / "run" / "manifest.json").read_text())["skipped"]
     for uid, f in (("garbage", "garbage.wav"), ("empty", "empty.wav"), ("huge", "huge.wav")):
         assert str(folder / f) in skipped[f"mycorpus/{uid}"]

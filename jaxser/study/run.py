@@ -1,0 +1,407 @@
+"""Run (or resume) a study: corpora -> embeddings -> cells -> train -> report.
+
+Resumable: embeddings come from the cache, and each trained model's predictions are written
+atomically as soon as they exist, so a re-run after a crash trains only what is missing.
+Multi-host (the same command on every host, a shared run directory and cache): every host
+extracts its share of each corpus (`jaxser.embed`) and trains its share of the models;
+process 0 writes the run's metadata and, after a barrier, the report.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from jaxser.errors import CacheError
+from jaxser.io import cache_root
+from jaxser.study import artifacts, schedule
+from jaxser.study.config import ConfigError, StudyConfig, layer_index, parse_args
+
+
+def run(cfg: StudyConfig, *, log=print) -> Path:
+    """Run (or resume) the study; returns the run directory."""
+    from jaxser import protocol, sharding
+
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    sharding.initialize_distributed()
+    import jax
+
+    me, n_proc = jax.process_index(), jax.process_count()
+    lead = me == 0
+    persistent_compilation_cache(cfg.cache)
+    out = claim_run_dir(cfg, lead=lead, log=log)
+
+    t0 = time.perf_counter()
+    datasets, roots = load_corpora(cfg, log)
+    timings["corpora_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    emb, enc_info = extract_embeddings(cfg, datasets, log, timings)
+    timings["extract_s"] = time.perf_counter() - t0
+
+    meta, skipped, duplicates = study_metadata(datasets, emb, log)
+    cells = protocol.make_cells(meta["corpus"], meta["group"], meta["emotion"], settings=cfg.settings,
+                                k=cfg.k_folds, labels=cfg.labels, seed=0, split=cfg.split, text=meta["text"])
+    manifest = study_manifest(cfg, out, datasets, roots, enc_info, skipped, duplicates, len(cells))
+    if lead:
+        artifacts.write_metadata(out, meta)
+        artifacts.write_cells(out, cells)
+        artifacts.write_splits(out, cells, meta["id"].to_numpy())
+        artifacts.write_manifest(out, manifest)
+
+    t0 = time.perf_counter()
+    train_models(cfg, out, TrainingData.of(cfg, meta, cells, emb), process=me, n_processes=n_proc, log=log)
+    timings["train_s"] = time.perf_counter() - t0
+    if n_proc > 1:  # every host's models are written before process 0 reads them all
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("jaxser study: models trained")
+        if not lead:
+            log(f"process {me}: its share is trained; process 0 writes the report")
+            return out
+
+    from jaxser.report import write_report
+
+    t0 = time.perf_counter()
+    write_report(out, bootstrap=cfg.bootstrap)
+    timings["report_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+    artifacts.write_manifest(out, {**manifest, "timings": timings})
+    return out
+
+
+# ----------------------------------------------------------------------------- setup
+
+def persistent_compilation_cache(cache: str | None) -> None:
+    """Keep XLA programs on disk next to the embeddings: a warm re-run of a study then skips
+    most compilation, which on CPU costs more than training the small heads themselves."""
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return  # the user chose one
+    path = Path(cache or cache_root()) / "xla"
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def claim_run_dir(cfg: StudyConfig, *, lead: bool, log) -> Path:
+    """The run directory, refused when it holds another study; study.json (re)written."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prev = artifacts.read_study(out)
+    if prev is not None:
+        if prev["fingerprint"] != cfg.fingerprint():
+            raise ConfigError(f"{out} holds a run of a different study (config {prev['fingerprint']} vs "
+                              f"{cfg.fingerprint()}); choose another --out or delete it")
+        if lead:
+            log(f"resuming the run in {out}")
+    if lead:
+        artifacts.write_study(out, cfg.fingerprint(), cfg.study())
+    return out
+
+
+# ----------------------------------------------------------------------------- 1. corpora
+
+def _is_manifest(root) -> bool:
+    from jaxser.corpora.manifest import FILENAMES
+
+    root = Path(root)
+    if root.is_file():
+        return root.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson")
+    return root.is_dir() and any((root / n).is_file() for n in FILENAMES)
+
+
+def load_corpus(name: str, root: str, options: dict, skip_errors: bool):
+    """`--corpus NAME=ROOT`: a registry corpus, or a manifest (NAME `manifest`, or any name that
+    is not a registry corpus with ROOT a manifest file or a folder holding one). A manifest
+    corpus is named NAME, so its rows, embeddings and results all carry the one name."""
+    from jaxser import corpora
+
+    kw = dict(options)
+    if skip_errors:  # loaders then keep unreadable files for the extraction to skip and list
+        kw["skip_errors"] = True
+    key = corpora.canonical_name(name)
+    if key == "manifest" or (key not in corpora.available() and root and _is_manifest(root)):
+        if not root:
+            raise ConfigError(f"corpus {name}: a manifest corpus needs its file: --corpus {name}=PATH/manifest.csv")
+        kw["name"] = name
+        return corpora.load("manifest", root, **kw)
+    return corpora.load(name, root or None, **kw)
+
+
+def load_corpora(cfg: StudyConfig, log) -> tuple[dict, dict]:
+    """corpus name (as its rows carry it) -> dataset, and -> the root it was loaded from."""
+    datasets, roots = {}, {}
+    for name, root in cfg.corpora.items():
+        ds = load_corpus(name, root, cfg.corpus_options.get(name, {}), cfg.skip_errors)
+        own = sorted(set(ds["corpus"]))
+        if len(own) != 1:
+            raise ConfigError(f"corpus {name} ({root}): its rows name corpora {own}, expected one")
+        if own[0] in datasets:
+            raise ConfigError(f"corpus {own[0]} is given twice (--corpus {name}={root})")
+        # keyed by the name the rows carry (an alias such as crema-d loads as cremad)
+        datasets[own[0]], roots[own[0]] = ds, root
+        log(f"corpus {own[0]}: {len(ds)} utterances")
+    return datasets, roots
+
+
+# ----------------------------------------------------------------------------- 2. embeddings
+
+def extract_embeddings(cfg: StudyConfig, datasets: dict, log, timings: dict) -> tuple[dict, dict]:
+    """encoder -> corpus -> cached embeddings, and encoder -> what the manifest records of it."""
+    from jaxser import encoders
+    from jaxser.embed import embed
+
+    emb: dict[str, dict] = {}
+    enc_info: dict[str, dict] = {}
+    for enc_name in cfg.encoders:
+        te = time.perf_counter()
+        enc = encoders.load(enc_name)
+        enc_info[enc_name] = {"fingerprint": enc.fingerprint, "layers": enc.num_layers, "dim": enc.dim}
+        emb[enc_name] = {c: embed(enc, ds, cache=cfg.cache, skip_errors=cfg.skip_errors)
+                         for c, ds in datasets.items()}
+        timings[f"extract_{enc_name}_s"] = time.perf_counter() - te
+        log(f"encoder {enc_name}: {enc.num_layers} x {enc.dim} embeddings ({timings[f'extract_{enc_name}_s']:.1f}s)")
+        for layer in cfg.layers:
+            idx = layer_index(layer)
+            if isinstance(idx, int) and not -enc.num_layers <= idx < enc.num_layers:
+                raise ConfigError(f"layer {layer} out of range for {enc_name} ({enc.num_layers} layers)")
+        del enc
+    return emb, enc_info
+
+
+# ----------------------------------------------------------------------------- 3. metadata and cells
+
+def study_metadata(datasets: dict, emb: dict, log) -> tuple[pd.DataFrame, dict, dict]:
+    """The study's utterances (artifacts.METADATA_COLUMNS), what was skipped and what dropped.
+
+    Rows skipped by any encoder are dropped for all (same test sets), and of several copies of
+    one recording only the first is kept: otherwise the same audio could sit in training and
+    in test. Returns (metadata, skipped id -> why, dropped id -> kept id).
+    """
+    from jaxser import corpora
+
+    frames = []
+    for ds in datasets.values():
+        df = ds.select_columns(list(artifacts.CORPUS_COLUMNS)).to_pandas()
+        df["group"] = corpora.fold_groups(ds)
+        df["audio_sha256"] = corpora.content_digests(ds)
+        df["audio"] = list(ds["audio"])
+        frames.append(df)
+    meta = pd.concat(frames, ignore_index=True)
+    path_of = dict(zip(meta["id"], meta.pop("audio")))
+    skipped = {u: why if str(path_of.get(u, "")) in why else f"{path_of.get(u, '?')}: {why}"
+               for e in emb.values() for x in e.values() for u, why in x.skipped.items()}
+    if skipped:
+        log(f"{len(skipped)} utterances skipped (unusable audio); listed in manifest.json")
+        meta = meta[~meta["id"].isin(skipped)].reset_index(drop=True)
+    first = meta[meta["audio_sha256"] != ""].drop_duplicates("audio_sha256")
+    kept_of = dict(zip(first["audio_sha256"], first["id"]))
+    dup = (meta["audio_sha256"] != "") & ~meta.index.isin(first.index)
+    duplicates = {u: kept_of[d] for u, d in zip(meta.loc[dup, "id"], meta.loc[dup, "audio_sha256"])}
+    if duplicates:
+        log(f"{len(duplicates)} utterances dropped as copies of a recording already in the study "
+            f"(e.g. {next(iter(duplicates))} = {next(iter(duplicates.values()))}); listed in manifest.json")
+        meta = meta[~dup].reset_index(drop=True)
+    return meta, skipped, duplicates
+
+
+def _git_hash() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("jaxser", "jax", "jaxlib", "flax", "optax", "numpy", "datasets", "tensorflow", "torch", "opensmile"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def study_manifest(cfg: StudyConfig, out: Path, datasets: dict, roots: dict, enc_info: dict, skipped: dict,
+                   duplicates: dict, n_cells: int) -> dict:
+    from jaxser import corpora
+
+    return {
+        "config": {**cfg.study(), "out_dir": str(out)}, "fingerprint": cfg.fingerprint(), "seeds": cfg.seeds,
+        "versions": _versions(), "git": _git_hash(),
+        "corpora": {c: {"root": roots[c], "n": len(ds), "fingerprint": corpora.fingerprint(ds)}
+                    for c, ds in datasets.items()},
+        "encoders": enc_info, "skipped": skipped, "duplicates": duplicates,
+        "protocol": {"k_folds": cfg.k_folds, "labels": cfg.labels or "shared", "split": cfg.split,
+                     "validation": "speaker-disjoint source split", "cells": n_cells},
+    }
+
+
+# ----------------------------------------------------------------------------- 4. train
+
+@dataclasses.dataclass
+class TrainingData:
+    """What training a model needs: the study's cells by train key, the metadata columns their
+    row indices refer to, the embeddings, and the device policy."""
+    cfg: StudyConfig
+    groups: dict[str, list]          # train key -> its cells (they share one trained model)
+    ids: np.ndarray
+    emotion: np.ndarray
+    corpus: np.ndarray
+    emb: dict[str, dict]             # encoder -> corpus -> embeddings
+    policy: schedule.DevicePolicy
+    rows_cap: int                    # the largest fit or validation split of the study
+
+    @classmethod
+    def of(cls, cfg: StudyConfig, meta: pd.DataFrame, cells: list, emb: dict) -> "TrainingData":
+        groups: dict[str, list] = {}
+        for c in cells:
+            groups.setdefault(c.train_key, []).append(c)
+        return cls(cfg=cfg, groups=groups, ids=meta["id"].to_numpy(), emotion=meta["emotion"].to_numpy(),
+                   corpus=meta["corpus"].to_numpy(), emb=emb, policy=schedule.device_policy(cfg.workers),
+                   rows_cap=max(max(len(c.fit), len(c.val)) for c in cells))
+
+    def embedding_shape(self, enc_name: str) -> tuple[int, ...]:
+        return next(iter(self.emb[enc_name].values())).x.shape[1:]
+
+    def test_sets(self, key: str) -> dict[str, tuple[np.ndarray, int]]:
+        """cell name -> (test ids, number of classes) of a train key's cells."""
+        return {c.name: (self.ids[c.test], len(c.labels)) for c in self.groups[key]}
+
+
+def embedding_rows(data: TrainingData, enc_name: str, rows: np.ndarray) -> np.ndarray:
+    """Embeddings of metadata rows, in row order; a non-finite one (a damaged cache, or an
+    encoder that overflowed) stops the run naming the utterance and the cache file."""
+    x_out = np.empty((len(rows),) + data.embedding_shape(enc_name), np.float32)
+    corpus_of = data.corpus[rows]
+    for c in dict.fromkeys(corpus_of):
+        sel = corpus_of == c
+        ids = list(data.ids[rows][sel])
+        cached = data.emb[enc_name][c]
+        x = cached.take(ids)
+        bad = ~np.isfinite(x.reshape(len(ids), -1)).all(axis=1)
+        if bad.any():
+            raise CacheError(f"{cached.path or f'{enc_name} embeddings of {c}'}: the embedding of "
+                             f"utterance {ids[int(np.argmax(bad))]} is not finite (NaN/Inf; {int(bad.sum())} "
+                             "such rows); delete that cache folder to re-extract, or re-run with --skip-errors "
+                             "to skip such utterances")
+        x_out[sel] = x
+    return x_out
+
+
+def train_unit(data: TrainingData, unit: schedule.Unit) -> list:
+    """Train one unit's models (every seed of each) in one program call."""
+    from jaxser import train
+    from jaxser.heads import HeadConfig
+
+    (enc_name, head_kind, layer), keys = unit
+    head_cfg = HeadConfig(kind=head_kind, **data.cfg.head.get(head_kind, {}))
+    train_cfg = train.TrainConfig(**{**data.cfg.train, "layer": layer_index(layer)})
+    jobs = []
+    for key in keys:
+        cs = data.groups[key]
+        lab_index = {lab: i for i, lab in enumerate(cs[0].labels)}
+
+        def labels_of(rows):
+            return np.array([lab_index[v] for v in data.emotion[rows]], np.int32)
+        jobs.append(train.CellData(embedding_rows(data, enc_name, cs[0].fit), labels_of(cs[0].fit),
+                                   embedding_rows(data, enc_name, cs[0].val), labels_of(cs[0].val),
+                                   {c.name: embedding_rows(data, enc_name, c.test) for c in cs},
+                                   n_classes=len(cs[0].labels)))
+    return train.train_cells(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds,
+                             max_jobs=data.policy.max_jobs,
+                             rows=schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap),
+                             mesh=data.policy.mesh)
+
+
+def write_unit(data: TrainingData, out: Path, unit: schedule.Unit, results: list) -> None:
+    """One predictions file per trained model."""
+    model, keys = unit
+    for key, res in zip(keys, results):
+        identity = artifacts.model_identity(*model, key)
+        table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar, res.best_epoch,
+                                            data.cfg.seeds, data.ids, data.emotion)
+        artifacts.write_predictions_file(artifacts.predictions_path(out, *model, key), table,
+                                         {"study_fingerprint": data.cfg.fingerprint(), **identity})
+
+
+def model_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: str) -> bool:
+    """True unless a verified predictions file of this model exists (a damaged one is set
+    aside and the model retrained; another study's stops the run)."""
+    path = artifacts.predictions_path(out, *model, key)
+    if not path.exists():
+        return True
+    why = artifacts.verify_predictions(path, fingerprint=data.cfg.fingerprint(),
+                                       identity=artifacts.model_identity(*model, key), seeds=data.cfg.seeds,
+                                       cells=data.test_sets(key))
+    if why is None:
+        return False
+    log(f"{path}: {why}; moved to {artifacts.set_aside(path).name}, retraining this model")
+    return True
+
+
+def train_models(cfg: StudyConfig, out: Path, data: TrainingData, *, process: int, n_processes: int, log) -> None:
+    """Train every model of the study not yet on disk (this host's share of them); each model's
+    predictions are written atomically as soon as it is trained, so an interrupted run resumes there."""
+    from tqdm.auto import tqdm
+
+    units = schedule.model_units(cfg.encoders, cfg.heads, cfg.layers, list(data.groups),
+                                 data.policy.keys_per_unit)
+    if process == 0:  # files no model of this study writes: another study's, or damaged
+        expected = {artifacts.predictions_path(out, *m, k) for m, keys in units for k in keys}
+        artifacts.set_aside_strays(out, expected, cfg.fingerprint(), log)
+    units = schedule.still_missing(schedule.host_share(units, process, n_processes),
+                                   functools.partial(model_missing, data, out, log))
+    if n_processes > 1:
+        log(f"process {process} of {n_processes}: {sum(len(k) for _, k in units)} models to train here")
+    bar = tqdm(total=sum(len(k) for _, k in units), desc="train", unit="model")
+
+    def finished(unit, results):
+        write_unit(data, out, unit, results)
+        bar.update(len(unit[1]))
+    try:
+        schedule.run_units(units, functools.partial(train_unit, data), finished, data.policy.workers)
+    finally:
+        bar.close()
+
+
+# ----------------------------------------------------------------------------- command line
+
+def _main(argv=None, *, prog: str = "jaxser run") -> int:
+    from jaxser.audio import AudioError
+
+    cfg = parse_args(argv, prog=prog)
+    try:
+        out = run(cfg)
+    except AudioError as e:
+        if cfg.skip_errors:
+            raise
+        raise AudioError(e.path, f"{e.reason}; --skip-errors skips such files and lists them in manifest.json") from e
+    print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.csv'}\n"
+          f"check it: python -m pytest spec --run-dir {out}")
+    return 0
+
+
+def main(argv=None, *, prog: str = "jaxser run") -> int:
+    """The command line: a problem the user can fix (config, corpus, audio, encoder, cache, run
+    directory) is one line `error: ...` on stderr and exit status 2 (JAXSER_DEBUG=1: traceback)."""
+    from jaxser.errors import report
+
+    return report(functools.partial(_main, prog=prog), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m jaxser.study.run"))

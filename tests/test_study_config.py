@@ -1,0 +1,83 @@
+"""Study configuration: TOML, shipped configs by name, command-line overrides, validation and
+the fingerprint that keys a run directory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jaxser.study import config as study_config
+from jaxser.study import ConfigError, StudyConfig, load_config, parse_args, validate
+
+EXPERIMENT_CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+
+
+def test_config_errors_are_clear(tmp_path):
+    from jaxser.study.run import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run]\nseedz = [1]\n")
+    with pytest.raises(ConfigError, match="unknown \\[run\\] keys"):
+        load_config(bad)
+    cfg = load_config("default")
+    cfg.labels = ["angry", "furious"]
+    with pytest.raises(ConfigError, match="not canonical"):
+        validate(cfg)
+    with pytest.raises(ConfigError, match="not found.*default"):
+        load_config(tmp_path / "missing.toml")
+    assert main(["--config", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_shipped_configs_parse():
+    files = [*study_config.CONFIG_DIR.glob("*.toml"), *EXPERIMENT_CONFIGS.glob("*.toml")]
+    assert {f.name for f in files} >= {"default.toml", "paper.toml"}
+    for f in files:
+        cfg = load_config(f)
+        validate(cfg)
+        assert cfg.encoders and cfg.corpora
+
+
+def test_config_by_shipped_name_or_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no repository on the path: the default ships with the package
+    default = load_config("default")
+    assert load_config("default.toml") == default == load_config(study_config.DEFAULT_CONFIG)
+    assert default.out_dir == "runs/default" and default.split == "speaker"
+    assert parse_args([]) == default
+    assert parse_args(["--config", "default"]) == default
+
+
+def test_the_default_fingerprint_is_unchanged_by_the_split_option():
+    """Studies defined before `split` existed keep their fingerprint (and resume): the default
+    split is not part of it; another split is."""
+    cfg = load_config("default")
+    assert cfg.fingerprint() == "ac19fcce53b2"
+    assert "split" not in cfg.study()
+    cfg.split = "speaker+text"
+    assert cfg.study()["split"] == "speaker+text" and cfg.fingerprint() != "ac19fcce53b2"
+
+
+def test_split_from_toml_and_command_line(tmp_path):
+    f = tmp_path / "text.toml"
+    f.write_text('[run]\nsplit = "speaker+text"\n[corpora]\nsynth-alba = ""\nsynth-bruna = ""\n'
+                 '[models]\nencoders = ["mfcc"]\n')
+    assert load_config(f).split == "speaker+text"
+    assert parse_args(["--config", str(f), "--split", "speaker"]).split == "speaker"
+    assert parse_args(["--split", "speaker+text"]).split == "speaker+text"
+    with pytest.raises(ConfigError, match="split 'sentence'.*speaker\\+text"):
+        parse_args(["--split", "sentence"])
+
+
+def test_command_line_overrides():
+    cfg = parse_args(["--corpus", "synth-alba=", "--corpus", "synth-bruna=/x", "--encoder", "mfcc", "--head", "fcn",
+                      "--seeds", "3,4", "--labels", "angry,sad", "--settings", "same,cross", "--k-folds", "3",
+                      "--bootstrap", "0", "--out", "o", "--workers", "2", "--skip-errors"])
+    assert cfg == StudyConfig(out_dir="o", corpora={"synth-alba": "", "synth-bruna": "/x"}, encoders=["mfcc"],
+                              heads=["fcn"], layers=["last"], seeds=[3, 4], settings=["same", "cross"],
+                              labels=["angry", "sad"], k_folds=3, bootstrap=0, head=cfg.head, train=cfg.train,
+                              skip_errors=True, workers=2)
+    with pytest.raises(ConfigError, match="--workers 0"):
+        parse_args(["--workers", "0"])
+    # where the results are written and how fast does not define the study
+    assert cfg.fingerprint() == parse_args(["--corpus", "synth-alba=", "--corpus", "synth-bruna=/x", "--encoder",
+                                            "mfcc", "--head", "fcn", "--seeds", "3,4", "--labels", "angry,sad",
+                                            "--settings", "same,cross", "--k-folds", "3"]).fingerprint()
