@@ -5,8 +5,8 @@ compiled). Warm: the same study, in a new process, into a new run directory with
 kept (embeddings and compiled programs reused from disk; training and report rerun).
 Prints each stage's time; the last line is one JSON object with cold_s and warm_s.
 
-    python benchmarks/end_to_end.py [--config experiments/configs/default.toml]
-Targets (issue 7): cold <= 180 s and warm <= 30 s on 2 CPU cores.
+    python benchmarks/end_to_end.py [--config NAME_OR_PATH]   (default: the shipped default)
+Targets: cold <= 180 s and warm <= 30 s on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def main() -> None:
     def one(tag: str) -> tuple[float, dict]:
         """One run as a user runs it: a fresh process (so 'warm' means cached embeddings and
         cached XLA programs on disk, nothing kept in memory)."""
-        argv = [sys.executable, "-m", "experiments.cross_corpus", "--out", str(work / f"run-{tag}")]
+        argv = [sys.executable, "-m", "jaxser.cli", "run", "--out", str(work / f"run-{tag}")]
         argv += ["--config", a.config] if a.config else []
         t0 = time.perf_counter()
         r = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True)

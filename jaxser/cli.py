@@ -9,13 +9,13 @@ def main(argv=None) -> int:
     commands = {
         "embed": "jaxser.embed",
         "describe": "jaxser.corpora.__main__",
-        "run": "experiments.cross_corpus",
+        "run": "jaxser.study.run",
     }
     if not argv or argv[0] not in commands:
         print("usage: jaxser {embed|describe|run} ...\n"
               "  embed     extract and cache embeddings (python -m jaxser.embed)\n"
               "  describe  corpus card (python -m jaxser.corpora describe)\n"
-              "  run       the cross-corpus benchmark (python -m experiments.cross_corpus)", file=sys.stderr)
+              "  run       the cross-corpus benchmark (a study; --help lists its options)", file=sys.stderr)
         return 2
     import importlib
 
