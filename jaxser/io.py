@@ -97,6 +97,15 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def set_aside(path: str | os.PathLike, suffix: str = ".bad") -> Path:
+    """Rename a damaged file to `<name><suffix>` beside it: kept for inspection, out of the way
+    of the readers that look for `<name>` (an older set-aside copy is replaced)."""
+    path = Path(path)
+    bad = path.with_name(path.name + suffix)
+    os.replace(path, bad)
+    return bad
+
+
 def temp_sibling(target: str | os.PathLike, kind: str) -> Path:
     """A fresh hidden sibling of `target` (`.<name>.<kind>-<pid>-<random>`) to build or retire a
     folder in; the pid in the name lets a later process tell an abandoned one (`temp_sibling_owner`)."""

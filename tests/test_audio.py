@@ -4,7 +4,6 @@ list it; without it, the loaders stop with the same one-line error as before."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ try:
     from tests import corpus_fixtures as fx
 except ImportError:  # tests/ itself on sys.path
     import corpus_fixtures as fx
-from test_corpora_more import make_aesdd, make_baved, make_cafe, make_iemocap, make_shemo, make_subesco, make_urdu
+from tests.helpers.corpus_release_trees import make_aesdd, make_baved, make_cafe, make_iemocap, make_shemo, make_subesco, make_urdu
 
 
 def _float_wav(path: Path, wave: np.ndarray, sr: int = 16_000) -> Path:

@@ -13,7 +13,7 @@ import pytest
 from jaxser import audio, corpora
 from jaxser.corpora import __main__ as cli
 from jaxser.corpora.card import TABLES, describe, render
-from test_corpora_more import (make_aesdd, make_baved, make_cafe, make_iemocap, make_shemo, make_subesco,
+from tests.helpers.corpus_release_trees import (make_aesdd, make_baved, make_cafe, make_iemocap, make_shemo, make_subesco,
                                make_urdu, tone)
 
 #: corpus -> (fixture, native rate, utterances in the clean fixture, planted files:
@@ -100,10 +100,10 @@ def test_card_reports_planted_problems(tmp_path, name):
 
 
 def test_card_iemocap(tmp_path):
-    from test_corpora_more import _eval_block
+    from tests.helpers.corpus_release_trees import eval_block
 
     root = make_iemocap(tmp_path / "iemocap",
-                        extra_lines=_eval_block("90.0000", "91.0000", "Ses01F_impro01_F009", "bor"))
+                        extra_lines=eval_block("90.0000", "91.0000", "Ses01F_impro01_F009", "bor"))
     tone(root / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F009.wav", 16_000)
     card = describe("iemocap", root)
     probs = card["problems"]

@@ -161,15 +161,3 @@ def test_count_kernels_match_sklearn(pair):
         assert float(from_cm[m]) == pytest.approx(v, abs=1e-12)
         assert float(resampled[m][0]) == pytest.approx(v, abs=1e-12)
 
-
-def test_kernels_are_the_reports():
-    """The report's kernels and these give identical results (the report uses these)."""
-    report = pytest.importorskip("jaxser.report")
-    rng = np.random.default_rng(11)
-    y = rng.integers(0, 5, 70)
-    p = np.stack([_noisy(y, q, 5, rng) for q in (0.2, 0.7)])
-    idx = rng.integers(0, y.size, size=(40, y.size))
-    for m in ("uar", "accuracy", "macro_f1"):
-        np.testing.assert_array_equal(metrics.resampled_metrics(y, p, 5, idx)[m],
-                                      report.resampled_metrics(y, p, 5, idx)[m])
-        np.testing.assert_array_equal(metrics.batched_metrics(y, p, 5)[m], report.batched_metrics(y, p, 5)[m])

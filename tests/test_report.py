@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jaxser import metrics, protocol, report
+from jaxser import metrics, protocol
+from jaxser.study import report
 from jaxser.errors import RunDirError
 from spec.checks import block_count, check_run
 

@@ -308,7 +308,7 @@ def test_damaged_predictions_are_named_set_aside_and_retrained_bit_for_bit(small
     import pyarrow.parquet as pq
 
     from jaxser.errors import RunDirError
-    from jaxser.report import write_report
+    from jaxser.study.report import write_report
 
     d = _copy(small_run, tmp_path)
     files = _preds(d)

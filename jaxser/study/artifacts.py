@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from jaxser.errors import RunDirError
+from jaxser import io
 from jaxser.io import atomic_write, atomic_write_json
 
 STUDY_FILE = "study.json"
@@ -324,9 +324,7 @@ def verify_predictions(path: Path, *, fingerprint: str, identity: dict[str, str]
 
 def set_aside(path: Path) -> Path:
     """Keep a damaged file for inspection, out of the run's `*.parquet` glob."""
-    bad = path.with_name(path.name + ".bad")
-    os.replace(path, bad)
-    return bad
+    return io.set_aside(path, ".bad")
 
 
 def set_aside_strays(run_dir: Path, expected: set[Path], fingerprint: str, log) -> None:

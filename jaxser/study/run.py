@@ -68,7 +68,7 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
             log(f"process {me}: its share is trained; process 0 writes the report")
             return out
 
-    from jaxser.report import write_report
+    from jaxser.study.report import write_report
 
     t0 = time.perf_counter()
     write_report(out, bootstrap=cfg.bootstrap)
