@@ -1,5 +1,7 @@
 """SER metrics, confidence intervals, significance and rank tests (numpy/scipy only).
 
+Long on purpose: one home for every statistic, so the report and the spec cannot disagree.
+
 The one home for every number a report states: point metrics, the batched count kernels the
 report's bootstrap uses, per-utterance paired tests, the study-level comparison of encoders
 (the unit of inference is the corpus pair, see docs/statistics.md), multiplicity control

@@ -1,6 +1,8 @@
 """JAX port of emotion2vec (Ma et al., 2024), the data2vec 2.0 audio model released through FunASR:
 emotion2vec_base and emotion2vec_plus_{seed,base,large}.
 
+Long on purpose: the whole forward pass of one model family, and its loader, read top to bottom.
+
 Forward pass (FunASR's `Emotion2vec.extract_features(source, padding_mask=None, mask=False)` in eval
 mode, funasr/models/emotion2vec/{model,audio,base,modules}.py):
 

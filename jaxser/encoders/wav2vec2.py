@@ -1,6 +1,8 @@
 """JAX port of the Hugging Face wav2vec2 family: wav2vec2 / XLS-R / MMS, HuBERT, WavLM,
 UniSpeech-SAT and data2vec-audio, loaded from HF `config.json` + `model.safetensors`.
 
+Long on purpose: seven architectures share one forward pass; splitting it would hide their differences.
+
 Plain jax functions over a params pytree (no framework state): the forward pass is a pure
 function of (architecture, params, padded waveforms, lengths), jitted once per bucket shape.
 
