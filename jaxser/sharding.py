@@ -1,21 +1,25 @@
-"""Scale-out helpers: one device mesh API for a CPU, a GPU, a TPU VM and a TPU pod slice.
+"""Scale-out and placement: one device mesh API for a CPU, a GPU, a TPU VM and a TPU pod slice.
 
 Why a separate module: the encoders (data-parallel extraction), `embed` (one shard of the
-corpus per host) and `train` (seeds over devices) all need the same three ideas -- a 1-D mesh,
-a batch padded to a multiple of the device count, and "which part is mine" on a multi-host
-job -- and each must degrade to exactly the single-device behaviour when there is one device.
+corpus per host) and `train` (seeds and jobs over devices) all need the same ideas -- a mesh
+and its named axes, a batch padded to a multiple of the device count, host arrays placed on
+(and gathered back from) devices that may belong to several processes, and "which part is
+mine" on a multi-host job -- and each must degrade to exactly the single-device behaviour
+when there is one device.
 
 Multi-host model: every host runs the same command (`gcloud compute tpus tpu-vm ssh
 --worker=all --command=...`); `initialize_distributed()` connects them; each host extracts
-its own share of a corpus on its *local* devices (`local_mesh()`), and training meshes span
-all devices (`data_mesh()`).
+its own share of a corpus on its *local* devices (`resolve_mesh("auto")`, `local_mesh()`),
+and training meshes span all devices (`resolve_mesh("auto", devices="all")`, `data_mesh()`).
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -26,7 +30,15 @@ DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_
 TRIGGER_ENV = ("JAXSER_DISTRIBUTED", "TPU_PROCESS_ADDRESSES", "TPU_WORKER_HOSTNAMES")
 
 
-def data_mesh(devices: Sequence | None = None, axis: str = "data") -> Mesh:
+#: mesh axis names: rows of a batch (extraction), and the trainer's seed and job axes
+DATA_AXIS = "data"
+SEED_AXIS = "seed"
+JOB_AXIS = "job"
+#: ``pad_rows`` fill policy that repeats the last row (any other fill is a constant)
+REPEAT_LAST = "repeat_last"
+
+
+def data_mesh(devices: Sequence | None = None, axis: str = DATA_AXIS) -> Mesh:
     """A 1-D mesh named `axis` over `devices` (default: every device of every process)."""
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
@@ -34,35 +46,100 @@ def data_mesh(devices: Sequence | None = None, axis: str = "data") -> Mesh:
     return Mesh(np.array(devices, dtype=object), (axis,))
 
 
-def local_mesh(axis: str = "data") -> Mesh:
+def local_mesh(axis: str = DATA_AXIS) -> Mesh:
     """A 1-D mesh over this process's own devices: what per-host extraction uses (its arrays
     are then fully addressable, so results can be read back with `np.asarray`)."""
     return data_mesh(jax.local_devices(), axis)
 
 
-def resolve_mesh(mesh) -> Mesh | None:
-    """None -> None (plain single-device jit); "auto" -> `local_mesh()` when this process has
-    more than one device, else None; a Mesh -> itself."""
+def resolve_mesh(mesh, *, axis: str = DATA_AXIS, devices: str = "local") -> Mesh | None:
+    """The mesh a `mesh=` argument asks for: None -> None (plain single-device jit); a Mesh ->
+    itself; "auto" -> a 1-D mesh named `axis` over `devices` when those are more than one
+    device, else None.
+
+    devices: "local" (this process's devices: per-host extraction, whose results every host
+    reads back itself) or "all" (every device of every process: one program spanning a pod
+    slice, e.g. the trainer's seeds)."""
     if mesh is None or isinstance(mesh, Mesh):
         return mesh
+    if devices not in ("local", "all"):
+        raise ValueError(f"resolve_mesh: devices={devices!r}; expected 'local' or 'all'")
     if mesh == "auto":
-        return local_mesh() if jax.local_device_count() > 1 else None
+        devs = jax.local_devices() if devices == "local" else jax.devices()
+        return data_mesh(devs, axis) if len(devs) > 1 else None
     raise ValueError(f"mesh={mesh!r}; expected None, 'auto' or a jax.sharding.Mesh")
 
 
-def pad_rows(x: np.ndarray, multiple: int) -> np.ndarray:
-    """Pad the leading axis to a multiple of `multiple` by repeating the last row.
+def axis_size(mesh: Mesh | None, axis: str) -> int:
+    """Devices along `axis` of `mesh`; 1 when there is no mesh or no such axis."""
+    return mesh.shape[axis] if mesh is not None and axis in mesh.axis_names else 1
 
-    Repeating a real row (not zeros) keeps padding rows numerically benign: a zero-length
-    utterance would divide by zero in mean pooling and could trip NaN checks."""
+
+def pad_rows(x: np.ndarray, multiple: int, *, fill) -> np.ndarray:
+    """Pad the leading axis to a multiple of `multiple` (returns `x` itself when it is one).
+
+    fill: REPEAT_LAST repeats the last row -- a real row keeps padded inputs numerically
+    benign where a zero-length utterance would divide by zero in mean pooling or trip NaN
+    checks; or a constant (0 for inputs whose padding is masked out, -1 for labels that mark
+    a row as padding)."""
     x = np.asarray(x)
     n = x.shape[0]
-    if n == 0:
-        raise ValueError("pad_rows: empty batch")
     extra = -n % multiple
-    if extra == 0:
-        return x
-    return np.concatenate([x, np.repeat(x[-1:], extra, axis=0)], axis=0)
+    if fill == REPEAT_LAST:
+        if n == 0:
+            raise ValueError("pad_rows: an empty batch has no last row to repeat")
+        return x if extra == 0 else np.concatenate([x, np.repeat(x[-1:], extra, axis=0)], axis=0)
+    if isinstance(fill, str):
+        raise ValueError(f"pad_rows: fill={fill!r}; expected {REPEAT_LAST!r} or a number")
+    return x if extra == 0 else np.concatenate([x, np.full((extra,) + x.shape[1:], fill, x.dtype)], axis=0)
+
+
+def place(x, sharding: NamedSharding) -> jax.Array:
+    """A host array placed with `sharding`. Every process passes the same whole array and
+    keeps the pieces its own devices hold, so this works for a mesh that spans the devices of
+    several hosts (where `jax.device_put` of a host array does not)."""
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def to_host(tree):
+    """numpy copies of a tree of arrays. An array spread over devices of several processes (a
+    pod slice) is gathered first, so every process gets the whole value; every process must
+    make the same calls, which identical code on every host does."""
+    def one(a):
+        if isinstance(a, jax.Array) and not a.is_fully_addressable:
+            from jax.experimental import multihost_utils
+            return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+        return np.asarray(a)
+    return jax.tree.map(one, tree)
+
+
+def seed_placement(mesh: Mesh | None, seeds: Sequence[int], *, job_axis: str = JOB_AXIS):
+    """How the trainer lays out its seed axis: (seeds to run, put for seed-axis arrays, put for
+    replicated arrays). Every mesh axis except `job_axis` shards the seeds. When the number of
+    seeds is not a multiple of those axes' device count, the seed list is padded with repeats
+    (the caller drops their results) so every device holds the same number. Without a mesh
+    both puts are `jnp.asarray` (the default device)."""
+    seeds = list(seeds)
+    if mesh is None:
+        return seeds, jnp.asarray, jnp.asarray
+    seed_axes = tuple(a for a in mesh.axis_names if a != job_axis)
+    n_dev = math.prod(mesh.shape[a] for a in seed_axes)
+    run_seeds = list(seeds)
+    while len(run_seeds) % n_dev:
+        run_seeds.append(seeds[len(run_seeds) % len(seeds)])
+    seed_sh = NamedSharding(mesh, P(seed_axes) if seed_axes else P())
+    rep_sh = NamedSharding(mesh, P())
+    return run_seeds, (lambda a: place(a, seed_sh)), (lambda a: place(a, rep_sh))
+
+
+def job_put(mesh: Mesh | None, *, job_axis: str = JOB_AXIS):
+    """Put for the trainer's arrays with a leading job axis: split over `job_axis` when the
+    mesh has more than one device along it, else replicated like its other inputs."""
+    if mesh is None:
+        return jnp.asarray
+    sh = NamedSharding(mesh, P(job_axis) if axis_size(mesh, job_axis) > 1 else P())
+    return lambda a: place(a, sh)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -85,7 +162,7 @@ def shard_batch(mesh: Mesh | None, *arrays: np.ndarray) -> tuple[list, int]:
     if mesh is None:
         return [jax.device_put(np.asarray(a)) for a in arrays], n
     sh = batch_sharding(mesh)
-    return [jax.device_put(pad_rows(a, mesh.devices.size), sh) for a in arrays], n
+    return [jax.device_put(pad_rows(a, mesh.devices.size, fill=REPEAT_LAST), sh) for a in arrays], n
 
 
 def replicate(mesh: Mesh | None, tree):

@@ -1,18 +1,21 @@
 """Train downstream heads on cached embeddings: optax, all seeds at once, early stopping on
 the source validation split.
 
-One cell = one (train, validation, tests) triple decided by ``jaxser.protocol``. A cell's whole
-training -- initialisation, every epoch, early stopping -- is ONE jitted program: a
-``lax.while_loop`` over epochs whose body is the single-seed epoch vmapped over a leading seed
-axis (params, optimizer state, dropout RNG and shuffling are per seed), so S seeds cost one
-compiled program and one dispatch in all. Model selection is per seed on validation UAR: the
-best parameters so far are kept with ``jnp.where`` on a per-seed improvement mask, and a seed
-whose patience ran out never selects again, so the result is exactly what S independent
-early-stopped runs give (``train_cell_loop`` is that reference). Test inputs are only touched
-after selection, to produce predictions.
+One *model* here is one head trained on one fit/validation split and scored on any number of
+test sets (``ModelData``; ``jaxser.protocol`` decides the splits). ``train(models, ...)`` is
+the one training path: it stacks models that can share a compiled program on a leading job
+axis (a single model is a stack of one) and trains each stack as ONE jitted program --
+initialisation, every epoch, early stopping -- a ``lax.while_loop`` over epochs whose body is
+the single-seed epoch vmapped over a leading seed axis (params, optimizer state, dropout RNG
+and shuffling are per seed), so S seeds cost one compiled program and one dispatch in all.
+Model selection is per job and seed on validation UAR: the best parameters so far are kept
+with ``jnp.where`` on a per-seed improvement mask, and a seed whose patience ran out never
+selects again, so the result is exactly what S independent early-stopped runs give (the
+tests check it against a per-seed loop). Test inputs are only touched after selection, to
+produce predictions.
 
 Shapes cost memory, not compute: arrays are padded to a power-of-two row *capacity* so that
-cells of similar size share one compiled program (tracing and compiling cost more than
+models of similar size share one compiled program (tracing and compiling cost more than
 training a small head), but the minibatch loop runs ``ceil(n_fit / batch)`` steps of the real
 row count (a traced value), and the epoch permutation is drawn row by row, so the capacity
 never changes which rows a step sees.
@@ -20,21 +23,24 @@ never changes which rows a step sees.
 Determinism: shuffling and dropout keys derive from ``jax.random.PRNGKey(seed)`` folded with
 the epoch, step and row; an epoch visits every fit row once (the last minibatch is masked, not
 wrapped around), so the same data, config and seeds give bit-identical results on CPU.
+
+Placement (meshes, seed and job axes, multi-host gathering) lives in ``jaxser.sharding``.
 """
 from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxser import sharding
 from jaxser.heads import HeadConfig, make_head
+from jaxser.sharding import JOB_AXIS, SEED_AXIS
 
 OPTIMIZERS = ("adam", "sgd")
 _VAL_CHUNK = 32     # rows per validation forward pass in training (ceil(n_val / 32) passes per epoch)
@@ -89,19 +95,35 @@ class TrainConfig:
 
 
 @dataclass
-class CellResult:
-    """Per-seed outputs of one cell (leading axis S = len(seeds), in the order given).
+class ModelData:
+    """One model's data: fit and validation splits, and name -> test embeddings to predict
+    after selection. Embeddings are [N, L, D] (or [N, D]) floats, labels ints in
+    [0, n_classes)."""
 
-    probs:            test name -> float32 [S, N_test, C] class probabilities (best params).
+    x_fit: Any
+    y_fit: Any
+    x_val: Any
+    y_val: Any
+    tests: Mapping[str, Any]
+    n_classes: int
+
+
+@dataclass
+class ModelResult:
+    """Per-seed outputs of one model (leading axis S = len(seeds), in the order given).
+
+    probs:            test name -> float32 [S, N_test, C] class probabilities (kept params).
     val_uar:          float32 [S] best validation UAR (the selection criterion).
     best_epoch:       int32 [S] 1-based epoch whose parameters were kept.
     val_probs:        float32 [S, N_val, C] validation probabilities of the kept parameters.
-    val_uar_history:  float32 [E, S] validation UAR after every epoch run (NaN once a seed
-                      has stopped in the loop reference; the vmapped trainer keeps training
-                      stopped seeds but never selects from them).
-    epochs_run:       epochs the trainer ran (the longest-running seed).
+    val_uar_history:  float32 [E, S] validation UAR after every epoch run (a seed out of
+                      patience keeps training in lockstep, but never selects again).
+    epochs_run:       E, the epochs this model ran (its longest-running seed).
+    seeds:            the seeds, in order.
     params:           the kept parameters, numpy arrays stacked over seeds.
     mean, std:        standardisation statistics from the fit split (None when disabled).
+    n_devices:        devices of the mesh that trained it (1 without a mesh).
+    stack_size:       models trained together in its compiled program (1: trained alone).
     """
 
     probs: dict[str, np.ndarray]
@@ -111,10 +133,11 @@ class CellResult:
     val_uar_history: np.ndarray
     epochs_run: int
     seeds: tuple[int, ...]
-    params: Any = None
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
+    params: Any
+    mean: np.ndarray | None
+    std: np.ndarray | None
+    n_devices: int = 1
+    stack_size: int = 1
 
 
 # ----------------------------------------------------------------------------- data preparation
@@ -173,24 +196,21 @@ def _fit_stats(x: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def _pad_rows(x: np.ndarray, multiple: int) -> np.ndarray:
-    pad = (-x.shape[0]) % multiple
-    if pad == 0:
-        return x
-    return np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
-
-
-def _balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """weight_c = n / (C * count_c), as scikit-learn's "balanced" (1 for absent classes)."""
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     w = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 1.0)
     return w.astype(np.float32)
 
 
 @dataclass
-class _Prepared:
+class PreparedData:
+    """A model's data as the trainer consumes it: the layer selected, standardised with fit
+    statistics, fit and validation padded to their row capacity."""
+
     x_fit: np.ndarray          # padded to capacity(n_fit) rows (padding never sampled)
     y_fit: np.ndarray
-    w_fit: np.ndarray
+    w_fit: np.ndarray          # per-row loss weight (0 on padding)
     n_fit: int
     x_val: np.ndarray          # padded to capacity(n_val) rows (a multiple of _VAL_CHUNK)
     y_val: np.ndarray          # padded with -1 (ignored by the UAR)
@@ -198,14 +218,23 @@ class _Prepared:
     tests: dict[str, np.ndarray]
     mean: np.ndarray | None
     std: np.ndarray | None
+    n_classes: int
     n_layers: int | None       # set when layer == "weighted"
 
+    def arrays(self) -> dict:
+        """The trainer's ``data`` argument: fit and validation arrays and their real row counts."""
+        return dict(x_fit=self.x_fit, y_fit=self.y_fit, w_fit=self.w_fit, x_val=self.x_val, y_val=self.y_val,
+                    n_fit=np.int32(self.n_fit), n_val=np.int32(self.n_val))
 
-def _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config: TrainConfig, rows: int | None = None) -> _Prepared:
+
+def prepare(model: ModelData, config: TrainConfig, rows: int | None = None) -> PreparedData:
+    """Check a model's data, select the configured layer, standardise with fit-split statistics
+    only, and pad fit and validation to their capacity (at least ``rows``)."""
+    n_classes = int(model.n_classes)
     if n_classes < 2:
         raise ValueError(f"n_classes={n_classes}; a classifier needs at least 2 classes")
-    x_fit = _as_3d(x_fit, "x_fit")
-    x_val = _as_3d(x_val, "x_val")
+    x_fit = _as_3d(model.x_fit, "x_fit")
+    x_val = _as_3d(model.x_val, "x_val")
     shape = x_fit.shape[1:]
     if x_fit.shape[0] == 0:
         raise ValueError("x_fit is empty: nothing to train on")
@@ -213,10 +242,10 @@ def _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config: TrainConfig, 
         raise ValueError("x_val is empty: model selection needs a validation split")
     if x_val.shape[1:] != shape:
         raise ValueError(f"x_val has per-row shape {x_val.shape[1:]}, x_fit has {shape}")
-    y_fit = _check_labels(y_fit, x_fit.shape[0], n_classes, "y_fit")
-    y_val = _check_labels(y_val, x_val.shape[0], n_classes, "y_val")
+    y_fit = _check_labels(model.y_fit, x_fit.shape[0], n_classes, "y_fit")
+    y_val = _check_labels(model.y_val, x_val.shape[0], n_classes, "y_val")
     test3 = {}
-    for name, xt in tests.items():
+    for name, xt in model.tests.items():
         xt = _as_3d(xt, f"tests[{name!r}]")
         if xt.shape[1:] != shape:
             raise ValueError(f"tests[{name!r}] has per-row shape {xt.shape[1:]}, x_fit has {shape}")
@@ -231,17 +260,17 @@ def _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config: TrainConfig, 
         x = _select(x, config.layer).astype(np.float32, copy=False)
         return ((x - mean) / std).astype(np.float32) if config.standardize else np.ascontiguousarray(x)
 
-    w = (_balanced_weights(y_fit, n_classes) if config.class_weights == "balanced"
+    w = (balanced_class_weights(y_fit, n_classes) if config.class_weights == "balanced"
          else np.ones(n_classes, np.float32))
     n_val = x_val.shape[0]
     n_fit = x_fit.shape[0]
+    # n <= capacity, so padding to a multiple of the capacity pads to exactly the capacity
     fit_rows, val_rows = capacity(max(n_fit, rows or 0)), capacity(max(n_val, rows or 0))
-    return _Prepared(
-        x_fit=_pad_rows(norm(x_fit), fit_rows), y_fit=np.concatenate([y_fit, np.zeros(fit_rows - n_fit, np.int32)]),
-        w_fit=np.concatenate([w[y_fit], np.zeros(fit_rows - n_fit, np.float32)]), n_fit=n_fit,
-        x_val=_pad_rows(norm(x_val), val_rows),
-        y_val=np.concatenate([y_val, -np.ones(val_rows - n_val, np.int32)]),
-        n_val=n_val, tests={k: norm(v) for k, v in test3.items()}, mean=mean, std=std,
+    return PreparedData(
+        x_fit=sharding.pad_rows(norm(x_fit), fit_rows, fill=0), y_fit=sharding.pad_rows(y_fit, fit_rows, fill=0),
+        w_fit=sharding.pad_rows(w[y_fit], fit_rows, fill=0), n_fit=n_fit,
+        x_val=sharding.pad_rows(norm(x_val), val_rows, fill=0), y_val=sharding.pad_rows(y_val, val_rows, fill=-1),
+        n_val=n_val, tests={k: norm(v) for k, v in test3.items()}, mean=mean, std=std, n_classes=n_classes,
         n_layers=shape[0] if config.layer == "weighted" else None)
 
 
@@ -272,12 +301,12 @@ def _make_tx(config: TrainConfig) -> optax.GradientTransformation:
     return tx
 
 
-class _Trainer:
-    """The single-seed pieces (``init``, ``epoch``) and the jitted programs built from them:
-    ``fit`` (seeds vmapped, epochs in a while loop), ``j_fit`` (``fit`` vmapped over a leading job
-    axis, for ``train_cells``) and ``predict`` (seeds vmapped, one _PRED_CHUNK of rows). Built
-    through the cached ``_trainer``: one per head, config, class count and per-row feature shape;
-    jit then keeps one ``fit`` program per row capacity and a single ``predict`` program."""
+class Trainer:
+    """The single-seed pieces (``init``, ``loss``, ``step``, ``epoch``) and the jitted programs
+    built from them: ``fit`` (seeds vmapped, epochs in a while loop), ``fit_stack`` (``fit``
+    vmapped over a leading job axis) and ``predict`` (seeds vmapped, one _PRED_CHUNK of rows).
+    Get one with ``Trainer.for_data``: one per head, config, class count and per-row feature
+    shape, so jit keeps one ``fit`` program per row capacity and a single ``predict`` program."""
 
     def __init__(self, head: HeadConfig, config: TrainConfig, n_classes: int, n_layers: int | None,
                  feat_shape: tuple[int, ...]):
@@ -289,8 +318,20 @@ class _Trainer:
         self.patience = config.patience if config.patience is not None else config.max_epochs + 1
         self.feat_shape = feat_shape
         self.fit = jax.jit(self._fit)
-        self.j_fit = jax.jit(self._fit_jobs)
+        self.fit_stack = jax.jit(self._fit_stack)
         self.predict = jax.jit(jax.vmap(self._softmax, in_axes=(0, None)))
+
+    @classmethod
+    def for_data(cls, prepared: PreparedData, head: HeadConfig, config: TrainConfig) -> "Trainer":
+        """The (cached) trainer of a prepared model. Config fields that only change the data
+        (loss weights, normalisation, layer choice) share programs."""
+        config = replace(config, class_weights=None, standardize=True, layer=0)
+        return _cached_trainer(head, config, prepared.n_classes, prepared.n_layers, prepared.x_fit.shape[1:])
+
+    @staticmethod
+    def clear_cache() -> None:
+        """Forget every cached trainer, so the next ones trace and compile afresh."""
+        _cached_trainer.cache_clear()
 
     # -- per seed
     def init(self, seed: jax.Array) -> dict:
@@ -301,7 +342,8 @@ class _Trainer:
                     best_uar=jnp.float32(-1.0), best_epoch=jnp.int32(0), wait=jnp.int32(0),
                     k_shuf=k_shuf, k_drop=k_drop)
 
-    def _loss(self, params, xb, yb, wb, key):
+    def loss(self, params, xb, yb, wb, key):
+        """Weighted mean cross-entropy of a minibatch (weights 0 on masked rows), dropout on."""
         logits = self.model.apply({"params": params}, xb, train=True, rngs={"dropout": key})
         nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), yb[:, None], axis=1)[:, 0]
         return jnp.sum(wb * nll) / jnp.maximum(jnp.sum(wb), 1e-12)
@@ -334,6 +376,15 @@ class _Trainer:
         pos = i * self.batch + jnp.arange(self.batch)
         return perm[jnp.minimum(pos, n_fit - 1)], pos < n_fit
 
+    def step(self, params, opt, data: dict, perm: jax.Array, i: jax.Array, k_epoch: jax.Array):
+        """One optimizer step on minibatch i of the epoch's order ``perm``; its dropout key is
+        ``k_epoch`` folded with i. Returns (params, optimizer state)."""
+        b, valid = self.minibatch(perm, i, data["n_fit"])
+        wb = jnp.where(valid, data["w_fit"][b], 0.0)  # the last minibatch is masked
+        grads = jax.grad(self.loss)(params, data["x_fit"][b], data["y_fit"][b], wb, jax.random.fold_in(k_epoch, i))
+        updates, opt = self.tx.update(grads, opt, params)
+        return optax.apply_updates(params, updates), opt
+
     def epoch(self, state: dict, data: dict, epoch: jax.Array) -> tuple[dict, jax.Array]:
         """One epoch of minibatch training, then validation and per-seed model selection."""
         n_fit, batch = data["n_fit"], self.batch
@@ -341,13 +392,7 @@ class _Trainer:
         k_epoch = jax.random.fold_in(state["k_drop"], epoch)
 
         def step(i, carry):
-            params, opt = carry
-            b, valid = self.minibatch(perm, i, n_fit)
-            wb = jnp.where(valid, data["w_fit"][b], 0.0)  # the last minibatch is masked
-            grads = jax.grad(self._loss)(params, data["x_fit"][b], data["y_fit"][b], wb,
-                                         jax.random.fold_in(k_epoch, i))
-            updates, opt = self.tx.update(grads, opt, params)
-            return optax.apply_updates(params, updates), opt
+            return self.step(*carry, data, perm, i, k_epoch)
 
         # ceil(n_fit / batch) steps: the trip count is data, so the capacity costs no compute
         params, opt = jax.lax.fori_loop(0, (n_fit + batch - 1) // batch, step, (state["params"], state["opt"]))
@@ -380,189 +425,34 @@ class _Trainer:
         e, st, hist = jax.lax.while_loop(cond, body, (jnp.int32(0), jax.vmap(self.init)(seeds), hist))
         return dict(best=st["best"], best_uar=st["best_uar"], best_epoch=st["best_epoch"], history=hist, epochs=e)
 
-    def _fit_jobs(self, seeds: jax.Array, data: dict) -> dict:
+    def _fit_stack(self, seeds: jax.Array, data: dict) -> dict:
         """``_fit`` for a stack of jobs (data with a leading job axis, the same seeds). Each job
         stops on its own: the batched loop runs until the last job is done and leaves the state
         of finished jobs untouched."""
         return jax.vmap(lambda d: self._fit(seeds, d))(data)
 
+    def predict_probs(self, params, x: np.ndarray, put: Callable = jnp.asarray) -> np.ndarray:
+        """[S, N, C] probabilities of x under seed-stacked params, _PRED_CHUNK rows per call
+        (the last chunk zero-padded), so every validation and test set of a head goes through
+        one small compiled program. put: how a chunk is placed (the params' mesh)."""
+        s = jax.tree.leaves(params)[0].shape[0]
+        outs = [np.zeros((s, 0, self.n_classes), np.float32)]
+        for a in range(0, x.shape[0], _PRED_CHUNK):
+            part = x[a:a + _PRED_CHUNK]
+            probs = self.predict(params, put(sharding.pad_rows(part, _PRED_CHUNK, fill=0)))
+            outs.append(sharding.to_host(probs)[:, :part.shape[0]])
+        return np.concatenate(outs, axis=1)
+
 
 @functools.lru_cache(maxsize=256)
-def _trainer(head: HeadConfig, config: TrainConfig, n_classes: int, n_layers: int | None,
-             feat_shape: tuple[int, ...]) -> _Trainer:
-    return _Trainer(head, config, n_classes, n_layers, feat_shape)
+def _cached_trainer(head: HeadConfig, config: TrainConfig, n_classes: int, n_layers: int | None,
+                    feat_shape: tuple[int, ...]) -> Trainer:
+    return Trainer(head, config, n_classes, n_layers, feat_shape)
 
 
-def _trainer_for(prep: _Prepared, head: HeadConfig, config: TrainConfig, n_classes: int) -> _Trainer:
-    # fields that only change the data (loss weights, normalisation, layer choice) share programs
-    config = replace(config, class_weights=None, standardize=True, layer=0)
-    return _trainer(head, config, n_classes, prep.n_layers, prep.x_fit.shape[1:])
+# ----------------------------------------------------------------------------- the training path
 
-
-def _data(prep: _Prepared) -> dict:
-    return dict(x_fit=prep.x_fit, y_fit=prep.y_fit, w_fit=prep.w_fit, x_val=prep.x_val, y_val=prep.y_val,
-                n_fit=np.int32(prep.n_fit), n_val=np.int32(prep.n_val))
-
-
-def _resolve_mesh(mesh) -> Mesh | None:
-    if mesh is None:
-        return None
-    if isinstance(mesh, Mesh):
-        return mesh
-    if mesh == "auto":  # every device of every process: on a pod slice, seeds span the hosts
-        devs = jax.devices()
-        return Mesh(np.array(devs), ("seed",)) if len(devs) > 1 else None
-    raise ValueError(f"mesh={mesh!r}; expected None, 'auto' or a jax.sharding.Mesh")
-
-
-def _put(a, sh: NamedSharding) -> jax.Array:
-    """A host array placed with ``sh``; every process passes the same whole array and keeps the
-    pieces its own devices hold (a mesh may span the devices of several hosts)."""
-    a = np.asarray(a)
-    return jax.make_array_from_callback(a.shape, sh, lambda idx: a[idx])
-
-
-def _host(tree):
-    """numpy copies of a tree of arrays. An array spread over devices of several processes (a
-    pod slice) is gathered first, so every process gets the whole value; every process must
-    make the same calls, which the identical training code on every host does."""
-    def one(a):
-        if isinstance(a, jax.Array) and not a.is_fully_addressable:
-            from jax.experimental import multihost_utils
-            return np.asarray(multihost_utils.process_allgather(a, tiled=True))
-        return np.asarray(a)
-    return jax.tree.map(one, tree)
-
-
-JOB_AXIS = "job"  # a mesh axis of this name shards train_cells' job axis; all others shard seeds
-
-
-def _job_devices(mesh: Mesh | None) -> int:
-    return mesh.shape[JOB_AXIS] if mesh is not None and JOB_AXIS in mesh.axis_names else 1
-
-
-def _seed_placement(mesh: Mesh | None, seeds: tuple[int, ...]):
-    """(seeds to run, put for seed-axis arrays, put for replicated arrays). When the number of
-    seeds is not a multiple of the seed-axis device count, the seed list is padded with repeats
-    (dropped from the results) so every device holds the same number."""
-    if mesh is None:
-        return list(seeds), jnp.asarray, jnp.asarray
-    seed_axes = tuple(a for a in mesh.axis_names if a != JOB_AXIS)
-    n_dev = math.prod(mesh.shape[a] for a in seed_axes)
-    run_seeds = list(seeds)
-    while len(run_seeds) % n_dev:
-        run_seeds.append(seeds[len(run_seeds) % len(seeds)])
-    seed_sh = NamedSharding(mesh, P(seed_axes) if seed_axes else P())
-    rep_sh = NamedSharding(mesh, P())
-    return run_seeds, (lambda a: _put(a, seed_sh)), (lambda a: _put(a, rep_sh))
-
-
-def _predict(trainer: _Trainer, params, x: np.ndarray, put=jnp.asarray) -> np.ndarray:
-    """[S, N, C] probabilities of x, _PRED_CHUNK rows per call (the last chunk padded), so
-    every validation and test set of a head goes through one small compiled program."""
-    s = jax.tree.leaves(params)[0].shape[0]
-    outs = [np.zeros((s, 0, trainer.n_classes), np.float32)]
-    for a in range(0, x.shape[0], _PRED_CHUNK):
-        part = x[a:a + _PRED_CHUNK]
-        outs.append(_host(trainer.predict(params, put(_pad_rows(part, _PRED_CHUNK))))[:, :part.shape[0]])
-    return np.concatenate(outs, axis=1)
-
-
-def _predict_all(trainer: _Trainer, best, prep: _Prepared, put=jnp.asarray):
-    """Validation and test probabilities of the kept parameters (after selection only)."""
-    val = _predict(trainer, best, prep.x_val[:prep.n_val], put)
-    return val, {name: _predict(trainer, best, xt, put) for name, xt in prep.tests.items()}
-
-
-def train_cell(x_fit, y_fit, x_val, y_val, tests: Mapping[str, np.ndarray], *, n_classes: int,
-               head: HeadConfig, config: TrainConfig, seeds: Sequence[int], mesh=None,
-               rows: int | None = None) -> CellResult:
-    """Train one cell for every seed at once (one jitted program), select per seed on validation
-    UAR, then predict the test sets.
-
-    x_*: embeddings [N, L, D] (or [N, D]); y_*: int labels in [0, n_classes); tests: name ->
-    [N_t, L, D]. mesh: None (one device), "auto" (shard seeds over all devices when several
-    exist) or a ``jax.sharding.Mesh`` whose axes all shard the seed axis. When the number of
-    seeds is not a multiple of the device count, the seed list is padded with repeats and the
-    padding dropped from the result. rows: pad the fit and validation splits to at least this
-    many rows (the capacity, a power of two), so cells of different sizes share one compiled
-    program; it costs memory, not compute, and does not change the result.
-    """
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise ValueError("train_cell: seeds is empty")
-    mesh = _resolve_mesh(mesh)
-    if _job_devices(mesh) > 1:
-        raise ValueError(f"train_cell: the mesh's {JOB_AXIS!r} axis shards train_cells' job axis, and train_cell "
-                         f"trains one job; use train_cells, or a mesh without a {JOB_AXIS!r} axis")
-    prep = _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config, rows)
-    tr = _trainer_for(prep, head, config, n_classes)
-    run_seeds, put_seed, put_rep = _seed_placement(mesh, seeds)
-    out = tr.fit(put_seed(np.asarray(run_seeds, np.int32)), {k: put_rep(v) for k, v in _data(prep).items()})
-    val_probs, probs = _predict_all(tr, out["best"], prep, put_rep)
-    host = _host(out)
-    epochs, k = int(host["epochs"]), len(seeds)
-    return CellResult(
-        probs={n: p[:k].astype(np.float32) for n, p in probs.items()},
-        val_uar=host["best_uar"][:k], best_epoch=host["best_epoch"][:k],
-        val_probs=val_probs[:k].astype(np.float32), val_uar_history=host["history"][:epochs, :k],
-        epochs_run=epochs, seeds=seeds,
-        params=jax.tree.map(lambda a: a[:k], host["best"]), mean=prep.mean, std=prep.std,
-        extra={"n_devices": 1 if mesh is None else mesh.devices.size})
-
-
-def train_cell_loop(x_fit, y_fit, x_val, y_val, tests: Mapping[str, np.ndarray], *, n_classes: int,
-                    head: HeadConfig, config: TrainConfig, seeds: Sequence[int], mesh=None) -> CellResult:
-    """Reference: the same training as ``train_cell``, one seed at a time (the same program
-    with a seed axis of 1, each seed early-stopped on its own; its history is NaN after it
-    stopped). Used by the benchmark and by the test that checks seed-vmapping changes nothing."""
-    if mesh is not None:
-        raise ValueError("train_cell_loop runs on one device; use train_cell for sharding")
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise ValueError("train_cell_loop: seeds is empty")
-    prep = _prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config)
-    tr = _trainer_for(prep, head, config, n_classes)
-    data = {k: jnp.asarray(v) for k, v in _data(prep).items()}
-    runs = []
-    for seed in seeds:
-        out = tr.fit(jnp.asarray([seed], jnp.int32), data)
-        runs.append((out, *_predict_all(tr, out["best"], prep)))
-    epochs_run = max(int(o["epochs"]) for o, _, _ in runs)
-    cat = lambda xs: np.concatenate([np.asarray(x) for x in xs])  # noqa: E731  (each has a seed axis of 1)
-    return CellResult(
-        probs={n: cat([p[n] for _, _, p in runs]).astype(np.float32) for n in prep.tests},
-        val_uar=cat([o["best_uar"] for o, _, _ in runs]), best_epoch=cat([o["best_epoch"] for o, _, _ in runs]),
-        val_probs=cat([v for _, v, _ in runs]).astype(np.float32),
-        val_uar_history=np.concatenate([np.asarray(o["history"]) for o, _, _ in runs], axis=1)[:epochs_run],
-        epochs_run=epochs_run, seeds=seeds,
-        params=jax.tree.map(lambda *a: cat(a), *[o["best"] for o, _, _ in runs]), mean=prep.mean, std=prep.std)
-
-
-# ----------------------------------------------------------------------------- many cells at once
-
-_JOB_STATE_BYTES = 2 << 30   # per sub-group budget for params + best + optimiser state, all jobs x seeds
-
-
-@dataclass
-class CellData:
-    """One cell's splits for ``train_cells``: embeddings [N, L, D] (or [N, D]), int labels in
-    [0, n_classes), and name -> test embeddings."""
-
-    x_fit: Any
-    y_fit: Any
-    x_val: Any
-    y_val: Any
-    tests: Mapping[str, Any]
-    n_classes: int
-
-
-def _stack_rows(arrays: Sequence[np.ndarray], rows: int, fill=0) -> np.ndarray:
-    """[J, rows, ...]: every array padded with ``fill`` to ``rows`` rows and stacked."""
-    out = np.full((len(arrays), rows) + arrays[0].shape[1:], fill, arrays[0].dtype)
-    for j, a in enumerate(arrays):
-        out[j, :a.shape[0]] = a
-    return out
+_JOB_STATE_BYTES = 2 << 30   # per stack budget for params + best + optimiser state, all jobs x seeds
 
 
 @functools.lru_cache(maxsize=256)
@@ -574,102 +464,115 @@ def _n_params(head: HeadConfig, n_classes: int, n_layers: int | None, feat_shape
     return sum(math.prod(a.shape) for a in jax.tree.leaves(shapes))
 
 
-def train_cells(jobs: Sequence[CellData], *, head: HeadConfig, config: TrainConfig, seeds: Sequence[int],
-                mesh=None, max_jobs: int = 8, rows: int | None = None) -> list[CellResult]:
-    """Train many cells, every seed of each, as few jitted programs as their shapes allow.
+def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig, seeds: Sequence[int],
+          mesh=None, max_jobs: int = 8, rows: int | None = None) -> list[ModelResult]:
+    """Train every model for every seed, as few jitted programs as their shapes allow; select
+    per model and seed on validation UAR, then predict the test sets. Returns one
+    ``ModelResult`` per model, in order.
 
-    Jobs are grouped by what must be static in a compiled program (per-row feature shape,
-    n_classes, fit row capacity); a group is split into sub-groups of at most ``max_jobs`` jobs
-    (fewer when the jobs x seeds copies of params, best params and optimiser state would
-    exceed ~2 GiB, e.g. CNN heads on D=1024). Per sub-group the fit/val data are stacked on a
-    leading job axis (validation padded with ignored rows to the sub-group's largest) and one
-    jitted program, ``train_cell``'s vmapped over jobs, trains them all; early stopping and
-    selection are per job and seed exactly as in ``train_cell``, and a job's ``epochs_run`` and
-    history are its own. Test inputs are predicted only after selection. Returns one
-    ``CellResult`` per job, in order, equal to ``train_cell`` on that job up to float rounding
-    of the job-batched matmuls. With ``max_jobs=1`` it is ``train_cell`` per job.
+    Models are grouped by what must be static in a compiled program (per-row feature shape,
+    n_classes, fit row capacity); a group is sorted by fit size (a stack runs as many minibatch
+    steps as its largest model) and split into balanced stacks of at most ``max_jobs`` models
+    (fewer when the jobs x seeds copies of params, kept params and optimiser state would exceed
+    ~2 GiB, e.g. CNN heads on D=1024). A stack's fit/val data are stacked on a leading job axis
+    (validation padded with ignored rows to the stack's largest) and one program trains them
+    all; a stack of one runs the same program without the job axis. Early stopping and
+    selection are per model and seed, and a model's ``epochs_run`` and history are its own; a
+    model's result equals its result trained alone up to float rounding of the job-batched
+    matmuls (with ``max_jobs=1`` every model is trained alone).
 
-    mesh: as ``train_cell`` (None, "auto" or a Mesh): the *seed* axis is sharded over the
-    devices, the job axis stays whole on each -- unless the mesh has an axis named "job"
-    (``JOB_AXIS``): then the job axis is sharded over it and the seeds over the other axes
-    (e.g. ``Mesh(devices.reshape(4, 2), ("job", "seed"))``, or ``("job",)`` alone: every device
-    trains whole cells, all seeds each); sub-groups are padded with repeats of a job to a
-    multiple of the job-axis size (dropped from the results). rows: as ``train_cell`` (one capacity for all
-    jobs: one group, one program; within a group jobs are stacked in order of size, since a
-    stack runs as many minibatch steps as its largest job).
+    mesh: None (one device), "auto" (the seeds over every device of every process, when there
+    are several) or a ``jax.sharding.Mesh``: its axes shard the *seed* axis, except an axis
+    named "job" (``JOB_AXIS``), which shards the job axis (e.g. ``Mesh(devices.reshape(4, 2),
+    ("job", "seed"))``, or ``("job",)`` alone: every device trains whole models, all seeds
+    each). Seeds are padded with repeats to a multiple of the seed-axis devices and stacks with
+    repeats of a model to a multiple of the job-axis devices (both dropped from the results).
+    rows: pad the fit and validation splits to at least this many rows (the capacity, a power
+    of two), so models of different sizes share one compiled program; it costs memory, not
+    compute, and does not change the result.
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
-        raise ValueError("train_cells: seeds is empty")
+        raise ValueError("train: seeds is empty")
     if max_jobs < 1:
-        raise ValueError(f"train_cells: max_jobs={max_jobs}; expected >= 1")
+        raise ValueError(f"train: max_jobs={max_jobs}; expected >= 1")
     preps = []
-    for i, job in enumerate(jobs):
+    for i, model in enumerate(models):
         try:
-            preps.append(_prepare(job.x_fit, job.y_fit, job.x_val, job.y_val, job.tests, job.n_classes, config, rows))
+            preps.append(prepare(model, config, rows))
         except ValueError as err:
-            raise ValueError(f"train_cells: job {i}: {err}") from None
+            raise ValueError(f"train: model {i}: {err}") from None
 
     groups: dict[tuple, list[int]] = {}
-    for i, (job, prep) in enumerate(zip(jobs, preps)):
-        key = (int(job.n_classes), prep.n_layers, prep.x_fit.shape[0], prep.x_fit.shape[1:])
-        groups.setdefault(key, []).append(i)
+    for i, prep in enumerate(preps):
+        groups.setdefault((prep.n_classes, prep.n_layers, prep.x_fit.shape), []).append(i)
 
-    mesh = _resolve_mesh(mesh)
-    n_job_dev = _job_devices(mesh)
-    run_seeds, put_seed, put_rep = _seed_placement(mesh, seeds)
-    put_job = put_rep if n_job_dev == 1 else (lambda a: _put(a, NamedSharding(mesh, P(JOB_AXIS))))
-    results: list[CellResult | None] = [None] * len(jobs)
-    for (n_classes, _, _, _), idx in groups.items():
+    mesh = sharding.resolve_mesh(mesh, axis=SEED_AXIS, devices="all")
+    n_devices = 1 if mesh is None else mesh.devices.size
+    n_job_dev = sharding.axis_size(mesh, JOB_AXIS)
+    run_seeds, put_seed, put_rep = sharding.seed_placement(mesh, seeds, job_axis=JOB_AXIS)
+    put_job = sharding.job_put(mesh, job_axis=JOB_AXIS)
+    results: list[ModelResult | None] = [None] * len(preps)
+    for idx in groups.values():
         idx = sorted(idx, key=lambda i: preps[i].n_fit)
+        first = preps[idx[0]]
         # params, kept params, Adam's two moments and a gradient: ~5 float32 copies per model
         cap = 1
         if max_jobs > 1 and len(idx) > 1:
-            n_par = _n_params(head, n_classes, preps[idx[0]].n_layers, preps[idx[0]].x_fit.shape[1:])
+            n_par = _n_params(head, first.n_classes, first.n_layers, first.x_fit.shape[1:])
             cap = max(1, min(max_jobs, _JOB_STATE_BYTES // (20 * n_par * len(run_seeds))))
         cap = max(n_job_dev, cap // n_job_dev * n_job_dev)  # a multiple of the job-axis devices
-        n_sub = -(-len(idx) // cap)
-        size = -(-len(idx) // n_sub)  # balanced sub-groups: fewer distinct stack sizes to compile
+        n_stacks = -(-len(idx) // cap)
+        size = -(-len(idx) // n_stacks)  # balanced stacks: fewer distinct stack sizes to compile
+        tr = Trainer.for_data(first, head, config)
         for s0 in range(0, len(idx), size):
-            sub = idx[s0:s0 + size]
-            if len(sub) == 1 and n_job_dev == 1:
-                j = sub[0]
-                results[j] = train_cell(jobs[j].x_fit, jobs[j].y_fit, jobs[j].x_val, jobs[j].y_val, jobs[j].tests,
-                                        n_classes=n_classes, head=head, config=config, seeds=seeds, mesh=mesh,
-                                        rows=rows)
-                continue
-            tr = _trainer_for(preps[sub[0]], head, config, n_classes)
-            for j, res in zip(sub, _train_group(tr, [preps[i] for i in sub], seeds, run_seeds, put_seed, put_rep,
-                                                put_job, n_job_dev)):
-                res.extra["n_devices"] = 1 if mesh is None else mesh.devices.size
-                results[j] = res
+            stack = idx[s0:s0 + size]
+            for i, res in zip(stack, _train_stack(tr, [preps[i] for i in stack], seeds, run_seeds,
+                                                  put_seed, put_rep, put_job, n_job_dev, n_devices)):
+                results[i] = res
     return results
 
 
-def _train_group(tr: _Trainer, preps: list[_Prepared], seeds, run_seeds, put_seed, put_rep, put_job,
-                 n_job_dev: int) -> list[CellResult]:
+def _train_stack(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...], run_seeds: list[int],
+                 put_seed, put_rep, put_job, n_job_dev: int, n_devices: int) -> list[ModelResult]:
+    """One compiled program for a stack of models, then their predictions."""
     n_jobs = len(preps)
     stack = preps + [preps[-1]] * (-n_jobs % n_job_dev)  # padded to the job-axis devices
-    val_rows = max(p.x_val.shape[0] for p in stack)
-    data = dict(x_fit=np.stack([p.x_fit for p in stack]), y_fit=np.stack([p.y_fit for p in stack]),
-                w_fit=np.stack([p.w_fit for p in stack]), n_fit=np.array([p.n_fit for p in stack], np.int32),
-                n_val=np.array([p.n_val for p in stack], np.int32),
-                x_val=_stack_rows([p.x_val for p in stack], val_rows),
-                y_val=_stack_rows([p.y_val for p in stack], val_rows, fill=-1))
-    out = tr.j_fit(put_seed(np.asarray(run_seeds, np.int32)), {k: put_job(v) for k, v in data.items()})
+    seeds_on_mesh = put_seed(np.asarray(run_seeds, np.int32))
+    if len(stack) == 1:  # a stack of one: the same program without a job axis
+        out = tr.fit(seeds_on_mesh, {k: put_rep(v) for k, v in stack[0].arrays().items()})
+        kept = [out["best"]]
+        host = jax.tree.map(lambda a: a[None], sharding.to_host(out))
+    else:
+        val_rows = max(p.x_val.shape[0] for p in stack)  # capacities are powers of two: a multiple of each
+        arrays = [dict(p.arrays(), x_val=sharding.pad_rows(p.x_val, val_rows, fill=0),
+                       y_val=sharding.pad_rows(p.y_val, val_rows, fill=-1)) for p in stack]
+        data = {k: np.stack([a[k] for a in arrays]) for k in arrays[0]}
+        out = tr.fit_stack(seeds_on_mesh, {k: put_job(v) for k, v in data.items()})
+        # params go back to the devices the way they came out
+        kept = [jax.tree.map(lambda a: a[j], out["best"]) for j in range(n_jobs)]
+        host = sharding.to_host(out)
     k = len(seeds)
-    host = _host(out)
     epochs, history = host["epochs"], host["history"]      # [J], [J, E, S]
     results = []
     for j, p in enumerate(preps):
-        # tests only now, after selection; params go back to the devices the way they came out
-        best = jax.tree.map(lambda a: a[j], out["best"])
-        val_probs, probs = _predict_all(tr, best, p, put_rep)
-        results.append(CellResult(
+        # validation and tests only now, after selection
+        val_probs = tr.predict_probs(kept[j], p.x_val[:p.n_val], put_rep)
+        probs = {name: tr.predict_probs(kept[j], xt, put_rep) for name, xt in p.tests.items()}
+        results.append(ModelResult(
             probs={n: q[:k].astype(np.float32) for n, q in probs.items()},
             val_uar=host["best_uar"][j, :k], best_epoch=host["best_epoch"][j, :k],
             val_probs=val_probs[:k].astype(np.float32), val_uar_history=history[j, :int(epochs[j]), :k],
-            epochs_run=int(epochs[j]), seeds=tuple(seeds),
+            epochs_run=int(epochs[j]), seeds=seeds,
             params=jax.tree.map(lambda a: a[j, :k], host["best"]), mean=p.mean, std=p.std,
-            extra={"group_jobs": n_jobs}))
+            n_devices=n_devices, stack_size=n_jobs))
     return results
+
+
+# compatibility names, until every caller uses ModelData / train:
+CellData = ModelData
+train_cells = train
+
+
+def train_cell(x_fit, y_fit, x_val, y_val, tests: Mapping[str, Any], *, n_classes: int, **kwargs) -> ModelResult:
+    return train([ModelData(x_fit, y_fit, x_val, y_val, tests, n_classes)], **kwargs)[0]

@@ -35,11 +35,12 @@ POD_SCRIPT = textwrap.dedent(r'''
     info["encoder_mesh"] = int(enc.mesh.devices.size)
     e = embed.embed(enc, load_from_disk(sys.argv[1]), cache=sys.argv[2], chunk_size=4, progress=False,
                     barrier_timeout=240)
-    from jaxser.train import train_cell
+    from jaxser.train import ModelData, train
     args, kw = train_args(e.x, [load_from_disk(sys.argv[1])["emotion"][i] for i in range(len(e.ids))])
-    r = train_cell(*args, mesh="auto", **kw)  # seeds over the 4 devices of both hosts
+    n_classes = kw.pop("n_classes")
+    r = train([ModelData(*args, n_classes)], mesh="auto", **kw)[0]  # seeds over the 4 devices of both hosts
     info.update(ids=e.ids, x=e.x.tolist(), probs=r.probs["t"].tolist(), val_uar=r.val_uar.tolist(),
-                best_epoch=r.best_epoch.tolist(), n_devices=r.extra["n_devices"])
+                best_epoch=r.best_epoch.tolist(), n_devices=r.n_devices)
     # results as JSON files: the process output also carries gloo and jax messages
     with open(f"{sys.argv[3]}/result{jax.process_index()}.json", "w") as f:
         json.dump(info, f)
@@ -51,13 +52,14 @@ def test_two_hosts_two_devices_each_equal_one_device(tmp_path):
     from test_embed import _corpus
 
     from jaxser.encoders import wav2vec2
-    from jaxser.train import train_cell
+    from jaxser.train import ModelData, train
 
     ds = _corpus(tmp_path, n=24)
     ref = embed_mod.embed(wav2vec2.load("random", preset="small"), ds, cache=tmp_path / "ref", chunk_size=4,
                           progress=False)
     args, kw = train_args(ref.x, list(ds["emotion"]))
-    ref_r = train_cell(*args, **kw)
+    n_classes = kw.pop("n_classes")
+    ref_r = train([ModelData(*args, n_classes)], **kw)[0]
     ds.save_to_disk(str(tmp_path / "ds"))
 
     run_processes(POD_SCRIPT, [tmp_path / "ds", tmp_path / "shared", tmp_path], tmp_path, local_devices=2)

@@ -74,19 +74,22 @@ SCRIPT = textwrap.dedent(r'''
     out["whisper_fsdp_same_fingerprint"] = bs.fingerprint == b1.fingerprint
     out["whisper_fsdp_err"] = float(np.max(np.abs(b1.embed(ww) - bs.embed(ww))))
 
-    from jaxser.train import train_cell
     from jaxser.heads import HeadConfig
-    from jaxser.train import TrainConfig
+    from jaxser.train import ModelData, TrainConfig, train
     x = rng.standard_normal((60, 2, 8)).astype(np.float32)
     y = rng.integers(0, 3, 60).astype(np.int32)
-    args = (x[:40], y[:40], x[40:50], y[40:50], {"t": x[50:]})
-    cfg = dict(n_classes=3, head=HeadConfig(kind="fcn", hidden=(16,)), config=TrainConfig(max_epochs=3, batch_size=16),
+    model = ModelData(x[:40], y[:40], x[40:50], y[40:50], {"t": x[50:]}, 3)
+    cfg = dict(head=HeadConfig(kind="fcn", hidden=(16,)), config=TrainConfig(max_epochs=3, batch_size=16),
                seeds=[0, 1, 2])
-    r1 = train_cell(*args, **cfg)
-    r4 = train_cell(*args, **cfg, mesh=mesh)
+    r1 = train([model], **cfg)[0]
+    r4 = train([model], **cfg, mesh=mesh)[0]
     def flat(r):
         return np.concatenate([np.ravel(np.asarray(r.probs["t"], np.float64)), np.ravel(r.val_uar)])
     out["train_err"] = float(np.max(np.abs(flat(r1) - flat(r4))))
+    # "auto": this process's devices for extraction, every process's for training
+    out["auto_local"] = list(sharding.resolve_mesh("auto").shape.items())
+    out["auto_all"] = list(sharding.resolve_mesh("auto", axis=sharding.SEED_AXIS, devices="all").shape.items())
+    out["n_devices"] = r4.n_devices
     print("RESULT " + json.dumps(out))
 ''')
 
@@ -129,17 +132,56 @@ def test_whisper_fully_sharded_parameters_equal_single_device(four_devices):
     assert four_devices["whisper_fsdp_err"] < 1e-5
 
 
-def test_train_cell_on_mesh_equals_unsharded(four_devices):
-    assert four_devices["train_err"] < 1e-5
+def test_training_on_mesh_equals_unsharded(four_devices):
+    assert four_devices["train_err"] < 1e-5 and four_devices["n_devices"] == 4
+
+
+def test_auto_mesh_names_its_axis(four_devices):
+    assert four_devices["auto_local"] == [["data", 4]]
+    assert four_devices["auto_all"] == [["seed", 4]]
+
+
+def test_resolve_mesh_on_one_device():
+    assert sharding.resolve_mesh(None) is None
+    assert sharding.resolve_mesh("auto") is None  # one device: plain jit, no mesh
+    assert sharding.resolve_mesh("auto", axis=sharding.SEED_AXIS, devices="all") is None
+    mesh = sharding.data_mesh()
+    assert sharding.resolve_mesh(mesh) is mesh
+    assert sharding.axis_size(mesh, "data") == 1 and sharding.axis_size(mesh, "job") == 1
+    assert sharding.axis_size(None, "job") == 1
+    with pytest.raises(ValueError, match="devices"):
+        sharding.resolve_mesh("auto", devices="global")
+    with pytest.raises(ValueError, match="mesh="):
+        sharding.resolve_mesh("all")
 
 
 def test_pad_and_unpad_rows():
     x = np.arange(10).reshape(5, 2)
-    p = sharding.pad_rows(x, 4)
+    p = sharding.pad_rows(x, 4, fill=sharding.REPEAT_LAST)
     assert p.shape == (8, 2) and (p[5:] == x[-1]).all() and (p[:5] == x).all()
-    assert sharding.pad_rows(x, 5) is x or np.array_equal(sharding.pad_rows(x, 5), x)
+    assert sharding.pad_rows(x, 5, fill=sharding.REPEAT_LAST) is x
+    z = sharding.pad_rows(x, 4, fill=-1)
+    assert z.shape == (8, 2) and (z[5:] == -1).all() and (z[:5] == x).all() and z.dtype == x.dtype
+    assert sharding.pad_rows(x, 5, fill=0) is x
+    assert sharding.pad_rows(x[:0], 4, fill=0).shape == (0, 2)
+    with pytest.raises(ValueError, match="empty"):
+        sharding.pad_rows(x[:0], 4, fill=sharding.REPEAT_LAST)
+    with pytest.raises(ValueError, match="fill"):
+        sharding.pad_rows(x, 4, fill="edge")
     (a,), n = sharding.shard_batch(sharding.data_mesh(), x)
     assert n == 5 and np.array_equal(sharding.unpad(a, n), x)
+
+
+def test_placement_without_a_mesh():
+    seeds, put_seed, put_rep = sharding.seed_placement(None, (3, 4))
+    assert seeds == [3, 4] and put_seed is put_rep
+    x = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_array_equal(sharding.to_host({"x": put_rep(x)})["x"], x)
+    np.testing.assert_array_equal(sharding.to_host(sharding.job_put(None)(x)), x)
+    mesh = sharding.data_mesh()
+    seeds, put_seed, _ = sharding.seed_placement(mesh, (3, 4, 5))
+    assert seeds == [3, 4, 5]
+    np.testing.assert_array_equal(sharding.to_host(put_seed(np.array(seeds))), [3, 4, 5])
 
 
 @pytest.mark.parametrize("n,count", [(10, 3), (7, 4), (3, 5), (1, 1)])

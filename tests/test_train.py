@@ -1,4 +1,5 @@
-"""Heads and the seed-vmapped trainer on small synthetic embedding problems."""
+"""The trainer (``jaxser.train.train``) on small synthetic embedding problems: learning,
+selection on validation only, determinism, and equality of stacked, sharded and per-seed runs."""
 import json
 import os
 import subprocess
@@ -7,13 +8,13 @@ import textwrap
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers.loop_trainer import train_loop
 
 from jaxser import metrics
-from jaxser.heads import HeadConfig, make_head
-from jaxser.train import TrainConfig, _balanced_weights, _trainer, train_cell, train_cell_loop
+from jaxser.heads import HeadConfig
+from jaxser.train import ModelData, Trainer, TrainConfig, balanced_class_weights, train
 
 ROOT = Path(__file__).resolve().parents[1]
 C = 4
@@ -29,10 +30,16 @@ def toy(n, *, d=16, layers=2, informative=-1, shift=2.5, seed=0):
 
 
 def cell(seed=0, **kw):
+    """One model's splits (fit, validation, {"test": ...}) and the test labels."""
     xf, yf = toy(240, seed=seed, **kw)
     xv, yv = toy(80, seed=seed + 100, **kw)
     xt, yt = toy(160, seed=seed + 200, **kw)
     return (xf, yf, xv, yv, {"test": xt}), yt
+
+
+def train_one(xf, yf, xv, yv, tests, *, n_classes=C, **kw):
+    """``train`` on a single model."""
+    return train([ModelData(xf, yf, xv, yv, tests, n_classes)], **kw)[0]
 
 
 FAST = TrainConfig(max_epochs=12, patience=4, batch_size=32)
@@ -40,78 +47,11 @@ SMALL_FCN = HeadConfig(kind="fcn", hidden=(32,), dropout=0.2)
 
 
 @pytest.mark.parametrize("kind", ["fcn", "cnn", "linear"])
-def test_head_shapes(kind):
-    cfg = HeadConfig(kind=kind, hidden=(16, 8), conv_channels=(4, 8))
-    x = jnp.ones((5, 24))
-    model = make_head(cfg, 3)
-    params = model.init(jax.random.PRNGKey(0), x)["params"]
-    out = model.apply({"params": params}, x)
-    assert out.shape == (5, 3) and out.dtype == jnp.float32
-    # dropout is active only in training, and eval is deterministic
-    np.testing.assert_array_equal(out, model.apply({"params": params}, x, train=False))
-    if kind != "linear":
-        tr = model.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
-        assert not np.allclose(tr, out)
-    mixed = make_head(cfg, 3, n_layers=4)
-    x3 = jnp.ones((5, 4, 24))
-    p3 = mixed.init(jax.random.PRNGKey(0), x3)["params"]
-    assert mixed.apply({"params": p3}, x3).shape == (5, 3)
-    assert p3["layer_logits"].shape == (4,)
-
-
-@pytest.mark.parametrize("k", [1, 2, 3, 4])
-def test_conv1d_matches_flax_conv(k):
-    """The im2col Conv1D / reshape max-pool are the same layers as nn.Conv / nn.max_pool."""
-    import flax.linen as nn
-    from jaxser.heads import Conv1D, max_pool_1d
-    x = jnp.asarray(np.random.default_rng(k).normal(size=(3, 11, 2)), jnp.float32)
-    ours, ref = Conv1D(4, k), nn.Conv(4, (k,), padding="SAME")
-    p, p_ref = ours.init(jax.random.PRNGKey(0), x), ref.init(jax.random.PRNGKey(0), x)
-    for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p_ref)):  # same shapes and init
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(ours.apply(p, x), ref.apply(p, x), atol=1e-5)
-    np.testing.assert_array_equal(max_pool_1d(x, 2), nn.max_pool(x, (2,), strides=(2,)))
-
-
-@pytest.mark.parametrize("k,pool,t", [(3, 4, 23), (3, 2, 16), (1, 3, 10), (4, 2, 9), (5, 1, 7), (2, 4, 4)])
-def test_signal_conv_pool_matches_flax_conv_relu_pool(k, pool, t):
-    """The first CNN block (phase-wise conv + max, bias and ReLU after the max) is nn.Conv ->
-    ReLU -> nn.max_pool on a 1-channel signal: same parameters, same outputs and gradients."""
-    import flax.linen as nn
-    from jaxser.heads import SignalConvPool
-    x = jnp.asarray(np.random.default_rng(k * 10 + pool).normal(size=(3, t)), jnp.float32)
-    ours, ref = SignalConvPool(4, k, pool), nn.Conv(4, (k,), padding="SAME")
-    p = ours.init(jax.random.PRNGKey(0), x)
-    p_ref = ref.init(jax.random.PRNGKey(0), x[..., None])
-    for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p_ref)):
-        np.testing.assert_array_equal(a, b)
-    p = jax.tree.map(lambda a: a + 0.1, p)  # a non-zero bias, so bias-after-max is exercised
-
-    def ref_fn(p, x):
-        h = nn.relu(ref.apply(p, x[..., None]))
-        return nn.max_pool(h, (pool,), strides=(pool,)) if pool > 1 else h
-
-    np.testing.assert_allclose(ours.apply(p, x), ref_fn(p, x), atol=1e-6)
-    g = jax.grad(lambda p: (ours.apply(p, x) ** 2).sum())(p)
-    g_ref = jax.grad(lambda p: (ref_fn(p, x) ** 2).sum())(p)
-    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ref)):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-
-
-def test_head_config_validation():
-    with pytest.raises(ValueError, match="kind"):
-        HeadConfig(kind="rnn")
-    with pytest.raises(ValueError, match="dropout"):
-        HeadConfig(dropout=1.0)
-    assert hash(HeadConfig(hidden=[8, 4])) == hash(HeadConfig(hidden=(8, 4)))
-
-
-@pytest.mark.parametrize("kind", ["fcn", "cnn", "linear"])
 def test_learns_separable_problem(kind):
     args, yt = cell()
     cfg = TrainConfig(max_epochs=15, patience=5, lr=1e-2)
     head = HeadConfig(kind=kind, hidden=(32,), conv_channels=(4, 8))
-    r = train_cell(*args, n_classes=C, head=head, config=cfg, seeds=[0, 1])
+    r = train_one(*args, head=head, config=cfg, seeds=[0, 1])
     assert r.probs["test"].shape == (2, 160, C) and r.val_probs.shape == (2, 80, C)
     np.testing.assert_allclose(r.probs["test"].sum(-1), 1.0, atol=1e-5)
     for s in range(2):
@@ -121,10 +61,10 @@ def test_learns_separable_problem(kind):
 def test_selection_uses_validation_only():
     args, _ = cell(seed=1)
     xf, yf, xv, yv, tests = args
-    r = train_cell(*args, n_classes=C, head=SMALL_FCN, config=FAST, seeds=[0, 1, 2])
+    r = train_one(*args, head=SMALL_FCN, config=FAST, seeds=[0, 1, 2])
     # other test inputs (even garbage) change nothing about training or selection
-    r2 = train_cell(xf, yf, xv, yv, {"other": np.full_like(tests["test"], 1e3)}, n_classes=C,
-                    head=SMALL_FCN, config=FAST, seeds=[0, 1, 2])
+    r2 = train_one(xf, yf, xv, yv, {"other": np.full_like(tests["test"], 1e3)},
+                   head=SMALL_FCN, config=FAST, seeds=[0, 1, 2])
     for a, b in zip(jax.tree.leaves(r.params), jax.tree.leaves(r2.params)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(r.best_epoch, r2.best_epoch)
@@ -144,10 +84,10 @@ def test_selection_uses_validation_only():
 
 def test_deterministic_bit_identical():
     args, _ = cell(seed=2)
-    kw = dict(n_classes=C, head=SMALL_FCN, config=FAST, seeds=[3, 4, 5])
-    a = train_cell(*args, **kw)
-    _trainer.cache_clear()  # the second run recompiles from scratch
-    b = train_cell(*args, **kw)
+    kw = dict(head=SMALL_FCN, config=FAST, seeds=[3, 4, 5])
+    a = train_one(*args, **kw)
+    Trainer.clear_cache()  # the second run recompiles from scratch
+    b = train_one(*args, **kw)
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(a.probs["test"], b.probs["test"])
@@ -157,10 +97,9 @@ def test_deterministic_bit_identical():
 
 def test_vmapped_equals_loop():
     args, _ = cell(seed=3)
-    kw = dict(n_classes=C, head=HeadConfig(kind="cnn", hidden=(16,), conv_channels=(4,)),
-              config=FAST, seeds=[0, 1, 2])
-    v = train_cell(*args, **kw)
-    lo = train_cell_loop(*args, **kw)
+    kw = dict(head=HeadConfig(kind="cnn", hidden=(16,), conv_channels=(4,)), config=FAST, seeds=[0, 1, 2])
+    v = train_one(*args, **kw)
+    lo = train_loop(ModelData(*args, C), **kw)
     np.testing.assert_array_equal(v.best_epoch, lo.best_epoch)
     np.testing.assert_allclose(v.val_uar, lo.val_uar, atol=1e-6)
     np.testing.assert_allclose(v.probs["test"], lo.probs["test"], atol=1e-5)
@@ -171,35 +110,29 @@ def test_vmapped_equals_loop():
 SHARD_SCRIPT = textwrap.dedent("""
     import json, sys
     import jax, numpy as np
+    from jax.sharding import Mesh
     sys.path.insert(0, sys.argv[1])
     from jaxser.heads import HeadConfig
-    from jaxser.train import CellData, TrainConfig, train_cell, train_cells
+    from jaxser.train import ModelData, TrainConfig, train
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 260)
     x = rng.normal(size=(260, 2, 12)).astype(np.float32)
     x[np.arange(260), -1, y] += 2.0
-    args = (x[:160], y[:160], x[160:200], y[160:200], {"t": x[200:]})
-    kw = dict(n_classes=3, head=HeadConfig(kind="fcn", hidden=(16,)),
-              config=TrainConfig(max_epochs=8, patience=3), seeds=[0, 1, 2])
-    a = train_cell(*args, **kw)
-    b = train_cell(*args, mesh="auto", **kw)
-    # two jobs: the job-stacked program (seed axis sharded, job axis whole) must agree too
-    c = train_cells([CellData(*args, 3)] * 2, mesh="auto", **{k: v for k, v in kw.items() if k != "n_classes"})[1]
-    # the job axis sharded too: 3 jobs (padded to 4) over ("job", "seed") = (2, 2) and over ("job",) = 4
-    from jax.sharding import Mesh
-    kw_cells = {k: v for k, v in kw.items() if k != "n_classes"}
-    jobs3 = [CellData(*args, 3)] * 3
-    d2 = train_cells(jobs3, mesh=Mesh(np.array(jax.devices()).reshape(2, 2), ("job", "seed")), **kw_cells)
-    d4 = train_cells(jobs3, mesh=Mesh(np.array(jax.devices()), ("job",)), **kw_cells)
-    job_diff = max(float(np.abs(a.probs["t"] - r.probs["t"]).max()) for r in d2 + d4)
-    job_epochs = all(r.best_epoch.tolist() == a.best_epoch.tolist() for r in d2 + d4)
-    try:
-        train_cell(*args, mesh=Mesh(np.array(jax.devices()), ("job",)), **kw)
-        job_refused = False
-    except ValueError as e:
-        job_refused = "train_cells" in str(e)
+    model = ModelData(x[:160], y[:160], x[160:200], y[160:200], {"t": x[200:]}, 3)
+    kw = dict(head=HeadConfig(kind="fcn", hidden=(16,)), config=TrainConfig(max_epochs=8, patience=3), seeds=[0, 1, 2])
+    a = train([model], **kw)[0]
+    b = train([model], mesh="auto", **kw)[0]
+    # two models: the job-stacked program (seed axis sharded, job axis whole) must agree too
+    c = train([model] * 2, mesh="auto", **kw)[1]
+    # the job axis sharded too: 3 models (padded to 4) over ("job", "seed") = (2, 2) and over ("job",) = 4
+    d2 = train([model] * 3, mesh=Mesh(np.array(jax.devices()).reshape(2, 2), ("job", "seed")), **kw)
+    d4 = train([model] * 3, mesh=Mesh(np.array(jax.devices()), ("job",)), **kw)
+    # one model on a job mesh: a stack of one padded to the 4 job devices
+    e4 = train([model], mesh=Mesh(np.array(jax.devices()), ("job",)), **kw)
+    job_diff = max(float(np.abs(a.probs["t"] - r.probs["t"]).max()) for r in d2 + d4 + e4)
+    job_epochs = all(r.best_epoch.tolist() == a.best_epoch.tolist() for r in d2 + d4 + e4)
     diff = max(float(np.abs(p - q).max()) for p, q in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
-    print(json.dumps({"devices": jax.device_count(), "n_devices": b.extra["n_devices"],
+    print(json.dumps({"devices": jax.device_count(), "n_devices": b.n_devices,
                       "probs_diff": float(np.abs(a.probs["t"] - b.probs["t"]).max()), "params_diff": diff,
                       "same_epochs": a.best_epoch.tolist() == b.best_epoch.tolist(),
                       "same_pred": bool((a.probs["t"].argmax(-1) == b.probs["t"].argmax(-1)).all()),
@@ -207,7 +140,7 @@ SHARD_SCRIPT = textwrap.dedent("""
                       "cells_same_epochs": a.best_epoch.tolist() == c.best_epoch.tolist(),
                       "cells_diff": float(np.abs(a.probs["t"] - c.probs["t"]).max()),
                       "job_diff": job_diff, "job_epochs": job_epochs, "job_n": len(d2) + len(d4),
-                      "job_shape": list(d2[2].probs["t"].shape), "job_refused": job_refused}))
+                      "job_shape": list(d2[2].probs["t"].shape), "stack_sizes": [r.stack_size for r in d2 + e4]}))
 """)
 
 
@@ -224,18 +157,18 @@ def test_sharded_equals_unsharded(tmp_path):
     assert res["same_epochs"] and res["same_pred"]
     # per-device batched matmuls may round differently in the last bit, nothing more
     assert res["probs_diff"] < 1e-5 and res["params_diff"] < 1e-5
-    # train_cells shards the seed axis the same way
+    # a stack of models shards the seed axis the same way
     assert res["cells_shape"] == [3, 60, 3] and res["cells_same_epochs"] and res["cells_diff"] < 1e-5
-    # and with a "job" mesh axis, the job axis is sharded (jobs padded to the axis size, dropped)
-    assert res["job_n"] == 6 and res["job_shape"] == [3, 60, 3]
-    assert res["job_epochs"] and res["job_diff"] < 1e-5 and res["job_refused"]
+    # and with a "job" mesh axis, the job axis is sharded (stacks padded to the axis size, dropped)
+    assert res["job_n"] == 6 and res["job_shape"] == [3, 60, 3] and res["stack_sizes"] == [3, 3, 3, 1]
+    assert res["job_epochs"] and res["job_diff"] < 1e-5
 
 
 def test_balanced_class_weights():
     from sklearn.utils.class_weight import compute_class_weight
     y = np.array([0] * 9 + [1] * 3 + [2] * 1)
-    np.testing.assert_allclose(_balanced_weights(y, 3), compute_class_weight("balanced", classes=np.arange(3), y=y),
-                               rtol=1e-6)
+    np.testing.assert_allclose(balanced_class_weights(y, 3),
+                               compute_class_weight("balanced", classes=np.arange(3), y=y), rtol=1e-6)
     # imbalanced, overlapping 1-D problem: weighting makes the minority class predicted more
     rng = np.random.default_rng(0)
 
@@ -249,8 +182,7 @@ def test_balanced_class_weights():
     res = {}
     for cw in (None, "balanced"):
         cfg = TrainConfig(max_epochs=10, patience=None, class_weights=cw, lr=1e-2)
-        r = train_cell(xf, yf, xv, yv, {"t": xt}, n_classes=2, head=HeadConfig(kind="linear"), config=cfg,
-                       seeds=[0])
+        r = train_one(xf, yf, xv, yv, {"t": xt}, n_classes=2, head=HeadConfig(kind="linear"), config=cfg, seeds=[0])
         res[cw] = metrics.per_class_recall(yt, r.probs["t"][0].argmax(-1), 2)[1]
     assert res["balanced"] > res[None] + 0.2
 
@@ -259,7 +191,7 @@ def test_weighted_layer_mix_finds_informative_layer():
     args, yt = cell(seed=4, layers=3, informative=0)
     head = HeadConfig(kind="linear")
     cfg = TrainConfig(max_epochs=15, patience=None, lr=1e-2, layer="weighted")
-    r = train_cell(*args, n_classes=C, head=head, config=cfg, seeds=[0])
+    r = train_one(*args, head=head, config=cfg, seeds=[0])
     w = r.params["layer_logits"][0]
     assert np.argmax(w) == 0
     assert metrics.uar(yt, r.probs["test"][0].argmax(-1)) > 0.8
@@ -268,35 +200,36 @@ def test_weighted_layer_mix_finds_informative_layer():
 
 def test_input_errors():
     (xf, yf, xv, yv, tests), _ = cell()
-    kw = dict(n_classes=C, head=SMALL_FCN, config=FAST, seeds=[0])
+    kw = dict(head=SMALL_FCN, config=FAST, seeds=[0])
     with pytest.raises(ValueError, match="y_fit"):
-        train_cell(xf, yf + 10, xv, yv, tests, **kw)
+        train_one(xf, yf + 10, xv, yv, tests, **kw)
     with pytest.raises(ValueError, match="x_val"):
-        train_cell(xf, yf, xv[:, :, :5], yv, tests, **kw)
+        train_one(xf, yf, xv[:, :, :5], yv, tests, **kw)
     with pytest.raises(ValueError, match="out of range"):
-        train_cell(xf, yf, xv, yv, tests, **dict(kw, config=TrainConfig(layer=5)))
+        train_one(xf, yf, xv, yv, tests, **dict(kw, config=TrainConfig(layer=5)))
     with pytest.raises(ValueError, match="validation"):
-        train_cell(xf, yf, xv[:0], yv[:0], tests, **kw)
+        train_one(xf, yf, xv[:0], yv[:0], tests, **kw)
     with pytest.raises(ValueError, match="layer"):
         TrainConfig(layer="mean")
+    with pytest.raises(ValueError, match="seeds is empty"):
+        train_one(xf, yf, xv, yv, tests, **dict(kw, seeds=[]))
 
 
-def test_train_cells_equals_train_cell_per_job():
-    """Jobs of different sizes (two fit buckets, different validation/test sizes) trained
-    job-stacked give what train_cell gives on each: same selection and epochs, same outputs up
+def test_stacked_equals_trained_alone():
+    """Models of different sizes (two fit capacities, different validation/test sizes) trained
+    job-stacked give what each gives trained alone: same selection and epochs, same outputs up
     to the rounding of job-batched matmuls (a few float32 ulps of a probability <= 1, so 1e-5);
     and a rerun is bit-identical."""
-    from jaxser.train import CellData, train_cells
-    jobs = []
+    models = []
     for i, (nf, nv, nt) in enumerate([(100, 30, 50), (240, 80, 160), (250, 60, 0), (120, 40, 70)]):
         (xf, yf), (xv, yv), (xt, _) = toy(nf, seed=i), toy(nv, seed=i + 10), toy(max(nt, 1), seed=i + 20)
-        jobs.append(CellData(xf, yf, xv, yv, {"a": xt[:nt], "b": xt[:nt // 2]} if nt else {}, C))
+        models.append(ModelData(xf, yf, xv, yv, {"a": xt[:nt], "b": xt[:nt // 2]} if nt else {}, C))
     kw = dict(head=SMALL_FCN, config=FAST, seeds=[0, 1, 2])
-    many = train_cells(jobs, max_jobs=2, **kw)  # 2 buckets -> 2 sub-groups of 2 jobs
-    again = train_cells(jobs, max_jobs=2, **kw)
-    assert [r.extra["group_jobs"] for r in many] == [2, 2, 2, 2]
-    for job, r, r2 in zip(jobs, many, again):
-        ref = train_cell(job.x_fit, job.y_fit, job.x_val, job.y_val, job.tests, n_classes=C, **kw)
+    many = train(models, max_jobs=2, **kw)  # 2 capacities -> 2 stacks of 2 models
+    again = train(models, max_jobs=2, **kw)
+    alone = train(models, max_jobs=1, **kw)
+    assert [r.stack_size for r in many] == [2, 2, 2, 2] and [r.stack_size for r in alone] == [1, 1, 1, 1]
+    for model, r, r2, ref in zip(models, many, again, alone):
         np.testing.assert_array_equal(r.best_epoch, ref.best_epoch)
         assert r.epochs_run == ref.epochs_run and r.val_uar_history.shape == ref.val_uar_history.shape
         np.testing.assert_allclose(r.val_uar, ref.val_uar, atol=1e-6)
@@ -309,52 +242,63 @@ def test_train_cells_equals_train_cell_per_job():
             np.testing.assert_allclose(a, b, atol=1e-5)
             np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(r.probs.get("a", 0), r2.probs.get("a", 0))
+    # a model trained alone is the same whether it came alone or in a list
+    solo = train([models[1]], **kw)[0]
+    np.testing.assert_array_equal(solo.probs["a"], alone[1].probs["a"])
 
 
-def test_train_cells_tests_not_read_before_selection():
-    from jaxser.train import CellData, train_cells
+def test_stacked_tests_not_read_before_selection():
     (xf, yf, xv, yv, tests), _ = cell(seed=5)
     kw = dict(head=SMALL_FCN, config=FAST, seeds=[0, 1])
-    a = train_cells([CellData(xf, yf, xv, yv, tests, C), CellData(xf[:150], yf[:150], xv, yv, {}, C)], **kw)
-    b = train_cells([CellData(xf, yf, xv, yv, {"x": np.full_like(tests["test"], 1e3)}, C),
-                     CellData(xf[:150], yf[:150], xv, yv, {}, C)], **kw)
+    a = train([ModelData(xf, yf, xv, yv, tests, C), ModelData(xf[:150], yf[:150], xv, yv, {}, C)], **kw)
+    b = train([ModelData(xf, yf, xv, yv, {"x": np.full_like(tests["test"], 1e3)}, C),
+               ModelData(xf[:150], yf[:150], xv, yv, {}, C)], **kw)
     for ra, rb in zip(a, b):
         np.testing.assert_array_equal(ra.best_epoch, rb.best_epoch)
         np.testing.assert_array_equal(ra.val_probs, rb.val_probs)
-    with pytest.raises(ValueError, match="job 1: y_fit"):
-        train_cells([CellData(xf, yf, xv, yv, {}, C), CellData(xf, yf + 10, xv, yv, {}, C)], **kw)
+    with pytest.raises(ValueError, match="model 1: y_fit"):
+        train([ModelData(xf, yf, xv, yv, {}, C), ModelData(xf, yf + 10, xv, yv, {}, C)], **kw)
 
 
 def test_capacity_changes_nothing():
-    """Padding the splits to a larger capacity (to share one compiled program between cells of
+    """Padding the splits to a larger capacity (to share one compiled program between models of
     different sizes) costs memory only: the same rows are visited in the same order, validation
     scores only real rows, so the result is bit-identical."""
     args, _ = cell(seed=6)
-    kw = dict(n_classes=C, head=SMALL_FCN, config=FAST, seeds=[0, 1])
-    a = train_cell(*args, **kw)
-    b = train_cell(*args, rows=1000, **kw)  # capacity 1024 instead of 256 (fit) and 128 (validation)
+    kw = dict(head=SMALL_FCN, config=FAST, seeds=[0, 1])
+    a = train_one(*args, **kw)
+    b = train_one(*args, rows=1000, **kw)  # capacity 1024 instead of 256 (fit) and 128 (validation)
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(a.val_uar_history, b.val_uar_history)
     np.testing.assert_array_equal(a.probs["test"], b.probs["test"])
 
 
-def test_train_cells_one_capacity_mixed_sizes():
-    """How the runner calls it on accelerators: one capacity for every job, so jobs of very
+def test_one_capacity_mixed_sizes():
+    """How the runner calls it on accelerators: one capacity for every model, so models of very
     different sizes share a stack whose minibatch and validation loops have per-job trip
-    counts (4 vs 8 steps, 1 vs 3 validation chunks); each job must still get what it gets
+    counts (4 vs 8 steps, 1 vs 3 validation chunks); each model must still get what it gets
     alone."""
-    from jaxser.train import CellData, train_cells
-    jobs = []
+    models = []
     for i, (nf, nv) in enumerate([(250, 70), (100, 20), (180, 40)]):
         (xf, yf), (xv, yv), (xt, _) = toy(nf, seed=i), toy(nv, seed=i + 10), toy(30, seed=i + 20)
-        jobs.append(CellData(xf, yf, xv, yv, {"t": xt}, C))
+        models.append(ModelData(xf, yf, xv, yv, {"t": xt}, C))
     kw = dict(head=SMALL_FCN, config=FAST, seeds=[0, 1])
-    many = train_cells(jobs, max_jobs=3, rows=256, **kw)
-    assert [r.extra["group_jobs"] for r in many] == [3, 3, 3]
-    for job, r in zip(jobs, many):
-        ref = train_cell(job.x_fit, job.y_fit, job.x_val, job.y_val, job.tests, n_classes=C, **kw)
+    many = train(models, max_jobs=3, rows=256, **kw)
+    assert [r.stack_size for r in many] == [3, 3, 3]
+    for model, r in zip(models, many):
+        ref = train([model], **kw)[0]
         np.testing.assert_array_equal(r.best_epoch, ref.best_epoch)
         assert r.epochs_run == ref.epochs_run
         np.testing.assert_allclose(r.val_uar, ref.val_uar, atol=1e-6)
         np.testing.assert_allclose(r.probs["t"], ref.probs["t"], atol=1e-5)
+
+
+def test_compatibility_names_are_the_new_api():
+    from jaxser import train as train_mod
+
+    assert train_mod.CellData is ModelData and train_mod.train_cells is train
+    args, _ = cell(seed=7)
+    kw = dict(head=SMALL_FCN, config=TrainConfig(max_epochs=2), seeds=[0])
+    np.testing.assert_array_equal(train_mod.train_cell(*args, n_classes=C, **kw).probs["test"],
+                                  train_one(*args, **kw).probs["test"])

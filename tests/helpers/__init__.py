@@ -1,0 +1,1 @@
+"""Reference implementations and fixtures that tests (and benchmarks) compare against."""
