@@ -1,11 +1,12 @@
-"""Seed-vmapped trainer vs a per-seed Python loop, same data, same work.
+"""Seed-vmapped trainer vs a per-seed loop, same data, same work.
 
 Both run the same training program (a jitted while loop over epochs, each a loop over
-minibatches): ``train_cell`` vmaps it over seeds and dispatches it once, ``train_cell_loop``
-runs it once per seed. Early stopping is disabled (patience=None) so both do exactly
-``epochs * ceil(N / batch)`` optimizer steps per seed. Each path is run once to compile
-(timed as "cold": compile + run) and then ``--repeat`` more times warm (run only, best of the
-repeats, alternating the two paths); the JSON last line reports the warm times.
+minibatches): ``jaxser.train.train`` vmaps it over seeds and dispatches it once, the loop
+reference (``tests/helpers/loop_trainer.py``) runs it once per seed. Early stopping is
+disabled (patience=None) so both do exactly ``epochs * ceil(N / batch)`` optimizer steps per
+seed. Each path is run once to compile (timed as "cold": compile + run) and then
+``--repeat`` more times warm (run only, best of the repeats, alternating the two paths); the
+JSON last line reports the warm times.
 
     python benchmarks/train_throughput.py [--n 2000 --layers 13 --dim 768 --seeds 5 --epochs 10]
 """
@@ -19,35 +20,33 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the loop reference the equality tests use
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from helpers.loop_trainer import train_loop  # noqa: E402
 
 from jaxser.heads import HeadConfig  # noqa: E402
-from jaxser.train import TrainConfig, train_cell, train_cell_loop  # noqa: E402
+from jaxser.train import ModelData, Trainer, TrainConfig, prepare, train  # noqa: E402
 
 
-def per_step_loop(x_fit, y_fit, x_val, y_val, tests, *, n_classes, head, config, seeds):
+def vmapped(model, **kw):
+    return train([model], **kw)[0]
+
+
+def per_step_loop(model, *, head, config, seeds):
     """Context only (not the JSON ratio): the way per-seed training is often written, one
     jitted optimizer step per minibatch dispatched from Python, same batches, RNG and
-    selection as ``train_cell`` (patience=None: the best validation epoch is kept)."""
+    selection as ``train`` (patience=None: the best validation epoch is kept)."""
     import jax.numpy as jnp
-    import optax
-    from jaxser import train as T
 
-    prep = T._prepare(x_fit, y_fit, x_val, y_val, tests, n_classes, config)
-    tr = T._trainer_for(prep, head, config, n_classes)
-    d = {k: jnp.asarray(v) for k, v in T._data(prep).items()}
+    prep = prepare(model, config)
+    tr = Trainer.for_data(prep, head, config)
+    d = {k: jnp.asarray(v) for k, v in prep.arrays().items()}
     n_fit, cap = d["n_fit"], prep.x_fit.shape[0]
-
-    @jax.jit
-    def step(params, opt, perm, i, key):
-        b, valid = tr.minibatch(perm, i, n_fit)
-        g = jax.grad(tr._loss)(params, d["x_fit"][b], d["y_fit"][b], jnp.where(valid, d["w_fit"][b], 0.0), key)
-        upd, opt = tr.tx.update(g, opt, params)
-        return optax.apply_updates(params, upd), opt
-
+    step = jax.jit(lambda params, opt, perm, i, k_epoch: tr.step(params, opt, d, perm, i, k_epoch))
     perm_of = jax.jit(lambda k: tr.permutation(k, n_fit, cap))
     uar = jax.jit(lambda p: tr.val_uar(p, d))
     init = jax.jit(tr.init)
@@ -59,12 +58,12 @@ def per_step_loop(x_fit, y_fit, x_val, y_val, tests, *, n_classes, head, config,
             perm = perm_of(jax.random.fold_in(st["k_shuf"], e))
             k_epoch = jax.random.fold_in(st["k_drop"], e)
             for i in range(-(-prep.n_fit // tr.batch)):
-                params, opt = step(params, opt, perm, i, jax.random.fold_in(k_epoch, i))
+                params, opt = step(params, opt, perm, i, k_epoch)
             u = float(uar(params))
             if u > best_uar:
                 best, best_uar = params, u
         single = jax.tree.map(lambda a: a[None], best)
-        out.append(T._predict(tr, single, next(iter(prep.tests.values())))[0])
+        out.append(tr.predict_probs(single, next(iter(prep.tests.values())))[0])
     return out
 
 
@@ -99,14 +98,14 @@ def main(argv=None):
     xv, yv = data(a.n_val)
     xt, _ = data(a.n_test)
     layer = a.layer if a.layer == "weighted" else int(a.layer)
-    kw = dict(n_classes=a.classes, head=HeadConfig(kind=a.head),
+    kw = dict(head=HeadConfig(kind=a.head),
               config=TrainConfig(max_epochs=a.epochs, patience=None, batch_size=a.batch_size, layer=layer),
               seeds=list(range(a.seeds)))
-    args = (xf, yf, xv, yv, {"test": xt})
+    model = ModelData(xf, yf, xv, yv, {"test": xt}, a.classes)
 
     def timed(fn):
         t = time.perf_counter()
-        r = fn(*args, **kw)
+        r = fn(model, **kw)
         return time.perf_counter() - t, r
 
     steps = -(-a.n // a.batch_size) * a.epochs
@@ -115,12 +114,12 @@ def main(argv=None):
     print(f"N={a.n} L={a.layers} D={a.dim} C={a.classes} head={a.head} layer={layer} "
           f"seeds={a.seeds} epochs={a.epochs} batch={a.batch_size} -> {steps} steps per seed")
     jax.numpy.zeros(1).block_until_ready()  # backend start-up is charged to neither path
-    cold_v, rv = timed(train_cell)
-    cold_l, rl = timed(train_cell_loop)
+    cold_v, rv = timed(vmapped)
+    cold_l, rl = timed(train_loop)
     warm_v = warm_l = float("inf")
     for _ in range(a.repeat):  # alternate, keep the best: robust to other load on the machine
-        warm_v = min(warm_v, timed(train_cell)[0])
-        warm_l = min(warm_l, timed(train_cell_loop)[0])
+        warm_v = min(warm_v, timed(vmapped)[0])
+        warm_l = min(warm_l, timed(train_loop)[0])
     assert rv.epochs_run == rl.epochs_run == a.epochs
     diff = float(np.abs(rv.probs["test"] - rl.probs["test"]).max())
     print(f"cold (compile + run): vmap {cold_v:.2f} s, loop {cold_l:.2f} s, ratio {cold_l / cold_v:.2f}x")
