@@ -568,11 +568,3 @@ def _train_stack(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...],
             n_devices=n_devices, stack_size=n_jobs))
     return results
 
-
-# compatibility names, until every caller uses ModelData / train:
-CellData = ModelData
-train_cells = train
-
-
-def train_cell(x_fit, y_fit, x_val, y_val, tests: Mapping[str, Any], *, n_classes: int, **kwargs) -> ModelResult:
-    return train([ModelData(x_fit, y_fit, x_val, y_val, tests, n_classes)], **kwargs)[0]

@@ -217,7 +217,7 @@ def test_a_failing_model_stops_the_threaded_run_and_keeps_finished_ones(run_dir,
 
     import jaxser.train as train_mod
     out, cfg = run_dir
-    real, calls, lock = train_mod.train_cells, [], threading.Lock()
+    real, calls, lock = train_mod.train, [], threading.Lock()
 
     def flaky(*a, **kw):
         with lock:
@@ -227,14 +227,14 @@ def test_a_failing_model_stops_the_threaded_run_and_keeps_finished_ones(run_dir,
             raise RuntimeError("planted failure")
         return real(*a, **kw)
 
-    monkeypatch.setattr(train_mod, "train_cells", flaky)
+    monkeypatch.setattr(train_mod, "train", flaky)
     d = tmp_path / "flaky"
     with pytest.raises(RuntimeError, match="planted failure"):
         run(_cfg(d, corpora=cfg.corpora, workers=2), log=lambda *a: None)
     written = list((d / "predictions").glob("*.parquet"))
     total = len(list((out / "predictions").glob("*.parquet")))
     assert 1 <= len(written) < total and not (d / "report.md").exists()
-    monkeypatch.setattr(train_mod, "train_cells", real)  # the re-run trains only what is missing
+    monkeypatch.setattr(train_mod, "train", real)  # the re-run trains only what is missing
     run(_cfg(d, corpora=cfg.corpora, workers=2), log=lambda *a: None)
     assert len(list((d / "predictions").glob("*.parquet"))) == total and check_run(d) == []
 
@@ -469,18 +469,6 @@ def test_non_finite_embeddings_stop_the_run_naming_utterance_and_cache(tmp_path,
     with pytest.raises(CacheError, match="not finite") as err:
         run(_small_cfg(tmp_path / "nan"), log=lambda *a: None)
     assert planted["id"] in str(err.value) and "--skip-errors" in str(err.value)
-
-
-def test_the_trainer_refuses_non_finite_rows():
-    from jaxser.heads import HeadConfig
-    from jaxser.train import TrainConfig, train_cell
-
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(20, 4)).astype(np.float32), np.arange(20) % 2
-    x[7, 2] = np.inf
-    with pytest.raises(ValueError, match="x_fit: row 7 is not finite"):
-        train_cell(x, y, x[:6] * 0, y[:6], {"t": x[:4] * 0}, n_classes=2, head=HeadConfig(kind="fcn"),
-                   config=TrainConfig(max_epochs=1), seeds=[0])
 
 
 # ----------------------------------------------------------------------------- manifest corpora through the runner

@@ -294,11 +294,10 @@ def test_one_capacity_mixed_sizes():
         np.testing.assert_allclose(r.probs["t"], ref.probs["t"], atol=1e-5)
 
 
-def test_compatibility_names_are_the_new_api():
-    from jaxser import train as train_mod
-
-    assert train_mod.CellData is ModelData and train_mod.train_cells is train
-    args, _ = cell(seed=7)
-    kw = dict(head=SMALL_FCN, config=TrainConfig(max_epochs=2), seeds=[0])
-    np.testing.assert_array_equal(train_mod.train_cell(*args, n_classes=C, **kw).probs["test"],
-                                  train_one(*args, **kw).probs["test"])
+def test_the_trainer_refuses_non_finite_rows():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 4)).astype(np.float32), np.arange(20) % 2
+    x[7, 2] = np.inf
+    with pytest.raises(ValueError, match="x_fit: row 7 is not finite"):
+        train([ModelData(x, y, x[:6] * 0, y[:6], {"t": x[:4] * 0}, 2)], head=HeadConfig(kind="fcn"),
+              config=TrainConfig(max_epochs=1), seeds=[0])

@@ -317,14 +317,14 @@ def train_unit(data: TrainingData, unit: schedule.Unit) -> list:
 
         def labels_of(rows):
             return np.array([lab_index[v] for v in data.emotion[rows]], np.int32)
-        jobs.append(train.CellData(embedding_rows(data, enc_name, cs[0].fit), labels_of(cs[0].fit),
+        jobs.append(train.ModelData(embedding_rows(data, enc_name, cs[0].fit), labels_of(cs[0].fit),
                                    embedding_rows(data, enc_name, cs[0].val), labels_of(cs[0].val),
                                    {c.name: embedding_rows(data, enc_name, c.test) for c in cs},
                                    n_classes=len(cs[0].labels)))
-    return train.train_cells(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds,
-                             max_jobs=data.policy.max_jobs,
-                             rows=schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap),
-                             mesh=data.policy.mesh)
+    return train.train(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds,
+                       max_jobs=data.policy.max_jobs,
+                       rows=schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap),
+                       mesh=data.policy.mesh)
 
 
 def write_unit(data: TrainingData, out: Path, unit: schedule.Unit, results: list) -> None:

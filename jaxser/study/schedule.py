@@ -29,7 +29,7 @@ class DevicePolicy:
 
     On CPU, models train one per program call, several at once in threads (XLA:CPU leaves
     cores idle on these small heads; measured 1.5-2.3x on 2 cores). On accelerators up to 8
-    cells per device are stacked into one call instead (`jaxser.train.train_cells`; with several
+    cells per device are stacked into one call instead (`jaxser.train.train`; with several
     local devices the job axis is sharded over a mesh).
     """
     on_cpu: bool
@@ -47,7 +47,7 @@ def device_policy(workers: int | None = None) -> DevicePolicy:
     if not on_cpu and jax.process_count() == 1 and jax.local_device_count() > 1:
         from jax.sharding import Mesh
 
-        from jaxser.train import JOB_AXIS
+        from jaxser.sharding import JOB_AXIS
         mesh = Mesh(np.array(jax.local_devices()), (JOB_AXIS,))
         max_jobs = 8 * jax.local_device_count()
     return DevicePolicy(on_cpu=on_cpu, max_jobs=max_jobs, mesh=mesh,
