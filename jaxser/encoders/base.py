@@ -92,6 +92,18 @@ def bucket_length(n: int, buckets: Sequence[int]) -> int:
     return -(-n // top) * top
 
 
+def geometric_buckets(sample_rate: int = 16_000, min_seconds: float = 0.5, max_seconds: float = 30.0,
+                      ratio: float = 2 ** 0.125) -> tuple[int, ...]:
+    """Length buckets min_seconds * ratio^i, multiples of the 20 ms (320 sample) frame hop, up to the
+    first one of at least max_seconds: an utterance is padded to its bucket by less than a factor
+    `ratio` (plus the rounding to the hop), by about half of that on average."""
+    out, s = [], float(min_seconds)
+    while s < max_seconds * ratio:
+        out.append(max(1, int(round(s * sample_rate / 320))) * 320)
+        s *= ratio
+    return tuple(sorted(set(out)))
+
+
 def default_buckets(sample_rate: int = 16_000, max_seconds: float = 30.0) -> tuple[int, ...]:
     """Geometric length buckets (ratio 2^(1/4)) from 1 s: padding waste <= ~19% worst case, ~9%
     on average, with about four compiled shapes per doubling of length."""
@@ -100,3 +112,31 @@ def default_buckets(sample_rate: int = 16_000, max_seconds: float = 30.0) -> tup
         out.append(int(round(s * sample_rate / 320)) * 320)  # multiple of the 20 ms frame hop
         s *= 2 ** 0.25
     return tuple(sorted(set(out)))
+
+
+def plan_batches(lengths: Sequence[int], buckets: Sequence[int], *, batch_samples: int, max_batch: int,
+                 stretch: float = 1.2) -> list[tuple[list[int], int]]:
+    """(indices, padded length) batches for utterances of `lengths` samples, few distinct shapes.
+
+    Every compiled (rows, length) shape costs a compilation, so the plan keeps both axes coarse:
+    rows are powers of two (no dummy rows), at most `max_batch` and about `batch_samples` of padded
+    audio; the longest remaining utterances go first, padded to their bucket L, and a batch also
+    takes shorter ones whose own bucket is at least L / `stretch` -- the tail of one bucket fills
+    the next one's batch instead of becoming a small batch shape of its own. Padding per
+    utterance stays below its own bucket's ratio times `stretch`. The plan depends only on the
+    lengths and their order (ties keep input order), never on the values.
+    """
+    own = [bucket_length(int(n), buckets) for n in lengths]
+    todo = sorted(range(len(own)), key=lambda i: (-int(lengths[i]), i))
+    out = []
+    while todo:
+        blen = own[todo[0]]
+        cap = max(1, min(int(max_batch), int(batch_samples) // blen))
+        cap = 1 << (cap.bit_length() - 1)
+        fits = 0
+        while fits < min(cap, len(todo)) and own[todo[fits]] * stretch >= blen:
+            fits += 1
+        size = 1 << (fits.bit_length() - 1)  # fits >= 1: the first one always fits
+        out.append((todo[:size], blen))
+        todo = todo[size:]
+    return out

@@ -37,7 +37,7 @@ import numpy as np
 
 from jaxser.encoders import hf
 from jaxser.encoders.activations import ACTIVATIONS
-from jaxser.encoders.base import Encoder, EncoderError, bucket_length, digest
+from jaxser.encoders.base import Encoder, EncoderError, digest, geometric_buckets, plan_batches
 
 MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "unispeech-sat", "data2vec-audio")
 #: prefixes of task checkpoints (ForCTC, ForSequenceClassification, ForPreTraining, ...)
@@ -303,9 +303,29 @@ def _layer_norm(x, g, b, eps):
 
 def _strided_conv(x, w, k, s):
     """Valid strided 1-D conv, [B, T, C] -> [B, (T - k) // s + 1, out]; w is [k, C, out].
-    (XLA:CPU runs this through its oneDNN/Eigen convolution, measurably faster than im2col + GEMM.)"""
+    (XLA:CPU runs this through its oneDNN/Eigen convolution, measurably faster than im2col + GEMM
+    in float32.)"""
+    if x.dtype == jnp.bfloat16:
+        return _strided_conv_as_dot(x, w, k, s)
     return jax.lax.conv_general_dilated(x, w, window_strides=(s,), padding="VALID",
                                         dimension_numbers=("NWC", "WIO", "NWC"))
+
+
+def _strided_conv_as_dot(x, w, k, s):
+    """The same conv as one bfloat16 x bfloat16 -> float32 dot, then back to bfloat16.
+
+    XLA:CPU converts bfloat16 convolutions to float32, but sends bf16 -> f32 dots to its matrix
+    kernels (AMX where the CPU has it). View [B, T, C] as [B, T/s, s*C] rows of s frames: output t
+    reads rows t .. t + ceil(k/s) - 1, so concatenating those shifted views (the first k*C values)
+    gives im2col at 1 + (ceil(k/s)*s - k)/k of the input's size, without a gather."""
+    B, T, C = x.shape
+    t_out = (T - k) // s + 1
+    rows = -(-T // s)
+    x = jnp.pad(x, ((0, 0), (0, rows * s - T), (0, 0))).reshape(B, rows, s * C)
+    views = [x[:, j: j + t_out] for j in range(-(-k // s))]
+    cols = jnp.concatenate(views, axis=-1)[..., : k * C]  # [B, t_out, k*C], tap-major like w
+    y = jnp.matmul(cols, w.reshape(k * C, -1), preferred_element_type=jnp.float32)
+    return y.astype(x.dtype)
 
 
 def _rel_buckets(arch: Arch, t: int) -> np.ndarray:
@@ -339,6 +359,18 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
     Hidden states beyond an utterance's valid frames are garbage by design and must be masked."""
     collect = collect or (lambda h, m: h)
     feat_act, act = _ACTS[arch.feat_act], _ACTS[arch.hidden_act]
+    low = jnp.dtype(dtype) != jnp.float32
+
+    def dense(h, w, b=None, fn=None):
+        """h @ w (+ b) (then fn). In bfloat16: a bf16 x bf16 -> f32 dot (XLA:CPU sends only these
+        to its bf16 matrix kernels; a bf16-output dot is rewritten to an f32 one), bias and `fn` in
+        float32, one rounding back to bf16. The float32 graph is exactly the plain expression."""
+        if not low:
+            y = h @ w if b is None else h @ w + b
+            return y if fn is None else fn(y)
+        y = jnp.matmul(h, w, preferred_element_type=jnp.float32)
+        y = y if b is None else y + b.astype(jnp.float32)
+        return (y if fn is None else fn(y)).astype(dtype)
     p = jax.tree.map(lambda a: a.astype(dtype), params)
     x = wave.astype(dtype)[..., None]
     n = n_samples
@@ -366,7 +398,7 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
 
     if arch.feat_proj_ln:
         x = _layer_norm(x, p["fp"]["g"], p["fp"]["beta"], arch.eps)
-    x = (x @ p["fp"]["w"] + p["fp"]["b"]) * maskf  # padded frames -> 0, as HF does with a mask
+    x = dense(x, p["fp"]["w"], p["fp"]["b"]) * maskf  # padded frames -> 0, as HF does with a mask
 
     pos = p["pos"]
     if arch.pos_kind == "stack":  # data2vec-audio: conv -> LN (no affine) -> act, zero padding each time
@@ -390,22 +422,25 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
         rel = jnp.transpose(rel, (2, 0, 1))[None]  # [1, H, T, T]
 
     def attention(h, lp):
-        qkv = h @ lp["qkv_w"] + lp["qkv_b"]
+        qkv = dense(h, lp["qkv_w"], lp["qkv_b"])
         q, k_, v = jnp.split(qkv.reshape(B, T, 3, Hh, hd), 3, axis=2)
         q, k_, v = (a[:, :, 0].transpose(0, 2, 1, 3) for a in (q, k_, v))  # [B, H, T, hd]
-        scores = (q * (hd ** -0.5)) @ k_.transpose(0, 1, 3, 2)
+        if low:
+            scores = jnp.matmul(q * (hd ** -0.5), k_.transpose(0, 1, 3, 2), preferred_element_type=jnp.float32)
+        else:
+            scores = (q * (hd ** -0.5)) @ k_.transpose(0, 1, 3, 2)
         scores = scores.astype(jnp.float32) + key_bias
         if arch.rel_bias:  # WavLM: relative bias gated by each query's own (per-head) state
-            g = h.reshape(B, T, Hh, hd) @ lp["gru_w"] + lp["gru_b"]  # [B, T, H, 8]
+            g = dense(h.reshape(B, T, Hh, hd), lp["gru_w"], lp["gru_b"])  # [B, T, H, 8]
             g = jax.nn.sigmoid(g.astype(jnp.float32).reshape(B, T, Hh, 2, 4).sum(-1))
             gate = g[..., 0] * (g[..., 1] * lp["gru_c"].astype(jnp.float32) - 1.0) + 2.0  # [B, T, H]
             scores = scores + gate.transpose(0, 2, 1)[..., None] * rel
         probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
-        o = (probs @ v).transpose(0, 2, 1, 3).reshape(B, T, arch.hidden)
-        return o @ lp["o_w"] + lp["o_b"]
+        o = dense(probs, v).transpose(0, 2, 1, 3).reshape(B, T, arch.hidden)
+        return dense(o, lp["o_w"], lp["o_b"])
 
     def ffn(h, lp):
-        return act(h @ lp["ff1_w"] + lp["ff1_b"]) @ lp["ff2_w"] + lp["ff2_b"]
+        return dense(dense(h, lp["ff1_w"], lp["ff1_b"], act), lp["ff2_w"], lp["ff2_b"])
 
     def layer(x, lp):
         if arch.stable:
@@ -443,15 +478,12 @@ def _frames(arch, dtype, counter, layer, params, wave, n):
 
 
 # ----------------------------------------------------------------------------- encoder
-def fine_buckets(sample_rate: int = 16_000, min_seconds: float = 0.5, max_seconds: float = 30.0,
-                 ratio: float = 2 ** 0.125) -> tuple[int, ...]:
-    """Geometric buckets, ratio 2^(1/8): <= 9% padding worst case (~4.5% on average) for about
-    eight compiled shapes per doubling of length; multiples of the 20 ms (320 sample) hop."""
-    out, s = [], min_seconds
-    while s < max_seconds * ratio:
-        out.append(max(1, int(round(s * sample_rate / 320))) * 320)
-        s *= ratio
-    return tuple(sorted(set(out)))
+#: the 2^(1/8) ladder from 0.5 s (also emotion2vec's default buckets)
+fine_buckets = geometric_buckets
+#: wav2vec2's default ladder (2^(1/6) from 0.5 s) and how far a batch reaches down it (one step):
+#: measured over the four synthetic corpora, 16 compiled shapes and 8 % padding against 48 and
+#: 4.5 % for the 2^(1/8) ladder batched bucket by bucket (docs/speed.md)
+BUCKET_RATIO, BATCH_STRETCH = 2 ** (1 / 6), 1.2
 
 
 class Wav2Vec2Encoder(Encoder):
@@ -459,7 +491,8 @@ class Wav2Vec2Encoder(Encoder):
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
                  dtype: str = "float32", normalize: bool = False, buckets: Sequence[int] | None = None,
-                 batch_seconds: float = 32.0, max_batch: int = 16, mesh=None, shard_params: bool = False):
+                 batch_seconds: float = 32.0, max_batch: int = 16, batch_stretch: float = BATCH_STRETCH, mesh=None,
+                 shard_params: bool = False):
         from jaxser import sharding
 
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
@@ -470,10 +503,13 @@ class Wav2Vec2Encoder(Encoder):
         if dtype not in ("float32", "bfloat16"):
             raise EncoderError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
         self.dtype = dtype
-        self.buckets = tuple(int(b) for b in (buckets or fine_buckets(self.sample_rate)))
+        self.buckets = tuple(int(b) for b in (buckets or geometric_buckets(self.sample_rate, ratio=BUCKET_RATIO)))
         if not self.buckets or list(self.buckets) != sorted(set(self.buckets)) or self.buckets[0] <= 0:
             raise EncoderError(f"buckets must be increasing positive sample counts, got {self.buckets}")
         self.batch_seconds, self.max_batch = float(batch_seconds), int(max_batch)
+        if not batch_stretch >= 1.0:
+            raise EncoderError(f"batch_stretch must be at least 1.0 (1.0: one bucket per batch), got {batch_stretch}")
+        self.batch_stretch = float(batch_stretch)
         jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
         # weights live on device in the compute dtype (halves memory traffic in bfloat16)
         place = sharding.fsdp if shard_params else sharding.replicate
@@ -516,18 +552,10 @@ class Wav2Vec2Encoder(Encoder):
         return out
 
     def _batches(self, waves: list[np.ndarray]):
-        """(indices, bucket length) groups: same bucket, batch sizes powers of two (bounded shapes,
-        no dummy rows), about `batch_seconds` of padded audio per batch."""
-        by_bucket: dict[int, list[int]] = {}
-        for i, w in enumerate(waves):
-            by_bucket.setdefault(bucket_length(w.size, self.buckets), []).append(i)
-        for blen, idx in sorted(by_bucket.items()):
-            cap = max(1, min(self.max_batch, int(self.batch_seconds * self.sample_rate // blen)))
-            cap = 1 << (cap.bit_length() - 1)
-            while idx:
-                size = min(cap, 1 << (len(idx).bit_length() - 1))
-                yield idx[:size], blen
-                idx = idx[size:]
+        """(indices, bucket length) batches: see `base.plan_batches` (few shapes, no dummy rows),
+        about `batch_seconds` of padded audio per batch."""
+        yield from plan_batches([w.size for w in waves], self.buckets, max_batch=self.max_batch,
+                                batch_samples=int(self.batch_seconds * self.sample_rate), stretch=self.batch_stretch)
 
     def _run(self, waves, fn):
         for idx, blen in self._batches(waves):
@@ -592,7 +620,7 @@ PRESETS: dict[str, dict] = {
                   do_stable_layer_norm=True, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16,
                   layer_norm_eps=1e-5, hidden_act="gelu", feat_extract_activation="gelu"),
 }
-_BATCH_KW = ("batch_seconds", "max_batch", "mesh", "shard_params")
+_BATCH_KW = ("batch_seconds", "max_batch", "batch_stretch", "mesh", "shard_params")
 
 
 def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
@@ -622,7 +650,11 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
       (e.g. model_type="wavlm").
     normalize: zero-mean unit-variance per utterance; default = preprocessor_config.json's
       do_normalize when the folder has one, else False (random models: False).
-    Batching: batch_seconds (padded audio per batch, default 32), max_batch (default 16).
+    Batching: batch_seconds (padded audio per batch, default 32), max_batch (default 16),
+      batch_stretch (a batch padded to bucket L also takes utterances of buckets >= L / stretch;
+      default 1.2, one step of the default 2^(1/6) ladder; 1.0: one bucket per batch).
+    dtype="bfloat16": weights and activations in bf16, every matmul a bf16 x bf16 -> f32 dot
+      (the route to bf16 matrix units; docs/speed.md), statistics in float32.
     mesh: None (one device), "auto" (every local device when there are several) or a
       `jax.sharding.Mesh`: batches are split over its devices, parameters replicated
       (results equal the single-device ones; see docs/scaling.md). shard_params=True instead
