@@ -4,7 +4,10 @@ Reference models are tiny but carry the released flags (layer-norm conv stack, 9
 positional encoder, 10 extra tokens, per-head ALiBi scales, post-LN blocks, input normalisation),
 with every parameter perturbed. They are saved in the released layouts (FunASR config.yaml +
 model.pt holding {"model": state_dict}; fairseq emotion2vec_base.pt), converted, and loaded the way
-a user would. Each utterance of a padded batch must equal the reference run on it ALONE.
+a user would. Each utterance of a padded batch must equal the reference run on it ALONE. The
+converted folders and the reference outputs are stored in tests/data/reference
+(tests/helpers/make_reference_fixtures.py); with torch installed they are also regenerated live and
+must match what is stored.
 """
 from __future__ import annotations
 
@@ -17,23 +20,20 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from safetensors.numpy import load_file, save_file
 
-torch = pytest.importorskip("torch", reason="the FunASR reference and pickle checkpoints need torch "
-                                            "(pip install 'jaxser[torch]')")
-
-from safetensors.numpy import load_file, save_file  # noqa: E402
-
-import jaxser.encoders as encoders  # noqa: E402
-from jaxser.encoders import emotion2vec, emotion2vec_convert  # noqa: E402
-from jaxser.encoders.base import EncoderError  # noqa: E402
-from jaxser.errors import report  # noqa: E402
-from tests import emotion2vec_reference as ref  # noqa: E402
+import jaxser.encoders as encoders
+from jaxser.encoders import emotion2vec, emotion2vec_convert
+from jaxser.encoders.base import EncoderError
+from jaxser.errors import report
+from tests.helpers import reference_fixtures as fixtures
+from tests.helpers.make_reference_fixtures import E2V_VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
 LENGTHS = (1234, 5600, 2717)  # clearly different lengths, padded together in one bucket
 ATOL = 1e-4
-#: released flags at a tiny width: 10 extra tokens, conv_pos_width 95 / depth 5 (kernel 19)
-REAL_FLAGS = dict(extra_tokens=10, conv_pos_width=95, conv_pos_depth=5, conv_pos_groups=4)
+#: files of a stored case that are not part of the converted folder
+FIXTURE_FILES = ("model_conf.json", "reference.npz")
 
 
 def _waves(lengths=LENGTHS, seed=0):
@@ -41,19 +41,17 @@ def _waves(lengths=LENGTHS, seed=0):
     return [(0.3 * rng.standard_normal(n) + 0.05).astype(np.float32) for n in lengths]
 
 
-def _check_parity(enc, model, waves):
+def _check_parity(enc, case):
     """Every layer of every utterance of one padded batch vs the reference run alone."""
+    waves = case.waves()
     got = enc.embed(waves)
     assert got.shape == (len(waves), enc.num_layers, enc.dim) and got.dtype == np.float32
-    errs = []
-    for i, w in enumerate(waves):
-        pooled, emb = ref.utterance_reference(model, w)
+    for i, (pooled, emb) in enumerate(zip(case.ref["ref"], case.ref["emb"], strict=True)):
         assert pooled.shape == got[i].shape
         err = np.abs(got[i] - pooled).max(axis=1)
         assert err.max() <= ATOL, f"utterance {i}: per-layer max abs error {err}"
         assert np.abs(got[i, -1] - emb).max() <= ATOL  # the authors' utterance embedding
-        errs.append(err.max())
-    return got, max(errs)
+    return got
 
 
 def _cli(*args):
@@ -62,11 +60,21 @@ def _cli(*args):
                           env=env, capture_output=True, text=True, timeout=180)
 
 
+@pytest.fixture(params=fixtures.SOURCES)
+def release(request):
+    """The converted release folder (+ model_conf.json) and the reference's outputs."""
+    return fixtures.load("emotion2vec-release", request.param)
+
+
 @pytest.fixture(scope="module")
-def release(tmp_path_factory):
-    """(FunASR release folder, converted folder, reference model, model_conf)."""
-    conf = ref.model_conf(**REAL_FLAGS)
-    model = ref.build(conf, seed=0)
+def funasr(tmp_path_factory):
+    """(FunASR release folder with the torch pickle, the folder the CLI converts it to, model, conf): needs torch."""
+    pytest.importorskip("torch", reason="the FunASR reference and pickle checkpoints need torch "
+                                        "(pip install -e '.[reference]')")
+    from tests import emotion2vec_reference as ref
+    from tests.helpers.make_reference_fixtures import emotion2vec_release_model
+
+    model, conf = emotion2vec_release_model()
     root = tmp_path_factory.mktemp("emotion2vec")
     src = ref.save_funasr_folder(root / "emotion2vec_plus_tiny", model, conf)
     res = _cli(src, root / "converted", "--allow-pickle")
@@ -74,8 +82,15 @@ def release(tmp_path_factory):
     return src, root / "converted", model, conf
 
 
-def test_release_layout_converts_and_matches_reference(release):
-    src, conv, model, _ = release
+@pytest.mark.parametrize("name", ["emotion2vec-release", *(f"emotion2vec-{v}" for v in E2V_VARIANTS)])
+def test_stored_reference_is_what_the_generator_writes(name):
+    fixtures.assert_same_case(fixtures.stored(name), fixtures.live(name))
+
+
+def test_release_layout_converts_every_encoder_tensor(funasr):
+    import torch
+
+    src, conv, _, _ = funasr
     ckpt = torch.load(src / "model.pt", weights_only=True)
     assert list(ckpt) == ["model"]  # the released nesting
     keys = set(ckpt["model"])
@@ -89,34 +104,48 @@ def test_release_layout_converts_and_matches_reference(release):
               "blocks.1.mlp.fc2.bias", "proj.weight"):
         assert k in keys, k
     assert sorted(p.name for p in conv.iterdir()) == ["config.json", "config.yaml", "model.safetensors", "tokens.txt"]
-    cfg = json.loads((conv / "config.json").read_text())
-    assert cfg["model_type"] == "emotion2vec" and cfg["num_extra_tokens"] == 10 and cfg["normalize"] is True
-    assert cfg["feature_encoder_spec"] == [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 2, 2]]
-    # round trip: every tensor but the pre-training decoder, bit for bit
+    # round trip: every tensor but the pre-training decoder, bit for bit, and the stored folder is this one
     saved = load_file(str(conv / "model.safetensors"))
     kept = {k for k in keys if not k.startswith("modality_encoders.AUDIO.decoder.")}
     assert set(saved) == kept
     for k in kept:
         np.testing.assert_array_equal(saved[k], ckpt["model"][k].numpy(), err_msg=k)
+    stored = fixtures.stored("emotion2vec-release").path
+    assert load_file(str(stored / "model.safetensors")).keys() == saved.keys()
+    cfg = json.loads((conv / "config.json").read_text())
+    assert cfg.pop("converted_from") == str(src / "model.pt")
+    assert cfg == {k: v for k, v in json.loads((stored / "config.json").read_text()).items() if k != "converted_from"}
 
+
+def test_release_matches_reference(release):
+    conv = release.path
+    assert sorted(p.name for p in conv.iterdir() if p.name not in FIXTURE_FILES) == [
+        "config.json", "config.yaml", "model.safetensors", "tokens.txt"]
+    cfg = release.json("config.json")
+    assert cfg["model_type"] == "emotion2vec" and cfg["num_extra_tokens"] == 10 and cfg["normalize"] is True
+    assert cfg["feature_encoder_spec"] == [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 2, 2]]
     enc = encoders.load(str(conv), buckets=(6400,))
     assert isinstance(enc, emotion2vec.Emotion2VecEncoder)
     assert (enc.num_layers, enc.dim, enc.normalize) == (1 + 2 + 2, 32, True)
-    waves = _waves()
-    got, _ = _check_parity(enc, model, waves)
+    waves = release.waves()
+    assert tuple(w.size for w in waves) == LENGTHS
+    got = _check_parity(enc, release)
     assert enc.compilations == 2  # one bucket: padded batches of two and one
     for i, w in enumerate(waves):  # batch invariance
         np.testing.assert_allclose(enc.embed([w])[0], got[i], atol=1e-5, rtol=0)
     # frame-level output of the last layer = FunASR's granularity="frame" features
     frames = enc.embed_frames(waves[:1])[0]
-    src_t = torch.nn.functional.layer_norm(torch.from_numpy(waves[0]), (LENGTHS[0],))
-    x = model.extract_features(src_t.view(1, -1))["x"][0].numpy()
+    x = release.ref["frames_0"]
     assert frames.shape == x.shape == (enc.frames(LENGTHS[0]), 32)
     np.testing.assert_allclose(frames, x, atol=ATOL)
 
 
-def test_fairseq_checkpoint_and_pickle_opt_in(release, tmp_path, capsys):
-    _, conv, model, conf = release
+def test_fairseq_checkpoint_and_pickle_opt_in(funasr, tmp_path, capsys):
+    import torch
+
+    from tests import emotion2vec_reference as ref
+
+    _, conv, model, conf = funasr
     fs = ref.save_fairseq_folder(tmp_path / "emotion2vec_base", model, conf)
     with pytest.raises(EncoderError, match=r"only pickle weights \(emotion2vec_base\.pt\).*emotion2vec_convert"):
         emotion2vec.load(str(fs))
@@ -149,27 +178,18 @@ def test_fairseq_checkpoint_and_pickle_opt_in(release, tmp_path, capsys):
     assert cfg["embed_dim"] == 32 and cfg["prenet_depth"] == 2
 
 
-VARIANTS = {
-    # GroupNorm conv stack, pre-LN positional encoder, even positional kernel (16 // 4), per-layer ALiBi
-    # scales, 3 of 4 heads with ALiBi (non-power-of-two slopes)
-    "default-extractor": dict(extractor_mode="default", conv_pos_pre_ln=True, conv_pos_width=16, conv_pos_depth=4,
-                              per_layer_scale=True, num_alibi_heads=3, normalize=False, extra_tokens=2),
-    # pre-LN blocks with the final LayerNorm (and no context-encoder norm), no extra tokens
-    "layer-norm-first": dict(layer_norm_first=True, extra_tokens=0, prenet_depth=1),
-}
-
-
-@pytest.mark.parametrize("variant", list(VARIANTS))
-def test_config_variants_match_reference(variant):
-    conf = ref.model_conf(**VARIANTS[variant])
-    model = ref.build(conf, seed=1)
+@pytest.mark.parametrize("source", fixtures.SOURCES)
+@pytest.mark.parametrize("variant", list(E2V_VARIANTS))
+def test_config_variants_match_reference(variant, source):
+    case = fixtures.load(f"emotion2vec-{variant}", source)
+    conf = case.json("model_conf.json")
     cfg = emotion2vec.config_from_model_conf(conf)
     arch = emotion2vec.arch_from_config(cfg)
-    weights = {k: v.numpy() for k, v in model.state_dict().items()}
-    params = emotion2vec.convert_params(arch, weights)
+    params = emotion2vec.convert_params(arch, load_file(str(case.path / "weights.safetensors")))
     enc = emotion2vec.Emotion2VecEncoder(arch, params, config=cfg, name=variant, fingerprint="-",
                                          normalize=arch.normalize, buckets=(6400,))
-    _check_parity(enc, model, _waves(LENGTHS[1:], seed=2))  # one padded batch of two
+    assert tuple(w.size for w in case.waves()) == LENGTHS[1:]
+    _check_parity(enc, case)  # one padded batch of two
     assert enc.compilations == 1
 
 
@@ -184,8 +204,9 @@ def _edited(conv, dst, edit=None, config=None):
     return str(dst)
 
 
-def test_clear_errors(release, tmp_path, monkeypatch):
-    src, conv, _, conf = release
+def test_clear_errors(tmp_path, monkeypatch):
+    stored = fixtures.stored("emotion2vec-release")
+    conv, conf = stored.path, stored.json("model_conf.json")
     blk = "modality_encoders.AUDIO.context_encoder.blocks.1.attn.proj.bias"
     with pytest.raises(EncoderError, match=rf"missing 1 keys.*{blk.replace('.', '[.]')}"):
         emotion2vec.load(_edited(conv, tmp_path / "a", lambda t: t.pop(blk)))

@@ -4,7 +4,9 @@ tests only).
 Tiny random configs with facebook/w2v-bert-2.0's flags (relative_key positions clipped at 64 left /
 8 right, depthwise kernel 31, swish), every parameter perturbed from its init, saved with
 save_pretrained (safetensors) and loaded through the user's path (`jaxser.encoders.load(folder)`).
-Each utterance of a padded, bucketed batch must equal the reference run on it alone.
+Each utterance of a padded, bucketed batch must equal the reference run on it alone. The reference
+outputs are stored in tests/data/reference (tests/helpers/make_reference_fixtures.py); with torch and
+transformers installed they are also regenerated live and must match what is stored.
 """
 from __future__ import annotations
 
@@ -12,15 +14,12 @@ import json
 
 import numpy as np
 import pytest
+from safetensors.numpy import load_file, save_file
 
-torch = pytest.importorskip("torch", reason="the reference Wav2Vec2BertModel needs torch (pip install 'jaxser[torch]')")
-transformers = pytest.importorskip("transformers", reason="the reference Wav2Vec2BertModel needs transformers")
-
-from safetensors.numpy import load_file, save_file  # noqa: E402
-
-import jaxser.encoders as encoders  # noqa: E402
-from jaxser.encoders import w2v_bert  # noqa: E402
-from jaxser.encoders.base import EncoderError  # noqa: E402
+import jaxser.encoders as encoders
+from jaxser.encoders import w2v_bert
+from jaxser.encoders.base import EncoderError
+from tests.helpers import reference_fixtures as fixtures
 
 from corpus_fixtures import voiced_wave  # noqa: E402
 
@@ -30,76 +29,45 @@ ATOL = 1e-4
 LENGTHS = (560, 7_000, 12_345, 40_001)
 
 
-def _waves(lengths=LENGTHS):
-    waves = [voiced_wave(n, i, SR) for i, n in enumerate(lengths)]
-    if len(waves) > 2:
-        waves[2][:4000] = 0.0  # digital silence inside the valid part
-    return waves
+@pytest.fixture(params=fixtures.SOURCES)
+def source(request):
+    return request.param
 
 
-def _config(**extra):
-    cfg = {k: v for k, v in w2v_bert.PRESETS["tiny"].items() if k != "model_type"}
-    return transformers.Wav2Vec2BertConfig(**{**cfg, **extra})
+@pytest.mark.parametrize("name", ["w2v-bert", "w2v-bert-ctc-adapter"])
+def test_stored_reference_is_what_the_generator_writes(name):
+    fixtures.assert_same_case(fixtures.stored(name), fixtures.live(name))
 
 
-def _perturbed(model, seed=0):
-    torch.manual_seed(seed)
-    with torch.no_grad():  # away from trivial init: unit gains, zero biases
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return model.eval()
+def _split(rows, counts):
+    return np.split(rows, np.cumsum(counts)[:-1])
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = _perturbed(transformers.Wav2Vec2BertModel(_config()))
-    path = tmp_path_factory.mktemp("w2v-bert-tiny")
-    model.save_pretrained(str(path))
-    return path, model
-
-
-def _reference(model, waves):
-    """Per utterance, run alone through feature extractor + model: ([L + 1, D] pooled, [L + 1, T, D])."""
-    fe = transformers.SeamlessM4TFeatureExtractor()
-    base = getattr(model, "wav2vec2_bert", model)
-    out = []
-    for w in waves:
-        f = fe(w, sampling_rate=SR, return_tensors="pt")
-        with torch.inference_mode():
-            hs = base(f.input_features, attention_mask=f.attention_mask, output_hidden_states=True).hidden_states
-        t = int(f.attention_mask.sum())
-        frames = torch.stack([h[0, :t] for h in hs]).numpy()
-        out.append((frames.mean(axis=1), frames))
-    return out
-
-
-def test_features_match_feature_extractor():
-    fe = transformers.SeamlessM4TFeatureExtractor()
-    np.testing.assert_array_equal(w2v_bert.mel_filters(), fe.mel_filters)
-    np.testing.assert_array_equal(w2v_bert.povey_window(), fe.window)
-    waves = _waves()
+def test_features_match_feature_extractor(source):
+    case = fixtures.load("w2v-bert", source)
+    np.testing.assert_array_equal(w2v_bert.mel_filters(), case.ref["mel_filters"])
+    np.testing.assert_array_equal(w2v_bert.povey_window(), case.ref["window"])
+    waves = case.waves()
+    assert tuple(w.size for w in waves) == LENGTHS
     enc = w2v_bert.load("random")
     got = enc.features(waves)
-    ref = fe(waves, sampling_rate=SR, return_tensors="np")  # one padded batch
-    for i, (g, w) in enumerate(zip(got, waves)):
-        t = int(ref["attention_mask"][i].sum())
-        assert g.shape == (t, 160) == (enc.frames(w.size), 160)
-        err = np.abs(g - ref["input_features"][i, :t]).max()
+    counts = case.ref["feature_frames"]
+    for i, (g, w, ref) in enumerate(zip(got, waves, _split(case.ref["features"], counts), strict=True)):
+        assert g.shape == (counts[i], 160) == (enc.frames(w.size), 160)
+        err = np.abs(g - ref).max()
         assert err <= 1e-5, f"utterance {i}: features max abs error {err}"
     assert [g.shape[0] for g in got] == [1, 21, 37, 124]
 
 
-def test_matches_reference_every_layer_batched(checkpoint):
-    path, model = checkpoint
-    enc = encoders.load(str(path), buckets=(128,))  # one bucket: all four padded into one batch
+def test_matches_reference_every_layer_batched(source):
+    case = fixtures.load("w2v-bert", source)
+    enc = encoders.load(str(case.path), buckets=(128,))  # one bucket: all four padded into one batch
     assert isinstance(enc, w2v_bert.W2VBertEncoder) and enc.num_layers == 3 and enc.dim == 32
-    waves = _waves()
+    waves = case.waves()
     got = enc.embed(waves)
     assert got.shape == (4, 3, 32) and got.dtype == np.float32
     assert enc.compilations == 1  # one batch shape [4, 128, 160]
-    refs = _reference(model, waves)
-    for i, (ref, _) in enumerate(refs):
+    for i, ref in enumerate(case.ref["ref"]):
         err = np.abs(got[i] - ref).max(axis=1)
         assert err.max() <= ATOL, f"utterance {i}: per-layer max abs error {err}"
     # batch invariance: in the padded batch == alone
@@ -107,24 +75,22 @@ def test_matches_reference_every_layer_batched(checkpoint):
         np.testing.assert_allclose(enc.embed([w])[0], got[i], atol=1e-5, rtol=0)
     assert enc.compilations == 2  # plus the shape [1, 128, 160]
     # frame level, first and last hidden state
-    for layer in (0, -1):
+    counts = [enc.frames(w.size) for w in waves]
+    for layer, key in ((0, "frames_first"), (-1, "frames_last")):
         frames = enc.embed_frames(waves, layer=layer)
-        for i, (_, ref_frames) in enumerate(refs):
-            assert frames[i].shape == ref_frames[layer].shape
-            assert np.abs(frames[i] - ref_frames[layer]).max() <= ATOL
+        for i, ref_frames in enumerate(_split(case.ref[key], counts)):
+            assert frames[i].shape == ref_frames.shape
+            assert np.abs(frames[i] - ref_frames).max() <= ATOL
 
 
-def test_task_checkpoint_with_adapter(tmp_path):
+def test_task_checkpoint_with_adapter(source):
     """A CTC fine-tuning layout (`wav2vec2_bert.` prefix, lm_head, adapter, intermediate FFN): the
     hidden states never include the adapter, so they match the reference's."""
-    torch.manual_seed(1)
-    cfg = _config(vocab_size=12, add_adapter=True, num_adapter_layers=1, use_intermediate_ffn_before_adapter=True)
-    model = _perturbed(transformers.Wav2Vec2BertForCTC(cfg), seed=1)
-    model.save_pretrained(str(tmp_path))
-    enc = encoders.load(str(tmp_path))
-    waves = _waves((9_000, 20_000))
-    got = enc.embed(waves)
-    for i, (ref, _) in enumerate(_reference(model, waves)):
+    case = fixtures.load("w2v-bert-ctc-adapter", source)
+    assert case.json("config.json")["add_adapter"] is True
+    enc = encoders.load(str(case.path))
+    got = enc.embed(case.waves())
+    for i, ref in enumerate(case.ref["ref"]):
         assert np.abs(got[i] - ref).max() <= ATOL
 
 
@@ -141,8 +107,8 @@ def _broken(path, tmp_path, edit=None, config=None, files=None):
     return str(tmp_path)
 
 
-def test_checkpoint_errors_name_the_key_or_setting(checkpoint, tmp_path):
-    path, _ = checkpoint
+def test_checkpoint_errors_name_the_key_or_setting(tmp_path):
+    path = fixtures.stored("w2v-bert").path
     dist = "encoder.layers.1.self_attn.distance_embedding.weight"
     with pytest.raises(EncoderError, match=r"missing 1 keys.*layers\.1\.self_attn\.distance_embedding"):
         encoders.load(_broken(path, tmp_path / "a", lambda t: t.pop(dist)))
@@ -172,13 +138,15 @@ def test_random_presets_and_dtype():
     c = w2v_bert.load("random", dtype="bfloat16")
     assert a.fingerprint != b.fingerprint and a.fingerprint != c.fingerprint
     assert a.fingerprint == w2v_bert.load("random").fingerprint
-    w = _waves((8_000,))
+    w = [voiced_wave(8_000, 0, SR)]
     ea, ec = a.embed(w), c.embed(w)
     assert ea.shape == ec.shape == (1, 3, 32) and ec.dtype == np.float32
     assert np.abs(ea - ec).max() < 0.1 * np.abs(ea).max()  # bfloat16 is close, not equal
     # the "large" preset is the reference's default configuration (= facebook/w2v-bert-2.0's sizes)
-    ref = transformers.Wav2Vec2BertConfig()
+    case = fixtures.stored("w2v-bert")
+    ref = dict(zip(case.ref["large_keys"].tolist(), map(json.loads, case.ref["large_values"].tolist()), strict=True))
+    assert set(ref) == set(w2v_bert.PRESETS["large"])
     for k, v in w2v_bert.PRESETS["large"].items():
-        assert getattr(ref, k) == v, k
+        assert ref[k] == v, k
     with pytest.raises(EncoderError, match="unknown preset"):
         w2v_bert.load("random", preset="huge")

@@ -1,8 +1,10 @@
 """Parity of jaxser's JAX wav2vec2 family with transformers' PyTorch models (the reference).
 
-Tiny random configs of every model type and both norm variants are perturbed away from their
-trivial init, saved with `save_pretrained` (safetensors) and loaded through the user's code path.
-Each utterance of a padded, bucketed batch must equal the reference run on it ALONE.
+Tiny random configs of every model type and both norm variants, perturbed away from their trivial
+init and saved with `save_pretrained` (safetensors), are loaded through the user's code path. Each
+utterance of a padded, bucketed batch must equal the reference run on it ALONE. The reference
+outputs are stored in tests/data/reference (tests/helpers/make_reference_fixtures.py); with torch and
+transformers installed every case is also regenerated live and must match what is stored.
 """
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ import pytest
 
 from jaxser import encoders
 from jaxser.encoders import EncoderError, wav2vec2
+from tests.helpers import reference_fixtures as fixtures
 
 LENGTHS = (1234, 5600, 2717)  # clearly different lengths, padded together in one bucket
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
             conv_dim=(16, 16, 16), conv_kernel=(10, 3, 2), conv_stride=(5, 2, 2),
             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+ATOL = 1e-4
 
 
 def _waves(lengths=LENGTHS, seed=0):
@@ -25,113 +29,90 @@ def _waves(lengths=LENGTHS, seed=0):
     return [(0.3 * rng.standard_normal(n) + 0.05).astype(np.float32) for n in lengths]
 
 
-def _tiny_model(kind: str, stable: bool = False, task: bool = False, seed: int = 0, **extra):
-    torch = pytest.importorskip("torch", reason="torch is the numerical reference (pip install 'jaxser[torch]')")
-    tf = pytest.importorskip("transformers", reason="transformers is the numerical reference")
-    variant = dict(do_stable_layer_norm=stable, feat_extract_norm="layer" if stable else "group", conv_bias=stable)
-    if kind == "wav2vec2":
-        cfg, cls = tf.Wav2Vec2Config(**TINY, **variant, **extra), tf.Wav2Vec2ForCTC if task else tf.Wav2Vec2Model
-    elif kind == "hubert":
-        cfg, cls = tf.HubertConfig(**TINY, **variant, **extra), tf.HubertModel
-    elif kind == "wavlm":  # few buckets so that short test inputs reach the logarithmic buckets
-        cfg, cls = tf.WavLMConfig(**TINY, **variant, num_buckets=20, max_bucket_distance=40, **extra), tf.WavLMModel
-    elif kind == "unispeech-sat":
-        cfg, cls = tf.UniSpeechSatConfig(**TINY, **variant, **extra), tf.UniSpeechSatModel
-    elif kind == "data2vec-audio":
-        cfg = tf.Data2VecAudioConfig(**{**TINY, "num_conv_pos_embeddings": 3}, conv_pos_kernel_size=5, conv_bias=True)
-        cls = tf.Data2VecAudioModel
-    else:
-        raise AssertionError(kind)
-    torch.manual_seed(seed)
-    model = cls(cfg).eval()
-    with torch.no_grad():  # away from trivial init: unit gains, zero biases, zero batch-norm stats
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-        for name, b in model.named_buffers():
-            if "running" in name:
-                b.add_(0.2 * torch.rand_like(b))
-    return model
-
-
-def _reference(model, waves):
-    """Every hidden state, mean over frames, of each utterance run alone (batch of one, no padding)."""
-    import torch
-
-    base = getattr(model, "wav2vec2", model)
-    out = []
-    with torch.inference_mode():
-        for w in waves:
-            hs = base(torch.from_numpy(w)[None], output_hidden_states=True).hidden_states
-            out.append(torch.stack([h[0].mean(0) for h in hs]).numpy())
-    return np.stack(out)
-
-
 CASES = [("wav2vec2", False), ("wav2vec2", True), ("hubert", False), ("hubert", True), ("wavlm", False),
          ("wavlm", True), ("unispeech-sat", False), ("unispeech-sat", True), ("data2vec-audio", False)]
+NAMES = [f"{k}-{'stable' if s else 'base'}" for k, s in CASES]
+ALL = [*NAMES, "hubert-bn-pos-conv", "wav2vec2-ctc"]
 
 
-@pytest.mark.parametrize("kind,stable", CASES, ids=[f"{k}-{'stable' if s else 'base'}" for k, s in CASES])
-def test_parity_with_reference_run_alone(tmp_path, kind, stable):
-    model = _tiny_model(kind, stable)
-    model.save_pretrained(tmp_path)  # transformers 5: safetensors always
-    waves = _waves()
-    enc = encoders.load(str(tmp_path))
+@pytest.fixture(params=fixtures.SOURCES)
+def source(request):
+    return request.param
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parity_with_reference_run_alone(name, source):
+    case = fixtures.load(name, source)
+    waves = case.waves()
+    assert [w.size for w in waves] == list(LENGTHS)
+    enc = encoders.load(str(case.path))
     assert isinstance(enc, wav2vec2.Wav2Vec2Encoder)
     got = enc.embed(waves)
-    ref = _reference(model, waves)
+    ref = case.ref["ref"]
     assert got.shape == ref.shape == (3, TINY["num_hidden_layers"] + 1, TINY["hidden_size"])
     err = np.abs(got - ref).max(axis=(1, 2))
-    assert err.max() <= 1e-4, f"{kind} stable={stable}: max abs error per utterance {err}"
+    assert err.max() <= ATOL, f"{name}: max abs error per utterance {err}"
     # the family module's own entry point gives the same encoder
-    enc2 = wav2vec2.load(str(tmp_path))
+    enc2 = wav2vec2.load(str(case.path))
     assert enc2.fingerprint == enc.fingerprint and enc2.arch == enc.arch
 
 
-def test_hubert_batch_norm_positional_conv_and_task_checkpoint(tmp_path):
-    model = _tiny_model("hubert", conv_pos_batch_norm=True)
-    model.save_pretrained(tmp_path / "bn")
-    waves = _waves()
-    np.testing.assert_allclose(wav2vec2.load(tmp_path / "bn").embed(waves), _reference(model, waves), atol=1e-4)
+def test_hubert_batch_norm_positional_conv_and_task_checkpoint(source):
+    bn = fixtures.load("hubert-bn-pos-conv", source)
+    assert json.loads((bn.path / "config.json").read_text())["conv_pos_batch_norm"] is True
+    np.testing.assert_allclose(wav2vec2.load(bn.path).embed(bn.waves()), bn.ref["ref"], atol=ATOL)
     # a task checkpoint (wav2vec2.* + lm_head.*) loads as its bare model
-    ctc = _tiny_model("wav2vec2", task=True, vocab_size=12)
-    ctc.save_pretrained(tmp_path / "ctc")
-    np.testing.assert_allclose(wav2vec2.load(tmp_path / "ctc").embed(waves), _reference(ctc, waves), atol=1e-4)
+    ctc = fixtures.load("wav2vec2-ctc", source)
+    from safetensors.numpy import load_file
+
+    keys = load_file(str(ctc.path / "model.safetensors")).keys()
+    assert any(k.startswith("lm_head.") for k in keys) and any(k.startswith("wav2vec2.") for k in keys)
+    np.testing.assert_allclose(wav2vec2.load(ctc.path).embed(ctc.waves()), ctc.ref["ref"], atol=ATOL)
 
 
-def test_weight_g_weight_v_names_and_pickle_opt_in(tmp_path):
+@pytest.mark.parametrize("name", ALL)
+def test_stored_reference_is_what_the_generator_writes(name):
+    fixtures.assert_same_case(fixtures.stored(name), fixtures.live(name))
+
+
+def test_weight_g_weight_v_names(tmp_path):
     from safetensors.numpy import load_file, save_file
 
-    model = _tiny_model("wav2vec2", seed=3)
-    model.save_pretrained(tmp_path / "new")
-    w = load_file(str(tmp_path / "new" / "model.safetensors"))
+    case = fixtures.stored("wav2vec2-base")
+    w = load_file(str(case.path / "model.safetensors"))
     assert "encoder.pos_conv_embed.conv.parametrizations.weight.original0" in w  # what transformers 5 writes
     old = tmp_path / "old"
     old.mkdir()
-    (old / "config.json").write_text((tmp_path / "new" / "config.json").read_text())
+    (old / "config.json").write_text((case.path / "config.json").read_text())
     ren = {k.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1",
                                                                                "weight_v"): v for k, v in w.items()}
     save_file(ren, str(old / "model.safetensors"))
-    waves = _waves()[:2]
-    ref = _reference(model, waves)
-    np.testing.assert_allclose(wav2vec2.load(old).embed(waves), ref, atol=1e-4)
-    # pickle weights (pytorch_model.bin, what older checkpoints ship) only with an explicit opt-in
-    import torch
+    np.testing.assert_allclose(wav2vec2.load(old).embed(case.waves()[:2]), case.ref["ref"][:2], atol=ATOL)
 
+
+def test_pickle_weights_need_opt_in(tmp_path):
+    """pickle weights (pytorch_model.bin, what older checkpoints ship) load only with an explicit opt-in."""
+    torch = pytest.importorskip("torch", reason="writing a pickle checkpoint needs torch")
+    from safetensors.numpy import load_file
+
+    case = fixtures.stored("wav2vec2-base")
     (tmp_path / "pkl").mkdir()
-    (tmp_path / "pkl" / "config.json").write_text((tmp_path / "new" / "config.json").read_text())
-    torch.save(model.state_dict(), tmp_path / "pkl" / "pytorch_model.bin")
+    (tmp_path / "pkl" / "config.json").write_text((case.path / "config.json").read_text())
+    state = {k: torch.from_numpy(v) for k, v in load_file(str(case.path / "model.safetensors")).items()}
+    torch.save(state, tmp_path / "pkl" / "pytorch_model.bin")
     with pytest.raises(EncoderError, match="allow_pickle"):
         wav2vec2.load(tmp_path / "pkl")
-    np.testing.assert_allclose(wav2vec2.load(tmp_path / "pkl", allow_pickle=True).embed(waves), ref, atol=1e-4)
+    waves = case.waves()[:2]
+    np.testing.assert_allclose(wav2vec2.load(tmp_path / "pkl", allow_pickle=True).embed(waves), case.ref["ref"][:2],
+                               atol=ATOL)
 
 
 def test_checkpoint_errors_are_clear(tmp_path):
     from safetensors.numpy import load_file, save_file
 
-    model = _tiny_model("wavlm")
-    model.save_pretrained(tmp_path / "ok")
-    cfg = (tmp_path / "ok" / "config.json").read_text()
-    w = load_file(str(tmp_path / "ok" / "model.safetensors"))
+    ok_path = fixtures.stored("wavlm-base").path
+    cfg = (ok_path / "config.json").read_text()
+    w = load_file(str(ok_path / "model.safetensors"))
 
     def folder(name, weights, config=cfg):
         d = tmp_path / name
@@ -158,20 +139,21 @@ def test_checkpoint_errors_are_clear(tmp_path):
     with pytest.raises(EncoderError, match="model_type 'bert'"):
         wav2vec2.load(folder("bert", w, json.dumps({**json.loads(cfg), "model_type": "bert"})))
     with pytest.raises(EncoderError, match="needs at least 30 "):  # receptive field of the tiny conv stack
-        wav2vec2.load(tmp_path / "ok").embed([np.zeros(29, np.float32)])
+        wav2vec2.load(ok_path).embed([np.zeros(29, np.float32)])
 
 
-def test_do_normalize_from_preprocessor_config(tmp_path):
-    model = _tiny_model("wav2vec2", stable=True, seed=1)
-    model.save_pretrained(tmp_path)
-    waves = _waves()
+def test_do_normalize_from_preprocessor_config(tmp_path, source):
+    """The reference was run on each utterance normalised to zero mean and unit variance."""
+    case = fixtures.load("wav2vec2-stable", source)
+    for f in ("config.json", "model.safetensors"):
+        (tmp_path / f).write_bytes((case.path / f).read_bytes())
+    waves = case.waves()
     assert wav2vec2.load(tmp_path).normalize is False
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({"do_normalize": True, "sampling_rate": 16000}))
     enc = wav2vec2.load(tmp_path)
     assert enc.normalize is True
-    normed = [((w - w.mean()) / np.sqrt(w.var() + 1e-7)).astype(np.float32) for w in waves]
     got = enc.embed(waves)
-    np.testing.assert_allclose(got, _reference(model, normed), atol=1e-4)
+    np.testing.assert_allclose(got, case.ref["ref_normalized"], atol=ATOL)
     # normalisation over each utterance's own samples: gain and offset no longer matter
     np.testing.assert_allclose(enc.embed([3.0 * w - 0.2 for w in waves]), got, atol=1e-4)
     assert wav2vec2.load(tmp_path, normalize=False).normalize is False
@@ -201,14 +183,13 @@ def test_random_presets_shapes_frames_and_fingerprint():
         wav2vec2.load("random", preset="huge")
 
 
-def test_bfloat16_runs_and_is_close(tmp_path):
-    model = _tiny_model("wavlm", stable=False, seed=2)
-    model.save_pretrained(tmp_path)
+def test_bfloat16_runs_and_is_close():
+    path = fixtures.stored("wavlm-base").path
     waves = _waves(LENGTHS[:2])
-    f32 = wav2vec2.load(tmp_path).embed(waves)
-    enc = wav2vec2.load(tmp_path, dtype="bfloat16")
+    f32 = wav2vec2.load(path).embed(waves)
+    enc = wav2vec2.load(path, dtype="bfloat16")
     bf = enc.embed(waves)
-    assert bf.dtype == np.float32 and bf.shape == f32.shape and enc.fingerprint != wav2vec2.load(tmp_path).fingerprint
+    assert bf.dtype == np.float32 and bf.shape == f32.shape and enc.fingerprint != wav2vec2.load(path).fingerprint
     rel = np.linalg.norm(bf - f32, axis=-1) / np.linalg.norm(f32, axis=-1)
     assert rel.max() < 0.1, rel.max()
 

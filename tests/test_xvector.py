@@ -1,9 +1,12 @@
 """JAX x-vector vs a PyTorch re-typing of SpeechBrain's eval pipeline (tests/xvector_reference.py).
 
-The reference model has the released architecture (24 mels, [512, 512, 512, 512, 1500], 512-d) with
-every parameter and BatchNorm statistic perturbed; it is saved as SpeechBrain's folder holds it
-(hyperparams.yaml + torch.save'd embedding_model.ckpt + mean_var_norm_emb.ckpt), converted with the
-`python -m jaxser.encoders.xvector_convert` CLI, and loaded through `jaxser.encoders.load(folder)` as a user would.
+The reference model has the released layout (24 mels, five TDNN blocks, statistics pooling) at a
+small width, with every parameter and BatchNorm statistic perturbed; it is saved as SpeechBrain's
+folder holds it (hyperparams.yaml + torch.save'd embedding_model.ckpt + mean_var_norm_emb.ckpt),
+converted with `python -m jaxser.encoders.xvector_convert`, and loaded through
+`jaxser.encoders.load(folder)` as a user would. The converted folder and the reference outputs are
+stored in tests/data/reference/xvector (tests/helpers/make_reference_fixtures.py); with torch
+installed they are also regenerated live and must match what is stored.
 """
 from __future__ import annotations
 
@@ -15,16 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import load_file, save_file
 
-torch = pytest.importorskip("torch", reason="the SpeechBrain reference and pickle checkpoints need torch "
-                                            "(pip install 'jaxser[torch]')")
-
-from safetensors.numpy import load_file, save_file  # noqa: E402
-
-import jaxser.encoders as encoders  # noqa: E402
-from jaxser.encoders import xvector, xvector_convert  # noqa: E402
-from jaxser.encoders.base import EncoderError  # noqa: E402
-from tests import xvector_reference as ref  # noqa: E402
+import jaxser.encoders as encoders
+from jaxser.encoders import xvector, xvector_convert
+from jaxser.encoders.base import EncoderError
+from tests.helpers import reference_fixtures as fixtures
+from tests.helpers.make_reference_fixtures import XVECTOR
 
 from corpus_fixtures import voiced_wave  # noqa: E402
 
@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Fbank features are dB values up to ~50 in magnitude: float32 FFTs (pocketfft in torch, XLA's in JAX)
 #: differ by ~1e-6 relative, i.e. ~3e-5 dB. 1e-4 absolute is still < 3e-6 relative at that scale.
 ATOL = 1e-4
+CHANNELS, LIN = list(XVECTOR["channels"]), XVECTOR["lin"]
 
 
 def _wave(n, seed):
@@ -45,62 +46,84 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.fixture(params=fixtures.SOURCES)
+def case(request):
+    """The converted folder and the reference's outputs."""
+    return fixtures.load("xvector", request.param)
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    """(SpeechBrain folder, converted folder, reference model)."""
-    model = ref.perturbed_xvector(seed=0)
+    """(SpeechBrain folder with torch pickles, the folder the CLI converts it to): needs torch."""
+    pytest.importorskip("torch", reason="the SpeechBrain reference and pickle checkpoints need torch "
+                                        "(pip install -e '.[reference]')")
+    from tests.helpers.make_reference_fixtures import xvector_speechbrain_folder
+
     root = tmp_path_factory.mktemp("xvector")
-    sb = ref.save_speechbrain_folder(root / "speechbrain", model)
+    sb, _ = xvector_speechbrain_folder(root / "speechbrain")
     res = _cli(sb, root / "converted", "--allow-pickle")
     assert res.returncode == 0, res.stderr
-    return sb, root / "converted", model
+    return sb, root / "converted"
 
 
-def test_fbank_and_every_layer_match_reference(folders):
-    _, conv, model = folders
+def test_stored_reference_is_what_the_generator_writes():
+    fixtures.assert_same_case(fixtures.stored("xvector"), fixtures.live("xvector"))
+
+
+def test_cli_converts_to_the_stored_folder(folders):
+    _, conv = folders
+    stored = fixtures.stored("xvector").path
     assert sorted(p.name for p in conv.iterdir()) == ["config.json", "hyperparams.yaml", "model.safetensors"]
+    assert (conv / "hyperparams.yaml").read_text() == (stored / "hyperparams.yaml").read_text()
     cfg = json.loads((conv / "config.json").read_text())
-    assert cfg["n_mels"] == 24 and cfg["tdnn_channels"] == [512, 512, 512, 512, 1500]
+    assert cfg.pop("converted_from") == str(folders[0])
+    assert cfg == {k: v for k, v in json.loads((stored / "config.json").read_text()).items() if k != "converted_from"}
+    a, b = load_file(str(conv / "model.safetensors")), load_file(str(stored / "model.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_fbank_and_every_layer_match_reference(case):
+    conv = case.path
+    cfg = case.json("config.json")
+    assert cfg["n_mels"] == 24 and cfg["tdnn_channels"] == CHANNELS
     assert cfg["input_norm"] == {"norm_type": "sentence", "mean_norm": True, "std_norm": False}
     assert not any(k.endswith("num_batches_tracked") for k in load_file(str(conv / "model.safetensors")))
     enc = encoders.load(str(conv))
-    assert isinstance(enc, xvector.XVectorEncoder) and (enc.num_layers, enc.dim) == (5, 512)
+    assert isinstance(enc, xvector.XVectorEncoder) and (enc.num_layers, enc.dim) == (5, LIN)
     # the filterbank matrix is bit-identical to SpeechBrain's (float32 torch ops)
-    np.testing.assert_array_equal(xvector.filterbank(enc.arch), ref.Filterbank(24).matrix().numpy())
-    lens = [480, 4_000, 23_456, 40_001]  # the shortest input (4 frames), sub-second, two buckets
-    waves = [_wave(n, i) for i, n in enumerate(lens)]
-    waves[2][:4_000] = 0.0  # digital silence: the 1e-10 floor and the 80 dB clip
+    np.testing.assert_array_equal(xvector.filterbank(enc.arch), case.ref["filterbank"])
+    waves = case.waves()  # the shortest input (4 frames), sub-second, two buckets; digital silence in #2
+    lens = [w.size for w in waves]
+    assert lens == [480, 4_000, 23_456, 40_001] and not waves[2][:4_000].any()
     got = enc.embed(waves)
     feats = enc.fbank(waves)
-    assert got.shape == (4, 5, 512) and got.dtype == np.float32
-    for i, w in enumerate(waves):
-        f, pooled, emb = ref.reference(model, w)
+    assert got.shape == (4, 5, LIN) and got.dtype == np.float32
+    for i in range(len(waves)):
+        f, layers = case.ref[f"fbank_{i}"], case.ref[f"layers_{i}"]
         assert feats[i].shape == f.shape == (1 + lens[i] // 160, 24)
         assert np.abs(feats[i] - f).max() <= ATOL, f"utterance {i}: fbank error {np.abs(feats[i] - f).max()}"
-        err = np.abs(got[i] - np.concatenate([pooled, emb[None]])).max(axis=1)
+        err = np.abs(got[i] - layers).max(axis=1)
         assert err.max() <= ATOL, f"utterance {i}: per-layer max abs error {err}"
     # batch invariance: each utterance alone == inside the batch
     for i, w in enumerate(waves):
         np.testing.assert_allclose(enc.embed([w])[0], got[i], atol=1e-5, rtol=0)
 
 
-def test_deterministic_noise_convention(folders):
+def test_deterministic_noise_convention(case):
     """SpeechBrain adds noise in [1e-5, 9e-5] to the pooled mean; the port adds its expectation 5e-5, so
     it is deterministic and within 4e-5 * |W_mean| of any SpeechBrain draw."""
-    _, conv, model = folders
-    enc = encoders.load(str(conv))
-    w = _wave(12_000, 3)
+    enc = encoders.load(str(case.path))
+    (w,) = case.waves("noise_wave_")
     a, b = enc.embed([w]), enc.embed([w])
     np.testing.assert_array_equal(a, b)
-    lin = model.blocks[-1].w.weight.detach().numpy()
-    bound = 4e-5 * np.abs(lin[:, :1500]).sum(axis=1).max() + ATOL
-    for _ in range(3):
-        _, _, drawn = ref.reference(model, w, noise=None)
+    lin = load_file(str(case.path / "model.safetensors"))["blocks.16.w.weight"]
+    bound = 4e-5 * np.abs(lin[:, :CHANNELS[-1]]).sum(axis=1).max() + ATOL
+    for drawn in case.ref["noise_drawn"]:
         assert np.abs(a[0, -1] - drawn).max() <= bound
 
 
 def test_pickle_needs_opt_in(folders, tmp_path):
-    sb, conv, _ = folders
+    sb, conv = folders
     with pytest.raises(EncoderError, match=r"pickle.*allow_pickle=True"):
         encoders.load(str(sb))
     res = _cli(sb, tmp_path / "out")
@@ -115,7 +138,7 @@ def test_pickle_needs_opt_in(folders, tmp_path):
 
 def test_older_convert_spelling_still_works(folders, tmp_path, capsys):
     """`python -m jaxser.encoders.xvector convert ...` and `xvector.convert` predate xvector_convert."""
-    sb, conv, _ = folders
+    sb, conv = folders
     assert xvector.main(["convert", str(sb), str(tmp_path / "old"), "--allow-pickle"]) == 0
     for name in ("config.json", "model.safetensors", "hyperparams.yaml"):
         assert (tmp_path / "old" / name).is_file()
@@ -127,7 +150,9 @@ def test_older_convert_spelling_still_works(folders, tmp_path, capsys):
 
 
 def test_embedding_normalisation(folders):
-    sb, conv, _ = folders
+    import torch
+
+    sb, conv = folders
     plain = encoders.load(str(conv))
     normed = encoders.load(str(conv), normalize_embedding=True)
     assert normed.fingerprint != plain.fingerprint
@@ -149,8 +174,8 @@ def _edited(conv, dst, edit=None, config=None):
     return str(dst)
 
 
-def test_clear_errors_on_bad_folders(folders, tmp_path):
-    sb, conv, _ = folders
+def test_clear_errors_on_bad_folders(tmp_path):
+    conv = fixtures.stored("xvector").path
     (tmp_path / "empty").mkdir()
     with pytest.raises(EncoderError, match="neither a converted x-vector folder"):
         xvector.load(str(tmp_path / "empty"))
@@ -158,11 +183,18 @@ def test_clear_errors_on_bad_folders(folders, tmp_path):
         xvector.load(_edited(conv, tmp_path / "a", lambda t: t.pop("blocks.5.norm.running_var")))
     with pytest.raises(EncoderError, match=r"unexpected 1 keys.*blocks\.17\.w\.weight"):
         xvector.load(_edited(conv, tmp_path / "b", lambda t: t.update({"blocks.17.w.weight": np.zeros(3, np.float32)})))
-    with pytest.raises(EncoderError, match=r"blocks\.0\.conv\.weight has shape \(512, 24, 5\).*\(512, 40, 5\)"):
+    with pytest.raises(EncoderError, match=rf"blocks\.0\.conv\.weight has shape \({CHANNELS[0]}, 24, 5\).*"
+                                           rf"\({CHANNELS[0]}, 40, 5\)"):
         xvector.load(_edited(conv, tmp_path / "c", config={"n_mels": 40}))
     with pytest.raises(EncoderError, match="model_type 'wav2vec2'"):
         xvector.load(_edited(conv, tmp_path / "d", config={"model_type": "wav2vec2"}))
-    # hyperparams the port does not implement are refused, naming the entry
+    with pytest.raises(EncoderError, match="not a directory"):
+        xvector.load(str(tmp_path / "nowhere"))
+
+
+def test_unsupported_speechbrain_hyperparams_are_refused(folders, tmp_path):
+    """hyperparams the port does not implement are refused, naming the entry."""
+    sb, _ = folders
     bad = tmp_path / "sb-std"
     bad.mkdir()
     (bad / "embedding_model.ckpt").write_bytes((sb / "embedding_model.ckpt").read_bytes())
@@ -178,8 +210,6 @@ def test_clear_errors_on_bad_folders(folders, tmp_path):
     (bad / "hyperparams.yaml").unlink()
     with pytest.raises(EncoderError, match="no hyperparams.yaml"):
         xvector.load(str(bad), allow_pickle=True)
-    with pytest.raises(EncoderError, match="not a directory"):
-        xvector.load(str(tmp_path / "nowhere"))
 
 
 def test_random_weights_and_inputs():
