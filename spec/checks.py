@@ -221,8 +221,14 @@ def check_run(run_dir: str | Path) -> list[str]:
     seeds = list(manifest["seeds"])
     tol = proto["metrics"]["metric_tolerance"]
 
-    # 1. every configured cell x encoder x head x layer x seed is present
-    expected_models = [(e, h, str(layer)) for e in cfg["encoders"] for h in cfg["heads"] for layer in cfg["layers"]]
+    # 1. every configured cell x encoder x head x layer x seed is present (a layer sweep: every hidden state)
+    n_layers = {e: int((manifest.get("encoders") or {}).get(e, {}).get("layers", 0)) for e in cfg["encoders"]}
+    expected_models = list(dict.fromkeys((e, h, name) for e in cfg["encoders"] for h in cfg["heads"]
+                                         for layer in cfg["layers"] for name in expected_layers(layer, n_layers[e])))
+    if (preds["layer"].astype(str) == "all").any():
+        out.append("predictions carry layer 'all': a sweep's results are named by hidden-state index")
+    if any(layer in ("all", "best") for layer in cfg["layers"]) and not all(n_layers.values()):
+        out.append("manifest.json lacks an encoder's layer count: a layer sweep's results cannot be checked")
     have = set(map(tuple, preds[["encoder", "head", "layer", "cell"]].astype(str).drop_duplicates().to_numpy()))
     for e, h, layer in expected_models:
         for c in cells:
@@ -331,12 +337,66 @@ def check_run(run_dir: str | Path) -> list[str]:
                 out.append(f"{r['encoder']}/{r['head']}/{r['setting']}:{r['source']}->{r['target']}: {m} "
                            f"{r[f'{m}_mean']:.6f} in results, {r[m]:.6f} recomputed from predictions")
 
-    # 4. significance.csv agrees with the predictions
+    # 4. layer "best" was chosen on source validation only
+    out += check_layer_choice(preds)
+
+    # 5. significance.csv agrees with the predictions
     try:
         sig = pd.read_csv(run / "significance.csv")
     except Exception as e:  # pandas raises several types for damaged files
         return out + [f"{run / 'significance.csv'}: unreadable ({type(e).__name__})"]
     return out + check_significance(sig, per_seed)
+
+
+def expected_layers(layer: str, n_layers: int) -> list[str]:
+    """The predictions' layer names one configured layer gives: a sweep ('all') every hidden
+    state by index, 'best' those and itself, anything else its own name."""
+    sweep = [str(i) for i in range(n_layers)]
+    return sweep if layer == "all" else sweep + ["best"] if layer == "best" else [str(layer)]
+
+
+def check_layer_choice(preds: pd.DataFrame) -> list[str]:
+    """Layer "best" (protocol.toml [selection] best_layer): per encoder, head and training set,
+    the chosen hidden state must be the one with the highest source-validation UAR averaged over
+    seeds (rounded to 9 decimals; ties to the lowest index), recomputed from the per-layer
+    predictions' val_uar, so a choice that looked at test data is caught; and the "best" rows
+    must be the chosen layer's predictions."""
+    preds = preds.assign(layer=preds["layer"].astype(str))
+    best = preds[preds["layer"] == "best"]
+    if best.empty:
+        return []
+    out: list[str] = []
+    if "chosen_layer" not in best or best["chosen_layer"].isna().any():
+        return ["layer 'best' predictions without a chosen_layer"]
+    per_layer = preds[preds["layer"].str.fullmatch(r"\d+")]
+    val = per_layer.groupby(["encoder", "head", "train_key", "layer", "seed"])["val_uar"].first().reset_index()
+    val["index"] = val["layer"].astype(int)
+    for (enc, head, key), g in best.groupby(["encoder", "head", "train_key"]):
+        where = f"{enc}/{head}/best/{key}"
+        chosen = g["chosen_layer"].unique()
+        if len(chosen) != 1:
+            out.append(f"{where}: several chosen layers {sorted(chosen)}")
+            continue
+        chosen = int(chosen[0])
+        v = val[(val["encoder"] == enc) & (val["head"] == head) & (val["train_key"] == key)]
+        if v.empty:
+            out.append(f"{where}: no per-layer predictions to recompute the choice from")
+            continue
+        means = v.groupby("index")["val_uar"].mean().round(9)
+        expected = int(means[means == means.max()].index.min())
+        if chosen != expected:
+            out.append(f"{where}: chose layer {chosen} (validation UAR {means.get(chosen, float('nan')):.4f}), the "
+                       f"source-validation choice is layer {expected} ({means[expected]:.4f})")
+            continue
+        ref = per_layer[(per_layer["encoder"] == enc) & (per_layer["head"] == head) & (per_layer["train_key"] == key)
+                        & (per_layer["layer"] == str(chosen))]
+        on = ["cell", "seed", "id"]
+        both = g[on + ["pred", "val_uar"]].merge(ref[on + ["pred", "val_uar"]], on=on, how="outer",
+                                                 suffixes=("", "_chosen"), indicator=True)
+        if (both["_merge"] != "both").any() or (both["pred"] != both["pred_chosen"]).any() \
+                or (both["val_uar"] != both["val_uar_chosen"]).any():
+            out.append(f"{where}: its predictions are not those of the chosen layer {chosen}")
+    return out
 
 
 SIGNIFICANCE_COLUMNS = ("setting", "head", "layer", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high",

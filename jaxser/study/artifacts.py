@@ -169,16 +169,22 @@ def read_splits(run_dir: Path) -> pd.DataFrame:
 
 #: parquet key-value metadata of a predictions file: which study and which model wrote it
 PRED_META = ("jaxser.study_fingerprint", "jaxser.encoder", "jaxser.head", "jaxser.layer", "jaxser.train_key")
+#: footer metadata only some models have: a layer mix's learned weights, JSON [seeds][layers]
+LAYER_WEIGHTS_META = "jaxser.layer_weights"
+#: the extra column of a layer="best" model's predictions: the hidden state chosen on validation
+CHOSEN_LAYER = "chosen_layer"
 
 
-def predictions_schema():
+def predictions_schema(chosen_layer: bool = False):
+    """The predictions columns; `chosen_layer`: with the CHOSEN_LAYER column (layer "best")."""
     import pyarrow as pa
 
     s = pa.large_string()
     return pa.schema([("encoder", s), ("head", s), ("layer", s), ("cell", s), ("setting", s), ("source", s),
                       ("target", s), ("fold", pa.int64()), ("seed", pa.int64()), ("train_key", s), ("id", s),
                       ("true_label", s), ("true", pa.int32()), ("pred", pa.int32()), ("pred_label", s),
-                      ("probs", pa.list_(pa.float32())), ("val_uar", pa.float64()), ("best_epoch", pa.int64())])
+                      ("probs", pa.list_(pa.float32())), ("val_uar", pa.float64()), ("best_epoch", pa.int64())]
+                     + ([(CHOSEN_LAYER, pa.int64())] if chosen_layer else []))
 
 
 def model_identity(encoder: str, head: str, layer: str, train_key: str) -> dict[str, str]:
@@ -193,18 +199,21 @@ def predictions_path(run_dir: Path, encoder: str, head: str, layer: str, train_k
 
 def _meta_digest(meta: dict[str, str]) -> str:
     """Guards the footer's identity fields, which parquet's page checksums do not cover: a
-    damaged fingerprint must read as a damaged file, not as another study's."""
-    return hashlib.sha256(json.dumps([meta.get(k, "") for k in PRED_META]).encode()).hexdigest()
+    damaged fingerprint must read as a damaged file, not as another study's. Layer weights are
+    covered when present (files without them keep their digest)."""
+    fields = [meta.get(k, "") for k in PRED_META] + ([meta[LAYER_WEIGHTS_META]] if LAYER_WEIGHTS_META in meta else [])
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 def predictions_table(identity: dict[str, str], cells, probs: dict[str, np.ndarray], val_uar, best_epoch,
-                      seeds: list[int], ids: np.ndarray, emotion: np.ndarray):
+                      seeds: list[int], ids: np.ndarray, emotion: np.ndarray, chosen_layer: int | None = None):
     """One model's predictions as an Arrow table: a row per (cell, seed, test utterance), seed-major
     within a cell. Built from whole columns (the probabilities a list column), because it runs on
     the main thread while training threads wait for the interpreter.
 
     `cells`: the model's protocol cells; `probs`: cell name -> [S, N, C]; `val_uar`, `best_epoch`:
-    per seed; `ids`, `emotion`: the metadata columns the cells' row indices refer to.
+    per seed; `ids`, `emotion`: the metadata columns the cells' row indices refer to;
+    `chosen_layer`: the hidden state a layer="best" model was chosen as (its own column).
     """
     import pyarrow as pa
 
@@ -228,6 +237,8 @@ def predictions_table(identity: dict[str, str], cells, probs: dict[str, np.ndarr
             "val_uar": np.repeat(np.asarray(val_uar, np.float64), n),
             "best_epoch": np.repeat(np.asarray(best_epoch, np.int64), n),
         }
+        if chosen_layer is not None:
+            part[CHOSEN_LAYER] = np.full(rows, chosen_layer, np.int64)
         for k, v in part.items():
             cols.setdefault(k, []).append(v)
     arrays = {}
@@ -240,14 +251,17 @@ def predictions_table(identity: dict[str, str], cells, probs: dict[str, np.ndarr
             arrays[k] = pa.array(np.concatenate(parts))
         else:
             arrays[k] = pa.array([str(x) for part in parts for x in part], pa.large_string())
-    return pa.table(arrays, schema=predictions_schema())
+    return pa.table(arrays, schema=predictions_schema(chosen_layer is not None))
 
 
-def write_predictions_file(path: Path, table, identity: dict[str, str]) -> None:
-    """Atomically, with the study/model identity in the footer and page checksums on the data."""
+def write_predictions_file(path: Path, table, identity: dict[str, str], layer_weights=None) -> None:
+    """Atomically, with the study/model identity in the footer and page checksums on the data.
+    `layer_weights`: a layer mix's learned weights [seeds, layers], kept in the footer."""
     import pyarrow.parquet as pq
 
     meta = {f"jaxser.{k}" if not k.startswith("jaxser.") else k: str(v) for k, v in identity.items()}
+    if layer_weights is not None:
+        meta[LAYER_WEIGHTS_META] = json.dumps(np.asarray(layer_weights, np.float64).round(6).tolist())
     meta["jaxser.identity_sha256"] = _meta_digest(meta)
     table = table.replace_schema_metadata(meta)
     atomic_write(path, lambda tmp: pq.write_table(table, tmp, write_page_checksum=True))
@@ -261,6 +275,29 @@ def predictions_fingerprint(path: Path) -> str:
         return (pq.read_schema(path).metadata or {}).get(b"jaxser.study_fingerprint", b"").decode()
     except Exception:  # pyarrow raises several types for damaged files
         return ""
+
+
+def read_layer_weights(path: Path) -> np.ndarray | None:
+    """A layer mix's learned weights [seeds, layers] from a predictions file's footer (None when
+    the model has none), verified: covered by the footer's digest, finite, each row summing to 1."""
+    import pyarrow.parquet as pq
+
+    try:
+        raw = pq.read_schema(path).metadata or {}
+    except Exception as e:  # pyarrow raises several types for damaged files
+        raise _damaged(path, e, "delete it and re-run the study, which retrains that model") from None
+    meta = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
+    if LAYER_WEIGHTS_META not in meta:
+        return None
+    try:
+        if meta.get("jaxser.identity_sha256") != _meta_digest(meta):
+            raise ValueError("footer digest mismatch")
+        w = np.asarray(json.loads(meta[LAYER_WEIGHTS_META]), np.float64)
+        if w.ndim != 2 or not np.isfinite(w).all() or np.abs(w.sum(axis=1) - 1).max() > 1e-4:
+            raise ValueError(f"layer weights of shape {w.shape} are not rows of weights summing to 1")
+    except (ValueError, TypeError) as e:
+        raise _damaged(path, e, "delete it and re-run the study, which retrains that model") from None
+    return w
 
 
 def _foreign(path: Path, found: str, fingerprint: str) -> ForeignPredictions:
@@ -294,7 +331,7 @@ def verify_predictions(path: Path, *, fingerprint: str, identity: dict[str, str]
     want = {f"jaxser.{k}": str(v) for k, v in identity.items()}
     if any(meta[k] != v for k, v in want.items()):
         return "written for another model: " + ", ".join(f"{k} {meta[k]!r}" for k in want if meta[k] != want[k])
-    expected = predictions_schema()
+    expected = predictions_schema(chosen_layer=identity.get("layer") == "best")
     if table.schema.names != expected.names or any(
             not (a.type == b.type or (pa.types.is_list(a.type) and pa.types.is_list(b.type)
                                       and a.type.value_type == b.type.value_type))

@@ -19,6 +19,9 @@ from jaxser.errors import UserError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 DEFAULT_SPLIT = "speaker"
+#: layer names that train one model per hidden state ('all' reports every layer, 'best' the one
+#: chosen per training set on source-validation UAR)
+LAYER_SWEEPS = ("all", "best")
 
 
 class ConfigError(UserError, ValueError):
@@ -132,7 +135,9 @@ def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
     p.add_argument("--corpus", action="append", help="NAME=ROOT (repeatable; replaces the config's corpora)")
     p.add_argument("--encoder", action="append", help="registry name, Hub id, TF-Hub handle or folder (repeatable)")
     p.add_argument("--head", action="append", choices=["fcn", "cnn", "linear"], help="repeatable")
-    p.add_argument("--layer", action="append", help="'last', an index, or 'weighted' (repeatable)")
+    p.add_argument("--layer", action="append", help="'last', an index, 'weighted' (a learned mix), 'all' (one model "
+                   "per hidden state) or 'best' (per training set, the layer with the best source-validation UAR; "
+                   "trains every layer) (repeatable)")
     p.add_argument("--seeds", help="comma-separated, e.g. 0,1,2")
     p.add_argument("--labels", help="comma-separated fixed label set, or 'shared'")
     p.add_argument("--settings", help="comma-separated subset of same,cross,loco")
@@ -202,13 +207,15 @@ def validate(cfg: StudyConfig) -> None:
         raise ConfigError(f"labels {sorted(set(cfg.labels) - set(CANONICAL_EMOTIONS))} are not canonical "
                           f"({', '.join(CANONICAL_EMOTIONS)})")
     for layer in cfg.layers:
-        if layer not in ("last", "weighted"):
+        if layer not in ("last", "weighted", *LAYER_SWEEPS):
             try:
                 int(layer)
             except ValueError:
-                raise ConfigError(f"layer {layer!r}: use 'last', 'weighted' or an integer") from None
+                raise ConfigError(f"layer {layer!r} ([models] layers / --layer): use 'last', 'weighted', 'all', "
+                                  "'best' or an integer") from None
 
 
 def layer_index(layer: str) -> int | str:
-    """A config layer name as the trainer takes it: -1 for 'last', 'weighted', or the index."""
-    return -1 if layer == "last" else "weighted" if layer == "weighted" else int(layer)
+    """A config layer name as the trainer takes it: -1 for 'last', 'weighted', or the index. The
+    sweeps ('all', 'best') give -1 too: `jaxser.train.train_layers` sets every layer itself."""
+    return -1 if layer in ("last", *LAYER_SWEEPS) else "weighted" if layer == "weighted" else int(layer)

@@ -53,6 +53,9 @@ def compute_results(preds: pd.DataFrame, cells: list[dict], *, n_boot: int = 100
         n_classes = len(labels)
         point = batched_metrics(y, p, n_classes)  # per seed
         row = dict(zip(KEYS, key))
+        if "chosen_layer" in g and g["chosen_layer"].notna().any():  # layer "best": per fold, in fold order
+            row["chosen_layer"] = "|".join(str(int(v)) for v in
+                                           g.drop_duplicates("cell").sort_values("fold")["chosen_layer"])
         row.update(labels="|".join(labels), n_classes=n_classes, n_test=len(y), n_seeds=len(seeds),
                    chance_uar=metrics.chance_uar(n_classes),
                    constant_seeds=int(sum(np.unique(ps).size == 1 for ps in p)),
@@ -149,8 +152,10 @@ def write_report(run_dir: str | Path, *, bootstrap: int = 1000) -> pd.DataFrame:
     ranks = metrics.friedman_rows(scores=scores, settings=("cross",), alpha=ALPHA)
     gaps = metrics.gap_rows(scores=scores)
     rank = ranking(results, gaps, ranks)
+    profile = layer_profile(results, gaps)
     figs = _figures(run, results, ranks, preds)
-    atomic_write_text(run / "report.md", _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells))
+    figs += _layer_figures(run, profile, layer_weights(run))
+    atomic_write_text(run / "report.md", _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile))
     atomic_write_text(run / "table.tex", _latex(results))
     return results
 
@@ -255,7 +260,7 @@ def _settings_note(cfg: dict, results: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells) -> str:
+def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile=None) -> str:
     cfg = manifest.get("config", {})
     keys = _label_keys(results)
     fig_of = dict(figs)
@@ -280,6 +285,7 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells) -> str:
                 "seed (its UAR is chance by construction); **(const k/S)** in k of S seeds. "
                 f"{n_const} of {len(results)} result cells are marked. **—**: no result for that encoder and cell."]
     out += [f"\n{n}" for n in _settings_note(cfg, results)]
+    out += _layer_section(profile, results, fig_of)
     for (head, layer), _ in results.groupby(["head", "layer"]):
         out += ["", f"## Head `{head}`, layer `{layer}`"]
         for setting, title in SETTING_TITLES.items():
@@ -304,7 +310,7 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells) -> str:
     if manifest.get("skipped"):
         out += ["", f"## Skipped audio ({len(manifest['skipped'])} files)", ""]
         out += [f"- `{u}`: {why}" for u, why in list(manifest["skipped"].items())[:50]]
-    other = [(n, p) for n, p in figs if not n.startswith(("ranking ", "critical-difference "))]
+    other = [(n, p) for n, p in figs if not n.startswith(("ranking ", "critical-difference ", "layer "))]
     if other:
         out += ["", "## Figures", "", "All heatmaps share one colour scale."]
         for name, path in other:
@@ -539,3 +545,170 @@ def _confusion_figure(fig_dir: Path, cross: pd.DataFrame, preds: pd.DataFrame) -
 
 def _safe(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(s))
+
+
+# ----------------------------------------------------------------------------- layer profile
+
+LAYER_SETTINGS = ("same", "cross", "loco")
+
+
+def _is_index(layer) -> bool:
+    return str(layer).isdigit()
+
+
+def mean_band(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean of per-unit scores and its t-interval (NaN bounds for fewer than 2 units): the
+    band a layer profile draws around the mean over corpus pairs (or corpora)."""
+    from scipy import stats
+
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return np.nan, np.nan, np.nan
+    mean, sd = metrics.mean_std(v)
+    if v.size < 2:
+        return mean, np.nan, np.nan
+    half = stats.t.ppf(0.5 + confidence / 2, v.size - 1) * sd / np.sqrt(v.size)
+    return mean, mean - half, mean + half
+
+
+def layer_profile(results: pd.DataFrame, gaps: pd.DataFrame | None = None) -> pd.DataFrame:
+    """UAR per hidden-state index (the layers a sweep reports) for each encoder, head and
+    setting: the mean over result cells (corpora for same-corpus, folds pooled; corpus pairs
+    for cross-corpus; held-out corpora for LOCO) with a 95 % t-band, and the same→cross gap
+    averaged over the pairs where it is defined (one label set on both sides). One row per
+    encoder, head, setting and layer; ``peak`` marks each curve's highest mean."""
+    cols = ["encoder", "head", "setting", "layer", "uar", "low", "high", "n_units", "gap", "n_gap", "peak"]
+    sub = results[results["layer"].map(_is_index) & results["setting"].isin(LAYER_SETTINGS)]
+    rows = []
+    for (enc, head, setting, layer), g in sub.groupby(["encoder", "head", "setting", "layer"]):
+        mean, lo, hi = mean_band(g["uar_mean"])
+        row = {"encoder": enc, "head": head, "setting": setting, "layer": int(layer), "uar": mean, "low": lo,
+               "high": hi, "n_units": len(g), "gap": np.nan, "n_gap": 0}
+        if setting == "cross" and gaps is not None and len(gaps):
+            gg = gaps[(gaps["encoder"] == enc) & (gaps["head"] == head) & (gaps["layer"].astype(str) == layer)]
+            gg = gg["gap"].dropna()
+            row["gap"], row["n_gap"] = (gg.mean() if len(gg) else np.nan), len(gg)
+        rows.append(row)
+    prof = pd.DataFrame(rows, columns=cols[:-1])
+    if prof.empty:
+        return prof.assign(peak=pd.Series(dtype=bool))
+    prof = prof.sort_values(["encoder", "head", "setting", "layer"]).reset_index(drop=True)
+    best = prof.groupby(["encoder", "head", "setting"])["uar"].transform("max")
+    first = prof[prof["uar"] == best].groupby(["encoder", "head", "setting"])["layer"].transform("min")
+    prof["peak"] = False
+    prof.loc[first.index, "peak"] = prof.loc[first.index, "layer"] == first
+    # a profile needs at least two layers
+    n = prof.groupby(["encoder", "head"])["layer"].transform("nunique")
+    return prof[n >= 2].reset_index(drop=True)
+
+
+def layer_weights(run: Path) -> dict[tuple[str, str], np.ndarray]:
+    """(encoder, head) -> the learned layer weights of every "weighted" model, [models x seeds,
+    layers], from the predictions files' footers (verified there)."""
+    from jaxser.study import artifacts
+
+    out: dict[tuple[str, str], list] = {}
+    for f in sorted((run / artifacts.PREDICTIONS_DIR).glob("*.parquet")):
+        meta = pq.read_schema(f).metadata or {}
+        if meta.get(b"jaxser.layer", b"").decode(errors="replace") != "weighted":
+            continue
+        w = artifacts.read_layer_weights(f)
+        if w is not None:
+            key = (meta[b"jaxser.encoder"].decode(errors="replace"), meta[b"jaxser.head"].decode(errors="replace"))
+            out.setdefault(key, []).append(w)
+    return {k: np.concatenate(v) for k, v in out.items() if len({a.shape[1] for a in v}) == 1}
+
+
+def best_layers(profile: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """Per encoder, head and setting: the peak layer of the profile with its UAR, the last
+    layer's UAR, and the UAR of layer "best" (chosen per training set on source validation)
+    when the study has it."""
+    rows = []
+    for (enc, head, setting), g in profile.groupby(["encoder", "head", "setting"]):
+        peak = g[g["peak"]].iloc[0]
+        last = g.sort_values("layer").iloc[-1]
+        chosen = results[(results["encoder"] == enc) & (results["head"] == head) & (results["setting"] == setting)
+                         & (results["layer"] == "best")]
+        rows.append({"encoder": enc, "head": head, "setting": setting, "peak layer": int(peak["layer"]),
+                     "UAR at peak": _pct(peak["uar"]), f"UAR at last ({int(last['layer'])})": _pct(last["uar"]),
+                     "UAR of 'best' (validation choice)": _pct(chosen["uar_mean"].mean()) if len(chosen) else "",
+                     "layers chosen": ", ".join(sorted({x for v in chosen.get("chosen_layer", pd.Series(dtype=str))
+                                                         .dropna().astype(str) for x in v.split("|")}, key=int))})
+    return pd.DataFrame(rows)
+
+
+def _layer_section(profile, results, fig_of) -> list[str]:
+    if profile is None or profile.empty:
+        return []
+    out = ["", "## Layer profile", "",
+           "UAR per hidden state (index 0 = the encoder's first hidden state) as the mean over result cells: "
+           "corpora for same-corpus (folds pooled), corpus pairs for cross-corpus, held-out corpora for LOCO; the "
+           "shaded band is a 95 % t-interval over those cells, and the gap is averaged over the pairs whose "
+           "same-corpus and cross-corpus cells share a label set. The peak layer is picked on *test* results: it "
+           "describes where emotion (and its transfer) sits, it is not a model selection. Layer `best` is the "
+           "selection: per training set, the layer with the highest source-validation UAR (no target data).", "",
+           _md_table(best_layers(profile, results))]
+    for (enc, head), _ in profile.groupby(["encoder", "head"]):
+        fig = fig_of.get(f"layer profile {enc}/{head}")
+        if fig:
+            out += ["", f"![layer profile {enc}/{head}]({fig})"]
+    for name, path in fig_of.items():
+        if name.startswith("layer weights "):
+            out += ["", f"![{name}]({path})"]
+    return out
+
+
+def _layer_figures(run: Path, profile: pd.DataFrame, weights: dict) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig_dir = run / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    out = []
+    colors = {"same": "tab:green", "cross": "tab:blue", "loco": "tab:purple"}
+    for (enc, head), g in profile.groupby(["encoder", "head"]):
+        has_gap = g["gap"].notna().any()
+        fig, axes = plt.subplots(2 if has_gap else 1, 1, figsize=(7, 6 if has_gap else 3.8), sharex=True,
+                                 squeeze=False)
+        ax = axes[0, 0]
+        for setting, c in g.groupby("setting"):
+            c = c.sort_values("layer")
+            x, y = c["layer"].to_numpy(), 100 * c["uar"].to_numpy()
+            ax.plot(x, y, "o-", color=colors.get(setting), label=f"{setting} (n = {int(c['n_units'].max())})")
+            ax.fill_between(x, np.clip(100 * c["low"].to_numpy(), 0, 100), np.clip(100 * c["high"].to_numpy(), 0, 100),
+                            color=colors.get(setting), alpha=0.15, lw=0)  # a UAR band is within 0-100
+            pk = c[c["peak"]].iloc[0]
+            ax.plot([pk["layer"]], [100 * pk["uar"]], "*", ms=14, color=colors.get(setting), mec="k")
+            ax.annotate(f"peak {int(pk['layer'])}", (pk["layer"], 100 * pk["uar"]), textcoords="offset points",
+                        xytext=(5, 6), fontsize=8)
+        ax.set_ylabel("UAR %")
+        ax.set_title(f"Layer profile — {enc} / {head} (band: 95 % t-interval over cells; ★ peak)", fontsize=9)
+        ax.legend(fontsize=8)
+        if has_gap:
+            gap = g[g["setting"] == "cross"].sort_values("layer")
+            bx = axes[1, 0]
+            bx.bar(gap["layer"], 100 * gap["gap"], color="tab:red", alpha=0.6)
+            bx.axhline(0, color="k", lw=0.8)
+            bx.set_ylabel("same→cross gap\n(points, like label sets)")
+        axes[-1, 0].set_xlabel("hidden state (layer index)")
+        axes[-1, 0].set_xticks(sorted(g["layer"].unique()))
+        name = f"layers_{_safe(enc)}_{_safe(head)}.png"
+        _save(fig, fig_dir / name)
+        out.append((f"layer profile {enc}/{head}", f"figures/{name}"))
+    for (enc, head), w in sorted(weights.items()):
+        fig, ax = plt.subplots(figsize=(7, 3))
+        mean = w.mean(0)
+        ax.bar(np.arange(w.shape[1]), mean, color="tab:orange", alpha=0.7)
+        ax.axhline(1 / w.shape[1], color="k", ls="--", lw=1, label="uniform")
+        ax.set_xlabel("hidden state (layer index)")
+        ax.set_ylabel("learned weight")
+        ax.set_title(f"Learned layer weights — {enc} / {head}, layer `weighted` (mean over {w.shape[0]} seeds × "
+                     "models)", fontsize=9)
+        ax.legend(fontsize=8)
+        name = f"layer_weights_{_safe(enc)}_{_safe(head)}.png"
+        _save(fig, fig_dir / name)
+        out.append((f"layer weights {enc}/{head}", f"figures/{name}"))
+    return out

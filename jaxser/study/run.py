@@ -321,24 +321,43 @@ def train_unit(data: TrainingData, unit: schedule.Unit) -> list:
                                    embedding_rows(data, enc_name, cs[0].val), labels_of(cs[0].val),
                                    {c.name: embedding_rows(data, enc_name, c.test) for c in cs},
                                    n_classes=len(cs[0].labels)))
+    rows = schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap)
+    if layer == schedule.SWEEP:  # every hidden state, stacked in one program per training set
+        return train.train_layers(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds, rows=rows,
+                                  mesh=data.policy.mesh)
     return train.train(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds,
-                       max_jobs=data.policy.max_jobs,
-                       rows=schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap),
-                       mesh=data.policy.mesh)
+                       max_jobs=data.policy.max_jobs, rows=rows, mesh=data.policy.mesh)
 
 
 def write_unit(data: TrainingData, out: Path, unit: schedule.Unit, results: list) -> None:
-    """One predictions file per trained model."""
-    model, keys = unit
-    for key, res in zip(keys, results):
-        identity = artifacts.model_identity(*model, key)
-        table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar, res.best_epoch,
-                                            data.cfg.seeds, data.ids, data.emotion)
-        artifacts.write_predictions_file(artifacts.predictions_path(out, *model, key), table,
-                                         {"study_fingerprint": data.cfg.fingerprint(), **identity})
+    """One predictions file per trained model (a sweep: per hidden state, and "best")."""
+    (enc_name, head_kind, layer), keys = unit
+    for key, result in zip(keys, results):
+        # a sweep's result is every hidden state's model: one file each, and "best"'s
+        for name, res, chosen in schedule.unit_outputs(layer, result, data.cfg.layers):
+            model = (enc_name, head_kind, name)
+            identity = artifacts.model_identity(*model, key)
+            table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar,
+                                                res.best_epoch, data.cfg.seeds, data.ids, data.emotion,
+                                                chosen_layer=chosen)
+            artifacts.write_predictions_file(artifacts.predictions_path(out, *model, key), table,
+                                             {"study_fingerprint": data.cfg.fingerprint(), **identity},
+                                             layer_weights=res.layer_weights)
+
+
+def written_models(data: TrainingData, model: schedule.Model) -> list[schedule.Model]:
+    """The models whose predictions a unit of `model` writes (a sweep: every hidden state)."""
+    enc_name, head_kind, layer = model
+    return [(enc_name, head_kind, name) for name in
+            schedule.written_layers(layer, data.embedding_shape(enc_name)[0], data.cfg.layers)]
 
 
 def model_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: str) -> bool:
+    """True unless every model a unit of `model` writes is on disk (`one_missing`)."""
+    return any([one_missing(data, out, log, m, key) for m in written_models(data, model)])
+
+
+def one_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: str) -> bool:
     """True unless a verified predictions file of this model exists (a damaged one is set
     aside and the model retrained; another study's stops the run)."""
     path = artifacts.predictions_path(out, *model, key)
@@ -361,7 +380,8 @@ def train_models(cfg: StudyConfig, out: Path, data: TrainingData, *, process: in
     units = schedule.model_units(cfg.encoders, cfg.heads, cfg.layers, list(data.groups),
                                  data.policy.keys_per_unit)
     if process == 0:  # files no model of this study writes: another study's, or damaged
-        expected = {artifacts.predictions_path(out, *m, k) for m, keys in units for k in keys}
+        expected = {artifacts.predictions_path(out, *w, k) for m, keys in units for w in written_models(data, m)
+                    for k in keys}
         artifacts.set_aside_strays(out, expected, cfg.fingerprint(), log)
     units = schedule.still_missing(schedule.host_share(units, process, n_processes),
                                    functools.partial(model_missing, data, out, log))

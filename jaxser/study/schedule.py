@@ -1,7 +1,9 @@
 """Which models to train, where and how many at once.
 
 A model is one (encoder, head, layer) trained on one training set (train key), all seeds at
-once. Models are grouped into units (one program call each), spread round-robin over
+once; a layer sweep ('all', 'best') is one unit per training set whose program trains every
+hidden state (`jaxser.train.train_layers`). Models are grouped into units (one program call
+each), spread round-robin over
 (encoder, head, layer) so that concurrent workers compile different programs, and split
 between hosts by a fixed share of that list. None of this changes a result: every model's
 predictions are the same whichever worker, host or device trains it.
@@ -13,6 +15,11 @@ import os
 from typing import Callable, Sequence
 
 import numpy as np
+
+from jaxser.study.config import LAYER_SWEEPS
+
+#: the layer name of a sweep's training unit ('all' and 'best' share it)
+SWEEP = "all"
 
 #: (encoder, head, layer)
 Model = tuple[str, str, str]
@@ -62,9 +69,44 @@ def model_units(encoders: Sequence[str], heads: Sequence[str], layers: Sequence[
     parallel) instead of compiling the same one twice. The list is the same on every host."""
     keys = list(train_keys)
     by_model = {(e, h, layer): [keys[i:i + keys_per_unit] for i in range(0, len(keys), keys_per_unit)]
-                for e in encoders for h in heads for layer in layers}
+                for e in encoders for h in heads for layer in trained_layers(layers)}
     longest = max((len(b) for b in by_model.values()), default=0)
     return [(m, batches[i]) for i in range(longest) for m, batches in by_model.items() if i < len(batches)]
+
+
+def trained_layers(layers: Sequence[str]) -> list[str]:
+    """The layer names that get training units, in order: the sweeps share one unit named
+    SWEEP ('best' is chosen among the models of every hidden state)."""
+    out: list[str] = []
+    for layer in layers:
+        name = SWEEP if layer in LAYER_SWEEPS else layer
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def written_layers(layer: str, n_layers: int, layers: Sequence[str]) -> list[str]:
+    """The layer names of the predictions a unit of `layer` writes per training set: a sweep's
+    every hidden state ("0" .. str(n_layers - 1); "all" itself never appears in results) and
+    "best" when the study asks for it; any other unit its own layer."""
+    if layer != SWEEP:
+        return [layer]
+    return [str(i) for i in range(n_layers)] + (["best"] if "best" in layers else [])
+
+
+def unit_outputs(layer: str, result, layers: Sequence[str]) -> list[tuple[str, object, int | None]]:
+    """(layer name, ModelResult, chosen hidden state or None) of each predictions file one
+    training set's model(s) give, in `written_layers` order. `result`: a ModelResult, or for a
+    sweep the list of every hidden state's (`jaxser.train.train_layers`)."""
+    if layer != SWEEP:
+        return [(layer, result, None)]
+    from jaxser.train import select_layer
+
+    out = [(str(r.layer), r, None) for r in result]
+    if "best" in layers:
+        best = select_layer(result)
+        out.append(("best", best, best.layer))
+    return out
 
 
 def host_share(units: list[Unit], process: int, n_processes: int) -> list[Unit]:
@@ -82,9 +124,9 @@ def rows_for(embedding_shape: tuple[int, ...], layer: str, rows_cap: int) -> int
     """The row capacity one (encoder, head, layer) trains all its cells with: the study's
     shared capacity (one compiled program for every cell; padding costs memory, not compute),
     unless padded fit + validation copies would hold too much memory (large corpora, the
-    all-layer input of layer="weighted"): then None, per-cell capacities.
-    `embedding_shape`: one utterance's [layers, dim]."""
-    row_bytes = 4 * (int(np.prod(embedding_shape)) if layer == "weighted" else embedding_shape[-1])
+    all-layer input of layer="weighted", every layer's copy in a sweep): then None, per-cell
+    capacities. `embedding_shape`: one utterance's [layers, dim]."""
+    row_bytes = 4 * (int(np.prod(embedding_shape)) if layer in ("weighted", SWEEP) else embedding_shape[-1])
     return rows_cap if 2 * rows_cap * row_bytes <= SHARED_ROWS_BYTES else None
 
 
