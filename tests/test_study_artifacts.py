@@ -113,3 +113,38 @@ def test_cells_splits_metadata_manifest_round_trip(tmp_path):
     (tmp_path / artifacts.SPLITS_FILE).write_bytes(b"PAR1 garbage")
     with pytest.raises(RunDirError, match="splits.parquet is damaged"):
         artifacts.read_splits(tmp_path)
+
+
+def _model_info(**kw):
+    return {"study_fingerprint": "f" * 12, "jaxser_version": "0", "encoder": {"name": "mfcc", "fingerprint": "e",
+            "layers": 1, "dim": 3}, "head": {"kind": "fcn"}, "train": {}, "layer": "last", "layer_index": 0,
+            "labels": list(LABELS), "seeds": [0, 1], "train_key": "cross:a[angry,neutral,sad]", "setting": "cross",
+            "source": "a", **kw}
+
+
+def test_saved_model_round_trip_and_verification(tmp_path):
+    key = "cross:a[angry,neutral,sad]"
+    path = artifacts.model_dir(tmp_path, "org/model", "fcn", "last", key)
+    assert path.parent.name == artifacts.MODELS_DIR and path.name.startswith("org-model.fcn.last.cross.a.")
+    assert path != artifacts.model_dir(tmp_path, "org/model", "fcn", "last", "cross:a[angry,sad]")
+    params = {"body": {"dense_0": {"kernel": np.ones((2, 3, 4), np.float32), "bias": np.zeros((2, 4), np.float32)}}}
+    mean, std = np.arange(3, dtype=np.float32), np.ones(3, np.float32)
+    artifacts.write_model(path, params, mean, std, _model_info())
+    m = artifacts.read_model(path)
+    assert m.info["labels"] == list(LABELS)
+    np.testing.assert_array_equal(m.params["body"]["dense_0"]["kernel"], params["body"]["dense_0"]["kernel"])
+    np.testing.assert_array_equal(m.mean, mean)
+    identity = artifacts.model_identity("mfcc", "fcn", "last", key)
+    assert artifacts.verify_model(path, fingerprint="f" * 12, identity=identity) is None
+    assert "another model" in artifacts.verify_model(path, fingerprint="0" * 12, identity=identity)
+
+    artifacts.write_model(path, params, mean, std, _model_info(seeds=[0, 1, 2]))
+    with pytest.raises(artifacts.SavedModelError, match="stacked over the 3 seeds"):
+        artifacts.read_model(path)
+    artifacts.write_model(path, params, None, None, _model_info())
+    assert artifacts.read_model(path).mean is None
+    (path / artifacts.HEADS_FILE).write_bytes(b"x" + (path / artifacts.HEADS_FILE).read_bytes()[1:])
+    with pytest.raises(RunDirError, match="damaged"):
+        artifacts.read_model(path)
+    with pytest.raises(ValueError, match="lacks"):
+        artifacts.write_model(path, params, None, None, {"labels": []})

@@ -81,3 +81,46 @@ def test_command_line_overrides():
     assert cfg.fingerprint() == parse_args(["--corpus", "synth-alba=", "--corpus", "synth-bruna=/x", "--encoder",
                                             "mfcc", "--head", "fcn", "--seeds", "3,4", "--labels", "angry,sad",
                                             "--settings", "same,cross", "--k-folds", "3"]).fingerprint()
+
+
+def test_bad_values_are_config_errors(tmp_path):
+    f = tmp_path / "v.toml"
+    for text, match in [('[run]\nseeds = "ab"\n', "seeds"), ("[run]\nk_folds = 1.5\n", "k_folds"),
+                        ('[models]\nencoders = "mfcc"\n', "encoders"), ("[train]\nmax_epoch = 3\n", "\\[train\\]"),
+                        ("[train]\nlayer = 2\n", "\\[models\\] layers"), ("[head.cnn]\npool = 0\n", "\\[head.cnn\\]")]:
+        f.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            cfg = load_config(f)
+            cfg.corpora, cfg.encoders = {"synth-alba": "", "synth-bruna": ""}, cfg.encoders or ["mfcc"]
+            validate(cfg)
+    with pytest.raises(ConfigError, match="--seeds"):
+        parse_args(["--seeds", "0,x"])
+
+
+def test_save_models():
+    assert load_config("default").save_models == ["cross", "loco"]
+    assert parse_args(["--save-models", "all"]).save_models == ["same", "cross", "loco"]
+    assert parse_args(["--save-models", "none"]).save_models == []
+    assert parse_args(["--save-models", "loco"]).save_models == ["loco"]
+    with pytest.raises(ConfigError, match="--save-models"):
+        parse_args(["--save-models", "some"])
+    # which models are saved does not change a result
+    assert parse_args(["--save-models", "none"]).fingerprint() == load_config("default").fingerprint()
+
+
+def test_a_changed_study_without_out_gets_its_own_directory():
+    cfg = parse_args(["--corpus", "synth-alba=", "--corpus", "synth-bruna="])
+    assert cfg.out_dir == f"runs/default-{cfg.fingerprint()}"
+    assert parse_args(["--bootstrap", "10"]).out_dir == "runs/default"   # the same study
+    assert parse_args(["--seeds", "1", "--out", "o"]).out_dir == "o"
+
+
+def test_study_diff_names_the_settings():
+    a = load_config("default")
+    b = load_config("default")
+    b.train = {**b.train, "max_epochs": 3}
+    b.seeds = [0]
+    b.split = "speaker+text"
+    assert study_config.study_diff(a.study(), b.study()) == [
+        "seeds: [0, 1, 2, 3, 4] -> [0]", 'split: "speaker" -> "speaker+text"', "train.max_epochs: 30 -> 3"]
+    assert study_config.study_diff(a.study(), a.study()) == []

@@ -11,11 +11,17 @@ what it reads and names a damaged file in a one-line `RunDirError`.
     splits.parquet      the fit/validation utterances of each training set (train_key, role, id)
     predictions/*.parquet  one file per trained model: a row per (cell, seed, test utterance),
                         the study fingerprint and model identity in the footer, page checksums
+    models/<name>/      a saved model (`jaxser predict`): heads.safetensors (head parameters
+                        stacked over seeds, standardisation statistics) and model.json (what
+                        it is: encoder and fingerprint, labels, layer, head and training
+                        config, study fingerprint, the tensors' checksum)
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +38,10 @@ METADATA_FILE = "metadata.parquet"
 CELLS_FILE = "cells.json"
 SPLITS_FILE = "splits.parquet"
 PREDICTIONS_DIR = "predictions"
+MODELS_DIR = "models"
+MODEL_FILE = "model.json"
+HEADS_FILE = "heads.safetensors"
+MODEL_FORMAT = "jaxser.model/1"
 
 #: the corpus columns kept per utterance; the runner adds `group` (fold group) and `audio_sha256`
 CORPUS_COLUMNS = ("id", "corpus", "speaker", "gender", "language", "emotion", "duration", "text")
@@ -43,6 +53,10 @@ SPLITS_COLUMNS = ("train_key", "role", "id")
 
 class ForeignPredictions(RunDirError):
     """A predictions file written by another study (a different fingerprint)."""
+
+
+class SavedModelError(RunDirError):
+    """A saved model folder that is missing, damaged or not a model."""
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -375,3 +389,137 @@ def set_aside_strays(run_dir: Path, expected: set[Path], fingerprint: str, log) 
         if found and found != fingerprint:
             raise _foreign(path, found, fingerprint)
         log(f"{path}: not a model of this study; moved to {set_aside(path).name}")
+
+
+# ----------------------------------------------------------------------------- saved models
+
+#: what model.json must hold besides the format and checksums
+MODEL_KEYS = ("study_fingerprint", "jaxser_version", "encoder", "head", "train", "layer", "layer_index", "labels",
+              "seeds", "train_key", "setting", "source")
+
+
+def model_dir(run_dir: Path, encoder: str, head: str, layer: str, train_key: str) -> Path:
+    """`RUN/models/<encoder>.<head>.<layer>.<setting>.<source>[.foldN].<digest>`: readable, and
+    unique by the digest of the whole identity (the train key's label set included)."""
+    setting, _, rest = train_key.partition(":")
+    source = rest.split("[")[0].replace("/", ".")
+    readable = re.sub(r"[^A-Za-z0-9._+-]+", "-", f"{encoder}.{head}.{layer}.{setting}.{source}").strip("-.")[:96]
+    digest = hashlib.sha256(f"{encoder}|{head}|{layer}|{train_key}".encode()).hexdigest()[:8]
+    return Path(run_dir) / MODELS_DIR / f"{readable}.{digest}"
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = np.ascontiguousarray(np.asarray(v))
+    return out
+
+
+def _unflatten(flat: dict[str, np.ndarray]) -> dict:
+    tree: dict = {}
+    for key, v in flat.items():
+        *parents, leaf = key.split("/")
+        node = tree
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    return tree
+
+
+def _json_digest(body: dict) -> str:
+    return hashlib.sha256(json.dumps({k: v for k, v in body.items() if k != "sha256"}, sort_keys=True)
+                          .encode()).hexdigest()
+
+
+def write_model(path: Path, params: dict, mean: np.ndarray | None, std: np.ndarray | None, info: dict) -> None:
+    """Save a trained model: the tensors, then model.json naming their checksum (written last,
+    each atomically, so a model.json always describes a complete tensors file).
+
+    `params`: the head's parameter tree, every leaf stacked over seeds [S, ...]; `mean`, `std`:
+    the fit split's standardisation statistics (None when not standardised); `info`: MODEL_KEYS.
+    """
+    from safetensors.numpy import save
+
+    missing = set(MODEL_KEYS) - set(info)
+    if missing:
+        raise ValueError(f"write_model: info lacks {sorted(missing)}")
+    tensors = {f"params/{k}": v for k, v in _flatten(params).items()}
+    if mean is not None:
+        tensors["standardize/mean"] = np.ascontiguousarray(mean, np.float32)
+        tensors["standardize/std"] = np.ascontiguousarray(std, np.float32)
+    data = save(tensors, metadata={"format": MODEL_FORMAT})
+    path = Path(path)
+    io.atomic_write_bytes(path / HEADS_FILE, data)
+    body = {"format": MODEL_FORMAT, **info, "tensors": {"file": HEADS_FILE, "sha256": hashlib.sha256(data).hexdigest()}}
+    body["sha256"] = _json_digest(body)
+    atomic_write_json(path / MODEL_FILE, body)
+
+
+@dataclasses.dataclass
+class SavedModel:
+    """A verified saved model: model.json's fields, the parameter tree (leaves [S, ...]) and the
+    standardisation statistics (None when the model was trained without)."""
+    path: Path
+    info: dict
+    params: dict
+    mean: np.ndarray | None
+    std: np.ndarray | None
+
+
+_MODEL_HINT = "a saved model is a folder RUN/models/<name> written by jaxser run (--save-models all saves every model)"
+
+
+def read_model(path: Path) -> SavedModel:
+    """Read and verify a saved model: model.json's checksum and fields, the tensors' checksum,
+    and the shapes (parameters stacked over its seeds, statistics over the encoder's width)."""
+    from safetensors.numpy import load
+
+    path = Path(path)
+    if not (path / MODEL_FILE).is_file():
+        raise SavedModelError(f"{path}: not a saved model (no {MODEL_FILE}); {_MODEL_HINT}")
+    redo = "re-run the study with the same --out to write it again"
+    try:
+        body = json.loads((path / MODEL_FILE).read_text())
+        if not isinstance(body, dict) or body.get("sha256") != _json_digest(body):
+            raise ValueError("its checksum does not match its content")
+        if body.get("format") != MODEL_FORMAT:
+            raise ValueError(f"format {body.get('format')!r}, this jaxser reads {MODEL_FORMAT!r}")
+        missing = set(MODEL_KEYS) - set(body)
+        if missing:
+            raise ValueError(f"missing fields {sorted(missing)}")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise SavedModelError(f"{path / MODEL_FILE} is damaged ({_first_line(e)}); {redo}") from None
+    heads = path / body["tensors"]["file"]
+    try:
+        data = heads.read_bytes()
+    except OSError as e:
+        raise SavedModelError(f"{heads}: unreadable ({_first_line(e)}); {redo}") from None
+    if hashlib.sha256(data).hexdigest() != body["tensors"]["sha256"]:
+        raise SavedModelError(f"{heads} is damaged (its checksum differs from {MODEL_FILE}'s); {redo}")
+    tensors = load(data)
+    params = _unflatten({k[len("params/"):]: v for k, v in tensors.items() if k.startswith("params/")})
+    mean, std = tensors.get("standardize/mean"), tensors.get("standardize/std")
+    n_seeds, dim = len(body["seeds"]), body["encoder"]["dim"]
+    leaves = [v for k, v in tensors.items() if k.startswith("params/")]
+    if not leaves or any(v.ndim < 1 or v.shape[0] != n_seeds for v in leaves):
+        raise SavedModelError(f"{heads}: parameters are not stacked over the {n_seeds} seeds of {MODEL_FILE}; {redo}")
+    if (mean is None) != (std is None) or (mean is not None and (mean.shape[-1] != dim or mean.shape != std.shape)):
+        raise SavedModelError(f"{heads}: standardisation statistics do not fit the encoder's width {dim}; {redo}")
+    return SavedModel(path, body, params, mean, std)
+
+
+def verify_model(path: Path, *, fingerprint: str, identity: dict[str, str]) -> str | None:
+    """Why the saved model at `path` cannot be kept for this study and model (None when it can)."""
+    try:
+        info = read_model(path).info
+    except SavedModelError as e:
+        return str(e)
+    want = {"study_fingerprint": fingerprint, "encoder": identity["encoder"], "head": identity["head"],
+            "layer": identity["layer"], "train_key": identity["train_key"]}
+    got = {"study_fingerprint": info["study_fingerprint"], "encoder": info["encoder"].get("name"),
+           "head": info["head"].get("kind"), "layer": info["layer"], "train_key": info["train_key"]}
+    bad = [k for k in want if got[k] != want[k]]
+    return f"saved for another model or study ({', '.join(f'{k} {got[k]!r}' for k in bad)})" if bad else None

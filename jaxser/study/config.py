@@ -2,7 +2,9 @@
 and fingerprinted (the fingerprint is the resume key of a run directory).
 
 `--config` takes a path or the name of a shipped config (`jaxser/study/configs/*.toml`;
-`default` is the embedded synthetic study).
+`default` is the embedded synthetic study). Without `--out`, a study that the command line
+changed from its config file gets its own run directory (`runs/<config>-<fingerprint>`), so
+trying another corpus or seed list never collides with the config's own run.
 """
 from __future__ import annotations
 
@@ -19,9 +21,8 @@ from jaxser.errors import UserError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 DEFAULT_SPLIT = "speaker"
-#: layer names that train one model per hidden state ('all' reports every layer, 'best' the one
-#: chosen per training set on source-validation UAR)
-LAYER_SWEEPS = ("all", "best")
+#: which trained models a run saves by default (jaxser predict): the ones trained on whole corpora
+DEFAULT_SAVE_MODELS = ("cross", "loco")
 
 
 class ConfigError(UserError, ValueError):
@@ -47,14 +48,16 @@ class StudyConfig:
     cache: str | None = None
     skip_errors: bool = False
     workers: int | None = None   # models trained concurrently; None: one per core (up to 4) on CPU, 1 elsewhere
+    save_models: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_SAVE_MODELS))  # settings
 
     def study(self) -> dict:
         """What defines the results (not where they are written): the resume key."""
         d = dataclasses.asdict(self)
         # skip_errors is left out: it decides whether a run with unusable audio stops or goes
         # on, not what a finished run contains (the skipped files are listed in manifest.json),
-        # so the suggested re-run with --skip-errors resumes the same study
-        for k in ("out_dir", "cache", "bootstrap", "workers", "skip_errors"):
+        # so the suggested re-run with --skip-errors resumes the same study; which models are
+        # saved does not change any result either
+        for k in ("out_dir", "cache", "bootstrap", "workers", "skip_errors", "save_models"):
             d.pop(k)
         # the default split is left out so that studies defined before the option keep their
         # fingerprint (and their run directories resume)
@@ -66,7 +69,7 @@ class StudyConfig:
         return hashlib.sha256(json.dumps(self.study(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-_RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split"}
+_RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split", "save_models"}
 _MODEL_KEYS = {"encoders", "heads", "layers"}
 _TOP_KEYS = {"run", "corpora", "models", "head", "train", "corpus_options"}
 
@@ -87,6 +90,46 @@ def config_path(name_or_path: str | os.PathLike) -> Path:
                       f"{', '.join(shipped_configs())})")
 
 
+def _int(value, what: str) -> int:
+    """A whole number from TOML or the command line, or a ConfigError naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{what} = {value!r}: expected a whole number")
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{what} = {value!r}: expected a whole number") from None
+
+
+def _ints(values, what: str) -> list[int]:
+    if not isinstance(values, (list, tuple)):
+        raise ConfigError(f"{what} = {values!r}: expected a list of whole numbers, e.g. [0, 1, 2]")
+    return [_int(v, what) for v in values]
+
+
+def _strings(values, what: str) -> list[str]:
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, (str, int)) for v in values):
+        raise ConfigError(f"{what} = {values!r}: expected a list of names, e.g. [\"a\", \"b\"]")
+    return [str(v) for v in values]
+
+
+def _table(value, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what}: expected a table ([{what}] with key = value lines), got {value!r}")
+    return value
+
+
+def save_models_setting(value, what: str = "--save-models") -> list[str]:
+    """Which settings' models a run saves: "all", "none", or settings (a list or comma-separated)."""
+    from jaxser.protocol import SETTINGS
+
+    if isinstance(value, str):
+        value = {"all": list(SETTINGS), "none": []}.get(value.strip(), _split_list(value))
+    got = _strings(value, what)
+    if set(got) - set(SETTINGS):
+        raise ConfigError(f"{what} {','.join(got)}: use all, none, or settings among {', '.join(SETTINGS)}")
+    return [s for s in SETTINGS if s in got]
+
+
 def load_config(name_or_path: str | os.PathLike = "default") -> StudyConfig:
     path = config_path(name_or_path)
     try:
@@ -98,27 +141,30 @@ def load_config(name_or_path: str | os.PathLike = "default") -> StudyConfig:
     unknown = set(raw) - _TOP_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown sections {sorted(unknown)}; known: {sorted(_TOP_KEYS)}")
-    run, models = raw.get("run", {}), raw.get("models", {})
+    run, models = _table(raw.get("run", {}), f"{path}: run"), _table(raw.get("models", {}), f"{path}: models")
     if set(run) - _RUN_KEYS:
         raise ConfigError(f"{path}: unknown [run] keys {sorted(set(run) - _RUN_KEYS)}; known: {sorted(_RUN_KEYS)}")
     if set(models) - _MODEL_KEYS:
-        raise ConfigError(f"{path}: unknown [models] keys {sorted(set(models) - _MODEL_KEYS)}")
+        raise ConfigError(f"{path}: unknown [models] keys {sorted(set(models) - _MODEL_KEYS)}; "
+                          f"known: {sorted(_MODEL_KEYS)}")
     labels = run.get("labels", "shared")
     return StudyConfig(
-        out_dir=run.get("out_dir", "runs/" + path.stem),
-        corpora={k: str(v) for k, v in raw.get("corpora", {}).items()},
-        encoders=list(models.get("encoders", [])),
-        heads=list(models.get("heads", ["fcn", "cnn"])),
-        layers=[str(x) for x in models.get("layers", ["last"])],
-        seeds=[int(s) for s in run.get("seeds", [0, 1, 2, 3, 4])],
-        settings=list(run.get("settings", ["same", "cross", "loco"])),
-        labels=None if labels in ("shared", None, []) else list(labels),
-        k_folds=int(run.get("k_folds", 5)),
-        bootstrap=int(run.get("bootstrap", 1000)),
-        head=raw.get("head", {}),
-        train=raw.get("train", {}),
-        corpus_options=raw.get("corpus_options", {}),
+        out_dir=str(run.get("out_dir", "runs/" + path.stem)),
+        corpora={k: str(v) for k, v in _table(raw.get("corpora", {}), f"{path}: corpora").items()},
+        encoders=_strings(models.get("encoders", []), f"{path}: [models] encoders"),
+        heads=_strings(models.get("heads", ["fcn", "cnn"]), f"{path}: [models] heads"),
+        layers=_strings(models.get("layers", ["last"]), f"{path}: [models] layers"),
+        seeds=_ints(run.get("seeds", [0, 1, 2, 3, 4]), f"{path}: [run] seeds"),
+        settings=_strings(run.get("settings", ["same", "cross", "loco"]), f"{path}: [run] settings"),
+        labels=None if labels in ("shared", None, []) else _strings(labels, f"{path}: [run] labels"),
+        k_folds=_int(run.get("k_folds", 5), f"{path}: [run] k_folds"),
+        bootstrap=_int(run.get("bootstrap", 1000), f"{path}: [run] bootstrap"),
+        head=_table(raw.get("head", {}), f"{path}: head"),
+        train=_table(raw.get("train", {}), f"{path}: train"),
+        corpus_options=_table(raw.get("corpus_options", {}), f"{path}: corpus_options"),
         split=str(run.get("split", DEFAULT_SPLIT)),
+        save_models=save_models_setting(run.get("save_models", list(DEFAULT_SAVE_MODELS)),
+                                        f"{path}: [run] save_models"),
     )
 
 
@@ -127,36 +173,55 @@ def _split_list(s: str) -> list[str]:
 
 
 def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Run a cross-corpus SER benchmark "
-                                "(default: the embedded synthetic study).")
+    p = argparse.ArgumentParser(
+        prog=prog, description="Run (or resume) a cross-corpus SER benchmark: corpora -> embeddings -> "
+        "cells -> train -> report. With no options: the embedded synthetic study.",
+        epilog="Options override the config file. A run directory holds one study: re-running the same "
+        "command resumes it, and a changed study is refused there (give it another --out).")
     p.add_argument("--config", default="default",
                    help=f"study config: a TOML path or a shipped name ({', '.join(shipped_configs())}); "
                         "default: %(default)s")
-    p.add_argument("--corpus", action="append", help="NAME=ROOT (repeatable; replaces the config's corpora)")
-    p.add_argument("--encoder", action="append", help="registry name, Hub id, TF-Hub handle or folder (repeatable)")
-    p.add_argument("--head", action="append", choices=["fcn", "cnn", "linear"], help="repeatable")
-    p.add_argument("--layer", action="append", help="'last', an index, 'weighted' (a learned mix), 'all' (one model "
-                   "per hidden state) or 'best' (per training set, the layer with the best source-validation UAR; "
-                   "trains every layer) (repeatable)")
-    p.add_argument("--seeds", help="comma-separated, e.g. 0,1,2")
-    p.add_argument("--labels", help="comma-separated fixed label set, or 'shared'")
-    p.add_argument("--settings", help="comma-separated subset of same,cross,loco")
-    p.add_argument("--split", help="same-corpus folds disjoint in 'speaker' (default) or 'speaker+text' "
-                   "(speaker and sentence)")
-    p.add_argument("--k-folds", type=int)
-    p.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
-    p.add_argument("--out", help="run directory")
-    p.add_argument("--cache", help="embedding cache folder (default $JAXSER_CACHE or ~/.cache/jaxser)")
+    p.add_argument("--corpus", action="append", metavar="NAME=ROOT",
+                   help="a corpus and its folder (repeatable; replaces the config's corpora); synthetic "
+                        "corpora need no root (NAME=); a manifest corpus: NAME=path/manifest.csv")
+    p.add_argument("--encoder", action="append", metavar="NAME",
+                   help="registry name, Hub id, TF-Hub handle or model folder (repeatable; replaces the config's)")
+    p.add_argument("--head", action="append", choices=["fcn", "cnn", "linear"],
+                   help="downstream head kind (repeatable; replaces the config's)")
+    p.add_argument("--layer", action="append", metavar="LAYER",
+                   help="encoder layer: 'last', an index (negative counts from the top) or 'weighted' "
+                        "(a learned mix of all layers); repeatable")
+    p.add_argument("--seeds", metavar="LIST", help="training seeds, comma-separated, e.g. 0,1,2")
+    p.add_argument("--labels", metavar="LIST",
+                   help="comma-separated fixed label set (canonical emotions), or 'shared' (the classes "
+                        "source and target share)")
+    p.add_argument("--settings", metavar="LIST", help="comma-separated subset of same,cross,loco")
+    p.add_argument("--split", metavar="SPLIT",
+                   help="same-corpus folds disjoint in 'speaker' (default) or 'speaker+text' (speaker and sentence)")
+    p.add_argument("--k-folds", type=int, metavar="K", help="same-corpus folds per corpus (default 5)")
+    p.add_argument("--bootstrap", type=int, metavar="N", help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--out", metavar="DIR",
+                   help="run directory (default: the config's out_dir; runs/<config>-<fingerprint> when the "
+                        "options above change the study)")
+    p.add_argument("--cache", metavar="DIR", help="embedding cache folder (default $JAXSER_CACHE or ~/.cache/jaxser)")
     p.add_argument("--skip-errors", action="store_true", help="skip and list unreadable audio instead of failing")
-    p.add_argument("--workers", type=int, help="models trained concurrently (default: one per CPU core up to 4 on "
-                   "CPU, 1 on an accelerator); results do not depend on it")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="models trained concurrently (default: one per CPU core up to 4 on CPU, 1 on an "
+                        "accelerator); results do not depend on it")
+    p.add_argument("--save-models", metavar="WHICH",
+                   help="trained models saved under RUN/models for jaxser predict: 'all', 'none', or settings "
+                        f"(comma-separated; default {','.join(DEFAULT_SAVE_MODELS)})")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (also JAXSER_DEBUG=1)")
     return p
 
 
 def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
     """The config named by `--config`, with the command line's overrides, validated."""
     a = argument_parser(prog).parse_args(argv)
+    if a.debug:  # read by jaxser.errors.report when an error reaches it
+        os.environ["JAXSER_DEBUG"] = "1"
     cfg = load_config(a.config)
+    configured = cfg.fingerprint()
     if a.corpus:
         cfg.corpora = dict(c.partition("=")[::2] for c in a.corpus)
     if a.encoder:
@@ -166,7 +231,7 @@ def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
     if a.layer:
         cfg.layers = a.layer
     if a.seeds:
-        cfg.seeds = [int(s) for s in _split_list(a.seeds)]
+        cfg.seeds = [_int(s, "--seeds") for s in _split_list(a.seeds)]
     if a.labels:
         cfg.labels = None if a.labels == "shared" else _split_list(a.labels)
     if a.settings:
@@ -179,24 +244,31 @@ def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
         cfg.bootstrap = a.bootstrap
     if a.out:
         cfg.out_dir = a.out
+    elif cfg.fingerprint() != configured:  # another study than the config's: its own run directory
+        cfg.out_dir = f"{cfg.out_dir.rstrip('/')}-{cfg.fingerprint()}"
     cfg.cache = a.cache
     cfg.skip_errors = a.skip_errors
     if a.workers is not None:
         if a.workers < 1:
             raise ConfigError(f"--workers {a.workers}: expected >= 1")
         cfg.workers = a.workers
+    if a.save_models is not None:
+        cfg.save_models = save_models_setting(a.save_models)
     validate(cfg)
     return cfg
 
 
 def validate(cfg: StudyConfig) -> None:
     from jaxser.corpora.schema import CANONICAL_EMOTIONS
+    from jaxser.heads import HEAD_KINDS
     from jaxser.protocol import SETTINGS, SPLITS
 
     if len(cfg.corpora) < 2 and set(cfg.settings) - {"same"}:
         raise ConfigError(f"cross-corpus settings need >= 2 corpora, got {list(cfg.corpora)}")
+    if not cfg.corpora:
+        raise ConfigError("no corpora configured: add [corpora] NAME = \"ROOT\" lines or --corpus NAME=ROOT")
     if not cfg.encoders:
-        raise ConfigError("no encoders configured")
+        raise ConfigError("no encoders configured: add [models] encoders = [...] or --encoder NAME")
     if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
         raise ConfigError(f"seeds must be distinct and non-empty, got {cfg.seeds}")
     if set(cfg.settings) - set(SETTINGS):
@@ -206,16 +278,78 @@ def validate(cfg: StudyConfig) -> None:
     if cfg.labels and set(cfg.labels) - set(CANONICAL_EMOTIONS):
         raise ConfigError(f"labels {sorted(set(cfg.labels) - set(CANONICAL_EMOTIONS))} are not canonical "
                           f"({', '.join(CANONICAL_EMOTIONS)})")
+    if cfg.k_folds < 2:
+        raise ConfigError(f"k_folds {cfg.k_folds} ([run] k_folds / --k-folds): use 2 or more")
+    if cfg.bootstrap < 0:
+        raise ConfigError(f"bootstrap {cfg.bootstrap} ([run] bootstrap / --bootstrap): use 0 or more")
     for layer in cfg.layers:
-        if layer not in ("last", "weighted", *LAYER_SWEEPS):
+        if layer not in ("last", "weighted"):
             try:
                 int(layer)
             except ValueError:
-                raise ConfigError(f"layer {layer!r} ([models] layers / --layer): use 'last', 'weighted', 'all', "
-                                  "'best' or an integer") from None
+                raise ConfigError(f"layer {layer!r}: use 'last', 'weighted' or an integer") from None
+    if set(cfg.heads) - set(HEAD_KINDS) or not cfg.heads:
+        raise ConfigError(f"heads {cfg.heads} ([models] heads / --head): use some of {', '.join(HEAD_KINDS)}")
+    head_config(cfg, *cfg.heads)
+    train_config(cfg, "last")
+
+
+def head_config(cfg: StudyConfig, *kinds: str):
+    """The HeadConfig of the first of `kinds` from the config's [head.<kind>] table; a bad key or
+    value is a ConfigError naming the table (checked for every kind given)."""
+    from jaxser.heads import HEAD_KINDS, HeadConfig
+
+    unknown = set(cfg.head) - set(HEAD_KINDS)
+    if unknown:
+        raise ConfigError(f"[head.{sorted(unknown)[0]}]: not a head kind; use [head.<kind>] with a kind among "
+                          f"{', '.join(HEAD_KINDS)}")
+    out = []
+    for kind in kinds:
+        options = _table(cfg.head.get(kind, {}), f"head.{kind}")
+        try:
+            out.append(HeadConfig(kind=kind, **options))
+        except (TypeError, ValueError) as e:
+            fields = [f.name for f in dataclasses.fields(HeadConfig) if f.name != "kind"]
+            raise ConfigError(f"[head.{kind}] {options}: {e}; keys: {', '.join(fields)} "
+                              "(docs/training.md)") from None
+    return out[0]
+
+
+def train_config(cfg: StudyConfig, layer: str):
+    """The TrainConfig of the config's [train] table for one layer choice; a bad key or value
+    is a ConfigError naming [train]."""
+    from jaxser.train import TrainConfig
+
+    if "layer" in cfg.train:
+        raise ConfigError("[train] layer: the layer is chosen by [models] layers (or --layer); remove it from [train]")
+    try:
+        return TrainConfig(**{**cfg.train, "layer": layer_index(layer)})
+    except (TypeError, ValueError) as e:
+        fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "layer"]
+        raise ConfigError(f"[train] {cfg.train}: {e}; keys: {', '.join(fields)} (docs/training.md)") from None
 
 
 def layer_index(layer: str) -> int | str:
-    """A config layer name as the trainer takes it: -1 for 'last', 'weighted', or the index. The
-    sweeps ('all', 'best') give -1 too: `jaxser.train.train_layers` sets every layer itself."""
-    return -1 if layer in ("last", *LAYER_SWEEPS) else "weighted" if layer == "weighted" else int(layer)
+    """A config layer name as the trainer takes it: -1 for 'last', 'weighted', or the index."""
+    return -1 if layer == "last" else "weighted" if layer == "weighted" else int(layer)
+
+
+def study_diff(old: dict, new: dict) -> list[str]:
+    """The settings two study definitions (`StudyConfig.study()`) differ in, one
+    `key: old -> new` line each (nested tables as dotted keys, e.g. `train.max_epochs: 30 -> 3`)."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = flat(old), flat(new)
+    if "split" in a or "split" in b:  # the default split is left out of study(): say it
+        a.setdefault("split", DEFAULT_SPLIT)
+        b.setdefault("split", DEFAULT_SPLIT)
+    missing = "(unset)"
+    return [f"{k}: {json.dumps(a.get(k, missing))} -> {json.dumps(b.get(k, missing))}"
+            for k in sorted(set(a) | set(b)) if a.get(k, missing) != b.get(k, missing)]
