@@ -1,32 +1,55 @@
-"""`jaxser` command: `jaxser embed ...`, `jaxser describe ...`, `jaxser run ...`."""
+"""The `jaxser` command: `jaxser run | embed | describe | predict`, each with its own `--help`.
+
+Every sub-command reports a problem the user can fix as one line, `error: <what> — <what to
+do>`, on stderr with exit status 2 (`jaxser.errors.report`); `--debug` (or JAXSER_DEBUG=1)
+shows the traceback instead.
+"""
 from __future__ import annotations
 
+import argparse
+import importlib
+import os
 import sys
+
+#: sub-command -> (module whose main(argv) runs it, one-line summary)
+COMMANDS = {
+    "run": ("jaxser.study.run", "run (or resume) a cross-corpus benchmark study; the default is the embedded "
+                                "synthetic study"),
+    "embed": ("jaxser.embed", "extract and cache the embeddings of corpora"),
+    "describe": ("jaxser.corpora.__main__", "print a corpus card: counts, speakers, durations, problems"),
+    "predict": ("jaxser.predict", "predict the emotion of audio files with a model a study saved"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    from jaxser import __version__
+
+    p = argparse.ArgumentParser(
+        prog="jaxser", description="Cross-corpus speech emotion recognition benchmarks in JAX.",
+        epilog="`jaxser COMMAND --help` lists a command's options. Errors are one line on stderr (exit 2); "
+               "--debug or JAXSER_DEBUG=1 shows the traceback.")
+    p.add_argument("--version", action="version", version=f"jaxser {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors (also JAXSER_DEBUG=1)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, help="what to do")
+    for name, (_, summary) in COMMANDS.items():
+        sub.add_parser(name, help=summary, add_help=False)  # the command's own parser gives its help
+    return p
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {
-        "embed": "jaxser.embed",
-        "describe": "jaxser.corpora.__main__",
-        "run": "jaxser.study.run",
-    }
-    if not argv or argv[0] not in commands:
-        print("usage: jaxser {embed|describe|run} ...\n"
-              "  embed     extract and cache embeddings (python -m jaxser.embed)\n"
-              "  describe  corpus card (python -m jaxser.corpora describe)\n"
-              "  run       the cross-corpus benchmark (a study; --help lists its options)", file=sys.stderr)
-        return 2
-    import importlib
-
     from jaxser.errors import report
 
-    rest = argv[1:]
-    if argv[0] == "describe":
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # options before the command belong to jaxser; everything after it to the command
+    at = next((i for i, a in enumerate(argv) if a in COMMANDS), len(argv))
+    a = parser().parse_args(argv[:at + 1])
+    if a.debug:
+        os.environ["JAXSER_DEBUG"] = "1"
+    rest = argv[at + 1:]
+    if a.command == "describe":
         rest = ["describe", *rest]
-    # every sub-command's user errors (corpus, audio, encoder, cache, run directory, config) are
-    # one line on stderr and exit 2, also where a sub-command does not report them itself
-    return report(lambda a: importlib.import_module(commands[argv[0]]).main(a), rest)
+    module = COMMANDS[a.command][0]
+    return report(lambda args: importlib.import_module(module).main(args), rest)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ import os
 import sys
 
 
-def _parse_options(items) -> dict[str, dict]:
+def _parse_options(items, ap: argparse.ArgumentParser) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         name, dot, opt = key.partition(".")
         if not sep or not dot or not name or not opt:
-            raise SystemExit(f"bad option {item!r}: expected NAME.key=value")
+            ap.error(f"-o {item!r}: expected NAME.key=value, e.g. -o iemocap.merge_excited=true")
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
@@ -35,18 +35,20 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m jaxser.corpora")
     sub = ap.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("describe", help="corpus card: counts, speakers, durations, sample rates, problems")
+    d = sub.add_parser("describe", prog="jaxser describe",
+                       help="corpus card: counts, speakers, durations, sample rates, problems",
+                       description="Print each corpus' card: counts, speakers, durations, sample rates, problems.")
     d.add_argument("corpora", nargs="+", metavar="NAME=ROOT", help="registry name and folder (synthetic: NAME)")
     d.add_argument("-o", "--option", action="append", metavar="NAME.key=value", help="loader option")
     d.add_argument("--no-decode", action="store_true", help="read headers only (faster; misses all-zero files)")
     d.add_argument("--no-hash", action="store_true", help="skip the duplicate-content check")
     d.add_argument("--json", metavar="PATH", help="also write all cards as JSON ('-' for stdout, replaces text)")
     d.add_argument("--csv-dir", metavar="DIR", help="also write every table as DIR/<corpus>_<table>.csv")
-    d.add_argument("--max-rows", type=int, default=20, help="rows per table in the text output")
+    d.add_argument("--max-rows", type=int, default=20, metavar="N", help="rows per table in the text output (default 20)")
     d.add_argument("--strict", action="store_true", help="exit 1 when any problem is found")
     args = ap.parse_args(argv)
 
-    opts = _parse_options(args.option)
+    opts = _parse_options(args.option, d)
     cards, any_problem = {}, False
     for spec in args.corpora:
         name, sep, root = spec.partition("=")
@@ -69,8 +71,14 @@ def main(argv=None) -> int:
         if args.json == "-":
             print(payload)
         else:
-            with open(args.json, "w", encoding="utf-8") as f:
-                f.write(payload)
+            from jaxser.io import atomic_write_text
+
+            try:
+                atomic_write_text(args.json, payload + "\n")
+            except OSError as e:
+                print(f"error: --json {args.json}: cannot write it ({e.strerror or e}); choose a writable path",
+                      file=sys.stderr)
+                return 2
     return 1 if (args.strict and any_problem) else 0
 
 

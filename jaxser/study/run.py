@@ -13,16 +13,26 @@ import functools
 import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from jaxser.errors import CacheError
+from jaxser.errors import CacheError, RunDirError
 from jaxser.io import cache_root
 from jaxser.study import artifacts, schedule
-from jaxser.study.config import ConfigError, StudyConfig, layer_index, parse_args
+from jaxser.study.config import (ConfigError, StudyConfig, head_config, layer_index, parse_args, study_diff,
+                                 train_config)
+
+#: the stages a run goes through, in order (logged as they start; timed in manifest.json)
+STAGES = ("corpora", "extract", "train", "report")
+
+
+def stage(log, name: str, detail: str = "") -> None:
+    """Say which stage the run is in, so a long silent stretch has a name."""
+    log(f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name}{' ' + detail if detail else ''}")
 
 
 def run(cfg: StudyConfig, *, log=print) -> Path:
@@ -40,6 +50,7 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
     out = claim_run_dir(cfg, lead=lead, log=log)
 
     t0 = time.perf_counter()
+    stage(log, "corpora")
     datasets, roots = load_corpora(cfg, log)
     timings["corpora_s"] = time.perf_counter() - t0
 
@@ -58,7 +69,8 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
         artifacts.write_manifest(out, manifest)
 
     t0 = time.perf_counter()
-    train_models(cfg, out, TrainingData.of(cfg, meta, cells, emb), process=me, n_processes=n_proc, log=log)
+    train_models(cfg, out, TrainingData.of(cfg, meta, cells, emb, enc_info), process=me, n_processes=n_proc,
+                 log=log)
     timings["train_s"] = time.perf_counter() - t0
     if n_proc > 1:  # every host's models are written before process 0 reads them all
         from jax.experimental import multihost_utils
@@ -71,6 +83,7 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
     from jaxser.study.report import write_report
 
     t0 = time.perf_counter()
+    stage(log, "report")
     write_report(out, bootstrap=cfg.bootstrap)
     timings["report_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
@@ -88,25 +101,41 @@ def persistent_compilation_cache(cache: str | None) -> None:
     if jax.config.jax_compilation_cache_dir:
         return  # the user chose one
     path = Path(cache or cache_root()) / "xla"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CacheError(f"{path}: cannot create the cache folder ({e.strerror or e}); set --cache or "
+                         "JAXSER_CACHE to a writable folder") from None
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 def claim_run_dir(cfg: StudyConfig, *, lead: bool, log) -> Path:
-    """The run directory, refused when it holds another study; study.json (re)written."""
+    """The run directory, refused when it holds another study's results (the message lists the
+    settings that differ); study.json (re)written. A directory whose earlier run stopped before
+    training anything (a bad corpus root, say) is taken over: there is nothing in it to lose."""
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"--out {out}: cannot create the run directory ({e.strerror or e}); choose a "
+                          "writable path") from None
     prev = artifacts.read_study(out)
     if prev is not None:
-        if prev["fingerprint"] != cfg.fingerprint():
-            raise ConfigError(f"{out} holds a run of a different study (config {prev['fingerprint']} vs "
-                              f"{cfg.fingerprint()}); choose another --out or delete it")
-        if lead:
+        if prev["fingerprint"] != cfg.fingerprint() and has_results(out):
+            diff = study_diff(prev.get("study") or {}, cfg.study())
+            raise ConfigError(f"{out} holds the results of a different study ({'; '.join(diff) or 'different settings'}); "
+                              f"give this one its own --out DIR, or delete {out} to replace them")
+        if lead and prev["fingerprint"] == cfg.fingerprint():
             log(f"resuming the run in {out}")
     if lead:
         artifacts.write_study(out, cfg.fingerprint(), cfg.study())
     return out
+
+
+def has_results(out: Path) -> bool:
+    """Whether a run directory holds trained models' results."""
+    return any((out / artifacts.PREDICTIONS_DIR).glob("*.parquet")) or any((out / artifacts.MODELS_DIR).glob("*"))
 
 
 # ----------------------------------------------------------------------------- 1. corpora
@@ -135,7 +164,10 @@ def load_corpus(name: str, root: str, options: dict, skip_errors: bool):
             raise ConfigError(f"corpus {name}: a manifest corpus needs its file: --corpus {name}=PATH/manifest.csv")
         kw["name"] = name
         return corpora.load("manifest", root, **kw)
-    return corpora.load(name, root or None, **kw)
+    try:
+        return corpora.load(name, root or None, **kw)
+    except TypeError as e:  # a loader option it does not take
+        raise ConfigError(f"[corpus_options.{name}] {options}: {e}") from None
 
 
 def load_corpora(cfg: StudyConfig, log) -> tuple[dict, dict]:
@@ -163,18 +195,21 @@ def extract_embeddings(cfg: StudyConfig, datasets: dict, log, timings: dict) -> 
 
     emb: dict[str, dict] = {}
     enc_info: dict[str, dict] = {}
-    for enc_name in cfg.encoders:
+    for i, enc_name in enumerate(cfg.encoders):
+        stage(log, "extract", f"{enc_name} ({i + 1}/{len(cfg.encoders)} encoders)")
         te = time.perf_counter()
         enc = encoders.load(enc_name)
+        for layer in cfg.layers:  # before extracting, which may take hours
+            idx = layer_index(layer)
+            if isinstance(idx, int) and not -enc.num_layers <= idx < enc.num_layers:
+                raise ConfigError(f"layer {layer} ([models] layers / --layer) is out of range for {enc_name}, which "
+                                  f"has {enc.num_layers} layers: use -{enc.num_layers}..{enc.num_layers - 1}, "
+                                  "'last' or 'weighted'")
         enc_info[enc_name] = {"fingerprint": enc.fingerprint, "layers": enc.num_layers, "dim": enc.dim}
         emb[enc_name] = {c: embed(enc, ds, cache=cfg.cache, skip_errors=cfg.skip_errors)
                          for c, ds in datasets.items()}
         timings[f"extract_{enc_name}_s"] = time.perf_counter() - te
         log(f"encoder {enc_name}: {enc.num_layers} x {enc.dim} embeddings ({timings[f'extract_{enc_name}_s']:.1f}s)")
-        for layer in cfg.layers:
-            idx = layer_index(layer)
-            if isinstance(idx, int) and not -enc.num_layers <= idx < enc.num_layers:
-                raise ConfigError(f"layer {layer} out of range for {enc_name} ({enc.num_layers} layers)")
         del enc
     return emb, enc_info
 
@@ -264,15 +299,17 @@ class TrainingData:
     emb: dict[str, dict]             # encoder -> corpus -> embeddings
     policy: schedule.DevicePolicy
     rows_cap: int                    # the largest fit or validation split of the study
+    encoders: dict = dataclasses.field(default_factory=dict)  # encoder -> fingerprint, layers, dim
 
     @classmethod
-    def of(cls, cfg: StudyConfig, meta: pd.DataFrame, cells: list, emb: dict) -> "TrainingData":
+    def of(cls, cfg: StudyConfig, meta: pd.DataFrame, cells: list, emb: dict,
+           encoders: dict | None = None) -> "TrainingData":
         groups: dict[str, list] = {}
         for c in cells:
             groups.setdefault(c.train_key, []).append(c)
         return cls(cfg=cfg, groups=groups, ids=meta["id"].to_numpy(), emotion=meta["emotion"].to_numpy(),
                    corpus=meta["corpus"].to_numpy(), emb=emb, policy=schedule.device_policy(cfg.workers),
-                   rows_cap=max(max(len(c.fit), len(c.val)) for c in cells))
+                   rows_cap=max(max(len(c.fit), len(c.val)) for c in cells), encoders=dict(encoders or {}))
 
     def embedding_shape(self, enc_name: str) -> tuple[int, ...]:
         return next(iter(self.emb[enc_name].values())).x.shape[1:]
@@ -305,11 +342,10 @@ def embedding_rows(data: TrainingData, enc_name: str, rows: np.ndarray) -> np.nd
 def train_unit(data: TrainingData, unit: schedule.Unit) -> list:
     """Train one unit's models (every seed of each) in one program call."""
     from jaxser import train
-    from jaxser.heads import HeadConfig
 
     (enc_name, head_kind, layer), keys = unit
-    head_cfg = HeadConfig(kind=head_kind, **data.cfg.head.get(head_kind, {}))
-    train_cfg = train.TrainConfig(**{**data.cfg.train, "layer": layer_index(layer)})
+    head_cfg = head_config(data.cfg, head_kind)
+    train_cfg = train_config(data.cfg, layer)
     jobs = []
     for key in keys:
         cs = data.groups[key]
@@ -321,48 +357,63 @@ def train_unit(data: TrainingData, unit: schedule.Unit) -> list:
                                    embedding_rows(data, enc_name, cs[0].val), labels_of(cs[0].val),
                                    {c.name: embedding_rows(data, enc_name, c.test) for c in cs},
                                    n_classes=len(cs[0].labels)))
-    rows = schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap)
-    if layer == schedule.SWEEP:  # every hidden state, stacked in one program per training set
-        return train.train_layers(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds, rows=rows,
-                                  mesh=data.policy.mesh)
     return train.train(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds,
-                       max_jobs=data.policy.max_jobs, rows=rows, mesh=data.policy.mesh)
+                       max_jobs=data.policy.max_jobs,
+                       rows=schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap),
+                       mesh=data.policy.mesh)
+
+
+def saves_model(data: TrainingData, key: str) -> bool:
+    """Whether the study saves the model of this train key (`save_models`: settings)."""
+    return data.groups[key][0].setting in data.cfg.save_models
+
+
+def save_model(data: TrainingData, out: Path, model: schedule.Model, key: str, res) -> None:
+    """RUN/models/<name>: what `jaxser predict` needs to apply the model to new audio."""
+    import jaxser
+
+    enc_name, head_kind, layer = model
+    enc = data.encoders[enc_name]
+    idx = layer_index(layer)
+    cell = data.groups[key][0]
+    info = {"study_fingerprint": data.cfg.fingerprint(), "jaxser_version": jaxser.__version__,
+            "encoder": {"name": enc_name, **enc},
+            "head": dataclasses.asdict(head_config(data.cfg, head_kind)),
+            "train": {k: v for k, v in dataclasses.asdict(train_config(data.cfg, layer)).items() if k != "layer"},
+            "layer": str(layer), "layer_index": idx if idx == "weighted" else idx % enc["layers"],
+            "labels": list(cell.labels), "seeds": list(data.cfg.seeds), "train_key": key, "setting": cell.setting,
+            "source": cell.source, "val_uar": [float(v) for v in res.val_uar],
+            "best_epoch": [int(v) for v in res.best_epoch]}
+    artifacts.write_model(artifacts.model_dir(out, *model, key), res.params, res.mean, res.std, info)
 
 
 def write_unit(data: TrainingData, out: Path, unit: schedule.Unit, results: list) -> None:
-    """One predictions file per trained model (a sweep: per hidden state, and "best")."""
-    (enc_name, head_kind, layer), keys = unit
-    for key, result in zip(keys, results):
-        # a sweep's result is every hidden state's model: one file each, and "best"'s
-        for name, res, chosen in schedule.unit_outputs(layer, result, data.cfg.layers):
-            model = (enc_name, head_kind, name)
-            identity = artifacts.model_identity(*model, key)
-            table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar,
-                                                res.best_epoch, data.cfg.seeds, data.ids, data.emotion,
-                                                chosen_layer=chosen)
-            artifacts.write_predictions_file(artifacts.predictions_path(out, *model, key), table,
-                                             {"study_fingerprint": data.cfg.fingerprint(), **identity},
-                                             layer_weights=res.layer_weights)
-
-
-def written_models(data: TrainingData, model: schedule.Model) -> list[schedule.Model]:
-    """The models whose predictions a unit of `model` writes (a sweep: every hidden state)."""
-    enc_name, head_kind, layer = model
-    return [(enc_name, head_kind, name) for name in
-            schedule.written_layers(layer, data.embedding_shape(enc_name)[0], data.cfg.layers)]
+    """One predictions file per trained model, after its saved model (when the study saves it):
+    the predictions file marks the model done."""
+    model, keys = unit
+    for key, res in zip(keys, results):
+        if saves_model(data, key):
+            save_model(data, out, model, key, res)
+        identity = artifacts.model_identity(*model, key)
+        table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar, res.best_epoch,
+                                            data.cfg.seeds, data.ids, data.emotion)
+        artifacts.write_predictions_file(artifacts.predictions_path(out, *model, key), table,
+                                         {"study_fingerprint": data.cfg.fingerprint(), **identity})
 
 
 def model_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: str) -> bool:
-    """True unless every model a unit of `model` writes is on disk (`one_missing`)."""
-    return any([one_missing(data, out, log, m, key) for m in written_models(data, model)])
-
-
-def one_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: str) -> bool:
-    """True unless a verified predictions file of this model exists (a damaged one is set
-    aside and the model retrained; another study's stops the run)."""
+    """True unless a verified predictions file of this model exists, and its verified saved
+    model when the study saves it (a damaged one is set aside and the model retrained; another
+    study's stops the run)."""
     path = artifacts.predictions_path(out, *model, key)
     if not path.exists():
         return True
+    if saves_model(data, key):
+        why = artifacts.verify_model(artifacts.model_dir(out, *model, key), fingerprint=data.cfg.fingerprint(),
+                                     identity=artifacts.model_identity(*model, key))
+        if why is not None:
+            log(f"{artifacts.model_dir(out, *model, key)}: no usable saved model ({why}); retraining this model")
+            return True
     why = artifacts.verify_predictions(path, fingerprint=data.cfg.fingerprint(),
                                        identity=artifacts.model_identity(*model, key), seeds=data.cfg.seeds,
                                        cells=data.test_sets(key))
@@ -372,28 +423,48 @@ def one_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: 
     return True
 
 
+def training_bar(total: int):
+    """The training progress bar: finished models of `total`, with the rate and ETA (a module
+    function, so tests can read what it counts)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="train", unit="model", smoothing=0.1, dynamic_ncols=True)
+
+
 def train_models(cfg: StudyConfig, out: Path, data: TrainingData, *, process: int, n_processes: int, log) -> None:
     """Train every model of the study not yet on disk (this host's share of them); each model's
     predictions are written atomically as soon as it is trained, so an interrupted run resumes there."""
-    from tqdm.auto import tqdm
-
     units = schedule.model_units(cfg.encoders, cfg.heads, cfg.layers, list(data.groups),
                                  data.policy.keys_per_unit)
     if process == 0:  # files no model of this study writes: another study's, or damaged
-        expected = {artifacts.predictions_path(out, *w, k) for m, keys in units for w in written_models(data, m)
-                    for k in keys}
+        expected = {artifacts.predictions_path(out, *m, k) for m, keys in units for k in keys}
         artifacts.set_aside_strays(out, expected, cfg.fingerprint(), log)
     units = schedule.still_missing(schedule.host_share(units, process, n_processes),
                                    functools.partial(model_missing, data, out, log))
     if n_processes > 1:
         log(f"process {process} of {n_processes}: {sum(len(k) for _, k in units)} models to train here")
-    bar = tqdm(total=sum(len(k) for _, k in units), desc="train", unit="model")
+    n_models = sum(len(k) for _, k in units)
+    stage(log, "train", f"{n_models} models ({data.policy.workers} at a time)")
+    bar = training_bar(n_models)
+    lock, in_flight = threading.Lock(), [0]
+
+    def flight(n):  # how many models workers are training now, next to the count finished
+        with lock:
+            in_flight[0] += n
+            bar.set_postfix_str(f"{in_flight[0]} in flight", refresh=True)
+
+    def train_counted(unit):
+        flight(len(unit[1]))
+        try:
+            return train_unit(data, unit)
+        finally:
+            flight(-len(unit[1]))
 
     def finished(unit, results):
         write_unit(data, out, unit, results)
         bar.update(len(unit[1]))
     try:
-        schedule.run_units(units, functools.partial(train_unit, data), finished, data.policy.workers)
+        schedule.run_units(units, train_counted, finished, data.policy.workers)
     finally:
         bar.close()
 
@@ -410,9 +481,28 @@ def _main(argv=None, *, prog: str = "jaxser run") -> int:
         if cfg.skip_errors:
             raise
         raise AudioError(e.path, f"{e.reason}; --skip-errors skips such files and lists them in manifest.json") from e
-    print(f"\nreport: {out / 'report.md'}\nresults: {out / 'results.csv'}\n"
-          f"check it: python -m pytest spec --run-dir {out}")
+    timings = artifacts.read_manifest(out).get("timings", {})
+    saved = sorted((out / artifacts.MODELS_DIR).glob("*/" + artifacts.MODEL_FILE))
+    print(f"\ntime: {timing_summary(timings)}\nreport: {out / 'report.md'}\nresults: {out / 'results.csv'}\n"
+          + (f"models: {len(saved)} saved in {out / artifacts.MODELS_DIR} (jaxser predict --model DIR FILES)\n"
+             if saved else "")
+          + f"check it: python -m pytest spec --run-dir {out}")
     return 0
+
+
+def timing_summary(timings: dict) -> str:
+    """One line of stage timings from manifest.json's, e.g.
+    `corpora 1.2s, extract 14.3s (mfcc 14.3s), train 10.7s, report 5.0s; total 31.2s`."""
+    def t(s):
+        return f"{s / 60:.1f}min" if s >= 600 else f"{s:.1f}s"
+    per_enc = {k[len("extract_"):-2]: v for k, v in timings.items() if k.startswith("extract_") and k != "extract_s"}
+    parts = []
+    for name in STAGES:
+        if f"{name}_s" in timings:
+            extra = f" ({', '.join(f'{e} {t(v)}' for e, v in per_enc.items())})" if name == "extract" and per_enc else ""
+            parts.append(f"{name} {t(timings[f'{name}_s'])}{extra}")
+    total = f"; total {t(timings['total_s'])}" if "total_s" in timings else ""
+    return ", ".join(parts) + total if parts else "(no timings recorded)"
 
 
 def main(argv=None, *, prog: str = "jaxser run") -> int:

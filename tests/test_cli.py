@@ -1,0 +1,190 @@
+"""The `jaxser` command line: help and version, every user mistake as one `error:` line and
+exit 2 (a traceback only with --debug), the refused --out naming what differs, stage timings
+and the training bar's count."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jaxser.cli import main
+from tests.helpers.tiny_study import tiny_study
+
+pytest.importorskip("opensmile")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return tiny_study(tmp_path_factory)
+
+
+def _error(capsys, argv, entry=main) -> str:
+    """Run a command line that must fail on the user's mistake: exit 2, one line on stderr."""
+    assert entry(argv) == 2
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def _config(tmp_path, text: str, name="c.toml"):
+    base = ('[corpora]\nsynth-alba = ""\nsynth-bruna = ""\n[models]\nencoders = ["mfcc"]\nheads = ["fcn"]\n'
+            '[run]\nsettings = ["cross"]\nseeds = [0]\n')
+    path = tmp_path / name
+    path.write_text(base + text if not text.startswith("[run]") else text)
+    return str(path)
+
+
+def test_help_and_version_exit_0(capsys):
+    import jaxser
+
+    for argv in (["--help"], ["--version"], ["run", "--help"], ["predict", "--help"], ["embed", "--help"],
+                 ["describe", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 0, argv
+    out = capsys.readouterr().out
+    assert f"jaxser {jaxser.__version__}" in out
+    assert all(cmd in out for cmd in ("run", "embed", "describe", "predict"))
+
+
+def test_every_option_has_help():
+    from jaxser.predict import argument_parser as predict_parser
+    from jaxser.study.config import argument_parser as run_parser
+    from jaxser.cli import parser
+
+    for p in (run_parser(), predict_parser(), parser()):
+        for action in p._actions:
+            assert action.help, (p.prog, action.option_strings or action.dest)
+
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+
+
+def test_missing_config_file(capsys, tmp_path):
+    line = _error(capsys, ["run", "--config", str(tmp_path / "nope.toml")])
+    assert "nope.toml not found" in line
+
+
+def test_unknown_config_key(capsys, tmp_path):
+    line = _error(capsys, ["run", "--config", _config(tmp_path, "[run]\nseedz = [1]\n")])
+    assert "unknown [run] keys ['seedz']" in line
+
+
+@pytest.mark.parametrize("text, where", [
+    ("[run]\nseeds = \"ab\"\n", "seeds"),
+    ("[train]\nmax_epoch = 3\n", "[train]"),
+    ("[train]\nlr = -1\n", "[train]"),
+    ("[head.fcn]\nhidden = [-1]\n", "[head.fcn]"),
+    ("[head.fnc]\nhidden = [8]\n", "[head.fnc]"),
+])
+def test_bad_config_values(capsys, tmp_path, text, where):
+    line = _error(capsys, ["run", "--config", _config(tmp_path, text), "--out", str(tmp_path / "r")])
+    assert where in line
+
+
+def test_bad_command_line_value(capsys, tmp_path):
+    line = _error(capsys, ["run", "--seeds", "0,x", "--out", str(tmp_path / "r")])
+    assert "--seeds" in line and "'x'" in line
+
+
+def test_unknown_corpus(capsys, tmp_path):
+    line = _error(capsys, ["run", "--config", _config(tmp_path, ""), "--corpus", "nosuch=", "--corpus", "synth-alba=",
+                           "--out", str(tmp_path / "r")])
+    assert "unknown corpus 'nosuch'" in line
+    assert "unknown corpus" in _error(capsys, ["describe", "nosuch"])
+    assert "unknown corpus" in _error(capsys, ["embed", "--encoder", "mfcc", "--corpus", "nosuch"])
+
+
+def test_missing_corpus_root(capsys, tmp_path):
+    line = _error(capsys, ["run", "--config", _config(tmp_path, ""), "--corpus", f"emodb={tmp_path / 'no'}",
+                           "--corpus", "synth-alba=", "--out", str(tmp_path / "r")])
+    assert "does not exist" in line
+    assert "does not exist" in _error(capsys, ["describe", f"emodb={tmp_path / 'no'}"])
+
+
+def test_a_failed_run_does_not_claim_its_directory(capsys, tmp_path):
+    """A run stopped by a bad corpus root leaves nothing to protect: the corrected command
+    may use the same --out (here it stops on the next mistake, not on the directory)."""
+    out = str(tmp_path / "r")
+    _error(capsys, ["run", "--config", _config(tmp_path, ""), "--corpus", f"emodb={tmp_path / 'no'}", "--corpus",
+                    "synth-alba=", "--out", out])
+    line = _error(capsys, ["run", "--config", _config(tmp_path, ""), "--encoder", "nosuch", "--out", out])
+    assert "unknown encoder 'nosuch'" in line
+
+
+def test_unknown_encoder_and_missing_checkpoint(capsys, tmp_path):
+    line = _error(capsys, ["run", "--config", _config(tmp_path, ""), "--encoder", "nosuch", "--out",
+                           str(tmp_path / "r")])
+    assert "unknown encoder 'nosuch'" in line
+    line = _error(capsys, ["embed", "--encoder", str(tmp_path / "no-model"), "--corpus", "synth-alba"])
+    assert "does not exist" in line
+
+
+def test_corrupt_wav(capsys, tmp_path):
+    d = tmp_path / "c"
+    d.mkdir()
+    (d / "a.wav").write_bytes(b"RIFF" + bytes(range(256)) * 4)
+    (d / "manifest.csv").write_text("path,emotion,speaker\na.wav,angry,s1\n")
+    line = _error(capsys, ["embed", "--encoder", "mfcc", "--corpus", f"manifest={d}"])
+    assert "a.wav" in line
+
+
+def test_layer_out_of_range(capsys, tmp_path):
+    line = _error(capsys, ["run", "--config", _config(tmp_path, ""), "--layer", "5", "--out", str(tmp_path / "r")])
+    assert "layer 5" in line and "out of range for mfcc" in line
+
+
+def test_bad_paths(capsys, tmp_path):
+    afile = tmp_path / "file"
+    afile.write_text("")
+    line = _error(capsys, ["run", "--config", _config(tmp_path, ""), "--out", str(afile / "r")])
+    assert "--out" in line and "cannot create" in line
+    line = _error(capsys, ["run", "--config", _config(tmp_path, ""), "--out", str(tmp_path / "r"),
+                           "--cache", str(afile / "c")])
+    assert "cache" in line
+
+
+def test_reused_out_lists_what_differs(capsys, study):
+    line = _error(capsys, ["run", "--config", str(study["config"]), "--out", str(study["out"]), "--seeds", "0",
+                           "--settings", "cross"])
+    assert "seeds: [0, 1] -> [0]" in line and "--out" in line
+
+
+def test_experiments_entry_point_reports_errors(capsys, tmp_path):
+    from experiments.cross_corpus import main as experiments_main
+
+    line = _error(capsys, ["--config", str(tmp_path / "nope.toml")], entry=experiments_main)
+    assert "not found" in line
+
+
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    from jaxser.study import ConfigError
+
+    # --debug sets JAXSER_DEBUG for the process; monkeypatch puts back the original on teardown
+    monkeypatch.setenv("JAXSER_DEBUG", "0")
+    with pytest.raises(ConfigError):
+        main(["--debug", "run", "--config", str(tmp_path / "nope.toml")])
+    monkeypatch.setenv("JAXSER_DEBUG", "0")
+    with pytest.raises(ConfigError):
+        main(["run", "--debug", "--config", str(tmp_path / "nope.toml")])
+    monkeypatch.setenv("JAXSER_DEBUG", "1")
+    with pytest.raises(ConfigError):
+        main(["run", "--config", str(tmp_path / "nope.toml")])
+
+
+def test_run_prints_stage_timings_and_counts_models(study):
+    manifest = json.loads((study["out"] / "manifest.json").read_text())
+    assert {"corpora_s", "extract_s", "train_s", "report_s", "total_s"} <= set(manifest["timings"])
+    out = study["stdout"]
+    time_line = next(x for x in out.splitlines() if x.startswith("time: "))
+    assert all(s in time_line for s in ("corpora ", "extract ", "(mfcc ", "train ", "report ", "total "))
+    assert "models: 2 saved" in out
+    # the bar counts every model to train (2 cross-corpus models), one by one, with those in flight
+    [bar] = study["bars"]
+    assert bar.total == bar.n == 2
+    assert any(p.endswith("in flight") and not p.startswith("0") for p in bar.postfixes)
+    assert bar.postfixes[-1] == "0 in flight"
