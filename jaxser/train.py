@@ -45,6 +45,7 @@ from jaxser.sharding import JOB_AXIS, SEED_AXIS
 OPTIMIZERS = ("adam", "sgd")
 _VAL_CHUNK = 32     # rows per validation forward pass in training (ceil(n_val / 32) passes per epoch)
 _PRED_CHUNK = 128   # rows per prediction call after training (bounds CNN activation memory)
+_PER_LAYER = ("x_fit", "x_val")   # the trainer's data that differ between layers of one model
 
 
 def capacity(n: int, minimum: int = 32) -> int:
@@ -124,6 +125,10 @@ class ModelResult:
     mean, std:        standardisation statistics from the fit split (None when disabled).
     n_devices:        devices of the mesh that trained it (1 without a mesh).
     stack_size:       models trained together in its compiled program (1: trained alone).
+    layer:            the encoder layer it was trained on, as a non-negative index (None for
+                      "weighted").
+    layer_weights:    float32 [S, L] the learned softmax weights over layers of the kept
+                      parameters ("weighted" only, else None).
     """
 
     probs: dict[str, np.ndarray]
@@ -138,6 +143,8 @@ class ModelResult:
     std: np.ndarray | None
     n_devices: int = 1
     stack_size: int = 1
+    layer: int | None = None
+    layer_weights: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------- data preparation
@@ -230,6 +237,7 @@ class PreparedData:
     std: np.ndarray | None
     n_classes: int
     n_layers: int | None       # set when layer == "weighted"
+    layer: int | None = None   # the selected layer as a non-negative index (None: "weighted")
 
     def arrays(self) -> dict:
         """The trainer's ``data`` argument: fit and validation arrays and their real row counts."""
@@ -237,9 +245,26 @@ class PreparedData:
                     n_fit=np.int32(self.n_fit), n_val=np.int32(self.n_val))
 
 
-def prepare(model: ModelData, config: TrainConfig, rows: int | None = None) -> PreparedData:
-    """Check a model's data, select the configured layer, standardise with fit-split statistics
-    only, and pad fit and validation to their capacity (at least ``rows``)."""
+@dataclass
+class CheckedData:
+    """A model's data checked once (shapes, finiteness, labels), all layers kept: what every
+    layer's ``prepare`` starts from, so a layer sweep checks a large cache once, not per layer."""
+
+    x_fit: np.ndarray          # [N, L, D]
+    y_fit: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    tests: dict[str, np.ndarray]
+    n_classes: int
+
+    @property
+    def n_layers(self) -> int:
+        return self.x_fit.shape[1]
+
+
+def check(model: ModelData) -> CheckedData:
+    """Check a model's data: 3-d float embeddings with one per-row shape, finite rows, integer
+    labels in range, non-empty fit and validation splits."""
     n_classes = int(model.n_classes)
     if n_classes < 2:
         raise ValueError(f"n_classes={n_classes}; a classifier needs at least 2 classes")
@@ -260,8 +285,19 @@ def prepare(model: ModelData, config: TrainConfig, rows: int | None = None) -> P
         if xt.shape[1:] != shape:
             raise ValueError(f"tests[{name!r}] has per-row shape {xt.shape[1:]}, x_fit has {shape}")
         test3[name] = xt
+    return CheckedData(x_fit, y_fit, x_val, y_val, test3, n_classes)
 
-    xf = _select(x_fit, config.layer).astype(np.float32, copy=False)
+
+def prepare(model: ModelData | CheckedData, config: TrainConfig, rows: int | None = None) -> PreparedData:
+    """Check a model's data (unless it is ``CheckedData``), select the configured layer,
+    standardise with fit-split statistics only, and pad fit and validation to their capacity
+    (at least ``rows``)."""
+    data = model if isinstance(model, CheckedData) else check(model)
+    n_classes = data.n_classes
+    y_fit, y_val = data.y_fit, data.y_val
+    n_layers = data.n_layers
+    xf = _select(data.x_fit, config.layer).astype(np.float32, copy=False)  # checks the layer's range
+    layer = None if config.layer == "weighted" else config.layer % n_layers
     mean = std = None
     if config.standardize:
         mean, std = _fit_stats(xf)  # fit split only: no validation or target statistics
@@ -271,16 +307,16 @@ def prepare(model: ModelData, config: TrainConfig, rows: int | None = None) -> P
 
     w = (balanced_class_weights(y_fit, n_classes) if config.class_weights == "balanced"
          else np.ones(n_classes, np.float32))
-    n_val = x_val.shape[0]
-    n_fit = x_fit.shape[0]
+    n_val = data.x_val.shape[0]
+    n_fit = data.x_fit.shape[0]
     # n <= capacity, so padding to a multiple of the capacity pads to exactly the capacity
     fit_rows, val_rows = capacity(max(n_fit, rows or 0)), capacity(max(n_val, rows or 0))
     return PreparedData(
-        x_fit=sharding.pad_rows(norm(x_fit), fit_rows, fill=0), y_fit=sharding.pad_rows(y_fit, fit_rows, fill=0),
+        x_fit=sharding.pad_rows(norm(data.x_fit), fit_rows, fill=0), y_fit=sharding.pad_rows(y_fit, fit_rows, fill=0),
         w_fit=sharding.pad_rows(w[y_fit], fit_rows, fill=0), n_fit=n_fit,
-        x_val=sharding.pad_rows(norm(x_val), val_rows, fill=0), y_val=sharding.pad_rows(y_val, val_rows, fill=-1),
-        n_val=n_val, tests={k: norm(v) for k, v in test3.items()}, mean=mean, std=std, n_classes=n_classes,
-        n_layers=shape[0] if config.layer == "weighted" else None)
+        x_val=sharding.pad_rows(norm(data.x_val), val_rows, fill=0), y_val=sharding.pad_rows(y_val, val_rows, fill=-1),
+        n_val=n_val, tests={k: norm(v) for k, v in data.tests.items()}, mean=mean, std=std, n_classes=n_classes,
+        n_layers=n_layers if config.layer == "weighted" else None, layer=layer)
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -313,7 +349,8 @@ def _make_tx(config: TrainConfig) -> optax.GradientTransformation:
 class Trainer:
     """The single-seed pieces (``init``, ``loss``, ``step``, ``epoch``) and the jitted programs
     built from them: ``fit`` (seeds vmapped, epochs in a while loop), ``fit_stack`` (``fit``
-    vmapped over a leading job axis) and ``predict`` (seeds vmapped, one _PRED_CHUNK of rows).
+    vmapped over a leading job axis), ``fit_layers`` (``fit`` vmapped over a leading layer
+    axis of one model's inputs) and ``predict`` (seeds vmapped, one _PRED_CHUNK of rows).
     Get one with ``Trainer.for_data``: one per head, config, class count and per-row feature
     shape, so jit keeps one ``fit`` program per row capacity and a single ``predict`` program."""
 
@@ -328,6 +365,7 @@ class Trainer:
         self.feat_shape = feat_shape
         self.fit = jax.jit(self._fit)
         self.fit_stack = jax.jit(self._fit_stack)
+        self.fit_layers = jax.jit(self._fit_layers)
         self.predict = jax.jit(jax.vmap(self._softmax, in_axes=(0, None)))
 
     @classmethod
@@ -439,6 +477,15 @@ class Trainer:
         stops on its own: the batched loop runs until the last job is done and leaves the state
         of finished jobs untouched."""
         return jax.vmap(lambda d: self._fit(seeds, d))(data)
+
+    def _fit_layers(self, seeds: jax.Array, data: dict) -> dict:
+        """``_fit`` for several layers of one model: ``x_fit`` and ``x_val`` carry a leading
+        layer axis, the labels, loss weights and row counts are the model's and shared. So the
+        minibatch and validation loops keep scalar trip counts, every layer sees the minibatches
+        it sees trained alone, and the layers x seeds run as one batched program. Each layer
+        stops on its own, as a job of ``_fit_stack`` does."""
+        axes = {k: 0 if k in _PER_LAYER else None for k in data}
+        return jax.vmap(self._fit, in_axes=(None, axes))(seeds, data)
 
     def predict_probs(self, params, x: np.ndarray, put: Callable = jnp.asarray) -> np.ndarray:
         """[S, N, C] probabilities of x under seed-stacked params, _PRED_CHUNK rows per call
@@ -561,11 +608,18 @@ def _train_stack(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...],
         # params go back to the devices the way they came out
         kept = [jax.tree.map(lambda a: a[j], out["best"]) for j in range(n_jobs)]
         host = sharding.to_host(out)
+    return _results(tr, preps, kept, host, seeds, put_rep, n_devices)
+
+
+def _results(tr: Trainer, preps: list[PreparedData], kept: list, host: dict, seeds: tuple[int, ...], put_rep,
+             n_devices: int) -> list[ModelResult]:
+    """The ``ModelResult`` of each job of a trained stack (``host``: the program's outputs with
+    a leading job axis; ``kept``: each job's kept parameters, still on the devices): validation
+    and tests are predicted only now, after selection."""
     k = len(seeds)
     epochs, history = host["epochs"], host["history"]      # [J], [J, E, S]
     results = []
     for j, p in enumerate(preps):
-        # validation and tests only now, after selection
         val_probs = tr.predict_probs(kept[j], p.x_val[:p.n_val], put_rep)
         probs = {name: tr.predict_probs(kept[j], xt, put_rep) for name, xt in p.tests.items()}
         results.append(ModelResult(
@@ -574,6 +628,158 @@ def _train_stack(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...],
             val_probs=val_probs[:k].astype(np.float32), val_uar_history=history[j, :int(epochs[j]), :k],
             epochs_run=int(epochs[j]), seeds=seeds,
             params=jax.tree.map(lambda a: a[j, :k], host["best"]), mean=p.mean, std=p.std,
-            n_devices=n_devices, stack_size=n_jobs))
+            n_devices=n_devices, stack_size=len(preps), layer=p.layer,
+            layer_weights=_layer_weights(host["best"], j, k)))
     return results
 
+
+def _layer_weights(params: dict, j: int, k: int) -> np.ndarray | None:
+    """[S, L] softmax of a layer mix's logits (job j, the first k seeds); None without a mix."""
+    if "layer_logits" not in params:
+        return None
+    logits = np.asarray(params["layer_logits"][j, :k], np.float64)
+    w = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (w / w.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+
+# ----------------------------------------------------------------------------- every layer of a model
+
+#: device working set of one layer-stacked program (``layers_per_program``)
+LAYER_STACK_BYTES = 4 << 30
+#: float32 copies of a model's parameters alive per seed while training: parameters, kept
+#: parameters, Adam's two moments, the gradient, and the new state of a while loop whose
+#: finished layers are kept by a select
+_STATE_COPIES = 8
+
+
+def _jaxpr_bytes(jaxpr) -> int:
+    """Bytes of every value a jaxpr (and the jaxprs nested in it) computes."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        total += sum(math.prod(v.aval.shape) * v.aval.dtype.itemsize for v in eqn.outvars
+                     if hasattr(v.aval, "shape"))
+        for p in eqn.params.values():
+            for sub in (p if isinstance(p, (tuple, list)) else (p,)):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    total += _jaxpr_bytes(inner)
+    return total
+
+
+@functools.lru_cache(maxsize=256)
+def step_bytes(head: HeadConfig, config: TrainConfig, n_classes: int, dim: int) -> int:
+    """Activation bytes of one seed's optimizer step on one layer: the values of the gradient
+    of a minibatch's loss that grow with the batch (forward activations kept for the backward
+    pass, and the backward's own), counted from its jaxpr at two batch sizes without computing
+    anything; parameter-sized values (the gradient itself) are in ``_STATE_COPIES``. XLA fuses
+    and reuses most of them, so this bounds the step's activations from above."""
+    tr = _cached_trainer(head, replace(config, class_weights=None, standardize=True, layer=0), n_classes, None,
+                         (dim,))
+    params = jax.eval_shape(tr.init, jax.ShapeDtypeStruct((), jnp.int32))["params"]
+
+    def values(b):
+        return _jaxpr_bytes(jax.make_jaxpr(jax.grad(tr.loss))(
+            params, jax.ShapeDtypeStruct((b, dim), jnp.float32), jax.ShapeDtypeStruct((b,), jnp.int32),
+            jax.ShapeDtypeStruct((b,), jnp.float32), jax.ShapeDtypeStruct((2,), jnp.uint32)).jaxpr)
+    b = config.batch_size
+    return max(0, values(2 * b) - values(b))
+
+
+def layer_bytes(head: HeadConfig, config: TrainConfig, n_classes: int, dim: int, n_seeds: int, fit_rows: int,
+                val_rows: int) -> int:
+    """Device bytes one layer adds to a layer-stacked program: per seed, ``_STATE_COPIES``
+    float32 copies of the parameters and one optimizer step's values (``step_bytes``), plus the
+    layer's padded fit and validation inputs."""
+    n_par = _n_params(head, n_classes, None, (dim,))
+    per_seed = 4 * _STATE_COPIES * n_par + step_bytes(head, config, n_classes, dim)
+    return n_seeds * per_seed + 4 * dim * (fit_rows + val_rows)
+
+
+def layers_per_program(head: HeadConfig, config: TrainConfig, n_classes: int, dim: int, n_seeds: int,
+                       fit_rows: int, val_rows: int, n_layers: int, budget: int = LAYER_STACK_BYTES) -> int:
+    """How many layers of one model train in one program: as many as fit ``budget`` bytes by
+    ``layer_bytes`` (at least 1, at most ``n_layers``)."""
+    per = layer_bytes(head, config, n_classes, dim, n_seeds, fit_rows, val_rows)
+    return max(1, min(int(n_layers), int(budget // per)))
+
+
+def train_layers(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig, seeds: Sequence[int],
+                 layers: Sequence[int] | None = None, mesh=None, rows: int | None = None,
+                 budget: int = LAYER_STACK_BYTES) -> list[list[ModelResult]]:
+    """Train every model once per encoder layer: ``results[i][j]`` is model ``i`` trained on
+    layer ``layers[j]`` (default: every layer, in order), what ``train`` gives with
+    ``config.layer`` set to that layer (``config.layer`` itself is not used).
+
+    The layers of one model have one width, so they train together: their inputs are stacked
+    on a leading layer axis and one jitted program trains layers x seeds (``Trainer.fit_layers``),
+    the labels, minibatch order and row counts shared. Early stopping and selection are per
+    layer and seed, exactly as in ``train``; a layer's result equals it trained alone up to the
+    float rounding of the layer-batched matmuls. ``layers_per_program`` bounds a program's device
+    memory by ``budget``; more layers are split into balanced programs. The data are checked once
+    per model and each program's layers are standardised just before it runs, so the host holds
+    one program's standardised copies at a time besides the caller's embeddings.
+
+    mesh: as ``train``; an axis named "job" shards the layer axis (a program's layers padded
+    with repeats to a multiple of its size, dropped from the results). rows: as ``train``.
+    """
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError("train_layers: seeds is empty")
+    checked = []
+    for i, model in enumerate(models):
+        try:
+            checked.append(check(model))
+        except ValueError as err:
+            raise ValueError(f"train_layers: model {i}: {err}") from None
+    mesh = sharding.resolve_mesh(mesh, axis=SEED_AXIS, devices="all")
+    n_devices = 1 if mesh is None else mesh.devices.size
+    n_job_dev = sharding.axis_size(mesh, JOB_AXIS)
+    run_seeds, put_seed, put_rep = sharding.seed_placement(mesh, seeds, job_axis=JOB_AXIS)
+    put_job = sharding.job_put(mesh, job_axis=JOB_AXIS)
+    out = []
+    for i, data in enumerate(checked):
+        n_layers = data.n_layers
+        idx = list(range(n_layers)) if layers is None else [int(x) for x in layers]
+        bad = [x for x in idx if not -n_layers <= x < n_layers]
+        if bad or not idx:
+            raise ValueError(f"train_layers: model {i}: layers {bad or idx} are out of range for embeddings with "
+                             f"{n_layers} layers")
+        idx = [x % n_layers for x in idx]
+        n_fit, n_val = data.x_fit.shape[0], data.x_val.shape[0]
+        per_program = layers_per_program(head, config, data.n_classes, data.x_fit.shape[2], len(run_seeds),
+                                         capacity(max(n_fit, rows or 0)), capacity(max(n_val, rows or 0)),
+                                         len(idx), budget)
+        per_program = max(n_job_dev, per_program // n_job_dev * n_job_dev)
+        size = -(-len(idx) // -(-len(idx) // per_program))  # balanced programs
+        results: list[ModelResult] = []
+        for a in range(0, len(idx), size):
+            preps = [prepare(data, replace(config, layer=x), rows) for x in idx[a:a + size]]
+            tr = Trainer.for_data(preps[0], head, config)
+            results += _train_layer_stack(tr, preps, seeds, run_seeds, put_seed, put_rep, put_job, n_job_dev,
+                                          n_devices)
+        out.append(results)
+    return out
+
+
+def select_layer(results: Sequence[ModelResult]) -> ModelResult:
+    """Of one training set's models on different layers (``train_layers``), the one with the
+    highest source-validation UAR averaged over seeds; the mean is rounded to 9 decimals, so
+    seeds summed in another order cannot break a tie, and ties go to the lowest layer. Only
+    the validation split decides: no test data are read."""
+    if not results:
+        raise ValueError("select_layer: no models to choose from")
+    score = [(-round(float(np.mean(np.asarray(r.val_uar, np.float64))), 9), r.layer) for r in results]
+    return results[min(range(len(results)), key=score.__getitem__)]
+
+
+def _train_layer_stack(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...], run_seeds: list[int],
+                       put_seed, put_rep, put_job, n_job_dev: int, n_devices: int) -> list[ModelResult]:
+    """One compiled program for several layers of one model, then their predictions."""
+    stack = preps + [preps[-1]] * (-len(preps) % n_job_dev)  # padded to the job-axis devices
+    arrays = [p.arrays() for p in stack]
+    data = {k: (put_job(np.stack([a[k] for a in arrays])) if k in _PER_LAYER else put_rep(v))
+            for k, v in arrays[0].items()}
+    out = tr.fit_layers(put_seed(np.asarray(run_seeds, np.int32)), data)
+    kept = [jax.tree.map(lambda a: a[j], out["best"]) for j in range(len(preps))]
+    return _results(tr, preps, kept, sharding.to_host(out), seeds, put_rep, n_devices)

@@ -21,6 +21,9 @@ from jaxser.errors import UserError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 DEFAULT_SPLIT = "speaker"
+#: layer names that train one model per hidden state ('all' reports every layer, 'best' the one
+#: chosen per training set on source-validation UAR)
+LAYER_SWEEPS = ("all", "best")
 #: which trained models a run saves by default (jaxser predict): the ones trained on whole corpora
 DEFAULT_SAVE_MODELS = ("cross", "loco")
 
@@ -189,8 +192,9 @@ def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
     p.add_argument("--head", action="append", choices=["fcn", "cnn", "linear"],
                    help="downstream head kind (repeatable; replaces the config's)")
     p.add_argument("--layer", action="append", metavar="LAYER",
-                   help="encoder layer: 'last', an index (negative counts from the top) or 'weighted' "
-                        "(a learned mix of all layers); repeatable")
+                   help="encoder layer: 'last', an index (negative counts from the top), 'weighted' "
+                        "(a learned mix of all layers), 'all' (one model per hidden state) or 'best' (per "
+                        "training set, the layer with the best source-validation UAR); repeatable")
     p.add_argument("--seeds", metavar="LIST", help="training seeds, comma-separated, e.g. 0,1,2")
     p.add_argument("--labels", metavar="LIST",
                    help="comma-separated fixed label set (canonical emotions), or 'shared' (the classes "
@@ -283,11 +287,12 @@ def validate(cfg: StudyConfig) -> None:
     if cfg.bootstrap < 0:
         raise ConfigError(f"bootstrap {cfg.bootstrap} ([run] bootstrap / --bootstrap): use 0 or more")
     for layer in cfg.layers:
-        if layer not in ("last", "weighted"):
+        if layer not in ("last", "weighted", *LAYER_SWEEPS):
             try:
                 int(layer)
             except ValueError:
-                raise ConfigError(f"layer {layer!r}: use 'last', 'weighted' or an integer") from None
+                raise ConfigError(f"layer {layer!r} ([models] layers / --layer): use 'last', 'weighted', 'all', "
+                                  "'best' or an integer") from None
     if set(cfg.heads) - set(HEAD_KINDS) or not cfg.heads:
         raise ConfigError(f"heads {cfg.heads} ([models] heads / --head): use some of {', '.join(HEAD_KINDS)}")
     head_config(cfg, *cfg.heads)
@@ -330,8 +335,9 @@ def train_config(cfg: StudyConfig, layer: str):
 
 
 def layer_index(layer: str) -> int | str:
-    """A config layer name as the trainer takes it: -1 for 'last', 'weighted', or the index."""
-    return -1 if layer == "last" else "weighted" if layer == "weighted" else int(layer)
+    """A config layer name as the trainer takes it: -1 for 'last', 'weighted', or the index. The
+    sweeps ('all', 'best') give -1 too: `jaxser.train.train_layers` sets every layer itself."""
+    return -1 if layer in ("last", *LAYER_SWEEPS) else "weighted" if layer == "weighted" else int(layer)
 
 
 def study_diff(old: dict, new: dict) -> list[str]:

@@ -357,15 +357,21 @@ def train_unit(data: TrainingData, unit: schedule.Unit) -> list:
                                    embedding_rows(data, enc_name, cs[0].val), labels_of(cs[0].val),
                                    {c.name: embedding_rows(data, enc_name, c.test) for c in cs},
                                    n_classes=len(cs[0].labels)))
+    rows = schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap)
+    if layer == schedule.SWEEP:  # every hidden state, stacked in one program per training set
+        return train.train_layers(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds, rows=rows,
+                                  mesh=data.policy.mesh)
     return train.train(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds,
-                       max_jobs=data.policy.max_jobs,
-                       rows=schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap),
-                       mesh=data.policy.mesh)
+                       max_jobs=data.policy.max_jobs, rows=rows, mesh=data.policy.mesh)
 
 
-def saves_model(data: TrainingData, key: str) -> bool:
-    """Whether the study saves the model of this train key (`save_models`: settings)."""
-    return data.groups[key][0].setting in data.cfg.save_models
+def saves_model(data: TrainingData, key: str, layer: str | None = None) -> bool:
+    """Whether the study saves the model of this train key (`save_models`: settings). Of a
+    layer sweep only the "best" model is saved (`layer`: the model's layer name), not every
+    hidden state's."""
+    swept = (layer is not None and layer.isdigit() and layer not in data.cfg.layers
+             and schedule.SWEEP in schedule.trained_layers(data.cfg.layers))
+    return data.groups[key][0].setting in data.cfg.save_models and not swept
 
 
 def save_model(data: TrainingData, out: Path, model: schedule.Model, key: str, res) -> None:
@@ -380,7 +386,7 @@ def save_model(data: TrainingData, out: Path, model: schedule.Model, key: str, r
             "encoder": {"name": enc_name, **enc},
             "head": dataclasses.asdict(head_config(data.cfg, head_kind)),
             "train": {k: v for k, v in dataclasses.asdict(train_config(data.cfg, layer)).items() if k != "layer"},
-            "layer": str(layer), "layer_index": idx if idx == "weighted" else idx % enc["layers"],
+            "layer": str(layer), "layer_index": idx if idx == "weighted" or res.layer is None else res.layer,
             "labels": list(cell.labels), "seeds": list(data.cfg.seeds), "train_key": key, "setting": cell.setting,
             "source": cell.source, "val_uar": [float(v) for v in res.val_uar],
             "best_epoch": [int(v) for v in res.best_epoch]}
@@ -390,25 +396,42 @@ def save_model(data: TrainingData, out: Path, model: schedule.Model, key: str, r
 def write_unit(data: TrainingData, out: Path, unit: schedule.Unit, results: list) -> None:
     """One predictions file per trained model, after its saved model (when the study saves it):
     the predictions file marks the model done."""
-    model, keys = unit
-    for key, res in zip(keys, results):
-        if saves_model(data, key):
-            save_model(data, out, model, key, res)
-        identity = artifacts.model_identity(*model, key)
-        table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar, res.best_epoch,
-                                            data.cfg.seeds, data.ids, data.emotion)
-        artifacts.write_predictions_file(artifacts.predictions_path(out, *model, key), table,
-                                         {"study_fingerprint": data.cfg.fingerprint(), **identity})
+    (enc_name, head_kind, layer), keys = unit
+    for key, result in zip(keys, results):
+        # a sweep's result is every hidden state's model: one file each, and "best"'s
+        for name, res, chosen in schedule.unit_outputs(layer, result, data.cfg.layers):
+            model = (enc_name, head_kind, name)
+            if saves_model(data, key, name):
+                save_model(data, out, model, key, res)
+            identity = artifacts.model_identity(*model, key)
+            table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar,
+                                                res.best_epoch, data.cfg.seeds, data.ids, data.emotion,
+                                                chosen_layer=chosen)
+            artifacts.write_predictions_file(artifacts.predictions_path(out, *model, key), table,
+                                             {"study_fingerprint": data.cfg.fingerprint(), **identity},
+                                             layer_weights=res.layer_weights)
+
+
+def written_models(data: TrainingData, model: schedule.Model) -> list[schedule.Model]:
+    """The models whose predictions a unit of `model` writes (a sweep: every hidden state)."""
+    enc_name, head_kind, layer = model
+    return [(enc_name, head_kind, name) for name in
+            schedule.written_layers(layer, data.embedding_shape(enc_name)[0], data.cfg.layers)]
 
 
 def model_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: str) -> bool:
+    """True unless every model a unit of `model` writes is on disk (`one_missing`)."""
+    return any([one_missing(data, out, log, m, key) for m in written_models(data, model)])
+
+
+def one_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: str) -> bool:
     """True unless a verified predictions file of this model exists, and its verified saved
     model when the study saves it (a damaged one is set aside and the model retrained; another
     study's stops the run)."""
     path = artifacts.predictions_path(out, *model, key)
     if not path.exists():
         return True
-    if saves_model(data, key):
+    if saves_model(data, key, model[2]):
         why = artifacts.verify_model(artifacts.model_dir(out, *model, key), fingerprint=data.cfg.fingerprint(),
                                      identity=artifacts.model_identity(*model, key))
         if why is not None:
@@ -437,7 +460,8 @@ def train_models(cfg: StudyConfig, out: Path, data: TrainingData, *, process: in
     units = schedule.model_units(cfg.encoders, cfg.heads, cfg.layers, list(data.groups),
                                  data.policy.keys_per_unit)
     if process == 0:  # files no model of this study writes: another study's, or damaged
-        expected = {artifacts.predictions_path(out, *m, k) for m, keys in units for k in keys}
+        expected = {artifacts.predictions_path(out, *w, k) for m, keys in units for w in written_models(data, m)
+                    for k in keys}
         artifacts.set_aside_strays(out, expected, cfg.fingerprint(), log)
     units = schedule.still_missing(schedule.host_share(units, process, n_processes),
                                    functools.partial(model_missing, data, out, log))
