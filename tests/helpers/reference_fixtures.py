@@ -11,8 +11,10 @@ Regenerate after a deliberate change with `python -m tests.helpers.make_referenc
 """
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +140,7 @@ def live(name: str) -> Case:
 
         if not _LIVE_ROOT:
             _LIVE_ROOT.append(Path(tempfile.mkdtemp(prefix="jaxser-reference-")))
+            atexit.register(shutil.rmtree, _LIVE_ROOT[0], True)
         make.build_case(name, _LIVE_ROOT[0])
         _LIVE[name] = _read_case(_LIVE_ROOT[0], name, "live", None)
     return _LIVE[name]
