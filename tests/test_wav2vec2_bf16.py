@@ -43,7 +43,8 @@ def test_bfloat16_is_batch_invariant():
 
 
 def test_conv_as_dot_equals_conv():
-    """The bf16 feature extractor's strided convs run as dots on a [B, T/s, s*C] view."""
+    """On CPUs with bf16 matrix units the bf16 feature extractor's strided convs run as dots on a
+    [B, T/s, s*C] view."""
     rng = np.random.default_rng(0)
     for k, s, c in ((10, 5, 1), (3, 2, 8), (2, 2, 8), (4, 3, 5)):
         for t in (37, 40, 41):
@@ -51,7 +52,7 @@ def test_conv_as_dot_equals_conv():
             w = jnp.asarray(rng.standard_normal((k, c, 6)), jnp.bfloat16)
             want = jax.lax.conv_general_dilated(x.astype(jnp.float32), w.astype(jnp.float32), (s,), "VALID",
                                                 dimension_numbers=("NWC", "WIO", "NWC"))
-            got = wav2vec2._strided_conv(x, w, k, s)
+            got = wav2vec2.strided_conv_as_dots(x, w, k, s)
             assert got.dtype == jnp.bfloat16 and got.shape == want.shape
             np.testing.assert_allclose(np.asarray(got, np.float32), want, rtol=1e-2, atol=1e-2)
 

@@ -6,8 +6,10 @@ batch-invariant: an utterance's output never depends on what else is in its batc
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -140,3 +142,20 @@ def plan_batches(lengths: Sequence[int], buckets: Sequence[int], *, batch_sample
         out.append((todo[:size], blen))
         todo = todo[size:]
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_matrix_units() -> bool:
+    """True when jax computes on a CPU whose flags list bf16 matrix instructions (AMX-BF16 or
+    AVX-512 BF16). Only there do bfloat16 dots beat float32 convolutions on XLA:CPU; elsewhere
+    (AVX2 CPUs, GPUs) the bf16 encoders keep their convolutions as convolutions."""
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return False
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "amx_bf16" in flags or "avx512_bf16" in flags

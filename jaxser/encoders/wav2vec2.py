@@ -37,7 +37,8 @@ import numpy as np
 
 from jaxser.encoders import hf
 from jaxser.encoders.activations import ACTIVATIONS
-from jaxser.encoders.base import Encoder, EncoderError, digest, geometric_buckets, plan_batches
+from jaxser.encoders.base import (Encoder, EncoderError, cpu_bf16_matrix_units, digest, geometric_buckets,
+                                  plan_batches)
 
 MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "unispeech-sat", "data2vec-audio")
 #: prefixes of task checkpoints (ForCTC, ForSequenceClassification, ForPreTraining, ...)
@@ -304,27 +305,29 @@ def _layer_norm(x, g, b, eps):
 def _strided_conv(x, w, k, s):
     """Valid strided 1-D conv, [B, T, C] -> [B, (T - k) // s + 1, out]; w is [k, C, out].
     (XLA:CPU runs this through its oneDNN/Eigen convolution, measurably faster than im2col + GEMM
-    in float32.)"""
-    if x.dtype == jnp.bfloat16:
-        return _strided_conv_as_dot(x, w, k, s)
+    in float32; in bfloat16 on a CPU with bf16 matrix units, dots are faster, see below.)"""
+    if x.dtype == jnp.bfloat16 and cpu_bf16_matrix_units():
+        return strided_conv_as_dots(x, w, k, s)
     return jax.lax.conv_general_dilated(x, w, window_strides=(s,), padding="VALID",
                                         dimension_numbers=("NWC", "WIO", "NWC"))
 
 
-def _strided_conv_as_dot(x, w, k, s):
-    """The same conv as one bfloat16 x bfloat16 -> float32 dot, then back to bfloat16.
+def strided_conv_as_dots(x, w, k, s):
+    """`_strided_conv` as bf16 x bf16 -> f32 dots (one rounding back to the input dtype).
 
-    XLA:CPU converts bfloat16 convolutions to float32, but sends bf16 -> f32 dots to its matrix
-    kernels (AMX where the CPU has it). View [B, T, C] as [B, T/s, s*C] rows of s frames: output t
-    reads rows t .. t + ceil(k/s) - 1, so concatenating those shifted views (the first k*C values)
-    gives im2col at 1 + (ceil(k/s)*s - k)/k of the input's size, without a gather."""
+    XLA:CPU converts bfloat16 convolutions to float32 but sends bf16 -> f32 dots to its matrix
+    kernels (AMX where the CPU has it). Viewed as [B, T/s, s*C] rows of s frames, output t reads
+    rows t .. t + ceil(k/s) - 1: one dot per row offset on a shifted view, no im2col copy."""
     B, T, C = x.shape
     t_out = (T - k) // s + 1
     rows = -(-T // s)
-    x = jnp.pad(x, ((0, 0), (0, rows * s - T), (0, 0))).reshape(B, rows, s * C)
-    views = [x[:, j: j + t_out] for j in range(-(-k // s))]
-    cols = jnp.concatenate(views, axis=-1)[..., : k * C]  # [B, t_out, k*C], tap-major like w
-    y = jnp.matmul(cols, w.reshape(k * C, -1), preferred_element_type=jnp.float32)
+    v = jnp.pad(x, ((0, 0), (0, rows * s - T), (0, 0))).reshape(B, rows, s * C)
+    y = None
+    for j in range(-(-k // s)):
+        m = min(s, k - j * s)  # taps of this row offset
+        part = jnp.matmul(v[:, j: j + t_out, : m * C], w[j * s: j * s + m].reshape(m * C, -1),
+                          preferred_element_type=jnp.float32)
+        y = part if y is None else y + part
     return y.astype(x.dtype)
 
 
