@@ -263,3 +263,26 @@ def test_damaged_cells_json_is_one_line(run, tmp_path):
     with pytest.raises(RunDirError, match=r"cells.json: unreadable .*re-run the study") as e:
         report.write_report(d, bootstrap=0)
     assert "\n" not in str(e.value)
+
+
+def test_layer_profile_means_bands_peaks_and_like_with_like_gaps():
+    rows = []
+    for layer, (same, cross) in enumerate([(0.6, 0.40), (0.7, 0.50), (0.65, 0.45)]):
+        for s, t, v, setting in (("c0", "c0", same, "same"), ("c1", "c1", same - 0.1, "same"),
+                                 ("c0", "c1", cross, "cross"), ("c1", "c0", cross + 0.02, "cross")):
+            rows.append({"encoder": "e", "head": "fcn", "layer": str(layer), "setting": setting, "source": s,
+                         "target": t, "uar_mean": v})
+    rows.append({"encoder": "e", "head": "fcn", "layer": "last", "setting": "cross", "source": "c0",
+                 "target": "c1", "uar_mean": 0.9})  # not a hidden-state index: not in the profile
+    results = pd.DataFrame(rows)
+    gaps = pd.DataFrame({"encoder": "e", "head": "fcn", "layer": ["0", "0", "1", "1", "2", "2"],
+                         "gap": [0.1, np.nan, 0.2, np.nan, 0.3, np.nan]})  # NaN: label sets differ
+    prof = report.layer_profile(results, gaps)
+    assert sorted(prof["layer"].unique()) == [0, 1, 2]
+    peaks = prof[prof["peak"]].set_index("setting")["layer"]
+    assert peaks["same"] == 1 and peaks["cross"] == 1
+    cross1 = prof[(prof["setting"] == "cross") & (prof["layer"] == 1)].iloc[0]
+    assert cross1["uar"] == pytest.approx(0.51) and cross1["low"] < 0.51 < cross1["high"]
+    assert cross1["gap"] == pytest.approx(0.2) and cross1["n_gap"] == 1
+    table = report.best_layers(prof, results)
+    assert set(table["peak layer"]) == {1}
