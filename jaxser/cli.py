@@ -42,6 +42,9 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # options before the command belong to jaxser; everything after it to the command
     at = next((i for i, a in enumerate(argv) if a in COMMANDS), len(argv))
+    if at == len(argv) and not {"-h", "--help", "--version"} & set(argv):
+        parser().print_help(sys.stderr)  # no command: show them all, as a usage error
+        return 2
     a = parser().parse_args(argv[:at + 1])
     if a.debug:
         os.environ["JAXSER_DEBUG"] = "1"
