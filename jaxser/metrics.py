@@ -159,6 +159,25 @@ def mean_std(values) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean of per-unit scores and its Student-t interval (NaN bounds for fewer than 2 finite
+    units; non-finite values are dropped): the band a layer profile draws around the mean over
+    corpus pairs or folds. It treats the units as independent samples, so it describes spread,
+    not a test (comparisons use `significance_rows`)."""
+    from scipy import stats
+
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return np.nan, np.nan, np.nan
+    mean, sd = mean_std(v)
+    if v.size < 2:
+        return mean, np.nan, np.nan
+    half = stats.t.ppf(0.5 + confidence / 2, v.size - 1) * sd / np.sqrt(v.size)
+    return mean, mean - half, mean + half
+
+
 # ----------------------------------------------------------------------------- resampling
 
 def _metric_fn(metric: MetricLike):

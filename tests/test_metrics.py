@@ -161,3 +161,12 @@ def test_count_kernels_match_sklearn(pair):
         assert float(from_cm[m]) == pytest.approx(v, abs=1e-12)
         assert float(resampled[m][0]) == pytest.approx(v, abs=1e-12)
 
+
+def test_mean_ci_is_scipys_t_interval():
+    from scipy import stats
+
+    v = [31.0, 35.5, 28.25, 40.0, 33.0]
+    mean, lo, hi = metrics.mean_ci(v + [float("nan")])
+    ref = stats.t.interval(0.95, len(v) - 1, loc=np.mean(v), scale=stats.sem(v))
+    assert mean == pytest.approx(np.mean(v)) and (lo, hi) == pytest.approx(ref)
+    assert np.isnan(metrics.mean_ci([3.0])[1]) and np.isnan(metrics.mean_ci([])[0])

@@ -556,21 +556,6 @@ def _is_index(layer) -> bool:
     return str(layer).isdigit()
 
 
-def mean_band(values, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean of per-unit scores and its t-interval (NaN bounds for fewer than 2 units): the
-    band a layer profile draws around the mean over corpus pairs (or corpora)."""
-    from scipy import stats
-
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    if not v.size:
-        return np.nan, np.nan, np.nan
-    mean, sd = metrics.mean_std(v)
-    if v.size < 2:
-        return mean, np.nan, np.nan
-    half = stats.t.ppf(0.5 + confidence / 2, v.size - 1) * sd / np.sqrt(v.size)
-    return mean, mean - half, mean + half
-
 
 def layer_profile(results: pd.DataFrame, gaps: pd.DataFrame | None = None) -> pd.DataFrame:
     """UAR per hidden-state index (the layers a sweep reports) for each encoder, head and
@@ -582,7 +567,7 @@ def layer_profile(results: pd.DataFrame, gaps: pd.DataFrame | None = None) -> pd
     sub = results[results["layer"].map(_is_index) & results["setting"].isin(LAYER_SETTINGS)]
     rows = []
     for (enc, head, setting, layer), g in sub.groupby(["encoder", "head", "setting", "layer"]):
-        mean, lo, hi = mean_band(g["uar_mean"])
+        mean, lo, hi = metrics.mean_ci(g["uar_mean"])
         row = {"encoder": enc, "head": head, "setting": setting, "layer": int(layer), "uar": mean, "low": lo,
                "high": hi, "n_units": len(g), "gap": np.nan, "n_gap": 0}
         if setting == "cross" and gaps is not None and len(gaps):
