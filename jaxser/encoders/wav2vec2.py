@@ -37,8 +37,14 @@ import numpy as np
 
 from jaxser.encoders import hf
 from jaxser.encoders.activations import ACTIVATIONS
-from jaxser.encoders.base import (Encoder, EncoderError, cpu_bf16_matrix_units, digest, geometric_buckets,
-                                  plan_batches)
+from jaxser.encoders.base import (
+    Encoder,
+    EncoderError,
+    cpu_bf16_matrix_units,
+    digest,
+    geometric_buckets,
+    plan_batches,
+)
 
 MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "unispeech-sat", "data2vec-audio")
 #: prefixes of task checkpoints (ForCTC, ForSequenceClassification, ForPreTraining, ...)
