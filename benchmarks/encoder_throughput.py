@@ -281,11 +281,12 @@ def extract_one(policy: str, quick: bool) -> None:
     """One policy's cold extraction (all four corpora; with quick, the first two)."""
     from jaxser import embed, encoders
     from jaxser.corpora import synthetic
-    from jaxser.encoders import wav2vec2
 
     opts = dict(POLICIES[policy])
     if opts.get("buckets") == "fine":
-        opts["buckets"] = wav2vec2.fine_buckets()
+        from jaxser.encoders.base import geometric_buckets
+
+        opts["buckets"] = geometric_buckets()
     compile_s = CompileClock()
     enc = encoders.load("random-wav2vec2", **opts)
     out = []

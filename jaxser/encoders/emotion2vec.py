@@ -482,7 +482,7 @@ class Emotion2VecEncoder(Encoder):
                  dtype: str = "float32", normalize: bool = True, buckets: Sequence[int] | None = None,
                  batch_seconds: float = 32.0, max_batch: int = 16, mesh=None):
         from jaxser import sharding
-        from jaxser.encoders.wav2vec2 import fine_buckets
+        from jaxser.encoders.base import geometric_buckets
 
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
         self.mesh = sharding.resolve_mesh(mesh)
@@ -491,7 +491,7 @@ class Emotion2VecEncoder(Encoder):
         if dtype not in ("float32", "bfloat16"):
             raise EncoderError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
         self.dtype = dtype
-        self.buckets = tuple(int(b) for b in (buckets or fine_buckets(self.sample_rate)))
+        self.buckets = tuple(int(b) for b in (buckets or geometric_buckets(self.sample_rate)))
         if not self.buckets or list(self.buckets) != sorted(set(self.buckets)) or self.buckets[0] <= 0:
             raise EncoderError(f"buckets must be increasing positive sample counts, got {self.buckets}")
         if int(max_batch) < 1:

@@ -487,8 +487,6 @@ def _frames(arch, dtype, counter, layer, params, wave, n):
 
 
 # ----------------------------------------------------------------------------- encoder
-#: the 2^(1/8) ladder from 0.5 s (also emotion2vec's default buckets)
-fine_buckets = geometric_buckets
 #: wav2vec2's default ladder (2^(1/6) from 0.5 s) and how far a batch reaches down it (one step):
 #: measured over the four synthetic corpora, 16 compiled shapes and 8 % padding against 48 and
 #: 4.5 % for the 2^(1/8) ladder batched bucket by bucket (docs/speed.md)
