@@ -22,11 +22,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))  # the loop reference the equality tests use
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-from helpers.loop_trainer import train_loop  # noqa: E402
+from tests.helpers.loop_trainer import train_loop  # noqa: E402
 
 from jaxser.heads import HeadConfig  # noqa: E402
 from jaxser.train import ModelData, Trainer, TrainConfig, prepare, train  # noqa: E402

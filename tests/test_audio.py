@@ -12,10 +12,7 @@ import pytest
 from jaxser import audio, corpora
 from jaxser.audio import AudioError
 
-try:
-    from tests import corpus_fixtures as fx
-except ImportError:  # tests/ itself on sys.path
-    import corpus_fixtures as fx
+from tests.helpers import corpus_fixtures as fx
 from tests.helpers.corpus_release_trees import make_aesdd, make_baved, make_cafe, make_iemocap, make_shemo, make_subesco, make_urdu
 
 

@@ -183,7 +183,7 @@ def test_card_synthetic(tmp_path):
     assert len(card["sample_rates"]) == 1
 
 
-#: The core six loaders (tests/corpus_fixtures.py): a valid name to plant a corrupt file under,
+#: The core six loaders (tests/helpers/corpus_fixtures.py): a valid name to plant a corrupt file under,
 #: and a name with an emotion code outside the corpus' label map.
 CORE = {
     "cremad": ("AudioWAV/1002_DFA_ANG_XX.wav", "AudioWAV/1002_DFA_XYZ_XX.wav"),
@@ -200,7 +200,7 @@ CORE = {
 def test_card_core_loaders(tmp_path, name):
     """Clean fixture described fully; a corrupt file and an unknown code (planted one at a
     time: TESS reads headers itself and stops at an unreadable one) are reported, not raised."""
-    fx = pytest.importorskip("corpus_fixtures", reason="the core loaders' fixtures are not in this checkout")
+    from tests.helpers import corpus_fixtures as fx
     try:
         corpora.module(name)
     except ImportError as e:
@@ -241,7 +241,7 @@ CORE_BAD = {
 def test_core_loaders_collect_every_error(tmp_path, name):
     """`records(root, errors=[...])` on the core six: every badly named file is collected and
     skipped (and listed by the card), while a plain load still stops at the first one."""
-    fx = pytest.importorskip("corpus_fixtures", reason="the core loaders' fixtures are not in this checkout")
+    from tests.helpers import corpus_fixtures as fx
     from jaxser.corpora.schema import CorpusError, UnknownLabelError
 
     mod = corpora.module(name)

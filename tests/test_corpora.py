@@ -15,10 +15,7 @@ import pytest
 from jaxser import corpora
 from jaxser.corpora import CANONICAL_EMOTIONS, COLUMNS, CorpusError, UnknownLabelError
 
-try:
-    from tests import corpus_fixtures as fx
-except ImportError:  # tests/ itself on sys.path
-    import corpus_fixtures as fx
+from tests.helpers import corpus_fixtures as fx
 
 
 def rows(ds) -> dict[str, dict]:

@@ -1,4 +1,4 @@
-"""JAX emotion2vec vs a PyTorch re-typing of FunASR's forward pass (tests/emotion2vec_reference.py).
+"""JAX emotion2vec vs a PyTorch re-typing of FunASR's forward pass (tests/helpers/emotion2vec_reference.py).
 
 Reference models are tiny but carry the released flags (layer-norm conv stack, 95-wide 5-deep
 positional encoder, 10 extra tokens, per-head ALiBi scales, post-LN blocks, input normalisation),
@@ -71,7 +71,7 @@ def funasr(tmp_path_factory):
     """(FunASR release folder with the torch pickle, the folder the CLI converts it to, model, conf): needs torch."""
     pytest.importorskip("torch", reason="the FunASR reference and pickle checkpoints need torch "
                                         "(pip install -e '.[reference]')")
-    from tests import emotion2vec_reference as ref
+    from tests.helpers import emotion2vec_reference as ref
     from tests.helpers.make_reference_fixtures import emotion2vec_release_model
 
     model, conf = emotion2vec_release_model()
@@ -143,7 +143,7 @@ def test_release_matches_reference(release):
 def test_fairseq_checkpoint_and_pickle_opt_in(funasr, tmp_path, capsys):
     import torch
 
-    from tests import emotion2vec_reference as ref
+    from tests.helpers import emotion2vec_reference as ref
 
     _, conv, model, conf = funasr
     fs = ref.save_fairseq_folder(tmp_path / "emotion2vec_base", model, conf)

@@ -27,7 +27,7 @@ POD_SCRIPT = textwrap.dedent(r'''
     from datasets import load_from_disk
     from jaxser import embed
     from jaxser.encoders import wav2vec2
-    from multihost import train_args
+    from tests.helpers.multihost import train_args
 
     info = {"index": jax.process_index(), "count": jax.process_count(), "devices": jax.device_count(),
             "local": jax.local_device_count()}
@@ -48,7 +48,7 @@ POD_SCRIPT = textwrap.dedent(r'''
 
 
 def test_two_hosts_two_devices_each_equal_one_device(tmp_path):
-    from multihost import run_processes, train_args
+    from tests.helpers.multihost import run_processes, train_args
     from test_embed import _corpus
 
     from jaxser.encoders import wav2vec2

@@ -269,7 +269,7 @@ DIST_SCRIPT = textwrap.dedent(r'''
 def test_embed_with_two_real_jax_distributed_processes(tmp_path):
     """Two CPU processes joined by jax.distributed on localhost (JAX_COORDINATOR_ADDRESS /
     JAX_NUM_PROCESSES / JAX_PROCESS_ID), sharing one cache folder."""
-    from multihost import run_processes
+    from tests.helpers.multihost import run_processes
     from test_embed import FrameStats, _corpus
 
     ds = _corpus(tmp_path, n=15)

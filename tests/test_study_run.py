@@ -192,7 +192,7 @@ def test_two_hosts_share_the_training(run_dir, tmp_path):
     """The runner launched on two jax.distributed processes (the multi-host recipe: same
     command everywhere, shared run directory and cache): each trains its share of the models,
     process 0 writes the report after a barrier; the run equals the one-process run."""
-    from multihost import run_processes
+    from tests.helpers.multihost import run_processes
 
     out, cfg = run_dir
     two = tmp_path / "two"

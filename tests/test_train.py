@@ -10,7 +10,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from helpers.loop_trainer import train_loop
+from tests.helpers.loop_trainer import train_loop
 
 from jaxser import metrics
 from jaxser.heads import HeadConfig

@@ -21,7 +21,7 @@ from jaxser.encoders import w2v_bert
 from jaxser.encoders.base import EncoderError
 from tests.helpers import reference_fixtures as fixtures
 
-from corpus_fixtures import voiced_wave  # noqa: E402
+from tests.helpers.corpus_fixtures import voiced_wave  # noqa: E402
 
 SR = 16_000
 ATOL = 1e-4

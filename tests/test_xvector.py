@@ -1,4 +1,4 @@
-"""JAX x-vector vs a PyTorch re-typing of SpeechBrain's eval pipeline (tests/xvector_reference.py).
+"""JAX x-vector vs a PyTorch re-typing of SpeechBrain's eval pipeline (tests/helpers/xvector_reference.py).
 
 The reference model has the released layout (24 mels, five TDNN blocks, statistics pooling) at a
 small width, with every parameter and BatchNorm statistic perturbed; it is saved as SpeechBrain's
@@ -26,7 +26,7 @@ from jaxser.encoders.base import EncoderError
 from tests.helpers import reference_fixtures as fixtures
 from tests.helpers.make_reference_fixtures import XVECTOR
 
-from corpus_fixtures import voiced_wave  # noqa: E402
+from tests.helpers.corpus_fixtures import voiced_wave  # noqa: E402
 
 SR = 16_000
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxser.io import atomic_write, atomic_write_json, publish_dir, sha256_file, temp_sibling
-from tests.corpus_fixtures import voiced_wave
+from tests.helpers.corpus_fixtures import voiced_wave
 from tests.helpers.reference_fixtures import MANIFEST, STORED, pack_waves
 
 SR = 16_000
@@ -286,7 +286,7 @@ def xvector_waves():
 
 def xvector_speechbrain_folder(path: Path):
     """(SpeechBrain-layout folder with torch pickles, the reference model)."""
-    from tests import xvector_reference as ref
+    from tests.helpers import xvector_reference as ref
 
     model = ref.perturbed_xvector(seed=0, **XVECTOR)
     return ref.save_speechbrain_folder(path, model, **XVECTOR), model
@@ -296,7 +296,7 @@ def _xvector(path: Path):
     import torch
 
     from jaxser.encoders import xvector_convert
-    from tests import xvector_reference as ref
+    from tests.helpers import xvector_reference as ref
 
     with tempfile.TemporaryDirectory() as tmp:
         sb, model = xvector_speechbrain_folder(Path(tmp) / "speechbrain")
@@ -332,14 +332,14 @@ E2V_VARIANTS = {
 
 def emotion2vec_release_model():
     """(reference model, FunASR model_conf) with the released flags."""
-    from tests import emotion2vec_reference as ref
+    from tests.helpers import emotion2vec_reference as ref
 
     conf = ref.model_conf(**E2V_RELEASE_FLAGS)
     return ref.build(conf, seed=0), conf
 
 
 def _e2v_reference(model, waves):
-    from tests import emotion2vec_reference as ref
+    from tests.helpers import emotion2vec_reference as ref
 
     pooled, emb = zip(*(ref.utterance_reference(model, w) for w in waves))
     return {"ref": np.stack(pooled), "emb": np.stack(emb)}
@@ -349,7 +349,7 @@ def _emotion2vec_release(path: Path):
     import torch
 
     from jaxser.encoders import emotion2vec_convert
-    from tests import emotion2vec_reference as ref
+    from tests.helpers import emotion2vec_reference as ref
 
     model, conf = emotion2vec_release_model()
     with tempfile.TemporaryDirectory() as tmp:
@@ -368,7 +368,7 @@ def _emotion2vec_variant(variant):
     def make(path: Path):
         from safetensors.numpy import save_file
 
-        from tests import emotion2vec_reference as ref
+        from tests.helpers import emotion2vec_reference as ref
 
         conf = ref.model_conf(**E2V_VARIANTS[variant])
         model = ref.build(conf, seed=1)

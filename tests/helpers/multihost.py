@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_processes(script: str, args: list[str], workdir: Path, *, n: int = 2, local_devices: int | None = None,
@@ -29,7 +29,7 @@ def run_processes(script: str, args: list[str], workdir: Path, *, n: int = 2, lo
     for i in range(n):
         env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
                "JAX_NUM_PROCESSES": str(n), "JAX_PROCESS_ID": str(i),
-               "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         if local_devices:
             env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={local_devices}"
         with open(logs[i], "w") as log:
