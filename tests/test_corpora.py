@@ -103,6 +103,28 @@ def test_cremad_errors(tmp_path):
         corpora.load("cremad", tmp_path)
 
 
+def test_cremad_known_broken_release_files_left_out_by_name(tmp_path):
+    # The four stems public CREMA-D pipelines skip (near-empty, no duration, a one-minute
+    # take of every emotion); in the real tree they sit in AudioWAV/ beside the others.
+    fx.cremad(tmp_path)
+    with open(tmp_path / "VideoDemographics.csv", "a") as f:
+        f.write("1064,30,Male,Caucasian,Not Hispanic\n1076,25,Female,African American,Not Hispanic\n")
+    for stem in ("1076_MTI_NEU_XX", "1076_MTI_SAD_XX", "1064_TIE_SAD_XX", "1064_IEO_DIS_MD"):
+        fx.write_wav(tmp_path / "AudioWAV" / f"{stem}.wav", 16_000)
+    with pytest.warns(UserWarning, match=r"left out 4 file\(s\) known to be broken.*1064_IEO_DIS_MD.wav"):
+        ds = corpora.load("cremad", tmp_path)
+    assert sorted(ds["id"]) == sorted(CREMAD_EXPECTED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept = corpora.load("cremad", tmp_path, include_known_bad=True)
+    assert rows(kept)["cremad/1064_IEO_DIS_MD"]["emotion"] == "disgust"
+    assert len(kept) == len(CREMAD_EXPECTED) + 4
+    # only the exact stems are special: a sibling take of the same actor loads normally
+    fx.write_wav(tmp_path / "AudioWAV" / "1076_MTI_ANG_XX.wav", 16_000)
+    with pytest.warns(UserWarning, match="left out 4"):
+        assert "cremad/1076_MTI_ANG_XX" in corpora.load("cremad", tmp_path)["id"]
+
+
 # ----------------------------------------------------------------------------- RAVDESS
 
 RAVDESS_EXPECTED = {  # id -> (speaker, gender, emotion, raw, statement)

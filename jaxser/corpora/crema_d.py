@@ -5,6 +5,10 @@ Gender is not in the file name; it comes from `VideoDemographics.csv` (ActorID, 
 Race, Ethnicity), looked for anywhere below the root (or given as `demographics=`). Without
 it genders are "unknown" and a warning says so. Only WAV is read: the repository's
 `AudioMP3/` files are the rated web versions, several of them blank (upstream issue #13).
+
+Four WAVs of the release are broken and are left out by default, each named in a warning
+(`KNOWN_BAD_FILES`; `include_known_bad=True` keeps them): they are not a naming problem, so
+the pattern stays strict and only these exact stems are treated specially.
 """
 from __future__ import annotations
 
@@ -38,6 +42,16 @@ SENTENCES = {
 #: Intensity levels: low, medium, high, unspecified. `X` is how one release spelled
 #: 1040_ITH_SAD_X.wav (upstream issue #6, later renamed to XX); both mean unspecified.
 LEVELS = ("LO", "MD", "HI", "XX", "X")
+#: WAVs of the release that are not usable utterances, with the reason. Independent public
+#: CREMA-D processing code skips exactly these stems (sources in docs/corpora.md): two are
+#: near-empty, one has almost no duration and one is a one-minute recording of every emotion
+#: of its sentence, so its DIS label is wrong.
+KNOWN_BAD_FILES = {
+    "1076_MTI_NEU_XX": "near-empty audio",
+    "1076_MTI_SAD_XX": "near-empty audio",
+    "1064_TIE_SAD_XX": "almost no duration",
+    "1064_IEO_DIS_MD": "one-minute recording of every emotion of the sentence (label wrong)",
+}
 DEMOGRAPHICS = "VideoDemographics.csv"
 _NAME_RE = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{1,2})$")
 _LFS_HEAD = b"version https://git-lfs"
@@ -113,11 +127,20 @@ def parse(path: Path, genders: dict[str, str] | None, csv_path: Path | None) -> 
     )
 
 
-def records(root, *, demographics=None, errors: list | None = None) -> list[dict]:
+def records(root, *, demographics=None, errors: list | None = None,
+            include_known_bad: bool = False) -> list[dict]:
     """One record per `*.wav` below `root`; `demographics` overrides the CSV search. `errors`
     collects per-file CorpusErrors instead of raising (a missing or malformed demographics
-    file still raises)."""
+    file still raises). KNOWN_BAD_FILES are skipped with a warning naming them unless
+    `include_known_bad`."""
     paths = find_audio(root, NAME)
+    if not include_known_bad:
+        bad = [p for p in paths if p.stem in KNOWN_BAD_FILES]
+        if bad:
+            paths = [p for p in paths if p.stem not in KNOWN_BAD_FILES]
+            warnings.warn(f"{NAME}: left out {len(bad)} file(s) known to be broken in the CREMA-D release: "
+                          + "; ".join(f"{p} ({KNOWN_BAD_FILES[p.stem]})" for p in bad)
+                          + " (include_known_bad=True keeps them)", stacklevel=2)
     csv_path = Path(demographics) if demographics is not None else find_demographics(root)
     if csv_path is not None and not csv_path.is_file():
         raise CorpusError(f"{NAME}: demographics file {csv_path} does not exist")
