@@ -1,6 +1,8 @@
 """Train downstream heads on cached embeddings: optax, all seeds at once, early stopping on
 the source validation split.
 
+Long on purpose: the one training path (models, layers, seeds, meshes) shares one compiled core.
+
 One *model* here is one head trained on one fit/validation split and scored on any number of
 test sets (``ModelData``; ``jaxser.protocol`` decides the splits). ``train(models, ...)`` is
 the one training path: it stacks models that can share a compiled program on a leading job

@@ -1,5 +1,7 @@
 """Results tables (Markdown, CSV, JSON, LaTeX), significance.csv and figures from a run's predictions.
 
+Long on purpose: every table and figure of a report, from one read of the predictions.
+
 Everything here is recomputed from predictions/*.parquet, so the report can never disagree
 with what the models predicted (spec/ re-checks that independently). Every metric and test
 comes from jaxser.metrics; this module only chooses what to show and formats it.
