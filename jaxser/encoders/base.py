@@ -57,6 +57,24 @@ class Encoder:
         return f"{type(self).__name__}(name={self.name!r}, layers={self.num_layers}, dim={self.dim})"
 
 
+class BucketStats:
+    """Bookkeeping shared by the jitted, length-bucketed encoders: one entry in `traces` per
+    compiled shape, and `stats` counting valid vs computed (padded) units since construction."""
+
+    traces: list
+    stats: dict
+
+    @property
+    def compilations(self) -> int:
+        return len(self.traces)
+
+    @property
+    def padding_waste(self) -> float:
+        """Fraction of computed samples (or frames) that were padding (length buckets)."""
+        valid, padded = self.stats.values()
+        return 0.0 if padded == 0 else 1.0 - valid / padded
+
+
 def check_waveforms(name: str, waveforms, min_samples: int = 1, why: str = "") -> list[np.ndarray]:
     """float32 copies of 1-D, finite, long-enough waveforms; a clear ValueError naming the
     encoder and the waveform's index otherwise (never NaN embeddings downstream)."""
@@ -66,11 +84,16 @@ def check_waveforms(name: str, waveforms, min_samples: int = 1, why: str = "") -
         if w.ndim != 1 or w.size == 0:
             raise ValueError(f"{name}: waveform {i} must be a non-empty 1-D array, got shape {w.shape}")
         if w.size < min_samples:
-            raise ValueError(f"{name}: waveform {i} has {w.size} samples; needs at least {min_samples}{why}")
+            raise EncoderError(f"{name}: waveform {i} has {w.size} samples; needs at least {min_samples}{why}")
         if not np.all(np.isfinite(w)):
             raise ValueError(f"{name}: waveform {i} contains NaN or Inf")
         out.append(w)
     return out
+
+
+def min_samples_why(enc) -> str:
+    """The reason a conv front end needs `enc.arch.min_samples`: its receptive field, in ms."""
+    return f" ({enc.arch.min_samples / enc.sample_rate * 1000:.0f} ms) to produce one frame"
 
 
 def digest(config: Any, arrays: dict[str, np.ndarray] | None = None, extra: str = "") -> str:

@@ -49,7 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxser.encoders.base import Encoder, EncoderError, bucket_length, digest
+from jaxser.encoders.base import (BucketStats, Encoder, EncoderError, bucket_length, check_waveforms, digest,
+                                  min_samples_why)
 
 MODEL_TYPE = "emotion2vec"
 SAMPLE_RATE = 16_000
@@ -475,7 +476,7 @@ def _frames(arch, dtype, counter, layer, params, wave, n):
 
 
 # ----------------------------------------------------------------------------- encoder
-class Emotion2VecEncoder(Encoder):
+class Emotion2VecEncoder(BucketStats, Encoder):
     """Every emotion2vec layer, mean-pooled over each utterance's frames: [B, 1 + prenet + depth, D]."""
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
@@ -508,31 +509,12 @@ class Emotion2VecEncoder(Encoder):
         self._frame_fns: dict[int, Any] = {}
         self.stats = {"samples": 0, "padded_samples": 0}
 
-    @property
-    def compilations(self) -> int:
-        return len(self.traces)
-
-    @property
-    def padding_waste(self) -> float:
-        """Fraction of computed samples that were padding (length buckets), since construction."""
-        tot = self.stats["padded_samples"]
-        return 0.0 if tot == 0 else 1.0 - self.stats["samples"] / tot
-
     def frames(self, n_samples: int) -> int:
         return int(self.arch.frames(int(n_samples)))
 
     def _prepare(self, waveforms) -> list[np.ndarray]:
         out = []
-        for i, w in enumerate(waveforms):
-            w = np.asarray(w, np.float32)
-            if w.ndim != 1:
-                raise ValueError(f"{self.name}: waveform {i} must be 1-D, got shape {w.shape}")
-            if w.size < self.arch.min_samples:
-                raise EncoderError(f"{self.name}: waveform {i} has {w.size} samples; the model needs at least "
-                                   f"{self.arch.min_samples} ({self.arch.min_samples / self.sample_rate * 1000:.0f} "
-                                   "ms) to produce one frame")
-            if not np.all(np.isfinite(w)):
-                raise ValueError(f"{self.name}: waveform {i} contains NaN or Inf")
+        for w in check_waveforms(self.name, waveforms, self.arch.min_samples, min_samples_why(self)):
             if self.normalize:  # F.layer_norm(source, source.shape): biased variance, eps 1e-5
                 w64 = w.astype(np.float64)
                 w = ((w64 - w64.mean()) / np.sqrt(w64.var() + _TORCH_EPS)).astype(np.float32)

@@ -38,7 +38,7 @@ import numpy as np
 
 from jaxser.encoders import hf
 from jaxser.encoders.activations import ACTIVATIONS
-from jaxser.encoders.base import Encoder, EncoderError, bucket_length, digest
+from jaxser.encoders.base import BucketStats, Encoder, EncoderError, bucket_length, check_waveforms, digest
 
 SAMPLE_RATE = 16_000
 FRAME = 400  # 25 ms
@@ -362,7 +362,7 @@ def frame_buckets(min_frames: int = 25, max_frames: int = 1500, ratio: float = 2
     return tuple(sorted(set(out)))
 
 
-class W2VBertEncoder(Encoder):
+class W2VBertEncoder(BucketStats, Encoder):
     """Every hidden state of a w2v-BERT 2.0 encoder, mean-pooled over each utterance's frames."""
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
@@ -393,34 +393,14 @@ class W2VBertEncoder(Encoder):
         self._frame_fns: dict[int, Any] = {}
         self.stats = {"frames": 0, "padded_frames": 0}
 
-    @property
-    def compilations(self) -> int:
-        return len(self.traces)
-
-    @property
-    def padding_waste(self) -> float:
-        """Fraction of computed frames that were padding (length buckets), since construction."""
-        tot = self.stats["padded_frames"]
-        return 0.0 if tot == 0 else 1.0 - self.stats["frames"] / tot
-
     def frames(self, n_samples: int) -> int:
         """Encoder frames of an utterance of n samples (= hidden-state frames, 50 per second)."""
         return encoder_frames(n_samples)
 
     def _prepare(self, waveforms) -> list[np.ndarray]:
         """Stacked, normalised features of each waveform (checked: 1-D, finite, long enough)."""
-        out = []
-        for i, w in enumerate(waveforms):
-            w = np.asarray(w, np.float32)
-            if w.ndim != 1:
-                raise ValueError(f"{self.name}: waveform {i} must be 1-D, got shape {w.shape}")
-            if w.size < MIN_SAMPLES:
-                raise EncoderError(f"{self.name}: waveform {i} has {w.size} samples; w2v-BERT needs at least "
-                                   f"{MIN_SAMPLES} ({MIN_SAMPLES / SAMPLE_RATE * 1000:.0f} ms) for one frame")
-            if not np.all(np.isfinite(w)):
-                raise ValueError(f"{self.name}: waveform {i} contains NaN or Inf")
-            out.append(features(w))
-        return out
+        return [features(w) for w in check_waveforms(self.name, waveforms, MIN_SAMPLES,
+                                                     f" ({MIN_SAMPLES / SAMPLE_RATE * 1000:.0f} ms) for one frame")]
 
     def features(self, waveforms: Sequence[np.ndarray]) -> list[np.ndarray]:
         """SeamlessM4TFeatureExtractor's `input_features` of each waveform, valid frames only:

@@ -38,11 +38,14 @@ import numpy as np
 from jaxser.encoders import hf
 from jaxser.encoders.activations import ACTIVATIONS
 from jaxser.encoders.base import (
+    BucketStats,
     Encoder,
     EncoderError,
+    check_waveforms,
     cpu_bf16_matrix_units,
     digest,
     geometric_buckets,
+    min_samples_why,
     plan_batches,
 )
 
@@ -493,7 +496,7 @@ def _frames(arch, dtype, counter, layer, params, wave, n):
 BUCKET_RATIO, BATCH_STRETCH = 2 ** (1 / 6), 1.2
 
 
-class Wav2Vec2Encoder(Encoder):
+class Wav2Vec2Encoder(BucketStats, Encoder):
     """Every hidden state of a wav2vec2-family model, mean-pooled over each utterance's frames."""
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
@@ -526,16 +529,6 @@ class Wav2Vec2Encoder(Encoder):
         self._frame_fns: dict[int, Any] = {}
         self.stats = {"samples": 0, "padded_samples": 0}
 
-    @property
-    def compilations(self) -> int:
-        return len(self.traces)
-
-    @property
-    def padding_waste(self) -> float:
-        """Fraction of computed samples that were padding (length buckets), since construction."""
-        tot = self.stats["padded_samples"]
-        return 0.0 if tot == 0 else 1.0 - self.stats["samples"] / tot
-
     def frames(self, n_samples: int) -> int:
         """Number of frames the model produces for an utterance of n samples."""
         return int(self.arch.frames(int(n_samples)))
@@ -543,16 +536,7 @@ class Wav2Vec2Encoder(Encoder):
     # -- batching
     def _prepare(self, waveforms) -> list[np.ndarray]:
         out = []
-        for i, w in enumerate(waveforms):
-            w = np.asarray(w, np.float32)
-            if w.ndim != 1:
-                raise ValueError(f"{self.name}: waveform {i} must be 1-D, got shape {w.shape}")
-            if w.size < self.arch.min_samples:
-                raise EncoderError(f"{self.name}: waveform {i} has {w.size} samples; the model needs at least "
-                                   f"{self.arch.min_samples} ({self.arch.min_samples / self.sample_rate * 1000:.0f} "
-                                   "ms) to produce one frame")
-            if not np.all(np.isfinite(w)):
-                raise ValueError(f"{self.name}: waveform {i} contains NaN or Inf")
+        for w in check_waveforms(self.name, waveforms, self.arch.min_samples, min_samples_why(self)):
             if self.normalize:  # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm on the valid samples
                 w = ((w - w.mean()) / np.sqrt(w.var() + 1e-7)).astype(np.float32)
             out.append(w)
