@@ -13,49 +13,13 @@ import pytest
 
 from jaxser import audio, embed as embed_mod
 from jaxser.corpora.schema import build_dataset
-from jaxser.encoders.base import Encoder, digest
+from jaxser.encoders.base import digest
 from jaxser.errors import UserError
-
-
-class FrameStats(Encoder):
-    """A real (if simple) encoder: per-layer statistics of 20 ms frames. Counts its calls."""
-
-    def __init__(self):
-        self.name, self.dim, self.num_layers = "framestats", 4, 2
-        self.fingerprint = digest({"enc": "framestats"})
-        self.calls = 0
-        self.utts = 0  # utterances embedded (what a resumed run recomputed)
-
-    def _embed(self, waves):
-        self.calls += 1
-        self.utts += len(waves)
-        out = []
-        for w in waves:
-            f = w[: len(w) // 320 * 320].reshape(-1, 320)
-            e = np.log(np.mean(f ** 2, axis=1) + 1e-8)
-            z = np.abs(np.diff(np.sign(f), axis=1)).mean(axis=1)
-            out.append([[e.mean(), e.std(), z.mean(), len(w) / 16000], [e.max(), e.min(), z.max(), z.min()]])
-        return np.asarray(out, np.float32)
-
-
-def _corpus(tmp_path, n=23, bad=None):
-    rng = np.random.default_rng(0)
-    recs = []
-    for i in range(n):
-        sr = (16000, 22050, 44100)[i % 3]
-        secs = 0.3 + 0.05 * (i % 7)
-        t = np.arange(int(secs * sr)) / sr
-        w = 0.3 * np.sin(2 * np.pi * (120 + 10 * i) * t) * (1 + 0.1 * rng.standard_normal(t.size))
-        if bad is not None and i == bad:
-            w = np.zeros_like(w)
-        p = audio.write(tmp_path / "c" / f"u{i:03d}.wav", w, sr)
-        recs.append(dict(utt=f"u{i:03d}", path=str(p), speaker=f"s{i % 4}", gender="female", language="en",
-                         emotion=("angry", "sad")[i % 2], raw_label="x", text=""))
-    return build_dataset("toy", tmp_path / "c", recs)
+from tests.helpers.embed_fixtures import FrameStats, toy_corpus
 
 
 def test_embeddings_match_direct_calls_and_are_cached(tmp_path):
-    ds = _corpus(tmp_path)
+    ds = toy_corpus(tmp_path)
     enc = FrameStats()
     e = embed_mod.embed(enc, ds, cache=tmp_path / "cache", chunk_size=5, progress=False)
     assert e.ids == list(ds["id"]) and e.x.shape == (len(ds), 2, 4)
@@ -69,7 +33,7 @@ def test_embeddings_match_direct_calls_and_are_cached(tmp_path):
 
 
 def test_interrupted_extraction_resumes_to_the_same_result(tmp_path):
-    ds = _corpus(tmp_path)
+    ds = toy_corpus(tmp_path)
     clean = embed_mod.embed(FrameStats(), ds, cache=tmp_path / "clean", chunk_size=4, progress=False)
     enc = FrameStats()
     with pytest.raises(KeyboardInterrupt):
@@ -87,7 +51,7 @@ def test_interrupted_extraction_resumes_to_the_same_result(tmp_path):
 
 
 def test_bad_audio_fails_loudly_or_is_listed(tmp_path):
-    ds = _corpus(tmp_path, n=8, bad=5)
+    ds = toy_corpus(tmp_path, n=8, bad=5)
     with pytest.raises(audio.AudioError, match="u005.wav: all samples are zero"):
         embed_mod.embed(FrameStats(), ds, cache=tmp_path / "a", progress=False)
     e = embed_mod.embed(FrameStats(), ds, cache=tmp_path / "b", progress=False, skip_errors=True)
@@ -97,7 +61,7 @@ def test_bad_audio_fails_loudly_or_is_listed(tmp_path):
 
 
 def test_changed_corpus_file_invalidates_cache(tmp_path):
-    ds = _corpus(tmp_path, n=6)
+    ds = toy_corpus(tmp_path, n=6)
     enc = FrameStats()
     d1 = embed_mod.cache_dir_for(enc, ds, tmp_path / "c1")
     p = ds[0]["audio"]
@@ -130,7 +94,7 @@ def test_audio_validation_errors(tmp_path):
 def toy(tmp_path_factory):
     """A 23-utterance corpus and its embeddings from one uninterrupted run (the reference)."""
     root = tmp_path_factory.mktemp("toy")
-    ds = _corpus(root)
+    ds = toy_corpus(root)
     return ds, embed_mod.embed(FrameStats(), ds, cache=root / "ref", chunk_size=4, progress=False)
 
 
@@ -244,7 +208,7 @@ def test_file_without_checksum_is_adopted_when_it_loads_cleanly(toy, tmp_path):
 
 
 def test_cache_skipped_with_skip_errors_still_fails_without(tmp_path):
-    ds = _corpus(tmp_path, n=8, bad=5)
+    ds = toy_corpus(tmp_path, n=8, bad=5)
     e = embed_mod.embed(FrameStats(), ds, cache=tmp_path / "c", progress=False, skip_errors=True)
     assert list(e.skipped) == ["toy/u005"]
     with pytest.raises(audio.AudioError, match="u005.wav: all samples are zero"):
@@ -270,7 +234,7 @@ class Fragile(FrameStats):
 
 
 def test_non_finite_embedding_names_the_file_or_is_skipped(tmp_path):
-    ds = _corpus(tmp_path, n=8)
+    ds = toy_corpus(tmp_path, n=8)
     loud = ds[3]["audio"]  # a float WAV with samples far outside [-1, 1]
     audio.write(loud, 500 * np.sin(np.arange(8000) / 7), 16000, subtype="FLOAT")
     ds = _corpus_from(tmp_path, ds)
@@ -297,7 +261,7 @@ def _corpus_from(tmp_path, ds, **override):
 def test_nan_duration_reaches_decode_and_is_skipped(tmp_path):
     """A file whose header could not be read (duration NaN) is decoded like any other, and its
     AudioError names it."""
-    ds = _corpus(tmp_path, n=6)
+    ds = toy_corpus(tmp_path, n=6)
     junk = tmp_path / "c" / "u004.wav"
     junk.write_bytes(b"RIFF0000WAVEjunk")
     ds = _corpus_from(tmp_path, ds, **{"toy/u004": {"duration": float("nan")}})

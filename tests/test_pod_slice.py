@@ -49,7 +49,7 @@ POD_SCRIPT = textwrap.dedent(r'''
 
 def test_two_hosts_two_devices_each_equal_one_device(tmp_path):
     from tests.helpers.multihost import run_processes, train_args
-    from test_embed import _corpus
+    from tests.helpers.embed_fixtures import toy_corpus as _corpus
 
     from jaxser.encoders import wav2vec2
     from jaxser.train import ModelData, train

@@ -213,7 +213,7 @@ def test_initialize_distributed_is_a_no_op_on_one_host(monkeypatch):
 def test_embed_multi_host_split_and_assembly(tmp_path):
     """Three simulated hosts (threads, shared cache folder): each writes only its chunks,
     process 0 assembles; every host returns the single-process result."""
-    from test_embed import FrameStats, _corpus
+    from tests.helpers.embed_fixtures import FrameStats, toy_corpus as _corpus
 
     ds = _corpus(tmp_path, n=23)
     ref = embed_mod.embed(FrameStats(), ds, cache=tmp_path / "ref", chunk_size=4, progress=False)
@@ -242,7 +242,7 @@ def test_embed_multi_host_split_and_assembly(tmp_path):
 
 
 def test_embed_barrier_times_out_with_a_clear_error(tmp_path):
-    from test_embed import FrameStats, _corpus
+    from tests.helpers.embed_fixtures import FrameStats, toy_corpus as _corpus
 
     ds = _corpus(tmp_path, n=9)
     with pytest.raises(TimeoutError, match="chunks \\[1\\]"):
@@ -257,7 +257,7 @@ DIST_SCRIPT = textwrap.dedent(r'''
     import jax
     from datasets import load_from_disk
     from jaxser import embed
-    from test_embed import FrameStats
+    from tests.helpers.embed_fixtures import FrameStats
     enc = FrameStats()
     e = embed.embed(enc, load_from_disk(sys.argv[1]), cache=sys.argv[2], chunk_size=4, progress=False,
                     barrier_timeout=60)
@@ -270,7 +270,7 @@ def test_embed_with_two_real_jax_distributed_processes(tmp_path):
     """Two CPU processes joined by jax.distributed on localhost (JAX_COORDINATOR_ADDRESS /
     JAX_NUM_PROCESSES / JAX_PROCESS_ID), sharing one cache folder."""
     from tests.helpers.multihost import run_processes
-    from test_embed import FrameStats, _corpus
+    from tests.helpers.embed_fixtures import FrameStats, toy_corpus as _corpus
 
     ds = _corpus(tmp_path, n=15)
     ref = embed_mod.embed(FrameStats(), ds, cache=tmp_path / "ref", chunk_size=4, progress=False)
