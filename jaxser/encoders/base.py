@@ -58,11 +58,60 @@ class Encoder:
 
 
 class BucketStats:
-    """Bookkeeping shared by the jitted, length-bucketed encoders: one entry in `traces` per
-    compiled shape, and `stats` counting valid vs computed (padded) units since construction."""
+    """What the jitted, length-bucketed encoders share: the padded-batch loop (`_run`), pooled
+    and frame-level embedding, one entry in `traces` per compiled shape, and `stats` counting
+    valid vs computed (padded) units since construction.
+
+    A subclass provides `_prepare(waveforms) -> items` (per-utterance arrays whose first axis is
+    what is padded: samples or feature frames), `_batches(items)` yielding (indices, padded
+    length), `_pool_fn`, `_frames_fn(layer)` (the jitted frame-level forward of one layer) and
+    `_valid_frames(n)` (output frames of an item of n units)."""
 
     traces: list
     stats: dict
+    mesh: Any = None
+
+    def _run(self, items, fn):
+        import jax.numpy as jnp
+
+        valid_key, padded_key = self.stats
+        for idx, blen in self._batches(items):
+            batch = np.zeros((len(idx), blen) + items[idx[0]].shape[1:], np.float32)
+            n = np.zeros((len(idx),), np.int32)
+            for r, i in enumerate(idx):
+                batch[r, : items[i].shape[0]] = items[i]
+                n[r] = items[i].shape[0]
+            self.stats[valid_key] += int(n.sum())
+            self.stats[padded_key] += len(idx) * blen
+            if self.mesh is None:
+                yield idx, n, np.asarray(fn(self.params, jnp.asarray(batch), jnp.asarray(n)))
+            else:  # pad rows to a multiple of the device count, drop them after
+                from jaxser import sharding
+
+                (b, nd), real = sharding.shard_batch(self.mesh, batch, n)
+                yield idx, n, np.asarray(sharding.unpad(fn(self.params, b, nd), real))
+
+    def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
+        items = self._prepare(waveforms)
+        out = np.zeros((len(items), self.num_layers, self.dim), np.float32)
+        for idx, _, res in self._run(items, self._pool_fn):
+            out[idx] = res
+        return out
+
+    def embed_frames(self, waveforms: Sequence[np.ndarray], layer: int = -1) -> list[np.ndarray]:
+        """Frame-level hidden states of one layer (index into the hidden states, negative
+        allowed): a list of float32 [T_i, dim]."""
+        if not -self.num_layers <= layer < self.num_layers:
+            raise ValueError(f"{self.name}: layer {layer} out of range for {self.num_layers} hidden states")
+        layer %= self.num_layers
+        if layer not in self._frame_fns:
+            self._frame_fns[layer] = self._frames_fn(layer)
+        items = self._prepare(waveforms)
+        out: list[np.ndarray | None] = [None] * len(items)
+        for idx, n, res in self._run(items, self._frame_fns[layer]):
+            for r, i in enumerate(idx):
+                out[i] = res[r, : self._valid_frames(int(n[r]))].copy()
+        return out  # type: ignore[return-value]
 
     @property
     def compilations(self) -> int:

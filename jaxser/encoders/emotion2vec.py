@@ -521,7 +521,7 @@ class Emotion2VecEncoder(BucketStats, Encoder):
             out.append(w)
         return out
 
-    def _run(self, waves, fn):
+    def _batches(self, waves):
         """Same-bucket utterances together, batch sizes powers of two (bounded shapes, no dummy rows),
         about `batch_seconds` of padded audio per batch."""
         by_bucket: dict[int, list[int]] = {}
@@ -532,44 +532,14 @@ class Emotion2VecEncoder(BucketStats, Encoder):
             cap = 1 << (cap.bit_length() - 1)
             while idx:
                 size = min(cap, 1 << (len(idx).bit_length() - 1))
-                chunk, idx = idx[:size], idx[size:]
-                batch = np.zeros((len(chunk), blen), np.float32)
-                lens = np.zeros((len(chunk),), np.int32)
-                for r, i in enumerate(chunk):
-                    batch[r, : waves[i].size] = waves[i]
-                    lens[r] = waves[i].size
-                self.stats["samples"] += int(lens.sum())
-                self.stats["padded_samples"] += batch.size
-                if self.mesh is None:
-                    yield chunk, lens, fn(self.params, jnp.asarray(batch), jnp.asarray(lens))
-                else:  # pad rows to a multiple of the device count, drop them after
-                    from jaxser import sharding
+                yield idx[:size], blen
+                idx = idx[size:]
 
-                    (b, n), real = sharding.shard_batch(self.mesh, batch, lens)
-                    yield chunk, lens, sharding.unpad(fn(self.params, b, n), real)
+    def _frames_fn(self, layer: int):
+        return jax.jit(partial(_frames, self.arch, self._jdt, self.traces, layer))
 
-    def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
-        waves = self._prepare(waveforms)
-        out = np.zeros((len(waves), self.num_layers, self.dim), np.float32)
-        for idx, _, res in self._run(waves, self._pool_fn):
-            out[idx] = np.asarray(res)
-        return out
-
-    def embed_frames(self, waveforms: Sequence[np.ndarray], layer: int = -1) -> list[np.ndarray]:
-        """Frame-level states of one layer (negative indices allowed; -1 is FunASR's
-        `granularity="frame"` output): a list of float32 [T_i, dim]."""
-        if not -self.num_layers <= layer < self.num_layers:
-            raise ValueError(f"{self.name}: layer {layer} out of range for {self.num_layers} states")
-        layer %= self.num_layers
-        if layer not in self._frame_fns:
-            self._frame_fns[layer] = jax.jit(partial(_frames, self.arch, self._jdt, self.traces, layer))
-        waves = self._prepare(waveforms)
-        out: list[np.ndarray | None] = [None] * len(waves)
-        for idx, lens, res in self._run(waves, self._frame_fns[layer]):
-            res = np.asarray(res)
-            for r, i in enumerate(idx):
-                out[i] = res[r, : self.arch.frames(int(lens[r]))].copy()
-        return out  # type: ignore[return-value]
+    def _valid_frames(self, n_samples: int) -> int:
+        return self.arch.frames(n_samples)
 
 
 # ----------------------------------------------------------------------------- loading

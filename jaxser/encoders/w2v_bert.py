@@ -421,44 +421,11 @@ class W2VBertEncoder(BucketStats, Encoder):
                 yield idx[:size], blen
                 idx = idx[size:]
 
-    def _run(self, feats, fn):
-        for idx, blen in self._batches(feats):
-            batch = np.zeros((len(idx), blen, self.arch.input_dim), np.float32)
-            n = np.zeros((len(idx),), np.int32)
-            for r, i in enumerate(idx):
-                batch[r, : feats[i].shape[0]] = feats[i]
-                n[r] = feats[i].shape[0]
-            self.stats["frames"] += int(n.sum())
-            self.stats["padded_frames"] += len(idx) * blen
-            if self.mesh is None:
-                yield idx, n, np.asarray(fn(self.params, jnp.asarray(batch), jnp.asarray(n)))
-            else:  # pad rows to a multiple of the device count, drop them after
-                from jaxser import sharding
+    def _frames_fn(self, layer: int):
+        return jax.jit(partial(_frames, self.arch, self._jdt, self.traces, layer))
 
-                (b, nd), real = sharding.shard_batch(self.mesh, batch, n)
-                yield idx, n, sharding.unpad(fn(self.params, b, nd), real)
-
-    def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
-        feats = self._prepare(waveforms)
-        out = np.zeros((len(feats), self.num_layers, self.dim), np.float32)
-        for idx, _, res in self._run(feats, self._pool_fn):
-            out[idx] = res
-        return out
-
-    def embed_frames(self, waveforms: Sequence[np.ndarray], layer: int = -1) -> list[np.ndarray]:
-        """Frame-level hidden states of one layer (index into the L + 1 states, negative allowed):
-        a list of float32 [frames(n_i), dim]."""
-        if not -self.num_layers <= layer < self.num_layers:
-            raise ValueError(f"{self.name}: layer {layer} out of range for {self.num_layers} hidden states")
-        layer %= self.num_layers
-        if layer not in self._frame_fns:
-            self._frame_fns[layer] = jax.jit(partial(_frames, self.arch, self._jdt, self.traces, layer))
-        feats = self._prepare(waveforms)
-        out: list[np.ndarray | None] = [None] * len(feats)
-        for idx, n, res in self._run(feats, self._frame_fns[layer]):
-            for r, i in enumerate(idx):
-                out[i] = res[r, : n[r]].copy()
-        return out  # type: ignore[return-value]
+    def _valid_frames(self, n_frames: int) -> int:
+        return n_frames
 
 
 # ----------------------------------------------------------------------------- loading

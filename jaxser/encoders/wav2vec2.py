@@ -548,46 +548,12 @@ class Wav2Vec2Encoder(BucketStats, Encoder):
         yield from plan_batches([w.size for w in waves], self.buckets, max_batch=self.max_batch,
                                 batch_samples=int(self.batch_seconds * self.sample_rate), stretch=self.batch_stretch)
 
-    def _run(self, waves, fn):
-        for idx, blen in self._batches(waves):
-            batch = np.zeros((len(idx), blen), np.float32)
-            lens = np.zeros((len(idx),), np.int32)
-            for r, i in enumerate(idx):
-                batch[r, : waves[i].size] = waves[i]
-                lens[r] = waves[i].size
-            self.stats["samples"] += int(lens.sum())
-            self.stats["padded_samples"] += batch.size
-            if self.mesh is None:
-                yield idx, lens, fn(self.params, jnp.asarray(batch), jnp.asarray(lens))
-            else:  # pad rows to a multiple of the device count, drop them after
-                from jaxser import sharding
+    def _frames_fn(self, layer: int):
+        jdt = jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32
+        return jax.jit(partial(_frames, self.arch, jdt, self.traces, layer))
 
-                (b, n), real = sharding.shard_batch(self.mesh, batch, lens)
-                yield idx, lens, sharding.unpad(fn(self.params, b, n), real)
-
-    def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
-        waves = self._prepare(waveforms)
-        out = np.zeros((len(waves), self.num_layers, self.dim), np.float32)
-        for idx, _, res in self._run(waves, self._pool_fn):
-            out[idx] = np.asarray(res)
-        return out
-
-    def embed_frames(self, waveforms: Sequence[np.ndarray], layer: int = -1) -> list[np.ndarray]:
-        """Frame-level hidden states of one layer (index into the L + 1 states, negative allowed):
-        a list of float32 [T_i, dim], T_i from the model's conv output-length formula."""
-        if not -self.num_layers <= layer < self.num_layers:
-            raise ValueError(f"{self.name}: layer {layer} out of range for {self.num_layers} hidden states")
-        layer %= self.num_layers
-        if layer not in self._frame_fns:
-            jdt = jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32
-            self._frame_fns[layer] = jax.jit(partial(_frames, self.arch, jdt, self.traces, layer))
-        waves = self._prepare(waveforms)
-        out: list[np.ndarray | None] = [None] * len(waves)
-        for idx, lens, res in self._run(waves, self._frame_fns[layer]):
-            res = np.asarray(res)
-            for r, i in enumerate(idx):
-                out[i] = res[r, : self.arch.frames(int(lens[r]))].copy()
-        return out  # type: ignore[return-value]
+    def _valid_frames(self, n_samples: int) -> int:
+        return self.arch.frames(n_samples)
 
 
 # ----------------------------------------------------------------------------- loading
