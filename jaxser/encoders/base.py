@@ -167,6 +167,21 @@ def bucket_length(n: int, buckets: Sequence[int]) -> int:
     return -(-n // top) * top
 
 
+def bucket_batches(lengths: Sequence[int], buckets: Sequence[int], *, units_per_batch: float, max_batch: int):
+    """(indices, bucket length) groups: items of one bucket together, batch sizes powers of two
+    (bounded shapes, no dummy rows), about `units_per_batch` padded units (samples or frames) each."""
+    by_bucket: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        by_bucket.setdefault(bucket_length(int(n), buckets), []).append(i)
+    for blen, idx in sorted(by_bucket.items()):
+        cap = max(1, min(max_batch, int(units_per_batch // blen)))
+        cap = 1 << (cap.bit_length() - 1)
+        while idx:
+            size = min(cap, 1 << (len(idx).bit_length() - 1))
+            yield idx[:size], blen
+            idx = idx[size:]
+
+
 def geometric_buckets(sample_rate: int = 16_000, min_seconds: float = 0.5, max_seconds: float = 30.0,
                       ratio: float = 2 ** 0.125) -> tuple[int, ...]:
     """Length buckets min_seconds * ratio^i, multiples of the 20 ms (320 sample) frame hop, up to the

@@ -49,7 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxser.encoders.base import (BucketStats, Encoder, EncoderError, bucket_length, check_waveforms, digest,
+from jaxser.encoders.activations import layer_norm
+from jaxser.encoders.base import (BucketStats, Encoder, EncoderError, bucket_batches, check_waveforms, digest,
                                   min_samples_why)
 
 MODEL_TYPE = "emotion2vec"
@@ -351,17 +352,6 @@ def alibi_slopes(n: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- forward pass
-def _layer_norm(x, g, b, eps):
-    """LayerNorm with float32 statistics whatever the compute dtype."""
-    x32 = x.astype(jnp.float32)
-    mu = jnp.mean(x32, -1, keepdims=True)
-    var = jnp.mean(jnp.square(x32 - mu), -1, keepdims=True)
-    y = (x32 - mu) * jax.lax.rsqrt(var + eps)
-    if g is not None:
-        y = y * g.astype(jnp.float32) + b.astype(jnp.float32)
-    return y.astype(x.dtype)
-
-
 def _conv(x, w, stride=1, pad=(0, 0), groups=1):
     return jax.lax.conv_general_dilated(x, w.astype(x.dtype), window_strides=(stride,), padding=[pad],
                                         dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=groups)
@@ -380,7 +370,7 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
         x = _conv(x, layer["w"], s)
         n = (n - k) // s + 1
         if arch.extractor_mode == "layer_norm":
-            x = _layer_norm(x, layer["g"], layer["b"], _TORCH_EPS)
+            x = layer_norm(x, layer["g"], layer["b"], _TORCH_EPS)
         elif i == 0:  # Fp32GroupNorm(C, C): per-channel statistics over the VALID frames only
             m = (jnp.arange(x.shape[1])[None, :] < n[:, None]).astype(jnp.float32)
             cnt = jnp.maximum(n, 1).astype(jnp.float32)[:, None, None]
@@ -394,15 +384,15 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
     mask = jnp.arange(T)[None, :] < n[:, None]  # [B, T]
     maskf = mask[..., None].astype(dtype)
     pf = p["pf"]
-    x = _layer_norm(x, pf["g"], pf["b"], _TORCH_EPS) @ pf["w"] + pf["bias"]
+    x = layer_norm(x, pf["g"], pf["b"], _TORCH_EPS) @ pf["w"] + pf["bias"]
 
     h = x
     if arch.pos_pre_ln:
-        h = _layer_norm(h, p["pos_ln"]["g"], p["pos_ln"]["b"], _TORCH_EPS)
+        h = layer_norm(h, p["pos_ln"]["g"], p["pos_ln"]["b"], _TORCH_EPS)
     k = arch.pos_kernel
     for layer in p["pos"]:  # conv (same padding: SamePad drops the extra frame of even kernels), LN, GELU
         h = _conv(h * maskf, layer["w"], 1, (k // 2, k - 1 - k // 2), arch.pos_groups) + layer["b"]
-        h = _gelu(_layer_norm(h, None, None, _TORCH_EPS))
+        h = _gelu(layer_norm(h, None, None, _TORCH_EPS))
     x = x + h
 
     E, D, H, hd = arch.extra, arch.embed, arch.heads, arch.head_dim
@@ -432,14 +422,14 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
     def block(x, lp, bias):
         eps = arch.eps
         if arch.layer_norm_first:  # as released: the MLP output is added to itself, not to x
-            x = x + attention(_layer_norm(x, lp["ln1_g"], lp["ln1_b"], eps), lp, bias)
-            y = mlp(_layer_norm(x, lp["ln2_g"], lp["ln2_b"], eps), lp)
+            x = x + attention(layer_norm(x, lp["ln1_g"], lp["ln1_b"], eps), lp, bias)
+            y = mlp(layer_norm(x, lp["ln2_g"], lp["ln2_b"], eps), lp)
             return y + y
-        x = _layer_norm(x + attention(x, lp, bias), lp["ln1_g"], lp["ln1_b"], eps)
-        return _layer_norm(x + mlp(x, lp), lp["ln2_g"], lp["ln2_b"], eps)
+        x = layer_norm(x + attention(x, lp, bias), lp["ln1_g"], lp["ln1_b"], eps)
+        return layer_norm(x + mlp(x, lp), lp["ln2_g"], lp["ln2_b"], eps)
 
     if p["ctx_norm"] is not None:
-        x = _layer_norm(x, p["ctx_norm"]["g"], p["ctx_norm"]["b"], arch.eps)
+        x = layer_norm(x, p["ctx_norm"]["g"], p["ctx_norm"]["b"], arch.eps)
     states = [collect(x[:, E:], mask)]
     n_blocks = len(p["blocks"])
     for l, lp in enumerate(p["blocks"]):
@@ -452,7 +442,7 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
             bias = bias[None]
         x = block(x, lp, bias)
         if l == n_blocks - 1 and p["final_norm"] is not None:
-            x = _layer_norm(x, p["final_norm"]["g"], p["final_norm"]["b"], arch.eps)
+            x = layer_norm(x, p["final_norm"]["g"], p["final_norm"]["b"], arch.eps)
         states.append(collect(x[:, E:], mask))
     return jnp.stack(states), mask
 
@@ -522,18 +512,9 @@ class Emotion2VecEncoder(BucketStats, Encoder):
         return out
 
     def _batches(self, waves):
-        """Same-bucket utterances together, batch sizes powers of two (bounded shapes, no dummy rows),
-        about `batch_seconds` of padded audio per batch."""
-        by_bucket: dict[int, list[int]] = {}
-        for i, w in enumerate(waves):
-            by_bucket.setdefault(bucket_length(w.size, self.buckets), []).append(i)
-        for blen, idx in sorted(by_bucket.items()):
-            cap = max(1, min(self.max_batch, int(self.batch_seconds * self.sample_rate // blen)))
-            cap = 1 << (cap.bit_length() - 1)
-            while idx:
-                size = min(cap, 1 << (len(idx).bit_length() - 1))
-                yield idx[:size], blen
-                idx = idx[size:]
+        """Same-bucket utterances together, about `batch_seconds` of padded audio per batch."""
+        return bucket_batches([w.size for w in waves], self.buckets,
+                              units_per_batch=self.batch_seconds * self.sample_rate, max_batch=self.max_batch)
 
     def _frames_fn(self, layer: int):
         return jax.jit(partial(_frames, self.arch, self._jdt, self.traces, layer))

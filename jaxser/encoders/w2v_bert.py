@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxser.encoders import hf
-from jaxser.encoders.activations import ACTIVATIONS
-from jaxser.encoders.base import BucketStats, Encoder, EncoderError, bucket_length, check_waveforms, digest
+from jaxser.encoders.activations import ACTIVATIONS, layer_norm
+from jaxser.encoders.base import BucketStats, Encoder, EncoderError, bucket_batches, check_waveforms, digest
 
 SAMPLE_RATE = 16_000
 FRAME = 400  # 25 ms
@@ -248,15 +248,6 @@ def convert(arch: Arch, weights: dict[str, np.ndarray], where: Any = "checkpoint
 
 
 # ----------------------------------------------------------------------------- forward pass
-def _layer_norm(x, g, b, eps):
-    """LayerNorm with float32 statistics whatever the compute dtype."""
-    x32 = x.astype(jnp.float32)
-    mu = jnp.mean(x32, -1, keepdims=True)
-    var = jnp.mean(jnp.square(x32 - mu), -1, keepdims=True)
-    y = (x32 - mu) * jax.lax.rsqrt(var + eps)
-    return (y * g.astype(jnp.float32) + b.astype(jnp.float32)).astype(x.dtype)
-
-
 def _distance_index(arch: Arch, t: int) -> np.ndarray:
     """[t, t] row of `distance_embedding` for (query i, key j): clip(j - i, -left, right) + left."""
     d = np.arange(t)[None, :] - np.arange(t)[:, None]
@@ -273,12 +264,12 @@ def _layer_fn(arch: Arch, mask: jax.Array):
     dist = jnp.asarray(_distance_index(arch, T)) if arch.pos_type == "relative_key" else None
 
     def ffn(x, lp, n):
-        h = _layer_norm(x, lp[f"ln_ff{n}_g"], lp[f"ln_ff{n}_b"], eps)
+        h = layer_norm(x, lp[f"ln_ff{n}_g"], lp[f"ln_ff{n}_b"], eps)
         h = act(h @ lp[f"ff{n}_w1"] + lp[f"ff{n}_b1"]) @ lp[f"ff{n}_w2"] + lp[f"ff{n}_b2"]
         return x + 0.5 * h
 
     def attention(x, lp):
-        h = _layer_norm(x, lp["ln_att_g"], lp["ln_att_b"], eps)
+        h = layer_norm(x, lp["ln_att_g"], lp["ln_att_b"], eps)
         qkv = (h @ lp["qkv_w"] + lp["qkv_b"]).reshape(B, T, 3, H, hd)
         q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # [B, H, T, hd]
         scores = q @ k.transpose(0, 1, 3, 2)
@@ -291,12 +282,12 @@ def _layer_fn(arch: Arch, mask: jax.Array):
         return x + (o @ lp["o_w"] + lp["o_b"])
 
     def conv(x, lp):
-        h = _layer_norm(x, lp["ln_conv_g"], lp["ln_conv_b"], eps) * keep  # padding never enters the conv
+        h = layer_norm(x, lp["ln_conv_g"], lp["ln_conv_b"], eps) * keep  # padding never enters the conv
         h = h @ lp["pw1_w"]
         h = h[..., : arch.hidden] * jax.nn.sigmoid(h[..., arch.hidden:])  # GLU
         h = jax.lax.conv_general_dilated(h, lp["dw_w"], window_strides=(1,), padding=[(arch.conv_kernel - 1, 0)],
                                          dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=arch.hidden)
-        h = act(_layer_norm(h, lp["ln_dw_g"], lp["ln_dw_b"], eps))
+        h = act(layer_norm(h, lp["ln_dw_g"], lp["ln_dw_b"], eps))
         return x + h @ lp["pw2_w"]
 
     def layer(x, lp):
@@ -304,7 +295,7 @@ def _layer_fn(arch: Arch, mask: jax.Array):
         x = attention(x, lp)
         x = conv(x, lp)
         x = ffn(x, lp, 2)
-        return _layer_norm(x, lp["ln_out_g"], lp["ln_out_b"], eps)
+        return layer_norm(x, lp["ln_out_g"], lp["ln_out_b"], eps)
 
     return layer
 
@@ -318,7 +309,7 @@ def forward(arch: Arch, params: dict, feats: jax.Array, n_frames: jax.Array, dty
     B, T, _ = feats.shape
     mask = jnp.arange(T)[None, :] < n_frames[:, None]
     fp = p["fp"]
-    x = _layer_norm(feats.astype(dtype), fp["g"], fp["b"], arch.eps) @ fp["w"] + fp["pb"]
+    x = layer_norm(feats.astype(dtype), fp["g"], fp["b"], arch.eps) @ fp["w"] + fp["pb"]
     x = x * mask[..., None].astype(dtype)  # as the reference's masked_fill before the first layer
     layer = _layer_fn(arch, mask)
     upto = arch.layers if upto is None else upto
@@ -408,18 +399,10 @@ class W2VBertEncoder(BucketStats, Encoder):
         return self._prepare(waveforms)
 
     def _batches(self, feats: list[np.ndarray]):
-        """(indices, bucket length) groups: same bucket, batch sizes powers of two (bounded shapes,
-        no dummy rows), about `batch_seconds` of padded audio per batch."""
-        by_bucket: dict[int, list[int]] = {}
-        for i, f in enumerate(feats):
-            by_bucket.setdefault(bucket_length(f.shape[0], self.buckets), []).append(i)
-        for blen, idx in sorted(by_bucket.items()):
-            cap = max(1, min(self.max_batch, int(self.batch_seconds * 50 // blen)))
-            cap = 1 << (cap.bit_length() - 1)
-            while idx:
-                size = min(cap, 1 << (len(idx).bit_length() - 1))
-                yield idx[:size], blen
-                idx = idx[size:]
+        """Same-bucket utterances together, about `batch_seconds` of padded audio (50 frames a
+        second) per batch."""
+        return bucket_batches([f.shape[0] for f in feats], self.buckets,
+                              units_per_batch=self.batch_seconds * 50, max_batch=self.max_batch)
 
     def _frames_fn(self, layer: int):
         return jax.jit(partial(_frames, self.arch, self._jdt, self.traces, layer))

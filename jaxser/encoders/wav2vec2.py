@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxser.encoders import hf
-from jaxser.encoders.activations import ACTIVATIONS
+from jaxser.encoders.activations import ACTIVATIONS, layer_norm
 from jaxser.encoders.base import (
     BucketStats,
     Encoder,
@@ -300,17 +300,6 @@ def convert(arch: Arch, weights: dict[str, np.ndarray], where: Any = "checkpoint
 
 
 # ----------------------------------------------------------------------------- forward pass
-def _layer_norm(x, g, b, eps):
-    """LayerNorm with float32 statistics whatever the compute dtype."""
-    x32 = x.astype(jnp.float32)
-    mu = jnp.mean(x32, -1, keepdims=True)
-    var = jnp.mean(jnp.square(x32 - mu), -1, keepdims=True)
-    y = (x32 - mu) * jax.lax.rsqrt(var + eps)
-    if g is not None:
-        y = y * g.astype(jnp.float32) + b.astype(jnp.float32)
-    return y.astype(x.dtype)
-
-
 def _strided_conv(x, w, k, s):
     """Valid strided 1-D conv, [B, T, C] -> [B, (T - k) // s + 1, out]; w is [k, C, out].
     (XLA:CPU runs this through its oneDNN/Eigen convolution, measurably faster than im2col + GEMM
@@ -392,7 +381,7 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
             x = x + layer["b"]
         n = (n - k) // s + 1
         if arch.feat_norm == "layer":
-            x = _layer_norm(x, layer["g"], layer["beta"], _TORCH_LN_EPS)
+            x = layer_norm(x, layer["g"], layer["beta"], _TORCH_LN_EPS)
         elif i == 0:  # GroupNorm(C groups): per-channel statistics over VALID frames only
             # (sums over time as mask-vector products: XLA:CPU reduces a middle axis ~8x slower)
             m = (jnp.arange(x.shape[1])[None, :] < n[:, None]).astype(jnp.float32)
@@ -409,7 +398,7 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
     maskf = mask[..., None].astype(dtype)
 
     if arch.feat_proj_ln:
-        x = _layer_norm(x, p["fp"]["g"], p["fp"]["beta"], arch.eps)
+        x = layer_norm(x, p["fp"]["g"], p["fp"]["beta"], arch.eps)
     x = dense(x, p["fp"]["w"], p["fp"]["b"]) * maskf  # padded frames -> 0, as HF does with a mask
 
     pos = p["pos"]
@@ -417,7 +406,7 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
         h = x
         for j in range(arch.pos_layers):
             h = _pos_conv(h * maskf, pos["w"][j], pos["b"][j], arch)
-            h = feat_act(_layer_norm(h, None, None, _TORCH_LN_EPS))
+            h = feat_act(layer_norm(h, None, None, _TORCH_LN_EPS))
         x = x + h
     else:
         h = x
@@ -425,7 +414,7 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
             h = (h * pos["bn_scale"] + pos["bn_shift"]) * maskf
         x = x + feat_act(_pos_conv(h, pos["w"][0], pos["b"][0], arch))
     if not arch.stable:
-        x = _layer_norm(x, p["enc_ln"]["g"], p["enc_ln"]["beta"], arch.eps)
+        x = layer_norm(x, p["enc_ln"]["g"], p["enc_ln"]["beta"], arch.eps)
 
     Hh, hd = arch.heads, arch.head_dim
     key_bias = jnp.where(mask, 0.0, -1e30).astype(jnp.float32)[:, None, None, :]  # [B, 1, 1, T]
@@ -456,11 +445,11 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
 
     def layer(x, lp):
         if arch.stable:
-            x = x + attention(_layer_norm(x, lp["ln1_g"], lp["ln1_b"], arch.eps), lp)
-            x = x + ffn(_layer_norm(x, lp["ln2_g"], lp["ln2_b"], arch.eps), lp)
+            x = x + attention(layer_norm(x, lp["ln1_g"], lp["ln1_b"], arch.eps), lp)
+            x = x + ffn(layer_norm(x, lp["ln2_g"], lp["ln2_b"], arch.eps), lp)
         else:
-            x = _layer_norm(x + attention(x, lp), lp["ln1_g"], lp["ln1_b"], arch.eps)
-            x = _layer_norm(x + ffn(x, lp), lp["ln2_g"], lp["ln2_b"], arch.eps)
+            x = layer_norm(x + attention(x, lp), lp["ln1_g"], lp["ln1_b"], arch.eps)
+            x = layer_norm(x + ffn(x, lp), lp["ln2_g"], lp["ln2_b"], arch.eps)
         return x, collect(x, mask)
 
     hs = [collect(x, mask)]
