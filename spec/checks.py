@@ -1,7 +1,7 @@
 """Executable protocol checks, for planned cells and for finished run directories.
 
 Each check returns a list of violations (human-readable strings); empty means conforming.
-They are deliberately written from the protocol text (protocol.toml / DESIGN.md), not by
+They are deliberately written from the protocol text (protocol.toml / docs/design.md), not by
 calling the code that made the splits, so a bug there cannot hide itself here. Metrics are
 recomputed with scikit-learn's formulas written out here; statistical tests (sign-flip, Holm)
 are not re-implemented but taken from jaxser.metrics, whose own tests check them, and fed the
@@ -167,7 +167,7 @@ def _recompute(preds: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_run(run_dir: str | Path) -> list[str]:
-    """Check a finished run directory against the protocol (see DESIGN.md, Artifacts)."""
+    """Check a finished run directory against the protocol (see docs/design.md and jaxser.study.artifacts)."""
     run = Path(run_dir)
     proto = load_protocol()
     out: list[str] = []

@@ -1,4 +1,4 @@
-"""The unified corpus schema (DESIGN.md) and the helpers every corpus loader shares.
+"""The unified corpus schema (docs/design.md) and the helpers every corpus loader shares.
 
 A loader's only job is to turn a corpus folder into a list of records (one dict per
 utterance); `build_dataset` validates them and makes the `datasets.Dataset`. Keeping the
