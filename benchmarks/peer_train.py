@@ -22,13 +22,14 @@ timed.
     probabilities from them. Minibatches are taken by indexing the fit tensor (no DataLoader,
     whose per-row collation would only slow the loop down).
 
-Seed-epochs: jaxser trains a model's seeds in lockstep until its last seed runs out of patience,
-so it runs ``epochs_run`` x seeds seed-epochs per model; independent runs need, per seed, its
-own stopping epoch: the trainer stops a seed once ``patience`` epochs in a row did not improve
-on its best, i.e. after ``min(best_epoch + patience, max_epochs)`` epochs (checked below
-against each model's ``epochs_run`` and ``val_uar_history``). The PyTorch loop's own
-seed-epochs (its initialisation and shuffling differ, so its stopping epochs do too) are
-printed alongside, with the time per seed-epoch of each path.
+Seed-epochs: jaxser trains a stack's models x seeds through a queue of a few slots (a seed
+that stopped hands its slot to the next one), so it computes slots x loop iterations
+seed-epochs per stack (``ModelResult.slot_epochs``, the idle tail included); independent runs
+need, per seed, its own stopping epoch: the trainer stops a seed once ``patience`` epochs in a
+row did not improve on its best, i.e. after ``min(best_epoch + patience, max_epochs)`` epochs
+(checked below against each model's ``epochs_run`` and ``val_uar_history``). The PyTorch
+loop's own seed-epochs (its initialisation and shuffling differ, so its stopping epochs do too)
+are printed alongside, with the time per seed-epoch of each path.
 
     python benchmarks/peer_train.py [--quick] [--heads fcn,cnn] [--encoder egemaps] [--torch-threads N]
 
@@ -126,6 +127,7 @@ def jaxser_child(a) -> None:
                          history_len=[int(np.asarray(r.val_uar_history).shape[0]) for r in res],
                          val_uar=[float(np.mean(r.val_uar)) for r in res],
                          stack_sizes=sorted({int(r.stack_size) for r in res}),
+                         slot_epochs=round(sum(r.slot_epochs / r.stack_size for r in res)),
                          patience=config.patience, max_epochs=config.max_epochs)
     print(json.dumps(out))
 
@@ -308,12 +310,12 @@ def main(argv=None) -> dict | None:
         # the trainer's own record agrees: a model runs until its last seed stops
         assert all(max(n) == e == h for n, e, h in zip(need, j["epochs_run"], j["history_len"])), (
             "stopping epochs disagree with the trainer's epochs_run / val_uar_history")
-        se = sum(e * len(seeds) for e in j["epochs_run"])
+        se = j["slot_epochs"]
         nd = sum(map(sum, need))
         tse = sum(map(sum, t["stops"]))
         print(f"{kind}: jaxser cold {j['cold_s']:.2f} s, warm {j['warm_s']:.2f} s (stacks of {j['stack_sizes']}); "
               f"torch {t['s']:.2f} s -> torch/jaxser {t['s'] / j['warm_s']:.2f}x warm, {t['s'] / j['cold_s']:.2f}x cold")
-        print(f"{kind}: seed-epochs jaxser ran {se} (lockstep), independent runs need {nd} "
+        print(f"{kind}: seed-epochs jaxser ran {se} (queued slots), independent runs need {nd} "
               f"({se / nd:.2f}x); torch ran {tse}; per seed-epoch: jaxser warm {1e3 * j['warm_s'] / se:.2f} ms, "
               f"torch {1e3 * t['s'] / tse:.2f} ms")
         print(f"{kind}: mean best validation UAR jaxser {np.mean(j['val_uar']):.4f}, "

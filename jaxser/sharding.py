@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,8 @@ DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_
 TRIGGER_ENV = ("JAXSER_DISTRIBUTED", "TPU_PROCESS_ADDRESSES", "TPU_WORKER_HOSTNAMES")
 
 
-#: mesh axis names: rows of a batch (extraction), and the trainer's seed and job axes
+#: mesh axis names: rows of a batch (extraction); the trainer's meshes (its queues of units
+#: are split over every axis alike, so the names only label them)
 DATA_AXIS = "data"
 SEED_AXIS = "seed"
 JOB_AXIS = "job"
@@ -114,32 +116,26 @@ def to_host(tree):
     return jax.tree.map(one, tree)
 
 
-def seed_placement(mesh: Mesh | None, seeds: Sequence[int], *, job_axis: str = JOB_AXIS):
-    """How the trainer lays out its seed axis: (seeds to run, put for seed-axis arrays, put for
-    replicated arrays). Every mesh axis except `job_axis` shards the seeds. When the number of
-    seeds is not a multiple of those axes' device count, the seed list is padded with repeats
-    (the caller drops their results) so every device holds the same number. Without a mesh
-    both puts are `jnp.asarray` (the default device)."""
-    seeds = list(seeds)
+@dataclass(frozen=True)
+class LanePlacement:
+    """How the trainer lays out its work: ``lanes`` queues of units, one per device of the mesh
+    (1 without one); ``lane`` puts an array with a leading lane axis split over every mesh
+    axis, ``rep`` puts an array whole on every device (both ``jnp.asarray`` without a mesh)."""
+
+    lanes: int
+    devices: int
+    lane: Callable
+    rep: Callable
+
+
+def lane_placement(mesh: Mesh | None) -> LanePlacement:
+    """The trainer's ``LanePlacement`` on ``mesh`` (None: the default device)."""
     if mesh is None:
-        return seeds, jnp.asarray, jnp.asarray
-    seed_axes = tuple(a for a in mesh.axis_names if a != job_axis)
-    n_dev = math.prod(mesh.shape[a] for a in seed_axes)
-    run_seeds = list(seeds)
-    while len(run_seeds) % n_dev:
-        run_seeds.append(seeds[len(run_seeds) % len(seeds)])
-    seed_sh = NamedSharding(mesh, P(seed_axes) if seed_axes else P())
+        return LanePlacement(1, 1, jnp.asarray, jnp.asarray)
+    lane_sh = NamedSharding(mesh, P(tuple(mesh.axis_names)))
     rep_sh = NamedSharding(mesh, P())
-    return run_seeds, (lambda a: place(a, seed_sh)), (lambda a: place(a, rep_sh))
-
-
-def job_put(mesh: Mesh | None, *, job_axis: str = JOB_AXIS):
-    """Put for the trainer's arrays with a leading job axis: split over `job_axis` when the
-    mesh has more than one device along it, else replicated like its other inputs."""
-    if mesh is None:
-        return jnp.asarray
-    sh = NamedSharding(mesh, P(job_axis) if axis_size(mesh, job_axis) > 1 else P())
-    return lambda a: place(a, sh)
+    n = int(mesh.devices.size)
+    return LanePlacement(n, n, lambda a: place(a, lane_sh), lambda a: place(a, rep_sh))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

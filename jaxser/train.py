@@ -42,12 +42,11 @@ import optax
 
 from jaxser import sharding
 from jaxser.heads import HeadConfig, make_head
-from jaxser.sharding import JOB_AXIS, SEED_AXIS
+from jaxser.sharding import SEED_AXIS
 
 OPTIMIZERS = ("adam", "sgd")
 _VAL_CHUNK = 32     # rows per validation forward pass in training (ceil(n_val / 32) passes per epoch)
 _PRED_CHUNK = 128   # rows per prediction call after training (bounds CNN activation memory)
-_PER_LAYER = ("x_fit", "x_val")   # the trainer's data that differ between layers of one model
 
 
 def capacity(n: int, minimum: int = 32) -> int:
@@ -119,8 +118,8 @@ class ModelResult:
     val_uar:          float32 [S] best validation UAR (the selection criterion).
     best_epoch:       int32 [S] 1-based epoch whose parameters were kept.
     val_probs:        float32 [S, N_val, C] validation probabilities of the kept parameters.
-    val_uar_history:  float32 [E, S] validation UAR after every epoch run (a seed out of
-                      patience keeps training in lockstep, but never selects again).
+    val_uar_history:  float32 [E, S] validation UAR after every epoch a seed ran (NaN after it
+                      stopped).
     epochs_run:       E, the epochs this model ran (its longest-running seed).
     seeds:            the seeds, in order.
     params:           the kept parameters, numpy arrays stacked over seeds.
@@ -131,6 +130,9 @@ class ModelResult:
                       "weighted").
     layer_weights:    float32 [S, L] the learned softmax weights over layers of the kept
                       parameters ("weighted" only, else None).
+    slot_epochs:      seed-epochs its stack's program computed (slots x loop iterations, summed
+                      over devices), shared by the stack's models: count it once per stack. The
+                      seed-epochs the model needed are its seeds' own stopping epochs.
     """
 
     probs: dict[str, np.ndarray]
@@ -147,6 +149,7 @@ class ModelResult:
     stack_size: int = 1
     layer: int | None = None
     layer_weights: np.ndarray | None = None
+    slot_epochs: int = 0
 
 
 # ----------------------------------------------------------------------------- data preparation
@@ -323,6 +326,12 @@ def prepare(model: ModelData | CheckedData, config: TrainConfig, rows: int | Non
 
 # ----------------------------------------------------------------------------- the trainer
 
+def _job_rows(a: jax.Array, job: jax.Array, start: jax.Array, size: int) -> jax.Array:
+    """Rows [start, start + size) of job ``job`` of a job-stacked array [J, rows, ...], taken
+    in one slice (no copy of the job's whole array)."""
+    return jax.lax.dynamic_slice(a, (job, start) + (0,) * (a.ndim - 2), (1, size) + a.shape[2:])[0]
+
+
 def _class_counts(y: jax.Array, pred: jax.Array, n_classes: int) -> jax.Array:
     """[2, C]: rows per true class and correct predictions per class; y == -1 (padding) counts
     nowhere. Summed over chunks, it gives the UAR of all of them (``_uar``)."""
@@ -349,12 +358,13 @@ def _make_tx(config: TrainConfig) -> optax.GradientTransformation:
 
 
 class Trainer:
-    """The single-seed pieces (``init``, ``loss``, ``step``, ``epoch``) and the jitted programs
-    built from them: ``fit`` (seeds vmapped, epochs in a while loop), ``fit_stack`` (``fit``
-    vmapped over a leading job axis), ``fit_layers`` (``fit`` vmapped over a leading layer
-    axis of one model's inputs) and ``predict`` (seeds vmapped, one _PRED_CHUNK of rows).
+    """The single-seed pieces (``init``, ``loss``, ``step``, ``epoch``; data are job-stacked
+    and a seed trains on one job of them) and the jitted programs built from them: ``fit``
+    (a queue of (job, seed) units through a fixed number of slots, epochs in a while loop;
+    ``_queue``) and ``predict`` (seeds vmapped, one _PRED_CHUNK of rows).
     Get one with ``Trainer.for_data``: one per head, config, class count and per-row feature
-    shape, so jit keeps one ``fit`` program per row capacity and a single ``predict`` program."""
+    shape, so jit keeps one ``fit`` program per (row capacity, jobs, units, slots) and a
+    single ``predict`` program."""
 
     def __init__(self, head: HeadConfig, config: TrainConfig, n_classes: int, n_layers: int | None,
                  feat_shape: tuple[int, ...]):
@@ -365,9 +375,7 @@ class Trainer:
         self.max_epochs = config.max_epochs
         self.patience = config.patience if config.patience is not None else config.max_epochs + 1
         self.feat_shape = feat_shape
-        self.fit = jax.jit(self._fit)
-        self.fit_stack = jax.jit(self._fit_stack)
-        self.fit_layers = jax.jit(self._fit_layers)
+        self.fit = jax.jit(self._fit, static_argnames="n_slots")
         self.predict = jax.jit(jax.vmap(self._softmax, in_axes=(0, None)))
 
     @classmethod
@@ -400,15 +408,16 @@ class Trainer:
     def _softmax(self, params, x: jax.Array) -> jax.Array:
         return jax.nn.softmax(self.model.apply({"params": params}, x, train=False))
 
-    def val_uar(self, params, data: dict) -> jax.Array:
-        """Validation UAR over the real rows only: ceil(n_val / _VAL_CHUNK) forward passes."""
+    def val_uar(self, params, data: dict, job: jax.Array) -> jax.Array:
+        """Validation UAR of job ``job`` over its real rows only: ceil(n_val / _VAL_CHUNK)
+        forward passes."""
         def chunk(i, counts):
-            xc = jax.lax.dynamic_slice_in_dim(data["x_val"], i * _VAL_CHUNK, _VAL_CHUNK)
-            yc = jax.lax.dynamic_slice_in_dim(data["y_val"], i * _VAL_CHUNK, _VAL_CHUNK)
+            xc = _job_rows(data["x_val"], job, i * _VAL_CHUNK, _VAL_CHUNK)
+            yc = _job_rows(data["y_val"], job, i * _VAL_CHUNK, _VAL_CHUNK)
             logits = self.model.apply({"params": params}, xc, train=False)
             return counts + _class_counts(yc, jnp.argmax(logits, axis=-1), self.n_classes)
 
-        n_chunks = (data["n_val"] + _VAL_CHUNK - 1) // _VAL_CHUNK
+        n_chunks = (data["n_val"][job] + _VAL_CHUNK - 1) // _VAL_CHUNK
         return _uar(jax.lax.fori_loop(0, n_chunks, chunk, jnp.zeros((2, self.n_classes), jnp.float32)))
 
     @staticmethod
@@ -425,27 +434,29 @@ class Trainer:
         pos = i * self.batch + jnp.arange(self.batch)
         return perm[jnp.minimum(pos, n_fit - 1)], pos < n_fit
 
-    def step(self, params, opt, data: dict, perm: jax.Array, i: jax.Array, k_epoch: jax.Array):
-        """One optimizer step on minibatch i of the epoch's order ``perm``; its dropout key is
-        ``k_epoch`` folded with i. Returns (params, optimizer state)."""
-        b, valid = self.minibatch(perm, i, data["n_fit"])
-        wb = jnp.where(valid, data["w_fit"][b], 0.0)  # the last minibatch is masked
-        grads = jax.grad(self.loss)(params, data["x_fit"][b], data["y_fit"][b], wb, jax.random.fold_in(k_epoch, i))
+    def step(self, params, opt, data: dict, job: jax.Array, perm: jax.Array, i: jax.Array, k_epoch: jax.Array):
+        """One optimizer step on minibatch i of job ``job``'s epoch order ``perm``; its dropout
+        key is ``k_epoch`` folded with i. Returns (params, optimizer state)."""
+        b, valid = self.minibatch(perm, i, data["n_fit"][job])
+        wb = jnp.where(valid, data["w_fit"][job, b], 0.0)  # the last minibatch is masked
+        grads = jax.grad(self.loss)(params, data["x_fit"][job, b], data["y_fit"][job, b], wb,
+                                    jax.random.fold_in(k_epoch, i))
         updates, opt = self.tx.update(grads, opt, params)
         return optax.apply_updates(params, updates), opt
 
-    def epoch(self, state: dict, data: dict, epoch: jax.Array) -> tuple[dict, jax.Array]:
-        """One epoch of minibatch training, then validation and per-seed model selection."""
-        n_fit, batch = data["n_fit"], self.batch
-        perm = self.permutation(jax.random.fold_in(state["k_shuf"], epoch), n_fit, data["x_fit"].shape[0])
+    def epoch(self, state: dict, data: dict, job: jax.Array, epoch: jax.Array) -> tuple[dict, jax.Array]:
+        """Epoch ``epoch`` of one seed on job ``job``: minibatch training, then validation and
+        model selection (a seed out of patience never selects again)."""
+        n_fit, batch = data["n_fit"][job], self.batch
+        perm = self.permutation(jax.random.fold_in(state["k_shuf"], epoch), n_fit, data["x_fit"].shape[1])
         k_epoch = jax.random.fold_in(state["k_drop"], epoch)
 
         def step(i, carry):
-            return self.step(*carry, data, perm, i, k_epoch)
+            return self.step(*carry, data, job, perm, i, k_epoch)
 
         # ceil(n_fit / batch) steps: the trip count is data, so the capacity costs no compute
         params, opt = jax.lax.fori_loop(0, (n_fit + batch - 1) // batch, step, (state["params"], state["opt"]))
-        uar = self.val_uar(params, data)
+        uar = self.val_uar(params, data, job)
         active = state["wait"] < self.patience
         improved = active & (uar > state["best_uar"])  # strict: ties keep the earlier epoch
         best = jax.tree.map(lambda new, old: jnp.where(improved, new, old), params, state["best"])
@@ -455,39 +466,70 @@ class Trainer:
                    wait=jnp.where(improved, 0, jnp.where(active, state["wait"] + 1, state["wait"])))
         return new, uar
 
-    # -- every seed, every epoch: one program
-    def _fit(self, seeds: jax.Array, data: dict) -> dict:
-        """Train every seed to the end of early stopping. Epochs run while any seed still has
-        patience; a seed that ran out keeps training in lockstep but never selects again."""
-        epoch = jax.vmap(self.epoch, in_axes=(0, None, None))
+    # -- every (job, seed) unit, every epoch: one program
+    def _queue(self, unit_job: jax.Array, unit_seed: jax.Array, data: dict, n_slots: int) -> dict:
+        """Train U units (job ``unit_job[u]``, seed ``unit_seed[u]``) through ``n_slots`` slots
+        that train side by side (the epoch vmapped over slots). A slot whose unit stopped
+        (patience ran out, or max_epochs) writes the unit's kept state out and takes the next
+        unit of the queue, starting at its epoch 0; the loop ends when the queue is empty and
+        every slot is done. A unit's arithmetic depends only on its job, seed and own epoch
+        count, so it gets what it gets trained alone, and a stopped unit costs nothing more
+        unless the queue has run dry (the last units' tail)."""
+        n_units = unit_job.shape[0]
+        n_slots = min(n_slots, n_units)
+        epoch = jax.vmap(self.epoch, in_axes=(0, None, 0, 0))
+        init = jax.vmap(self.init)
+        st = init(unit_seed[:n_slots])
+        out = dict(best=jax.tree.map(lambda a: jnp.zeros((n_units,) + a.shape[1:], a.dtype), st["best"]),
+                   best_uar=jnp.zeros(n_units, jnp.float32), best_epoch=jnp.zeros(n_units, jnp.int32),
+                   epochs=jnp.zeros(n_units, jnp.int32),
+                   history=jnp.full((self.max_epochs, n_units), jnp.nan, jnp.float32))
+
+        def put(buf, at, val):  # rows `at` of buf set to val; an index n_units is dropped
+            return buf.at[at].set(val, mode="drop")
 
         def cond(c):
-            e, st, _ = c
-            return (e < self.max_epochs) & jnp.any(st["wait"] < self.patience)
+            return jnp.any(c[1] >= 0)
 
         def body(c):
-            e, st, hist = c
-            st, uar = epoch(st, data, e)
-            return e + 1, st, hist.at[e].set(uar)
+            next_unit, unit, ep, st, out, it = c
+            active = unit >= 0
+            st, uar = epoch(st, data, unit_job[jnp.maximum(unit, 0)], ep)
+            at = jnp.where(active, unit, n_units)
+            history = out["history"].at[jnp.minimum(ep, self.max_epochs - 1), at].set(uar, mode="drop")
+            done = active & ((st["wait"] >= self.patience) | (ep + 1 >= self.max_epochs))
+            at = jnp.where(done, unit, n_units)
+            out = dict(best=jax.tree.map(lambda o, b: put(o, at, b), out["best"], st["best"]),
+                       best_uar=put(out["best_uar"], at, st["best_uar"]),
+                       best_epoch=put(out["best_epoch"], at, st["best_epoch"]),
+                       epochs=put(out["epochs"], at, ep + 1), history=history)
+            cand = next_unit + jnp.cumsum(done) - 1   # the next units, in queue order
+            refill = done & (cand < n_units)
+            unit = jnp.where(done, jnp.where(refill, cand, -1), unit)
 
-        hist = jnp.full((self.max_epochs, seeds.shape[0]), jnp.nan, jnp.float32)
-        e, st, hist = jax.lax.while_loop(cond, body, (jnp.int32(0), jax.vmap(self.init)(seeds), hist))
-        return dict(best=st["best"], best_uar=st["best_uar"], best_epoch=st["best_epoch"], history=hist, epochs=e)
+            def fresh(st):
+                new = init(unit_seed[jnp.clip(cand, 0, n_units - 1)])
+                return jax.tree.map(lambda n, o: jnp.where(refill.reshape((-1,) + (1,) * (o.ndim - 1)), n, o),
+                                    new, st)
 
-    def _fit_stack(self, seeds: jax.Array, data: dict) -> dict:
-        """``_fit`` for a stack of jobs (data with a leading job axis, the same seeds). Each job
-        stops on its own: the batched loop runs until the last job is done and leaves the state
-        of finished jobs untouched."""
-        return jax.vmap(lambda d: self._fit(seeds, d))(data)
+            st = jax.lax.cond(jnp.any(refill), fresh, lambda s: s, st)
+            return next_unit + done.sum(dtype=jnp.int32), unit, jnp.where(refill, 0, ep + 1), st, out, it + 1
 
-    def _fit_layers(self, seeds: jax.Array, data: dict) -> dict:
-        """``_fit`` for several layers of one model: ``x_fit`` and ``x_val`` carry a leading
-        layer axis, the labels, loss weights and row counts are the model's and shared. So the
-        minibatch and validation loops keep scalar trip counts, every layer sees the minibatches
-        it sees trained alone, and the layers x seeds run as one batched program. Each layer
-        stops on its own, as a job of ``_fit_stack`` does."""
-        axes = {k: 0 if k in _PER_LAYER else None for k in data}
-        return jax.vmap(self._fit, in_axes=(None, axes))(seeds, data)
+        carry = (jnp.int32(n_slots), jnp.arange(n_slots, dtype=jnp.int32), jnp.zeros(n_slots, jnp.int32), st, out,
+                 jnp.int32(0))
+        *_, out, it = jax.lax.while_loop(cond, body, carry)
+        return dict(out, iterations=it)
+
+    def _fit(self, unit_job: jax.Array, unit_seed: jax.Array, data: dict, n_slots: int) -> dict:
+        """``_queue`` for each lane (leading axis of ``unit_job``/``unit_seed``, one per device
+        of a mesh); ``data`` (every array with a leading job axis) is shared by the lanes.
+        Returns the units' outputs per lane: best (params), best_uar, best_epoch, epochs
+        [lanes, U], history [lanes, max_epochs, U] (NaN after a unit stopped) and iterations
+        [lanes] (epochs the slots ran: slots x iterations slot-epochs were computed)."""
+        if unit_job.shape[0] == 1:  # one lane: no batched loop condition
+            return jax.tree.map(lambda a: a[None], self._queue(unit_job[0], unit_seed[0], data, n_slots))
+        return jax.vmap(lambda j, s: self._queue(j, s, data, n_slots))(unit_job, unit_seed)
+
 
     def predict_probs(self, params, x: np.ndarray, put: Callable = jnp.asarray) -> np.ndarray:
         """[S, N, C] probabilities of x under seed-stacked params, _PRED_CHUNK rows per call
@@ -523,37 +565,39 @@ def _n_params(head: HeadConfig, n_classes: int, n_layers: int | None, feat_shape
 
 
 def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig, seeds: Sequence[int],
-          mesh=None, max_jobs: int = 8, rows: int | None = None) -> list[ModelResult]:
+          mesh=None, max_jobs: int = 8, rows: int | None = None, slots: int | None = None) -> list[ModelResult]:
     """Train every model for every seed, as few jitted programs as their shapes allow; select
     per model and seed on validation UAR, then predict the test sets. Returns one
     ``ModelResult`` per model, in order.
 
     Models are grouped by what must be static in a compiled program (per-row feature shape,
-    n_classes, fit row capacity); a group is sorted by fit size (a stack runs as many minibatch
-    steps as its largest model) and split into balanced stacks of at most ``max_jobs`` models
-    (fewer when the jobs x seeds copies of params, kept params and optimiser state would exceed
-    ~2 GiB, e.g. CNN heads on D=1024). A stack's fit/val data are stacked on a leading job axis
-    (validation padded with ignored rows to the stack's largest) and one program trains them
-    all; a stack of one runs the same program without the job axis. Early stopping and
-    selection are per model and seed, and a model's ``epochs_run`` and history are its own; a
-    model's result equals its result trained alone up to float rounding of the job-batched
-    matmuls (with ``max_jobs=1`` every model is trained alone).
+    n_classes, fit row capacity); a group is sorted by fit size (side-by-side slots run as many
+    minibatch steps as their largest model) and split into balanced stacks of at most
+    ``max_jobs`` models (fewer when the units' kept parameters and the slots' training state
+    would exceed ~2 GiB, e.g. CNN heads on D=1024). A stack's fit/val data are stacked on a
+    leading job axis (validation padded with ignored rows to the stack's largest) and one
+    program trains its models x seeds *units* through a queue (``Trainer._queue``): ``slots``
+    units train side by side and a unit that stopped hands its slot to the next, so early
+    stopping saves compute instead of idling in lockstep. Early stopping and selection are per
+    model and seed, and a model's ``epochs_run`` (its longest-running seed) and history are
+    its own; a model's result equals its result trained alone up to float rounding of the
+    slot-batched matmuls (with ``max_jobs=1`` every model is trained alone).
 
-    mesh: None (one device), "auto" (the seeds over every device of every process, when there
-    are several) or a ``jax.sharding.Mesh``: its axes shard the *seed* axis, except an axis
-    named "job" (``JOB_AXIS``), which shards the job axis (e.g. ``Mesh(devices.reshape(4, 2),
-    ("job", "seed"))``, or ``("job",)`` alone: every device trains whole models, all seeds
-    each). Seeds are padded with repeats to a multiple of the seed-axis devices and stacks with
-    repeats of a model to a multiple of the job-axis devices (both dropped from the results).
+    mesh: None (one device), "auto" (every device of every process, when there are several)
+    or a ``jax.sharding.Mesh``: the units are split over all of its devices (one queue per
+    device, padded with repeats of a unit, dropped from the results).
     rows: pad the fit and validation splits to at least this many rows (the capacity, a power
     of two), so models of different sizes share one compiled program; it costs memory, not
     compute, and does not change the result.
+    slots: units training side by side per device (default ``default_slots``).
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("train: seeds is empty")
     if max_jobs < 1:
         raise ValueError(f"train: max_jobs={max_jobs}; expected >= 1")
+    if slots is not None and slots < 1:
+        raise ValueError(f"train: slots={slots}; expected >= 1")
     preps = []
     for i, model in enumerate(models):
         try:
@@ -565,81 +609,94 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
     for i, prep in enumerate(preps):
         groups.setdefault((prep.n_classes, prep.n_layers, prep.x_fit.shape), []).append(i)
 
-    mesh = sharding.resolve_mesh(mesh, axis=SEED_AXIS, devices="all")
-    n_devices = 1 if mesh is None else mesh.devices.size
-    n_job_dev = sharding.axis_size(mesh, JOB_AXIS)
-    run_seeds, put_seed, put_rep = sharding.seed_placement(mesh, seeds, job_axis=JOB_AXIS)
-    put_job = sharding.job_put(mesh, job_axis=JOB_AXIS)
+    place = sharding.lane_placement(sharding.resolve_mesh(mesh, axis=SEED_AXIS, devices="all"))
     results: list[ModelResult | None] = [None] * len(preps)
     for idx in groups.values():
         idx = sorted(idx, key=lambda i: preps[i].n_fit)
         first = preps[idx[0]]
-        # params, kept params, Adam's two moments and a gradient: ~5 float32 copies per model
         cap = 1
         if max_jobs > 1 and len(idx) > 1:
+            # per unit: kept params, plus a slot's params, Adam's two moments and a gradient
             n_par = _n_params(head, first.n_classes, first.n_layers, first.x_fit.shape[1:])
-            cap = max(1, min(max_jobs, _JOB_STATE_BYTES // (20 * n_par * len(run_seeds))))
-        cap = max(n_job_dev, cap // n_job_dev * n_job_dev)  # a multiple of the job-axis devices
+            cap = max(1, min(max_jobs, _JOB_STATE_BYTES // (20 * n_par * len(seeds))))
         n_stacks = -(-len(idx) // cap)
         size = -(-len(idx) // n_stacks)  # balanced stacks: fewer distinct stack sizes to compile
         tr = Trainer.for_data(first, head, config)
         for s0 in range(0, len(idx), size):
             stack = idx[s0:s0 + size]
-            for i, res in zip(stack, _train_stack(tr, [preps[i] for i in stack], seeds, run_seeds,
-                                                  put_seed, put_rep, put_job, n_job_dev, n_devices)):
+            for i, res in zip(stack, _train_queue(tr, [preps[i] for i in stack], seeds, place, slots)):
                 results[i] = res
     return results
 
 
-def _train_stack(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...], run_seeds: list[int],
-                 put_seed, put_rep, put_job, n_job_dev: int, n_devices: int) -> list[ModelResult]:
-    """One compiled program for a stack of models, then their predictions."""
-    n_jobs = len(preps)
-    stack = preps + [preps[-1]] * (-n_jobs % n_job_dev)  # padded to the job-axis devices
-    seeds_on_mesh = put_seed(np.asarray(run_seeds, np.int32))
-    if len(stack) == 1:  # a stack of one: the same program without a job axis
-        out = tr.fit(seeds_on_mesh, {k: put_rep(v) for k, v in stack[0].arrays().items()})
-        kept = [out["best"]]
-        host = jax.tree.map(lambda a: a[None], sharding.to_host(out))
-    else:
-        val_rows = max(p.x_val.shape[0] for p in stack)  # capacities are powers of two: a multiple of each
-        arrays = [dict(p.arrays(), x_val=sharding.pad_rows(p.x_val, val_rows, fill=0),
-                       y_val=sharding.pad_rows(p.y_val, val_rows, fill=-1)) for p in stack]
-        data = {k: np.stack([a[k] for a in arrays]) for k in arrays[0]}
-        out = tr.fit_stack(seeds_on_mesh, {k: put_job(v) for k, v in data.items()})
-        # params go back to the devices the way they came out
-        kept = [jax.tree.map(lambda a: a[j], out["best"]) for j in range(n_jobs)]
-        host = sharding.to_host(out)
-    return _results(tr, preps, kept, host, seeds, put_rep, n_devices)
+#: on a CPU, a queue's units per slot: a slot-epoch costs about the same whether few or many
+#: slots run side by side, so few busy slots beat many that idle while the last units finish
+#: (docs/training.md: ~6 units per slot keeps the idle tail near 10 %); but at least 2 slots,
+#: since one slot pays the loop's per-step overhead once per seed-epoch
+CPU_UNITS_PER_SLOT = 6
 
 
-def _results(tr: Trainer, preps: list[PreparedData], kept: list, host: dict, seeds: tuple[int, ...], put_rep,
-             n_devices: int) -> list[ModelResult]:
-    """The ``ModelResult`` of each job of a trained stack (``host``: the program's outputs with
-    a leading job axis; ``kept``: each job's kept parameters, still on the devices): validation
-    and tests are predicted only now, after selection."""
-    k = len(seeds)
-    epochs, history = host["epochs"], host["history"]      # [J], [J, E, S]
+def default_slots(n_units: int) -> int:
+    """Units that train side by side in a queue of ``n_units``. On a CPU, ``n_units /
+    CPU_UNITS_PER_SLOT``, at least 2 (at most ``n_units``). On an accelerator every unit gets a
+    slot: side-by-side units cost little more than one, so the fewest loop iterations win."""
+    if jax.default_backend() == "cpu":
+        return min(n_units, max(2, -(-n_units // CPU_UNITS_PER_SLOT)))
+    return n_units
+
+
+def _train_queue(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...], place: "sharding.LanePlacement",
+                 slots: int | None) -> list[ModelResult]:
+    """One compiled program for a stack of models (its jobs) x seeds, then their predictions."""
+    n_jobs, k = len(preps), len(seeds)
+    val_rows = max(p.x_val.shape[0] for p in preps)  # capacities are powers of two: a multiple of each
+    arrays = [dict(p.arrays(), x_val=sharding.pad_rows(p.x_val, val_rows, fill=0),
+                   y_val=sharding.pad_rows(p.y_val, val_rows, fill=-1)) for p in preps]
+    data = {key: place.rep(np.stack([a[key] for a in arrays])) for key in arrays[0]}
+    n_units = n_jobs * k
+    per_lane = -(-n_units // place.lanes)
+    units = np.arange(per_lane * place.lanes) % n_units  # padded with repeats, dropped below
+    unit_job = (units // k).astype(np.int32).reshape(place.lanes, per_lane)
+    unit_seed = np.asarray(seeds, np.int32)[units % k].reshape(place.lanes, per_lane)
+    n_slots = slots or default_slots(per_lane)
+    out = sharding.to_host(tr.fit(place.lane(unit_job), place.lane(unit_seed), data, n_slots=min(n_slots, per_lane)))
+
+    def by_job(a):  # [lanes, per_lane, ...] -> [jobs, seeds, ...]
+        a = a.reshape((place.lanes * per_lane,) + a.shape[2:])[:n_units]
+        return a.reshape((n_jobs, k) + a.shape[1:])
+
+    host = dict(best=jax.tree.map(by_job, out["best"]), best_uar=by_job(out["best_uar"]),
+                best_epoch=by_job(out["best_epoch"]), epochs=by_job(out["epochs"]),
+                history=by_job(np.moveaxis(out["history"], 1, 2)),   # [jobs, seeds, E]
+                slot_epochs=int(out["iterations"].sum()) * min(n_slots, per_lane))
+    return _results(tr, preps, host, seeds, place)
+
+
+def _results(tr: Trainer, preps: list[PreparedData], host: dict, seeds: tuple[int, ...],
+             place: "sharding.LanePlacement") -> list[ModelResult]:
+    """The ``ModelResult`` of each job of a trained stack (``host``: the units' outputs as
+    [jobs, seeds, ...]): validation and tests are predicted only now, after selection."""
     results = []
     for j, p in enumerate(preps):
-        val_probs = tr.predict_probs(kept[j], p.x_val[:p.n_val], put_rep)
-        probs = {name: tr.predict_probs(kept[j], xt, put_rep) for name, xt in p.tests.items()}
+        params = jax.tree.map(lambda a: a[j], host["best"])
+        kept = jax.tree.map(place.rep, params)
+        epochs_run = int(host["epochs"][j].max())
         results.append(ModelResult(
-            probs={n: q[:k].astype(np.float32) for n, q in probs.items()},
-            val_uar=host["best_uar"][j, :k], best_epoch=host["best_epoch"][j, :k],
-            val_probs=val_probs[:k].astype(np.float32), val_uar_history=history[j, :int(epochs[j]), :k],
-            epochs_run=int(epochs[j]), seeds=seeds,
-            params=jax.tree.map(lambda a: a[j, :k], host["best"]), mean=p.mean, std=p.std,
-            n_devices=n_devices, stack_size=len(preps), layer=p.layer,
-            layer_weights=_layer_weights(host["best"], j, k)))
+            probs={name: tr.predict_probs(kept, xt, place.rep).astype(np.float32) for name, xt in p.tests.items()},
+            val_uar=host["best_uar"][j], best_epoch=host["best_epoch"][j],
+            val_probs=tr.predict_probs(kept, p.x_val[:p.n_val], place.rep).astype(np.float32),
+            val_uar_history=np.ascontiguousarray(host["history"][j, :, :epochs_run].T),
+            epochs_run=epochs_run, seeds=seeds, params=params, mean=p.mean, std=p.std,
+            n_devices=place.devices, stack_size=len(preps), layer=p.layer,
+            layer_weights=_layer_weights(params), slot_epochs=host["slot_epochs"]))
     return results
 
 
-def _layer_weights(params: dict, j: int, k: int) -> np.ndarray | None:
-    """[S, L] softmax of a layer mix's logits (job j, the first k seeds); None without a mix."""
+def _layer_weights(params: dict) -> np.ndarray | None:
+    """[S, L] softmax of a layer mix's logits (one model's seeds); None without a mix."""
     if "layer_logits" not in params:
         return None
-    logits = np.asarray(params["layer_logits"][j, :k], np.float64)
+    logits = np.asarray(params["layer_logits"], np.float64)
     w = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return (w / w.sum(axis=-1, keepdims=True)).astype(np.float32)
 
@@ -708,22 +765,21 @@ def layers_per_program(head: HeadConfig, config: TrainConfig, n_classes: int, di
 
 def train_layers(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig, seeds: Sequence[int],
                  layers: Sequence[int] | None = None, mesh=None, rows: int | None = None,
-                 budget: int = LAYER_STACK_BYTES) -> list[list[ModelResult]]:
+                 budget: int = LAYER_STACK_BYTES, slots: int | None = None) -> list[list[ModelResult]]:
     """Train every model once per encoder layer: ``results[i][j]`` is model ``i`` trained on
     layer ``layers[j]`` (default: every layer, in order), what ``train`` gives with
     ``config.layer`` set to that layer (``config.layer`` itself is not used).
 
-    The layers of one model have one width, so they train together: their inputs are stacked
-    on a leading layer axis and one jitted program trains layers x seeds (``Trainer.fit_layers``),
-    the labels, minibatch order and row counts shared. Early stopping and selection are per
+    The layers of one model have one width, so they train together: each layer is a job of
+    one jitted program (``Trainer.fit``), whose queue trains the layers x seeds units, the
+    minibatch order and row counts those of the model. Early stopping and selection are per
     layer and seed, exactly as in ``train``; a layer's result equals it trained alone up to the
-    float rounding of the layer-batched matmuls. ``layers_per_program`` bounds a program's device
+    float rounding of the slot-batched matmuls. ``layers_per_program`` bounds a program's device
     memory by ``budget``; more layers are split into balanced programs. The data are checked once
     per model and each program's layers are standardised just before it runs, so the host holds
     one program's standardised copies at a time besides the caller's embeddings.
 
-    mesh: as ``train``; an axis named "job" shards the layer axis (a program's layers padded
-    with repeats to a multiple of its size, dropped from the results). rows: as ``train``.
+    mesh, rows, slots: as ``train``.
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
@@ -734,11 +790,7 @@ def train_layers(models: Sequence[ModelData], *, head: HeadConfig, config: Train
             checked.append(check(model))
         except ValueError as err:
             raise ValueError(f"train_layers: model {i}: {err}") from None
-    mesh = sharding.resolve_mesh(mesh, axis=SEED_AXIS, devices="all")
-    n_devices = 1 if mesh is None else mesh.devices.size
-    n_job_dev = sharding.axis_size(mesh, JOB_AXIS)
-    run_seeds, put_seed, put_rep = sharding.seed_placement(mesh, seeds, job_axis=JOB_AXIS)
-    put_job = sharding.job_put(mesh, job_axis=JOB_AXIS)
+    place = sharding.lane_placement(sharding.resolve_mesh(mesh, axis=SEED_AXIS, devices="all"))
     out = []
     for i, data in enumerate(checked):
         n_layers = data.n_layers
@@ -749,17 +801,15 @@ def train_layers(models: Sequence[ModelData], *, head: HeadConfig, config: Train
                              f"{n_layers} layers")
         idx = [x % n_layers for x in idx]
         n_fit, n_val = data.x_fit.shape[0], data.x_val.shape[0]
-        per_program = layers_per_program(head, config, data.n_classes, data.x_fit.shape[2], len(run_seeds),
+        per_program = layers_per_program(head, config, data.n_classes, data.x_fit.shape[2], len(seeds),
                                          capacity(max(n_fit, rows or 0)), capacity(max(n_val, rows or 0)),
                                          len(idx), budget)
-        per_program = max(n_job_dev, per_program // n_job_dev * n_job_dev)
         size = -(-len(idx) // -(-len(idx) // per_program))  # balanced programs
         results: list[ModelResult] = []
         for a in range(0, len(idx), size):
             preps = [prepare(data, replace(config, layer=x), rows) for x in idx[a:a + size]]
             tr = Trainer.for_data(preps[0], head, config)
-            results += _train_layer_stack(tr, preps, seeds, run_seeds, put_seed, put_rep, put_job, n_job_dev,
-                                          n_devices)
+            results += _train_queue(tr, preps, seeds, place, slots)
         out.append(results)
     return out
 
@@ -773,15 +823,3 @@ def select_layer(results: Sequence[ModelResult]) -> ModelResult:
         raise ValueError("select_layer: no models to choose from")
     score = [(-round(float(np.mean(np.asarray(r.val_uar, np.float64))), 9), r.layer) for r in results]
     return results[min(range(len(results)), key=score.__getitem__)]
-
-
-def _train_layer_stack(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...], run_seeds: list[int],
-                       put_seed, put_rep, put_job, n_job_dev: int, n_devices: int) -> list[ModelResult]:
-    """One compiled program for several layers of one model, then their predictions."""
-    stack = preps + [preps[-1]] * (-len(preps) % n_job_dev)  # padded to the job-axis devices
-    arrays = [p.arrays() for p in stack]
-    data = {k: (put_job(np.stack([a[k] for a in arrays])) if k in _PER_LAYER else put_rep(v))
-            for k, v in arrays[0].items()}
-    out = tr.fit_layers(put_seed(np.asarray(run_seeds, np.int32)), data)
-    kept = [jax.tree.map(lambda a: a[j], out["best"]) for j in range(len(preps))]
-    return _results(tr, preps, kept, sharding.to_host(out), seeds, put_rep, n_devices)

@@ -172,16 +172,16 @@ def test_pad_and_unpad_rows():
     assert n == 5 and np.array_equal(sharding.unpad(a, n), x)
 
 
-def test_placement_without_a_mesh():
-    seeds, put_seed, put_rep = sharding.seed_placement(None, (3, 4))
-    assert seeds == [3, 4] and put_seed is put_rep
+def test_lane_placement():
+    place = sharding.lane_placement(None)
+    assert (place.lanes, place.devices) == (1, 1) and place.lane is place.rep
     x = np.arange(6.0).reshape(3, 2)
-    np.testing.assert_array_equal(sharding.to_host({"x": put_rep(x)})["x"], x)
-    np.testing.assert_array_equal(sharding.to_host(sharding.job_put(None)(x)), x)
+    np.testing.assert_array_equal(sharding.to_host({"x": place.rep(x)})["x"], x)
     mesh = sharding.data_mesh()
-    seeds, put_seed, _ = sharding.seed_placement(mesh, (3, 4, 5))
-    assert seeds == [3, 4, 5]
-    np.testing.assert_array_equal(sharding.to_host(put_seed(np.array(seeds))), [3, 4, 5])
+    place = sharding.lane_placement(mesh)
+    assert place.lanes == place.devices == mesh.devices.size
+    lanes = np.arange(place.lanes * 2).reshape(place.lanes, 2)
+    np.testing.assert_array_equal(sharding.to_host(place.lane(lanes)), lanes)
 
 
 @pytest.mark.parametrize("n,count", [(10, 3), (7, 4), (3, 5), (1, 1)])

@@ -301,3 +301,35 @@ def test_the_trainer_refuses_non_finite_rows():
     with pytest.raises(ValueError, match="x_fit: row 7 is not finite"):
         train([ModelData(x, y, x[:6] * 0, y[:6], {"t": x[:4] * 0}, 2)], head=HeadConfig(kind="fcn"),
               config=TrainConfig(max_epochs=1), seeds=[0])
+
+
+def test_queue_slots_change_nothing_but_rounding():
+    """The queue trains models x seeds units through a few slots; a unit that stopped hands its
+    slot to the next. However many slots, every unit gets what it gets trained alone (same
+    selection, outputs to float rounding), a stopped seed's history is NaN, and the computed
+    seed-epochs are the units' own plus only the idle tail (none with one slot)."""
+    models = []
+    for i, (nf, nv) in enumerate([(120, 40), (200, 60), (160, 50)]):
+        (xf, yf), (xv, yv), (xt, _) = toy(nf, seed=30 + i), toy(nv, seed=40 + i), toy(30, seed=50 + i)
+        models.append(ModelData(xf, yf, xv, yv, {"t": xt}, C))
+    config = TrainConfig(max_epochs=20, patience=2, batch_size=32, lr=1e-2)
+    kw = dict(head=SMALL_FCN, config=config, seeds=[0, 1, 2], rows=256)   # one capacity: one stack
+    runs = {n: train(models, slots=n, **kw) for n in (1, 2, 9)}
+    alone = [train([m], slots=1, **kw)[0] for m in models]
+    need = sum(min(int(b) + config.patience, config.max_epochs) for r in alone for b in r.best_epoch)
+    assert need < 9 * max(r.epochs_run for r in alone)   # the seeds do stop at different epochs
+    assert runs[1][0].slot_epochs == need     # one slot never idles
+    assert need <= runs[2][0].slot_epochs <= runs[9][0].slot_epochs
+    assert runs[9][0].slot_epochs == 9 * max(r.epochs_run for r in alone)   # every unit its own slot: lockstep
+    for n, res in runs.items():
+        for r, ref in zip(res, alone):
+            assert r.stack_size == 3
+            np.testing.assert_array_equal(r.best_epoch, ref.best_epoch)
+            assert r.epochs_run == ref.epochs_run == min(int(r.best_epoch.max()) + config.patience, config.max_epochs)
+            np.testing.assert_allclose(r.probs["t"], ref.probs["t"], atol=1e-5)
+            for s, b in enumerate(r.best_epoch):   # ran to best + patience, NaN afterwards
+                stop = min(int(b) + config.patience, config.max_epochs)
+                assert np.isfinite(r.val_uar_history[:stop, s]).all()
+                assert np.isnan(r.val_uar_history[stop:, s]).all()
+    with pytest.raises(ValueError, match="slots"):
+        train(models, slots=0, **kw)

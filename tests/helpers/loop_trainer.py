@@ -1,7 +1,7 @@
 """The per-seed loop reference of ``jaxser.train.train``: the same compiled program with a
-seed axis of 1, run once per seed, so each seed early-stops on its own. Vmapping the seeds
-must change nothing but float rounding; the equality tests and the throughput benchmark
-compare against this."""
+queue of one unit in one slot, run once per seed, so each seed trains alone. Training units
+side by side must change nothing but float rounding; the equality tests and the throughput
+benchmark compare against this."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -15,20 +15,20 @@ from jaxser.train import ModelData, ModelResult, Trainer, TrainConfig, prepare
 
 
 def train_loop(model: ModelData, *, head: HeadConfig, config: TrainConfig, seeds: Sequence[int]) -> ModelResult:
-    """One model trained seed by seed on one device. A seed's history is NaN after it stopped
-    (``train`` keeps stopped seeds training in lockstep, without selecting)."""
+    """One model trained seed by seed on one device. A seed's history is NaN after it stopped."""
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("train_loop: seeds is empty")
     prep = prepare(model, config)
     tr = Trainer.for_data(prep, head, config)
-    data = {k: jnp.asarray(v) for k, v in prep.arrays().items()}
+    data = {k: jnp.asarray(v)[None] for k, v in prep.arrays().items()}   # a job axis of 1
     runs = []
     for seed in seeds:
-        out = tr.fit(jnp.asarray([seed], jnp.int32), data)
+        out = jax.tree.map(lambda a: a[0], tr.fit(jnp.zeros((1, 1), jnp.int32), jnp.full((1, 1), seed, jnp.int32),
+                                                  data, n_slots=1))
         val = tr.predict_probs(out["best"], prep.x_val[:prep.n_val])
         runs.append((out, val, {name: tr.predict_probs(out["best"], xt) for name, xt in prep.tests.items()}))
-    epochs_run = max(int(o["epochs"]) for o, _, _ in runs)
+    epochs_run = max(int(o["epochs"][0]) for o, _, _ in runs)
 
     def cat(xs):  # each has a seed axis of 1
         return np.concatenate([np.asarray(x) for x in xs])
