@@ -14,7 +14,6 @@ and training meshes span all devices (`resolve_mesh("auto", devices="all")`, `da
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
