@@ -375,7 +375,7 @@ class Trainer:
         self.max_epochs = config.max_epochs
         self.patience = config.patience if config.patience is not None else config.max_epochs + 1
         self.feat_shape = feat_shape
-        self.fit = jax.jit(self._fit, static_argnames="n_slots")
+        self.fit = jax.jit(self._fit, static_argnames=("n_slots", "uniform"))
         self.predict = jax.jit(jax.vmap(self._softmax, in_axes=(0, None)))
 
     @classmethod
@@ -408,16 +408,16 @@ class Trainer:
     def _softmax(self, params, x: jax.Array) -> jax.Array:
         return jax.nn.softmax(self.model.apply({"params": params}, x, train=False))
 
-    def val_uar(self, params, data: dict, job: jax.Array) -> jax.Array:
+    def val_uar(self, params, data: dict, job: jax.Array, uniform: bool = False) -> jax.Array:
         """Validation UAR of job ``job`` over its real rows only: ceil(n_val / _VAL_CHUNK)
-        forward passes."""
+        forward passes (``uniform``: every job has job 0's row counts, see ``epoch``)."""
         def chunk(i, counts):
             xc = _job_rows(data["x_val"], job, i * _VAL_CHUNK, _VAL_CHUNK)
             yc = _job_rows(data["y_val"], job, i * _VAL_CHUNK, _VAL_CHUNK)
             logits = self.model.apply({"params": params}, xc, train=False)
             return counts + _class_counts(yc, jnp.argmax(logits, axis=-1), self.n_classes)
 
-        n_chunks = (data["n_val"][job] + _VAL_CHUNK - 1) // _VAL_CHUNK
+        n_chunks = (data["n_val"][0 if uniform else job] + _VAL_CHUNK - 1) // _VAL_CHUNK
         return _uar(jax.lax.fori_loop(0, n_chunks, chunk, jnp.zeros((2, self.n_classes), jnp.float32)))
 
     @staticmethod
@@ -444,10 +444,14 @@ class Trainer:
         updates, opt = self.tx.update(grads, opt, params)
         return optax.apply_updates(params, updates), opt
 
-    def epoch(self, state: dict, data: dict, job: jax.Array, epoch: jax.Array) -> tuple[dict, jax.Array]:
+    def epoch(self, state: dict, data: dict, job: jax.Array, epoch: jax.Array,
+              uniform: bool = False) -> tuple[dict, jax.Array]:
         """Epoch ``epoch`` of one seed on job ``job``: minibatch training, then validation and
-        model selection (a seed out of patience never selects again)."""
-        n_fit, batch = data["n_fit"][job], self.batch
+        model selection (a seed out of patience never selects again). ``uniform``: every job
+        has job 0's row counts (one model's seeds or layers), so the minibatch and validation
+        loops keep one trip count for all slots side by side; otherwise each slot runs its own
+        (a batched loop whose finished slots are masked every step)."""
+        n_fit, batch = data["n_fit"][0 if uniform else job], self.batch
         perm = self.permutation(jax.random.fold_in(state["k_shuf"], epoch), n_fit, data["x_fit"].shape[1])
         k_epoch = jax.random.fold_in(state["k_drop"], epoch)
 
@@ -456,7 +460,7 @@ class Trainer:
 
         # ceil(n_fit / batch) steps: the trip count is data, so the capacity costs no compute
         params, opt = jax.lax.fori_loop(0, (n_fit + batch - 1) // batch, step, (state["params"], state["opt"]))
-        uar = self.val_uar(params, data, job)
+        uar = self.val_uar(params, data, job, uniform)
         active = state["wait"] < self.patience
         improved = active & (uar > state["best_uar"])  # strict: ties keep the earlier epoch
         best = jax.tree.map(lambda new, old: jnp.where(improved, new, old), params, state["best"])
@@ -467,7 +471,7 @@ class Trainer:
         return new, uar
 
     # -- every (job, seed) unit, every epoch: one program
-    def _queue(self, unit_job: jax.Array, unit_seed: jax.Array, data: dict, n_slots: int) -> dict:
+    def _queue(self, unit_job: jax.Array, unit_seed: jax.Array, data: dict, n_slots: int, uniform: bool) -> dict:
         """Train U units (job ``unit_job[u]``, seed ``unit_seed[u]``) through ``n_slots`` slots
         that train side by side (the epoch vmapped over slots). A slot whose unit stopped
         (patience ran out, or max_epochs) writes the unit's kept state out and takes the next
@@ -477,7 +481,7 @@ class Trainer:
         unless the queue has run dry (the last units' tail)."""
         n_units = unit_job.shape[0]
         n_slots = min(n_slots, n_units)
-        epoch = jax.vmap(self.epoch, in_axes=(0, None, 0, 0))
+        epoch = jax.vmap(lambda st, job, ep: self.epoch(st, data, job, ep, uniform))
         init = jax.vmap(self.init)
         st = init(unit_seed[:n_slots])
         out = dict(best=jax.tree.map(lambda a: jnp.zeros((n_units,) + a.shape[1:], a.dtype), st["best"]),
@@ -494,7 +498,7 @@ class Trainer:
         def body(c):
             next_unit, unit, ep, st, out, it = c
             active = unit >= 0
-            st, uar = epoch(st, data, unit_job[jnp.maximum(unit, 0)], ep)
+            st, uar = epoch(st, unit_job[jnp.maximum(unit, 0)], ep)
             at = jnp.where(active, unit, n_units)
             history = out["history"].at[jnp.minimum(ep, self.max_epochs - 1), at].set(uar, mode="drop")
             done = active & ((st["wait"] >= self.patience) | (ep + 1 >= self.max_epochs))
@@ -520,15 +524,16 @@ class Trainer:
         *_, out, it = jax.lax.while_loop(cond, body, carry)
         return dict(out, iterations=it)
 
-    def _fit(self, unit_job: jax.Array, unit_seed: jax.Array, data: dict, n_slots: int) -> dict:
+    def _fit(self, unit_job: jax.Array, unit_seed: jax.Array, data: dict, n_slots: int,
+             uniform: bool = False) -> dict:
         """``_queue`` for each lane (leading axis of ``unit_job``/``unit_seed``, one per device
         of a mesh); ``data`` (every array with a leading job axis) is shared by the lanes.
         Returns the units' outputs per lane: best (params), best_uar, best_epoch, epochs
         [lanes, U], history [lanes, max_epochs, U] (NaN after a unit stopped) and iterations
         [lanes] (epochs the slots ran: slots x iterations slot-epochs were computed)."""
         if unit_job.shape[0] == 1:  # one lane: no batched loop condition
-            return jax.tree.map(lambda a: a[None], self._queue(unit_job[0], unit_seed[0], data, n_slots))
-        return jax.vmap(lambda j, s: self._queue(j, s, data, n_slots))(unit_job, unit_seed)
+            return jax.tree.map(lambda a: a[None], self._queue(unit_job[0], unit_seed[0], data, n_slots, uniform))
+        return jax.vmap(lambda j, s: self._queue(j, s, data, n_slots, uniform))(unit_job, unit_seed)
 
 
     def predict_probs(self, params, x: np.ndarray, put: Callable = jnp.asarray) -> np.ndarray:
@@ -636,11 +641,12 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
 CPU_UNITS_PER_SLOT = 6
 
 
-def default_slots(n_units: int) -> int:
+def default_slots(n_units: int, early_stopping: bool = True) -> int:
     """Units that train side by side in a queue of ``n_units``. On a CPU, ``n_units /
-    CPU_UNITS_PER_SLOT``, at least 2 (at most ``n_units``). On an accelerator every unit gets a
-    slot: side-by-side units cost little more than one, so the fewest loop iterations win."""
-    if jax.default_backend() == "cpu":
+    CPU_UNITS_PER_SLOT``, at least 2 (at most ``n_units``). On an accelerator, or without
+    early stopping (every unit runs max_epochs, so nothing idles), every unit gets a slot:
+    side-by-side units cost little more than one, so the fewest loop iterations win."""
+    if jax.default_backend() == "cpu" and early_stopping:
         return min(n_units, max(2, -(-n_units // CPU_UNITS_PER_SLOT)))
     return n_units
 
@@ -658,8 +664,10 @@ def _train_queue(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...],
     units = np.arange(per_lane * place.lanes) % n_units  # padded with repeats, dropped below
     unit_job = (units // k).astype(np.int32).reshape(place.lanes, per_lane)
     unit_seed = np.asarray(seeds, np.int32)[units % k].reshape(place.lanes, per_lane)
-    n_slots = slots or default_slots(per_lane)
-    out = sharding.to_host(tr.fit(place.lane(unit_job), place.lane(unit_seed), data, n_slots=min(n_slots, per_lane)))
+    n_slots = slots or default_slots(per_lane, tr.patience <= tr.max_epochs)
+    uniform = len({(p.n_fit, p.n_val) for p in preps}) == 1   # one model's seeds or layers
+    out = sharding.to_host(tr.fit(place.lane(unit_job), place.lane(unit_seed), data, n_slots=min(n_slots, per_lane),
+                                  uniform=uniform))
 
     def by_job(a):  # [lanes, per_lane, ...] -> [jobs, seeds, ...]
         a = a.reshape((place.lanes * per_lane,) + a.shape[2:])[:n_units]

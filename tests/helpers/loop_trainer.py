@@ -25,7 +25,7 @@ def train_loop(model: ModelData, *, head: HeadConfig, config: TrainConfig, seeds
     runs = []
     for seed in seeds:
         out = jax.tree.map(lambda a: a[0], tr.fit(jnp.zeros((1, 1), jnp.int32), jnp.full((1, 1), seed, jnp.int32),
-                                                  data, n_slots=1))
+                                                  data, n_slots=1, uniform=True))
         val = tr.predict_probs(out["best"], prep.x_val[:prep.n_val])
         runs.append((out, val, {name: tr.predict_probs(out["best"], xt) for name, xt in prep.tests.items()}))
     epochs_run = max(int(o["epochs"][0]) for o, _, _ in runs)
