@@ -451,6 +451,8 @@ class Trainer:
         has job 0's row counts (one model's seeds or layers), so the minibatch and validation
         loops keep one trip count for all slots side by side; otherwise each slot runs its own
         (a batched loop whose finished slots are masked every step)."""
+        if data["x_fit"].shape[0] == 1:  # a single job: a constant index keeps its reads unbatched
+            job = 0
         n_fit, batch = data["n_fit"][0 if uniform else job], self.batch
         perm = self.permutation(jax.random.fold_in(state["k_shuf"], epoch), n_fit, data["x_fit"].shape[1])
         k_epoch = jax.random.fold_in(state["k_drop"], epoch)
@@ -483,7 +485,8 @@ class Trainer:
         n_slots = min(n_slots, n_units)
         epoch = jax.vmap(lambda st, job, ep: self.epoch(st, data, job, ep, uniform))
         init = jax.vmap(self.init)
-        st = init(unit_seed[:n_slots])
+        # the slots' state starts empty: a slot at its unit's epoch 0 initialises it first thing
+        st = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(init, unit_seed[:n_slots]))
         out = dict(best=jax.tree.map(lambda a: jnp.zeros((n_units,) + a.shape[1:], a.dtype), st["best"]),
                    best_uar=jnp.zeros(n_units, jnp.float32), best_epoch=jnp.zeros(n_units, jnp.int32),
                    epochs=jnp.zeros(n_units, jnp.int32),
@@ -498,6 +501,13 @@ class Trainer:
         def body(c):
             next_unit, unit, ep, st, out, it = c
             active = unit >= 0
+            start = active & (ep == 0)
+
+            def fresh(st):
+                new = init(unit_seed[jnp.maximum(unit, 0)])
+                return jax.tree.map(lambda n, o: jnp.where(start.reshape((-1,) + (1,) * (o.ndim - 1)), n, o), new, st)
+
+            st = jax.lax.cond(jnp.any(start), fresh, lambda s: s, st)
             st, uar = epoch(st, unit_job[jnp.maximum(unit, 0)], ep)
             at = jnp.where(active, unit, n_units)
             history = out["history"].at[jnp.minimum(ep, self.max_epochs - 1), at].set(uar, mode="drop")
@@ -510,13 +520,6 @@ class Trainer:
             cand = next_unit + jnp.cumsum(done) - 1   # the next units, in queue order
             refill = done & (cand < n_units)
             unit = jnp.where(done, jnp.where(refill, cand, -1), unit)
-
-            def fresh(st):
-                new = init(unit_seed[jnp.clip(cand, 0, n_units - 1)])
-                return jax.tree.map(lambda n, o: jnp.where(refill.reshape((-1,) + (1,) * (o.ndim - 1)), n, o),
-                                    new, st)
-
-            st = jax.lax.cond(jnp.any(refill), fresh, lambda s: s, st)
             return next_unit + done.sum(dtype=jnp.int32), unit, jnp.where(refill, 0, ep + 1), st, out, it + 1
 
         carry = (jnp.int32(n_slots), jnp.arange(n_slots, dtype=jnp.int32), jnp.zeros(n_slots, jnp.int32), st, out,

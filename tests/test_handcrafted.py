@@ -44,6 +44,18 @@ def test_egemaps_equals_opensmile():
     assert enc.fingerprint == encoders.load("egemaps").fingerprint
 
 
+def test_egemaps_threads_change_nothing():
+    """A batch's utterances go to several threads, each with its own Smile: the features are
+    those of one thread, bit for bit, in the batch's order."""
+    if importlib.util.find_spec("opensmile") is None:
+        pytest.skip("eGeMAPS needs the opensmile package")
+    waves = [_voice(0.5 + 0.1 * i, 120.0 + 15 * i, i) for i in range(9)]
+    one = handcrafted.EGeMAPSEncoder(threads=1).embed(waves)
+    many = handcrafted.EGeMAPSEncoder(threads=3)
+    np.testing.assert_array_equal(many.embed(waves), one)
+    np.testing.assert_array_equal(many.embed(waves[::-1]), one[::-1])   # the pool is reused
+
+
 # ----------------------------------------------------------------------------- MFCC reference
 def _reference(wave: np.ndarray, cfg: handcrafted.MFCCConfig) -> np.ndarray:
     """Written from the standard definitions, in float64, independent of the JAX code."""

@@ -5,7 +5,9 @@ the pre-trained encoders, so the heads, protocol and cache treat them alike.
 
 * `egemaps`: the Geneva Minimalistic Acoustic Parameter Set v02 (Eyben et al. 2016), 88
   functionals per utterance, computed by openSMILE exactly as `opensmile.Smile(eGeMAPSv02,
-  Functionals).process_signal` does. One utterance per call: nothing is padded or batched.
+  Functionals).process_signal` does. One utterance per call: nothing is padded or batched;
+  a batch's utterances go to a few threads (openSMILE runs in C with the GIL released), each
+  with its own `Smile`, so the result is the same as one by one.
 * `mfcc`: per-frame MFCCs (+ deltas) and log-mel energies, summarised by their mean and standard
   deviation over the utterance's frames. Computed in JAX, jitted per length bucket; only frames
   lying entirely inside the utterance count and deltas replicate the last valid frame, so the
@@ -19,6 +21,8 @@ import importlib.util
 import os
 import platform
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -68,14 +72,15 @@ def _import_opensmile():
 
 
 class EGeMAPSEncoder(Encoder):
-    """openSMILE eGeMAPSv02 functionals: [B, 1, 88]."""
+    """openSMILE eGeMAPSv02 functionals: [B, 1, 88]. ``threads``: utterances processed at
+    once (default: one per core, at most 4); each thread has its own ``Smile``, and the
+    features do not depend on the count."""
 
     num_layers = 1
 
-    def __init__(self):
+    def __init__(self, threads: int | None = None):
         opensmile = _import_opensmile()
-        self._smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                                      feature_level=opensmile.FeatureLevel.Functionals)
+        self._smile = self._new_smile()
         self.name = "egemaps"
         self.feature_names = list(self._smile.feature_names)
         self.dim = len(self.feature_names)
@@ -87,11 +92,33 @@ class EGeMAPSEncoder(Encoder):
         self.fingerprint = digest({"family": "handcrafted", "kind": "egemaps", "feature_set": "eGeMAPSv02",
                                    "feature_level": "Functionals", "opensmile": opensmile.__version__,
                                    "config_sha256": config_sha, "features": self.feature_names})
+        self.threads = max(1, int(threads or min(4, os.cpu_count() or 1)))
+        self._local = threading.local()
+        self._pool: ThreadPoolExecutor | None = None
+
+    @staticmethod
+    def _new_smile():
+        opensmile = _import_opensmile()
+        return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                               feature_level=opensmile.FeatureLevel.Functionals)
+
+    def _features(self, w: np.ndarray) -> np.ndarray:
+        """One utterance's functionals, with this thread's own ``Smile`` (one instance is not
+        meant to process two signals at once)."""
+        smile = getattr(self._local, "smile", None)
+        if smile is None:
+            smile = self._local.smile = self._new_smile()
+        return smile.process_signal(w, SAMPLE_RATE).to_numpy(dtype=np.float32)
 
     def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
+        if self.threads > 1 and len(waveforms) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="jaxser-egemaps")
+            rows = list(self._pool.map(self._features, waveforms))
+        else:
+            rows = [self._features(w) for w in waveforms]
         out = np.zeros((len(waveforms), 1, self.dim), np.float32)
-        for i, w in enumerate(waveforms):
-            feats = self._smile.process_signal(w, SAMPLE_RATE).to_numpy(dtype=np.float32)
+        for i, (w, feats) in enumerate(zip(waveforms, rows)):
             if feats.shape != (1, self.dim) or not np.all(np.isfinite(feats)):
                 raise EncoderError(f"egemaps: openSMILE returned {feats.shape} features "
                                    f"({'non-finite values' if feats.size else 'none'}) for waveform {i} "
