@@ -6,7 +6,7 @@ kept (embeddings and compiled programs reused from disk; training and report rer
 Prints each stage's time; the last line is one JSON object with cold_s and warm_s.
 
     python benchmarks/end_to_end.py [--config NAME_OR_PATH]   (default: the shipped default)
-Targets: cold <= 180 s and warm <= 30 s on 2 CPU cores.
+Targets: cold <= 90 s and warm <= 20 s on 2 CPU cores (docs/speed.md says where the time goes).
 """
 from __future__ import annotations
 
