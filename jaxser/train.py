@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
@@ -598,6 +600,8 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
     of two), so models of different sizes share one compiled program; it costs memory, not
     compute, and does not change the result.
     slots: units training side by side per device (default ``default_slots``).
+    On a CPU without a mesh, up to ``program_threads`` stacks train at once, in threads; each is
+    its own program, so the results are the same as one after the other.
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
@@ -618,7 +622,7 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
         groups.setdefault((prep.n_classes, prep.n_layers, prep.x_fit.shape), []).append(i)
 
     place = sharding.lane_placement(sharding.resolve_mesh(mesh, axis=SEED_AXIS, devices="all"))
-    results: list[ModelResult | None] = [None] * len(preps)
+    stacks = []   # (trainer, model indices) of each compiled program to run
     for idx in groups.values():
         idx = sorted(idx, key=lambda i: preps[i].n_fit)
         first = preps[idx[0]]
@@ -630,11 +634,36 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
         n_stacks = -(-len(idx) // cap)
         size = -(-len(idx) // n_stacks)  # balanced stacks: fewer distinct stack sizes to compile
         tr = Trainer.for_data(first, head, config)
-        for s0 in range(0, len(idx), size):
-            stack = idx[s0:s0 + size]
-            for i, res in zip(stack, _train_queue(tr, [preps[i] for i in stack], seeds, place, slots)):
-                results[i] = res
+        stacks += [(tr, idx[s0:s0 + size]) for s0 in range(0, len(idx), size)]
+
+    def run(job):
+        tr, stack = job
+        return stack, _train_queue(tr, [preps[i] for i in stack], seeds, place, slots)
+
+    results: list[ModelResult | None] = [None] * len(preps)
+    for stack, res in _map_programs(run, stacks, place):
+        for i, r in zip(stack, res):
+            results[i] = r
     return results
+
+
+def program_threads(place: "sharding.LanePlacement") -> int:
+    """Training programs run at once by one ``train``/``train_layers`` call: on a CPU without a
+    mesh, one per core (at most 4), because one small-head program leaves XLA:CPU's cores partly
+    idle; with a mesh or on an accelerator 1 (the devices are busy with one program)."""
+    if place.devices == 1 and jax.default_backend() == "cpu":
+        return max(1, min(4, os.cpu_count() or 1))
+    return 1
+
+
+def _map_programs(fn: Callable, jobs: list, place: "sharding.LanePlacement") -> list:
+    """``[fn(job) for job in jobs]``, up to ``program_threads`` at once. Each job is its own
+    compiled program on its own data, so the results do not depend on the thread count."""
+    workers = min(len(jobs), program_threads(place))
+    if workers <= 1:
+        return [fn(job) for job in jobs]
+    with ThreadPoolExecutor(workers, thread_name_prefix="jaxser-train") as ex:
+        return list(ex.map(fn, jobs))
 
 
 #: on a CPU, a queue's units per slot: a slot-epoch costs about the same whether few or many
@@ -786,9 +815,11 @@ def train_layers(models: Sequence[ModelData], *, head: HeadConfig, config: Train
     minibatch order and row counts those of the model. Early stopping and selection are per
     layer and seed, exactly as in ``train``; a layer's result equals it trained alone up to the
     float rounding of the slot-batched matmuls. ``layers_per_program`` bounds a program's device
-    memory by ``budget``; more layers are split into balanced programs. The data are checked once
-    per model and each program's layers are standardised just before it runs, so the host holds
-    one program's standardised copies at a time besides the caller's embeddings.
+    memory by ``budget``; more layers are split into balanced programs (a model's programs run
+    one after the other; on a CPU, different models' run side by side, ``program_threads``).
+    The data are checked once per model and each program's layers are standardised just before
+    it runs, so the host holds one standardised program per thread besides the caller's
+    embeddings.
 
     mesh, rows, slots: as ``train``.
     """
@@ -802,7 +833,7 @@ def train_layers(models: Sequence[ModelData], *, head: HeadConfig, config: Train
         except ValueError as err:
             raise ValueError(f"train_layers: model {i}: {err}") from None
     place = sharding.lane_placement(sharding.resolve_mesh(mesh, axis=SEED_AXIS, devices="all"))
-    out = []
+    plans = []
     for i, data in enumerate(checked):
         n_layers = data.n_layers
         idx = list(range(n_layers)) if layers is None else [int(x) for x in layers]
@@ -810,7 +841,10 @@ def train_layers(models: Sequence[ModelData], *, head: HeadConfig, config: Train
         if bad or not idx:
             raise ValueError(f"train_layers: model {i}: layers {bad or idx} are out of range for embeddings with "
                              f"{n_layers} layers")
-        idx = [x % n_layers for x in idx]
+        plans.append((data, [x % n_layers for x in idx]))
+
+    def one_model(plan) -> list[ModelResult]:
+        data, idx = plan
         n_fit, n_val = data.x_fit.shape[0], data.x_val.shape[0]
         per_program = layers_per_program(head, config, data.n_classes, data.x_fit.shape[2], len(seeds),
                                          capacity(max(n_fit, rows or 0)), capacity(max(n_val, rows or 0)),
@@ -821,8 +855,9 @@ def train_layers(models: Sequence[ModelData], *, head: HeadConfig, config: Train
             preps = [prepare(data, replace(config, layer=x), rows) for x in idx[a:a + size]]
             tr = Trainer.for_data(preps[0], head, config)
             results += _train_queue(tr, preps, seeds, place, slots)
-        out.append(results)
-    return out
+        return results
+
+    return _map_programs(one_model, plans, place)
 
 
 def select_layer(results: Sequence[ModelResult]) -> ModelResult:

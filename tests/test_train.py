@@ -333,3 +333,24 @@ def test_queue_slots_change_nothing_but_rounding():
                 assert np.isnan(r.val_uar_history[stop:, s]).all()
     with pytest.raises(ValueError, match="slots"):
         train(models, slots=0, **kw)
+
+
+def test_programs_in_threads_change_nothing(monkeypatch):
+    """On a CPU, a call's stacks (and a layer sweep's models) train in threads: each is its own
+    program, so the results are bit-identical to one program after the other."""
+    import jaxser.train as train_mod
+    from jaxser.train import train_layers
+    models = []
+    for i, nf in enumerate([100, 240, 130, 250]):   # two capacities: 128 and 256
+        (xf, yf), (xv, yv), (xt, _) = toy(nf, seed=60 + i), toy(40, seed=70 + i), toy(30, seed=80 + i)
+        models.append(ModelData(xf, yf, xv, yv, {"t": xt}, C))
+    kw = dict(head=SMALL_FCN, config=FAST, seeds=[0, 1])
+    monkeypatch.setattr(train_mod, "program_threads", lambda place: 3)
+    threaded, threaded_layers = train(models, max_jobs=1, **kw), train_layers(models[:3], **kw)
+    monkeypatch.setattr(train_mod, "program_threads", lambda place: 1)
+    serial, serial_layers = train(models, max_jobs=1, **kw), train_layers(models[:3], **kw)
+    for a, b in zip(threaded + sum(threaded_layers, []), serial + sum(serial_layers, [])):
+        np.testing.assert_array_equal(a.best_epoch, b.best_epoch)
+        np.testing.assert_array_equal(a.probs["t"], b.probs["t"])
+        for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+            np.testing.assert_array_equal(x, y)
