@@ -1,7 +1,7 @@
 """Scale-out and placement: one device mesh API for a CPU, a GPU, a TPU VM and a TPU pod slice.
 
 Why a separate module: the encoders (data-parallel extraction), `embed` (one shard of the
-corpus per host) and `train` (seeds and jobs over devices) all need the same ideas -- a mesh
+corpus per host) and `train` (one queue of units per device) all need the same ideas -- a mesh
 and its named axes, a batch padded to a multiple of the device count, host arrays placed on
 (and gathered back from) devices that may belong to several processes, and "which part is
 mine" on a multi-host job -- and each must degrade to exactly the single-device behaviour

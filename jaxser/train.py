@@ -1,18 +1,18 @@
-"""Train downstream heads on cached embeddings: optax, all seeds at once, early stopping on
-the source validation split.
+"""Train downstream heads on cached embeddings: optax, many seeds and models in one program,
+early stopping on the source validation split.
 
 Long on purpose: the one training path (models, layers, seeds, meshes) shares one compiled core.
 
 One *model* here is one head trained on one fit/validation split and scored on any number of
 test sets (``ModelData``; ``jaxser.protocol`` decides the splits). ``train(models, ...)`` is
 the one training path: it stacks models that can share a compiled program on a leading job
-axis (a single model is a stack of one) and trains each stack as ONE jitted program --
-initialisation, every epoch, early stopping -- a ``lax.while_loop`` over epochs whose body is
-the single-seed epoch vmapped over a leading seed axis (params, optimizer state, dropout RNG
-and shuffling are per seed), so S seeds cost one compiled program and one dispatch in all.
-Model selection is per job and seed on validation UAR: the best parameters so far are kept
-with ``jnp.where`` on a per-seed improvement mask, and a seed whose patience ran out never
-selects again, so the result is exactly what S independent early-stopped runs give (the
+axis (a single model is a stack of one) and trains each stack's models x seeds (its *units*)
+as ONE jitted program -- initialisation, every epoch, early stopping -- a queue: a
+``lax.while_loop`` whose body is the single-seed epoch vmapped over a few *slots* (params,
+optimizer state, dropout RNG and shuffling are per slot); a slot whose unit stopped hands
+itself to the next unit, so seeds that stop early cost nothing more. Model selection is per
+unit on validation UAR: the best parameters so far are kept with ``jnp.where`` on a per-slot
+improvement mask, so the result is exactly what independent early-stopped runs give (the
 tests check it against a per-seed loop). Test inputs are only touched after selection, to
 produce predictions.
 
@@ -26,7 +26,7 @@ Determinism: shuffling and dropout keys derive from ``jax.random.PRNGKey(seed)``
 the epoch, step and row; an epoch visits every fit row once (the last minibatch is masked, not
 wrapped around), so the same data, config and seeds give bit-identical results on CPU.
 
-Placement (meshes, seed and job axes, multi-host gathering) lives in ``jaxser.sharding``.
+Placement (meshes, one queue per device, multi-host gathering) lives in ``jaxser.sharding``.
 """
 from __future__ import annotations
 
