@@ -504,15 +504,16 @@ class Trainer:
             next_unit, unit, ep, st, out, it = c
             active = unit >= 0
             start = active & (ep == 0)
+            u = jnp.maximum(unit, 0)   # an idle slot (-1) reads unit 0 and writes nothing
 
             def fresh(st):
-                new = init(unit_seed[jnp.maximum(unit, 0)])
+                new = init(unit_seed[u])
                 return jax.tree.map(lambda n, o: jnp.where(start.reshape((-1,) + (1,) * (o.ndim - 1)), n, o), new, st)
 
             st = jax.lax.cond(jnp.any(start), fresh, lambda s: s, st)
-            st, uar = epoch(st, unit_job[jnp.maximum(unit, 0)], ep)
+            st, uar = epoch(st, unit_job[u], ep)
             at = jnp.where(active, unit, n_units)
-            history = out["history"].at[jnp.minimum(ep, self.max_epochs - 1), at].set(uar, mode="drop")
+            history = out["history"].at[ep, at].set(uar, mode="drop")
             done = active & ((st["wait"] >= self.patience) | (ep + 1 >= self.max_epochs))
             at = jnp.where(done, unit, n_units)
             out = dict(best=jax.tree.map(lambda o, b: put(o, at, b), out["best"], st["best"]),
@@ -696,9 +697,9 @@ def _train_queue(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...],
     units = np.arange(per_lane * place.lanes) % n_units  # padded with repeats, dropped below
     unit_job = (units // k).astype(np.int32).reshape(place.lanes, per_lane)
     unit_seed = np.asarray(seeds, np.int32)[units % k].reshape(place.lanes, per_lane)
-    n_slots = slots or default_slots(per_lane, tr.patience <= tr.max_epochs)
+    n_slots = min(slots or default_slots(per_lane, tr.patience <= tr.max_epochs), per_lane)
     uniform = len({(p.n_fit, p.n_val) for p in preps}) == 1   # one model's seeds or layers
-    out = sharding.to_host(tr.fit(place.lane(unit_job), place.lane(unit_seed), data, n_slots=min(n_slots, per_lane),
+    out = sharding.to_host(tr.fit(place.lane(unit_job), place.lane(unit_seed), data, n_slots=n_slots,
                                   uniform=uniform))
 
     def by_job(a):  # [lanes, per_lane, ...] -> [jobs, seeds, ...]
@@ -708,7 +709,7 @@ def _train_queue(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...],
     host = dict(best=jax.tree.map(by_job, out["best"]), best_uar=by_job(out["best_uar"]),
                 best_epoch=by_job(out["best_epoch"]), epochs=by_job(out["epochs"]),
                 history=by_job(np.moveaxis(out["history"], 1, 2)),   # [jobs, seeds, E]
-                slot_epochs=int(out["iterations"].sum()) * min(n_slots, per_lane))
+                slot_epochs=int(out["iterations"].sum()) * n_slots)
     return _results(tr, preps, host, seeds, place)
 
 

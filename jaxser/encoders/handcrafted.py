@@ -94,6 +94,7 @@ class EGeMAPSEncoder(Encoder):
                                    "config_sha256": config_sha, "features": self.feature_names})
         self.threads = max(1, int(threads or min(4, os.cpu_count() or 1)))
         self._local = threading.local()
+        self._local.smile = self._smile   # the constructing thread uses this one
         self._pool: ThreadPoolExecutor | None = None
 
     @staticmethod
