@@ -335,6 +335,26 @@ def test_queue_slots_change_nothing_but_rounding():
         train(models, slots=0, **kw)
 
 
+def test_programs_start_costliest_first_and_return_in_order(monkeypatch):
+    """A call's programs are handed to the threads costliest first (a long program started
+    last would run alone while the other threads idle); results come back in job order."""
+    import threading
+
+    import jaxser.train as train_mod
+    monkeypatch.setattr(train_mod, "program_threads", lambda place: 2)
+    started, lock, both = [], threading.Lock(), threading.Barrier(2)
+
+    def fn(job):
+        with lock:
+            started.append(job)
+        both.wait(timeout=60)   # each thread records one job per round before either takes the next
+        return job * 10
+
+    out = train_mod._map_programs(fn, [0, 1, 2, 3], place=None, costs=[1.0, 5.0, 3.0, 9.0])
+    assert out == [0, 10, 20, 30]
+    assert set(started[:2]) == {3, 1} and set(started[2:]) == {2, 0}   # the two costliest first
+
+
 def test_programs_in_threads_change_nothing(monkeypatch):
     """On a CPU, a call's stacks (and a layer sweep's models) train in threads: each is its own
     program, so the results are bit-identical to one program after the other."""
