@@ -34,8 +34,10 @@ are printed alongside, with the time per seed-epoch of each path.
     python benchmarks/peer_train.py [--quick] [--heads fcn,cnn] [--encoder egemaps] [--torch-threads N]
 
 The last line is JSON: jaxser_warm_s, jaxser_cold_s, torch_s, ratio_warm (torch / jaxser
-warm), ratio_cold, seed_epochs, seed_epochs_needed, models, seeds, heads, torch_threads, load
-(the 1-minute load average: on a shared machine, read the times with it).
+warm), ratio_cold, seed_epochs, seed_epochs_needed, compile_cpu_s (the cold calls' tracing,
+lowering and XLA compilation, CPU seconds summed over the program threads: what a cold run adds
+to a warm one), models, seeds, heads, torch_threads, load (the 1-minute load average: on a
+shared machine, read the times with it).
 """
 from __future__ import annotations
 
@@ -105,9 +107,29 @@ def configs(cfg, kind: str):
 
 # ----------------------------------------------------------------------------- (a) jaxser
 
+#: jax.monitoring's duration events of turning a function into an executable
+COMPILE_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace",
+                  "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+                  "/jax/core/compile/backend_compile_duration": "xla"}
+
+
 def jaxser_child(a) -> None:
-    """Runs in a fresh process: per head, the cold ``train`` call, then the warm one."""
+    """Runs in a fresh process: per head, the cold ``train`` call, then the warm one. The cold
+    call's tracing, lowering and XLA compilation are summed from jax.monitoring's events (over
+    the program threads: CPU seconds, not wall time)."""
+    import threading
+
+    import jax
+
     from jaxser.train import train
+
+    spent, lock = {v: 0.0 for v in COMPILE_EVENTS.values()}, threading.Lock()
+
+    def listen(event, duration, **_):
+        if event in COMPILE_EVENTS:
+            with lock:
+                spent[COMPILE_EVENTS[event]] += duration
+    jax.monitoring.register_event_duration_secs_listener(listen)
 
     cfg, models, rows = default_models(a.encoder, a.quick)
     data = [m for _, m in models]
@@ -115,13 +137,16 @@ def jaxser_child(a) -> None:
     out = {}
     for kind in a.heads.split(","):
         head, config = configs(cfg, kind)
+        for k in spent:
+            spent[k] = 0.0
         t = time.perf_counter()
         train(data, head=head, config=config, seeds=seeds, rows=rows)
         cold = time.perf_counter() - t
+        compile_s = dict(spent)
         t = time.perf_counter()
         res = train(data, head=head, config=config, seeds=seeds, rows=rows)
         warm = time.perf_counter() - t
-        out[kind] = dict(cold_s=cold, warm_s=warm,
+        out[kind] = dict(cold_s=cold, warm_s=warm, compile_s=compile_s,
                          epochs_run=[r.epochs_run for r in res],
                          best_epoch=[np.asarray(r.best_epoch).tolist() for r in res],
                          history_len=[int(np.asarray(r.val_uar_history).shape[0]) for r in res],
@@ -302,7 +327,7 @@ def main(argv=None) -> dict | None:
             uars.append(u)
         tr[kind] = dict(s=time.perf_counter() - t, stops=stops, uars=uars)
 
-    tot = dict(warm=0.0, cold=0.0, torch=0.0, se=0, need=0, torch_se=0)
+    tot = dict(warm=0.0, cold=0.0, torch=0.0, se=0, need=0, torch_se=0, compile=0.0)
     for kind in heads:
         j, t = jx[kind], tr[kind]
         pat, max_e = j["patience"], j["max_epochs"]
@@ -315,6 +340,9 @@ def main(argv=None) -> dict | None:
         tse = sum(map(sum, t["stops"]))
         print(f"{kind}: jaxser cold {j['cold_s']:.2f} s, warm {j['warm_s']:.2f} s (stacks of {j['stack_sizes']}); "
               f"torch {t['s']:.2f} s -> torch/jaxser {t['s'] / j['warm_s']:.2f}x warm, {t['s'] / j['cold_s']:.2f}x cold")
+        c = j["compile_s"]
+        print(f"{kind}: the cold call's compilation (CPU s, summed over threads): trace {c['trace']:.2f}, "
+              f"lower {c['lower']:.2f}, XLA {c['xla']:.2f}; total {sum(c.values()):.2f}")
         print(f"{kind}: seed-epochs jaxser ran {se} (queued slots), independent runs need {nd} "
               f"({se / nd:.2f}x); torch ran {tse}; per seed-epoch: jaxser warm {1e3 * j['warm_s'] / se:.2f} ms, "
               f"torch {1e3 * t['s'] / tse:.2f} ms")
@@ -322,6 +350,7 @@ def main(argv=None) -> dict | None:
               f"torch {np.mean([np.mean(u) for u in t['uars']]):.4f}")
         tot["warm"] += j["warm_s"]
         tot["cold"] += j["cold_s"]
+        tot["compile"] += sum(j["compile_s"].values())
         tot["torch"] += t["s"]
         tot["se"] += se
         tot["need"] += nd
@@ -332,7 +361,7 @@ def main(argv=None) -> dict | None:
     res = {"jaxser_warm_s": round(tot["warm"], 3), "jaxser_cold_s": round(tot["cold"], 3),
            "torch_s": round(tot["torch"], 3), "ratio_warm": round(tot["torch"] / tot["warm"], 3),
            "ratio_cold": round(tot["torch"] / tot["cold"], 3), "seed_epochs": tot["se"],
-           "seed_epochs_needed": tot["need"], "models": len(models), "seeds": len(seeds), "heads": heads,
+           "seed_epochs_needed": tot["need"], "compile_cpu_s": round(tot["compile"], 2), "models": len(models), "seeds": len(seeds), "heads": heads,
            "torch_threads": a.torch_threads, "load": round(load[0], 2)}
     print(json.dumps(res))
     return res
