@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from jaxser.study.schedule import SHARED_ROWS_BYTES, host_share, model_units, rows_for, run_units, still_missing
+from jaxser.study.schedule import (SHARED_ROWS_BYTES, host_share, largest_first, model_units, rows_for, run_units,
+                                   still_missing)
 
 
 def test_units_round_robin_over_models_and_split_between_hosts():
@@ -55,3 +56,10 @@ def test_run_units_writes_every_finished_model_before_the_error(exc):
     assert (0, 0) in written and peak[0] <= 2
     assert sorted(u for u, _ in written) == sorted(u for u in started if u != 1)
     assert all(r == u * 10 for u, r in written)
+
+
+def test_largest_training_sets_first():
+    """Keys are trained largest first (a long model started last would run alone), ties in
+    the given order, so every host builds the same list."""
+    assert largest_first({"same:a/0": 96, "loco:a": 392, "same:a/1": 96, "cross:a": 144}) == [
+        "loco:a", "cross:a", "same:a/0", "same:a/1"]

@@ -457,8 +457,8 @@ def training_bar(total: int):
 def train_models(cfg: StudyConfig, out: Path, data: TrainingData, *, process: int, n_processes: int, log) -> None:
     """Train every model of the study not yet on disk (this host's share of them); each model's
     predictions are written atomically as soon as it is trained, so an interrupted run resumes there."""
-    units = schedule.model_units(cfg.encoders, cfg.heads, cfg.layers, list(data.groups),
-                                 data.policy.keys_per_unit)
+    keys = schedule.largest_first({k: len(cs[0].fit) for k, cs in data.groups.items()})
+    units = schedule.model_units(cfg.encoders, cfg.heads, cfg.layers, keys, data.policy.keys_per_unit)
     if process == 0:  # files no model of this study writes: another study's, or damaged
         expected = {artifacts.predictions_path(out, *w, k) for m, keys in units for w in written_models(data, m)
                     for k in keys}

@@ -74,6 +74,13 @@ def model_units(encoders: Sequence[str], heads: Sequence[str], layers: Sequence[
     return [(m, batches[i]) for i in range(longest) for m, batches in by_model.items() if i < len(batches)]
 
 
+def largest_first(fit_rows: dict[str, int]) -> list[str]:
+    """Train keys, the largest training sets first (ties in the given order): on CPU a long
+    model started last would run alone while the other workers idle, and on an accelerator the
+    keys one call stacks are then of similar size (its slots run in lockstep per epoch)."""
+    return sorted(fit_rows, key=lambda k: -fit_rows[k])
+
+
 def trained_layers(layers: Sequence[str]) -> list[str]:
     """The layer names that get training units, in order: the sweeps share one unit named
     SWEEP ('best' is chosen among the models of every hidden state)."""
