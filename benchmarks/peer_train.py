@@ -361,8 +361,8 @@ def main(argv=None) -> dict | None:
     res = {"jaxser_warm_s": round(tot["warm"], 3), "jaxser_cold_s": round(tot["cold"], 3),
            "torch_s": round(tot["torch"], 3), "ratio_warm": round(tot["torch"] / tot["warm"], 3),
            "ratio_cold": round(tot["torch"] / tot["cold"], 3), "seed_epochs": tot["se"],
-           "seed_epochs_needed": tot["need"], "compile_cpu_s": round(tot["compile"], 2), "models": len(models), "seeds": len(seeds), "heads": heads,
-           "torch_threads": a.torch_threads, "load": round(load[0], 2)}
+           "seed_epochs_needed": tot["need"], "compile_cpu_s": round(tot["compile"], 2), "models": len(models),
+           "seeds": len(seeds), "heads": heads, "torch_threads": a.torch_threads, "load": round(load[0], 2)}
     print(json.dumps(res))
     return res
 

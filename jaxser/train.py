@@ -642,7 +642,7 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
         return stack, _train_queue(tr, [preps[i] for i in stack], seeds, place, slots)
 
     results: list[ModelResult | None] = [None] * len(preps)
-    costs = [_epoch_cost([preps[i] for i in stack], config.batch_size) for _, stack in stacks]
+    costs = [_epoch_cost(len(stack), max(preps[i].n_fit for i in stack), config.batch_size) for _, stack in stacks]
     for stack, res in _map_programs(run, stacks, place, costs):
         for i, r in zip(stack, res):
             results[i] = r
@@ -663,10 +663,10 @@ def program_threads(place: "sharding.LanePlacement") -> int:
 _EPOCH_EXTRA_STEPS = 3
 
 
-def _epoch_cost(preps: Sequence[PreparedData], batch: int) -> int:
+def _epoch_cost(jobs: int, n_fit: int, batch: int) -> int:
     """Relative cost of a program's epoch over its jobs: side-by-side slots run as many
-    minibatch steps as the largest model among them, plus ``_EPOCH_EXTRA_STEPS``, per job."""
-    return len(preps) * (max(-(-p.n_fit // batch) for p in preps) + _EPOCH_EXTRA_STEPS)
+    minibatch steps as its largest model (``n_fit`` rows), plus ``_EPOCH_EXTRA_STEPS``, per job."""
+    return jobs * (-(-n_fit // batch) + _EPOCH_EXTRA_STEPS)
 
 
 def _map_programs(fn: Callable, jobs: list, place: "sharding.LanePlacement", costs: Sequence[float] | None = None) -> list:
@@ -874,7 +874,7 @@ def train_layers(models: Sequence[ModelData], *, head: HeadConfig, config: Train
             results += _train_queue(tr, preps, seeds, place, slots)
         return results
 
-    costs = [len(idx) * (-(-data.x_fit.shape[0] // config.batch_size) + _EPOCH_EXTRA_STEPS) for data, idx in plans]
+    costs = [_epoch_cost(len(idx), data.x_fit.shape[0], config.batch_size) for data, idx in plans]
     return _map_programs(one_model, plans, place, costs)
 
 
