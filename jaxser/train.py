@@ -601,8 +601,8 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
     of two), so models of different sizes share one compiled program; it costs memory, not
     compute, and does not change the result.
     slots: units training side by side per device (default ``default_slots``).
-    On a CPU without a mesh, up to ``program_threads`` stacks train at once, in threads; each is
-    its own program, so the results are the same as one after the other.
+    On a CPU without a mesh, up to ``program_threads`` stacks train at once, in threads, the
+    costliest first; each is its own program, so the results are the same as one after the other.
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
