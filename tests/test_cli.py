@@ -178,13 +178,37 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
 
 def test_run_prints_stage_timings_and_counts_models(study):
     manifest = json.loads((study["out"] / "manifest.json").read_text())
-    assert {"corpora_s", "extract_s", "train_s", "report_s", "total_s"} <= set(manifest["timings"])
+    timings = manifest["timings"]
+    assert {"corpora_s", "extract_s", "train_s", "report_s", "total_s"} <= set(timings)
+    # how much of extraction and training was making executables (none when this process had
+    # already compiled the same programs for another test)
+    assert timings["compile_extract_s"] >= 0 and timings["compile_train_s"] >= 0
     out = study["stdout"]
     time_line = next(x for x in out.splitlines() if x.startswith("time: "))
     assert all(s in time_line for s in ("corpora ", "extract ", "(mfcc ", "train ", "report ", "total "))
+    assert "compiling " in time_line
     assert "models: 2 saved" in out
     # the bar counts every model to train (2 cross-corpus models), one by one, with those in flight
     [bar] = study["bars"]
     assert bar.total == bar.n == 2
     assert any(p.endswith("in flight") and not p.startswith("0") for p in bar.postfixes)
     assert bar.postfixes[-1] == "0 in flight"
+
+
+def test_compile_clock_counts_making_executables():
+    """The clock behind manifest.json's compile_*_s: tracing, lowering and compiling a new
+    function adds to it; calling the compiled function again adds nothing."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxser.study.run import compile_clock
+
+    clock = compile_clock()
+    assert compile_clock() is clock   # one listener per process
+    f = jax.jit(lambda x: jnp.sin(x) * 3.0 + 1.0)
+    before = clock.total
+    f(jnp.ones(7)).block_until_ready()
+    made = clock.total
+    assert made > before
+    f(jnp.ones(7)).block_until_ready()
+    assert clock.total == made

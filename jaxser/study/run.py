@@ -35,6 +35,37 @@ def stage(log, name: str, detail: str = "") -> None:
     log(f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name}{' ' + detail if detail else ''}")
 
 
+#: jax.monitoring's duration events of making an executable: tracing, lowering to StableHLO,
+#: and XLA compilation (which includes loading a program from the on-disk cache)
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+
+
+class CompileClock:
+    """Seconds jax has spent making executables in this process, summed over threads (so
+    CPU seconds, not wall time): manifest.json's compile_extract_s and compile_train_s say how
+    much of a stage was compiling rather than computing. One per process (``compile_clock``):
+    jax keeps every listener it is given."""
+
+    def __init__(self):
+        self.total = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, duration: float, **_) -> None:
+        if event in COMPILE_EVENTS:
+            with self._lock:
+                self.total += duration
+
+
+@functools.lru_cache(maxsize=1)
+def compile_clock() -> CompileClock:
+    import jax
+
+    clock = CompileClock()
+    jax.monitoring.register_event_duration_secs_listener(clock)
+    return clock
+
+
 def run(cfg: StudyConfig, *, log=print) -> Path:
     """Run (or resume) the study; returns the run directory."""
     from jaxser import protocol, sharding
@@ -54,9 +85,11 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
     datasets, roots = load_corpora(cfg, log)
     timings["corpora_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    clock = compile_clock()
+    t0, c0 = time.perf_counter(), clock.total
     emb, enc_info = extract_embeddings(cfg, datasets, log, timings)
     timings["extract_s"] = time.perf_counter() - t0
+    timings["compile_extract_s"] = clock.total - c0
 
     meta, skipped, duplicates = study_metadata(datasets, emb, log)
     cells = protocol.make_cells(meta["corpus"], meta["group"], meta["emotion"], settings=cfg.settings,
@@ -68,10 +101,11 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
         artifacts.write_splits(out, cells, meta["id"].to_numpy())
         artifacts.write_manifest(out, manifest)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), clock.total
     train_models(cfg, out, TrainingData.of(cfg, meta, cells, emb, enc_info), process=me, n_processes=n_proc,
                  log=log)
     timings["train_s"] = time.perf_counter() - t0
+    timings["compile_train_s"] = clock.total - c0
     if n_proc > 1:  # every host's models are written before process 0 reads them all
         from jax.experimental import multihost_utils
 
@@ -515,15 +549,19 @@ def _main(argv=None, *, prog: str = "jaxser run") -> int:
 
 
 def timing_summary(timings: dict) -> str:
-    """One line of stage timings from manifest.json's, e.g.
-    `corpora 1.2s, extract 14.3s (mfcc 14.3s), train 10.7s, report 5.0s; total 31.2s`."""
+    """One line of stage timings from manifest.json's, e.g. `corpora 1.2s, extract 14.3s
+    (mfcc 14.3s; compiling 6.1s), train 10.7s (compiling 4.2s), report 5.0s; total 31.2s`
+    (compiling: summed over threads, see ``CompileClock``)."""
     def t(s):
         return f"{s / 60:.1f}min" if s >= 600 else f"{s:.1f}s"
     per_enc = {k[len("extract_"):-2]: v for k, v in timings.items() if k.startswith("extract_") and k != "extract_s"}
     parts = []
     for name in STAGES:
         if f"{name}_s" in timings:
-            extra = f" ({', '.join(f'{e} {t(v)}' for e, v in per_enc.items())})" if name == "extract" and per_enc else ""
+            notes = [", ".join(f"{e} {t(v)}" for e, v in per_enc.items())] if name == "extract" and per_enc else []
+            if f"compile_{name}_s" in timings:
+                notes.append(f"compiling {t(timings[f'compile_{name}_s'])}")
+            extra = f" ({'; '.join(notes)})" if notes else ""
             parts.append(f"{name} {t(timings[f'{name}_s'])}{extra}")
     total = f"; total {t(timings['total_s'])}" if "total_s" in timings else ""
     return ", ".join(parts) + total if parts else "(no timings recorded)"
