@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
@@ -654,7 +653,7 @@ def program_threads(place: "sharding.LanePlacement") -> int:
     mesh, one per core (at most 4), because one small-head program leaves XLA:CPU's cores partly
     idle; with a mesh or on an accelerator 1 (the devices are busy with one program)."""
     if place.devices == 1 and jax.default_backend() == "cpu":
-        return max(1, min(4, os.cpu_count() or 1))
+        return sharding.cpu_threads()
     return 1
 
 

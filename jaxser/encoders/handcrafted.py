@@ -92,7 +92,9 @@ class EGeMAPSEncoder(Encoder):
         self.fingerprint = digest({"family": "handcrafted", "kind": "egemaps", "feature_set": "eGeMAPSv02",
                                    "feature_level": "Functionals", "opensmile": opensmile.__version__,
                                    "config_sha256": config_sha, "features": self.feature_names})
-        self.threads = max(1, int(threads or min(4, os.cpu_count() or 1)))
+        from jaxser.sharding import cpu_threads
+
+        self.threads = max(1, int(threads or cpu_threads()))
         self._local = threading.local()
         self._local.smile = self._smile   # the constructing thread uses this one
         self._pool: ThreadPoolExecutor | None = None

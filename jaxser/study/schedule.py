@@ -11,7 +11,6 @@ predictions are the same whichever worker, host or device trains it.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Callable, Sequence
 
 import numpy as np
@@ -49,16 +48,17 @@ class DevicePolicy:
 def device_policy(workers: int | None = None) -> DevicePolicy:
     import jax
 
+    from jaxser import sharding
+
     on_cpu = jax.default_backend() == "cpu"
     max_jobs, mesh = (1, None) if on_cpu else (8, None)
     if not on_cpu and jax.process_count() == 1 and jax.local_device_count() > 1:
         from jax.sharding import Mesh
 
-        from jaxser.sharding import JOB_AXIS
-        mesh = Mesh(np.array(jax.local_devices()), (JOB_AXIS,))
+        mesh = Mesh(np.array(jax.local_devices()), (sharding.JOB_AXIS,))
         max_jobs = 8 * jax.local_device_count()
     return DevicePolicy(on_cpu=on_cpu, max_jobs=max_jobs, mesh=mesh,
-                        workers=workers or (min(4, os.cpu_count() or 1) if on_cpu else 1),
+                        workers=workers or (sharding.cpu_threads() if on_cpu else 1),
                         keys_per_unit=1 if on_cpu else 2 * max_jobs)
 
 
