@@ -107,12 +107,6 @@ def configs(cfg, kind: str):
 
 # ----------------------------------------------------------------------------- (a) jaxser
 
-#: jax.monitoring's duration events of turning a function into an executable
-COMPILE_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace",
-                  "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
-                  "/jax/core/compile/backend_compile_duration": "xla"}
-
-
 def jaxser_child(a) -> None:
     """Runs in a fresh process: per head, the cold ``train`` call, then the warm one. The cold
     call's tracing, lowering and XLA compilation are summed from jax.monitoring's events (over
@@ -121,14 +115,17 @@ def jaxser_child(a) -> None:
 
     import jax
 
+    from jaxser.study.run import COMPILE_EVENTS
     from jaxser.train import train
 
-    spent, lock = {v: 0.0 for v in COMPILE_EVENTS.values()}, threading.Lock()
+    # the study's compile clock's events (trace, lowering, XLA), each summed on its own here
+    names = dict(zip(COMPILE_EVENTS, ("trace", "lower", "xla")))
+    spent, lock = {v: 0.0 for v in names.values()}, threading.Lock()
 
     def listen(event, duration, **_):
-        if event in COMPILE_EVENTS:
+        if event in names:
             with lock:
-                spent[COMPILE_EVENTS[event]] += duration
+                spent[names[event]] += duration
     jax.monitoring.register_event_duration_secs_listener(listen)
 
     cfg, models, rows = default_models(a.encoder, a.quick)

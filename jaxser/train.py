@@ -638,11 +638,11 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
 
     def run(job):
         tr, stack = job
-        return stack, _train_queue(tr, [preps[i] for i in stack], seeds, place, slots)
+        return _train_queue(tr, [preps[i] for i in stack], seeds, place, slots)
 
     results: list[ModelResult | None] = [None] * len(preps)
     costs = [_epoch_cost(len(stack), max(preps[i].n_fit for i in stack), config.batch_size) for _, stack in stacks]
-    for stack, res in _map_programs(run, stacks, place, costs):
+    for (_, stack), res in zip(stacks, _map_programs(run, stacks, place, costs)):
         for i, r in zip(stack, res):
             results[i] = r
     return results
@@ -668,7 +668,7 @@ def _epoch_cost(jobs: int, n_fit: int, batch: int) -> int:
     return jobs * (-(-n_fit // batch) + _EPOCH_EXTRA_STEPS)
 
 
-def _map_programs(fn: Callable, jobs: list, place: "sharding.LanePlacement", costs: Sequence[float] | None = None) -> list:
+def _map_programs(fn: Callable, jobs: list, place: "sharding.LanePlacement", costs: Sequence[float]) -> list:
     """``[fn(job) for job in jobs]``, up to ``program_threads`` at once, the costliest first
     (``costs``, relative): a long program started last would run alone while the other
     threads idle. Each job is its own compiled program on its own data, so the results do not
@@ -676,7 +676,7 @@ def _map_programs(fn: Callable, jobs: list, place: "sharding.LanePlacement", cos
     workers = min(len(jobs), program_threads(place))
     if workers <= 1:
         return [fn(job) for job in jobs]
-    order = sorted(range(len(jobs)), key=lambda i: -costs[i]) if costs is not None else list(range(len(jobs)))
+    order = sorted(range(len(jobs)), key=lambda i: -costs[i])
     with ThreadPoolExecutor(workers, thread_name_prefix="jaxser-train") as ex:
         done = dict(zip(order, ex.map(lambda i: fn(jobs[i]), order)))
     return [done[i] for i in range(len(jobs))]
