@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from jaxser.corpora.schema import CANONICAL_EMOTIONS
+from jaxser.corpora.schema import EMOTIONS
 from jaxser.errors import UserError
 
 K_FOLDS = 5
@@ -35,10 +35,10 @@ class ProtocolError(UserError, ValueError):
 def canonical_order(labels: Iterable[str]) -> tuple[str, ...]:
     """Labels sorted in the canonical order (so class indices are stable across runs)."""
     labels = set(labels)
-    unknown = labels - set(CANONICAL_EMOTIONS)
+    unknown = labels - set(EMOTIONS)
     if unknown:
-        raise ProtocolError(f"non-canonical labels {sorted(unknown)}; known: {CANONICAL_EMOTIONS}")
-    return tuple(e for e in CANONICAL_EMOTIONS if e in labels)
+        raise ProtocolError(f"unknown labels {sorted(unknown)}; known: {', '.join(EMOTIONS)}")
+    return tuple(e for e in EMOTIONS if e in labels)
 
 
 def label_set(source_labels: Iterable[str], target_labels: Iterable[str] | None = None,

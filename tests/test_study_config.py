@@ -21,7 +21,7 @@ def test_config_errors_are_clear(tmp_path):
         load_config(bad)
     cfg = load_config("default")
     cfg.labels = ["angry", "furious"]
-    with pytest.raises(ConfigError, match="not canonical"):
+    with pytest.raises(ConfigError, match="not known labels"):
         validate(cfg)
     with pytest.raises(ConfigError, match="not found.*default"):
         load_config(tmp_path / "missing.toml")

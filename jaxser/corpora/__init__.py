@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 
-from jaxser.corpora.schema import (CANONICAL_EMOTIONS, COLUMNS, CorpusError, CorpusRootError,  # noqa: F401
+from jaxser.corpora.schema import (CANONICAL_EMOTIONS, COLUMNS, EMOTIONS, CorpusError, CorpusRootError,  # noqa: F401
                                    UnknownLabelError,
                                    build_dataset, content_digests, duplicate_groups, fingerprint)
 

@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from jaxser.corpora.schema import CANONICAL_EMOTIONS, CorpusError, UnknownLabelError, find_audio, map_label
+from jaxser.corpora.schema import EMOTIONS, CorpusError, UnknownLabelError, find_audio, map_label
 
 NAME = "baved"
 LANGUAGE = "ar"
@@ -53,10 +53,10 @@ def label_map(*, level_map: str | dict = DEFAULT_LEVEL_MAP) -> dict[str, str]:
                               "or a dict {'0': emotion, '1': emotion, '2': emotion}")
         return dict(LEVEL_MAPS[level_map])
     out = {str(k): v for k, v in dict(level_map).items()}
-    bad = {k: v for k, v in out.items() if k not in LEVELS or v not in CANONICAL_EMOTIONS}
+    bad = {k: v for k, v in out.items() if k not in LEVELS or v not in EMOTIONS}
     if bad:
         raise CorpusError(f"{NAME}: level_map entries {bad} are invalid: keys must be levels {sorted(LEVELS)}, "
-                          f"values canonical emotions {CANONICAL_EMOTIONS}")
+                          f"values canonical emotions {EMOTIONS}")
     return out
 
 

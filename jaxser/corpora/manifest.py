@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-from jaxser.corpora.schema import (CANONICAL_EMOTIONS, GENDERS, CorpusError, CorpusRootError, build_dataset,
+from jaxser.corpora.schema import (EMOTIONS, GENDERS, CorpusError, CorpusRootError, build_dataset,
                                    map_label)
 
 REQUIRED = ("path", "speaker", "emotion")
@@ -88,11 +88,11 @@ def read_manifest(root, name: str | None = None, *, label_map: Mapping[str, str]
     name = name or default_name(manifest)
     if "/" in name:
         raise CorpusError(f"manifest: corpus name {name!r} must not contain '/'")
-    mapping = {c: c for c in CANONICAL_EMOTIONS}
+    mapping = {c: c for c in EMOTIONS}
     for k, v in (label_map or {}).items():
-        if v not in CANONICAL_EMOTIONS:
+        if v not in EMOTIONS:
             raise CorpusError(f"manifest: label_map sends {k!r} to {v!r}, which is not one of "
-                              f"{', '.join(CANONICAL_EMOTIONS)}")
+                              f"{', '.join(EMOTIONS)}")
         mapping[str(k)] = v
     base = manifest.resolve().parent
     rows = read_rows(manifest)

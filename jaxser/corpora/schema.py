@@ -15,6 +15,13 @@ from jaxser.errors import UserError
 from jaxser.io import sha256_file
 
 CANONICAL_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise", "boredom")
+#: Classes beyond the nine, named as EmoBox names them (lower-cased), so a corpus keeps all its
+#: classes and the shared-class protocol still finds the common ones.
+EXTRA_EMOTIONS = ("amused", "anxious", "apologetic", "assertive", "concerned", "contempt", "encouraging",
+                  "enthusiastic", "excited", "pleasure", "sarcastic", "sleepy", "worried", "poker",
+                  "pain, groan", "disappointment, disapproval", "breath", "other", "no-agreement", "unknown")
+#: Every emotion label a unified dataset may carry, in the one order used everywhere.
+EMOTIONS = CANONICAL_EMOTIONS + EXTRA_EMOTIONS
 GENDERS = ("female", "male", "unknown")
 COLUMNS = ("id", "corpus", "audio", "path", "speaker", "gender", "language", "emotion", "raw_label", "text",
            "duration")
@@ -56,7 +63,7 @@ def map_label(corpus: str, code: str, mapping: Mapping[str, str], path: str | os
         label = mapping[code]
     except KeyError:
         raise UnknownLabelError(corpus, code, path, mapping.keys()) from None
-    assert label in CANONICAL_EMOTIONS, f"{corpus}: label map sends {code!r} to non-canonical {label!r}"
+    assert label in EMOTIONS, f"{corpus}: label map sends {code!r} to unknown label {label!r}"
     return label
 
 
@@ -126,8 +133,8 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
             raise CorpusError(f"{corpus}: duplicate utterance id {r['utt']!r}: {seen[uid]} and {r['path']}")
         p = Path(r["path"]).resolve()
         seen[uid] = str(p)
-        if r["emotion"] not in CANONICAL_EMOTIONS:
-            raise CorpusError(f"{corpus}: {p}: emotion {r['emotion']!r} is not canonical")
+        if r["emotion"] not in EMOTIONS:
+            raise CorpusError(f"{corpus}: {p}: emotion {r['emotion']!r} is not a known label (jaxser.corpora.schema.EMOTIONS)")
         if r["gender"] not in GENDERS:
             raise CorpusError(f"{corpus}: {p}: gender {r['gender']!r} not in {GENDERS}")
         try:

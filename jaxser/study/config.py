@@ -263,7 +263,7 @@ def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
 
 
 def validate(cfg: StudyConfig) -> None:
-    from jaxser.corpora.schema import CANONICAL_EMOTIONS
+    from jaxser.corpora.schema import EMOTIONS
     from jaxser.heads import HEAD_KINDS
     from jaxser.protocol import SETTINGS, SPLITS
 
@@ -279,9 +279,9 @@ def validate(cfg: StudyConfig) -> None:
         raise ConfigError(f"unknown settings {sorted(set(cfg.settings) - set(SETTINGS))}; known: {SETTINGS}")
     if cfg.split not in SPLITS:
         raise ConfigError(f"split {cfg.split!r} ([run] split / --split): use one of {', '.join(SPLITS)}")
-    if cfg.labels and set(cfg.labels) - set(CANONICAL_EMOTIONS):
-        raise ConfigError(f"labels {sorted(set(cfg.labels) - set(CANONICAL_EMOTIONS))} are not canonical "
-                          f"({', '.join(CANONICAL_EMOTIONS)})")
+    if cfg.labels and set(cfg.labels) - set(EMOTIONS):
+        raise ConfigError(f"labels {sorted(set(cfg.labels) - set(EMOTIONS))} are not known labels "
+                          f"({', '.join(EMOTIONS)})")
     if cfg.k_folds < 2:
         raise ConfigError(f"k_folds {cfg.k_folds} ([run] k_folds / --k-folds): use 2 or more")
     if cfg.bootstrap < 0:

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from jaxser import metrics
-from jaxser.corpora.schema import CANONICAL_EMOTIONS
+from jaxser.corpora.schema import EMOTIONS
 from jaxser.metrics import batched_metrics, cell_arrays, format_p, resampled_metrics
 
 METRICS = metrics.REPORTED
@@ -35,8 +35,8 @@ DOCS = "docs/statistics.md in the jaxser repository"
 
 
 def canonical_labels(labels) -> list[str]:
-    """Labels in one order everywhere: CANONICAL_EMOTIONS order, unknown names after, sorted."""
-    rank = {e: i for i, e in enumerate(CANONICAL_EMOTIONS)}
+    """Labels in one order everywhere: EMOTIONS order, unknown names after, sorted."""
+    rank = {e: i for i, e in enumerate(EMOTIONS)}
     return sorted(labels, key=lambda e: (rank.get(e, len(rank)), e))
 
 
