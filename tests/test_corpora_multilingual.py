@@ -66,7 +66,7 @@ def test_baved_level_map_options(tmp_path):
     with pytest.raises(CorpusError, match="unknown level_map preset"):
         corpora.load("baved", root, level_map="valence")
     with pytest.raises(CorpusError, match="invalid"):
-        corpora.load("baved", root, level_map={"2": "excited"})
+        corpora.load("baved", root, level_map={"2": "elated"})
 
 
 def test_baved_errors(tmp_path):

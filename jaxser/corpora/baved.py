@@ -56,7 +56,7 @@ def label_map(*, level_map: str | dict = DEFAULT_LEVEL_MAP) -> dict[str, str]:
     bad = {k: v for k, v in out.items() if k not in LEVELS or v not in EMOTIONS}
     if bad:
         raise CorpusError(f"{NAME}: level_map entries {bad} are invalid: keys must be levels {sorted(LEVELS)}, "
-                          f"values canonical emotions {EMOTIONS}")
+                          f"values known labels {EMOTIONS}")
     return out
 
 
