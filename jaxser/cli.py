@@ -1,4 +1,4 @@
-"""The `jaxser` command: `jaxser run | embed | describe | predict`, each with its own `--help`.
+"""The `jaxser` command: `jaxser run | embed | describe | predict | fetch`, each with its own `--help`.
 
 Every sub-command reports a problem the user can fix as one line, `error: <what> — <what to
 do>`, on stderr with exit status 2 (`jaxser.errors.report`); `--debug` (or JAXSER_DEBUG=1)
@@ -18,6 +18,7 @@ COMMANDS = {
     "embed": ("jaxser.embed", "extract and cache the embeddings of corpora"),
     "describe": ("jaxser.corpora.__main__", "print a corpus card: counts, speakers, durations, problems"),
     "predict": ("jaxser.predict", "predict the emotion of audio files with a model a study saved"),
+    "fetch": ("jaxser.fetch", "download and verify the checkpoints of a study's encoders (for offline compute nodes)"),
 }
 
 

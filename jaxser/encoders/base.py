@@ -32,6 +32,9 @@ class Encoder:
         transformer encoders, whose output 0 is the input to the first layer; 1 for
         single-vector models such as TRILLsson or eGeMAPS).
       fingerprint: digest of config + weights + pooling; the embedding cache key.
+      provenance: where the weights came from, as a run's manifest records it (Hub repo and
+        commit or local folder, sha256 of each weight file; TF-Hub handle and model digest);
+        None for weights made in-process (random controls, handcrafted features).
     """
 
     name: str = "encoder"
@@ -39,6 +42,7 @@ class Encoder:
     dim: int
     num_layers: int
     fingerprint: str
+    provenance: dict | None = None
 
     def embed(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """[B] list of 1-D float32 16 kHz waveforms -> float32 [B, num_layers, dim]."""

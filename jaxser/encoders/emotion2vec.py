@@ -580,53 +580,40 @@ def read_converted(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     return cfg, {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in weights.items()}
 
 
-def read_folder(path: Path, *, allow_pickle: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
-    """A converted folder, or (allow_pickle=True only) a released FunASR / fairseq one."""
+def read_folder(path: Path, *, allow_pickle=None) -> tuple[dict, dict[str, np.ndarray]]:
+    """A converted folder, or a released FunASR / fairseq one read as released (no code runs)."""
     from jaxser.encoders import emotion2vec_convert as conv
 
     path = Path(path)
     if (path / "config.json").exists() and (path / "model.safetensors").exists():
         return read_converted(path)
-    ckpt = conv.find_checkpoint(path)
-    if ckpt is not None:
-        if not allow_pickle:
-            raise EncoderError(f"{path}: only pickle weights ({ckpt.name}) found; pickle can execute code. Convert "
-                               f"once with `python -m jaxser.encoders.emotion2vec_convert {path} DST --allow-pickle` "
-                               "and load DST, or pass allow_pickle=True if you trust the file.")
-        return conv.read_release(path, allow_pickle=True)
+    if conv.find_checkpoint(path) is not None:
+        return conv.read_release(path, allow_pickle=allow_pickle)
     files = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-    raise EncoderError(f"{path}: no emotion2vec weights: expected a converted folder (config.json + "
-                       f"model.safetensors) or a release (config.yaml + model.pt or emotion2vec_base.pt, to convert "
-                       f"with `python -m jaxser.encoders.emotion2vec_convert SRC DST --allow-pickle`); files: {files}")
+    raise EncoderError(f"{path}: no emotion2vec weights: expected a release (config.yaml + model.pt or "
+                       f"emotion2vec_base.pt) or a converted folder (config.json + model.safetensors); files: {files}")
 
 
-def _resolve_source(source: str, allow_pickle: bool) -> Path:
+#: the files of a release and of a converted folder
+RELEASE_FILES = ["config.yaml", "tokens.txt", "*.pt", "config.json", "model.safetensors"]
+
+
+def _resolve_source(source: str, revision: str | None) -> Path:
+    from jaxser.encoders import hf
+
     path = Path(source).expanduser()
-    if path.is_dir():
+    if path.is_dir() or (path.is_file() and path.suffix == ".pt"):
         return path
     if path.exists() or source.startswith((".", "/", "~")):
-        raise EncoderError(f"{source}: not a directory (pass the folder holding config.json + model.safetensors)")
-    hint = (f"download {source} (config.yaml and model.pt, or emotion2vec_base.pt) from https://huggingface.co/"
-            f"{source} or ModelScope (iic/{source.split('/')[-1]}) into a folder, convert it with `python -m "
-            "jaxser.encoders.emotion2vec_convert SRC DST --allow-pickle`, and pass DST")
-    try:
-        from huggingface_hub import snapshot_download
-
-        patterns = ["config.json", "model.safetensors", "config.yaml", "tokens.txt"]
-        local = Path(snapshot_download(source, allow_patterns=patterns + (["*.pt"] if allow_pickle else [])))
-    except Exception as e:
-        raise EncoderError(f"cannot get checkpoint {source!r} ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''}). Without Hub access, {hint}.") from None
-    if not (local / "model.safetensors").exists() and not allow_pickle:
-        raise EncoderError(f"{source}: the release holds only pickle weights (model.pt / emotion2vec_base.pt), which "
-                           f"can execute code. Pass allow_pickle=True if you trust them, or {hint}.")
-    return local
+        raise EncoderError(f"{source}: not a directory (pass the release folder or a converted one)")
+    repo, revision = hf.split_revision(source, revision)
+    return hf.snapshot(repo, revision, RELEASE_FILES)
 
 
-def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool = False, preset: str | None = None,
-         seed: int = 0, buckets: Sequence[int] | None = None, normalize: bool | None = None,
+def load(source: str = "random", *, dtype: str = "float32", revision: str | None = None, allow_pickle=None,
+         preset: str | None = None, seed: int = 0, buckets: Sequence[int] | None = None, normalize: bool | None = None,
          **kw) -> Emotion2VecEncoder:
-    """An emotion2vec encoder from a converted folder, a release folder or Hub id (allow_pickle=True), or
+    """An emotion2vec encoder from a release folder or Hub id (`owner/name[@rev]`), a converted folder, or
     `"random"` (seeded weights; `preset` "tiny" (default) or "base"; further keyword arguments override
     config entries).
 
@@ -648,7 +635,7 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
             raise TypeError(f"unexpected keyword arguments for a checkpoint: {sorted(kw)}")
         if preset is not None:
             raise EncoderError("preset= only applies to source='random'")
-        path = _resolve_source(str(source), allow_pickle)
+        path = _resolve_source(str(source), revision)
         config, weights = read_folder(path, allow_pickle=allow_pickle)
         arch = arch_from_config(config, path / "config.json" if (path / "config.json").exists() else path)
         name, where = str(source), path
@@ -658,5 +645,12 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
     fp = digest({k: config[k] for k in ARCH_KEYS}, {k: v for k, v in weights.items() if k in used},
                 extra=f"emotion2vec;pool=mean-valid-frames;states=prenet-input+prenet+blocks;normalize={do_norm};"
                       f"dtype={dtype}")
-    return Emotion2VecEncoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype,
-                              normalize=do_norm, buckets=buckets, **batch_kw)
+    enc = Emotion2VecEncoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype,
+                             normalize=do_norm, buckets=buckets, **batch_kw)
+    if source != "random":
+        from jaxser.encoders import emotion2vec_convert as conv
+        from jaxser.encoders.hf import provenance
+
+        f = path / "model.safetensors" if (path / "model.safetensors").exists() else conv.find_checkpoint(path)
+        enc.provenance = provenance(path if path.is_dir() else path.parent, [f])
+    return enc

@@ -1,6 +1,6 @@
-"""One-time conversion of a released emotion2vec checkpoint (a torch pickle) to safetensors.
+"""A released emotion2vec checkpoint (a torch pickle): read it, or convert it to safetensors.
 
-    python -m jaxser.encoders.emotion2vec_convert SRC DST --allow-pickle
+    python -m jaxser.encoders.emotion2vec_convert SRC DST
 
 SRC is a release folder as Hugging Face / ModelScope ship it: config.yaml plus either FunASR's
 model.pt (emotion2vec_plus_*: the state dict under "model") or the fairseq checkpoint
@@ -8,7 +8,10 @@ emotion2vec_base.pt (state dict under "model", training config under "cfg"); SRC
 .pt file itself. DST receives model.safetensors + config.json (jaxser's flattened architecture),
 with config.yaml and tokens.txt copied beside them for provenance. Loading DST never unpickles.
 
-Reading a pickle can execute code, hence the explicit --allow-pickle opt-in.
+The .pt pickle is read by jaxser's restricted reader (`torch_pickle`: tensors and plain data only,
+no code from the file runs, no torch); the training state fairseq keeps beside the weights (its
+config objects, meters) is kept inert. `jaxser.encoders.load` takes a release folder or Hub id
+directly, so converting is optional.
 """
 from __future__ import annotations
 
@@ -46,40 +49,8 @@ def find_checkpoint(path: Path) -> Path | None:
     return pts[0] if len(pts) == 1 else None
 
 
-def _torch_load(f: Path) -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise EncoderError(f"{f}: reading the released pickle checkpoints needs torch "
-                           "(pip install 'jaxser[torch]')") from None
-    try:
-        return torch.load(str(f), map_location="cpu", weights_only=True)
-    except Exception:  # the user opted in to pickle: fairseq checkpoints hold OmegaConf/argparse objects
-        try:
-            return torch.load(str(f), map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise EncoderError(f"{f}: unreadable torch checkpoint ({type(e).__name__}: {e})") from None
-
-
-def _state_dict(obj: Any, f: Path) -> dict:
-    """The model's state dict inside a checkpoint: nested under "state_dict", "model_state_dict" or
-    "model" as FunASR's loader accepts, with a DataParallel "module." prefix removed."""
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not obj:
-        raise EncoderError(f"{f}: expected a state dict (or a checkpoint holding one under 'model'), "
-                           f"got {type(obj).__name__}")
-    if all(str(k).startswith("module.") for k in obj):
-        obj = {str(k)[len("module."):]: v for k, v in obj.items()}
-    return obj
-
-
-def _to_numpy(v: Any) -> np.ndarray:
-    if hasattr(v, "detach"):
-        v = v.detach().cpu()
-        return v.float().numpy() if v.is_floating_point() else v.numpy()
-    return np.asarray(v)
+#: namespaces of the non-tensor objects fairseq / FunASR checkpoints carry (kept as inert records)
+TRAINING_STATE = ("fairseq.", "omegaconf.", "argparse.Namespace", "numpy.", "enum.", "typing.", "pathlib.")
 
 
 def _model_conf(folder: Path, ckpt: dict | Any, f: Path) -> tuple[dict, Path | None]:
@@ -98,46 +69,40 @@ def _model_conf(folder: Path, ckpt: dict | Any, f: Path) -> tuple[dict, Path | N
             raise EncoderError(f"{yml}: model {doc.get('model')!r} is not Emotion2vec")
         return doc["model_conf"], yml
     cfg = ckpt.get("cfg") if isinstance(ckpt, dict) else None
-    model = cfg.get("model") if hasattr(cfg, "get") else None
-    if model is not None:
-        try:  # an OmegaConf DictConfig in real fairseq checkpoints
-            from omegaconf import OmegaConf
-
-            model = OmegaConf.to_container(model, resolve=True) if not isinstance(model, dict) else model
-        except ImportError:
-            model = dict(model) if not isinstance(model, dict) else model
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    if isinstance(model, dict):  # fairseq stores its config as a plain container
         return model, None
     raise EncoderError(f"{folder}: no config.yaml beside {f.name}; download the release's config.yaml into the "
                        "same folder")
 
 
-def read_release(src: str | os.PathLike, *, allow_pickle: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
-    """(config.json entries, weights) of a release folder or .pt file; refused without allow_pickle."""
+def read_release(src: str | os.PathLike, *, allow_pickle=None) -> tuple[dict, dict[str, np.ndarray]]:
+    """(config.json entries, weights) of a release folder or .pt file, read without running code."""
+    from jaxser.encoders import torch_pickle
+    from jaxser.encoders.hf import warn_allow_pickle
+
+    warn_allow_pickle(allow_pickle)
     src = Path(src).expanduser()
     f = find_checkpoint(src)
     if f is None:
         files = sorted(p.name for p in src.iterdir()) if src.is_dir() else []
         raise EncoderError(f"{src}: no emotion2vec checkpoint (expected {' or '.join(CHECKPOINT_NAMES)} beside "
                            f"config.yaml); files: {files}")
-    if not allow_pickle:
-        raise EncoderError(f"{f}: a torch pickle, which can execute code when read; pass --allow-pickle "
-                           "(allow_pickle=True) if you trust the file")
     folder = f.parent
-    obj = _torch_load(f)
+    obj = torch_pickle.load(f, inert=TRAINING_STATE)
     model_conf, yml = _model_conf(folder, obj, f)
     cfg = config_from_model_conf(model_conf, yml or f)
-    state = _state_dict(obj, f)
+    state = torch_pickle.state_dict(obj, f)
     weights, dropped = {}, []
     for k, v in state.items():
         k = str(k)
         if k.startswith(IGNORED) and k not in KEEP_EXTRA:
             continue
-        if not k.startswith(ENCODER) and k not in KEEP_EXTRA or not hasattr(v, "shape"):
+        if not k.startswith(ENCODER) and k not in KEEP_EXTRA or not isinstance(v, np.ndarray):
             # training-only modules outside the encoder (FunASR's loader skips them too)
             dropped.append(k)
             continue
-        a = _to_numpy(v)
-        weights[k] = a.astype(np.float32) if a.dtype.kind == "f" else a
+        weights[k] = v.astype(np.float32) if v.dtype.kind in "fV" else v
     scale = weights.get(AUDIO + "alibi_scale")
     if scale is not None and scale.ndim == 4:  # older checkpoints: upgrade_state_dict_named adds the layer axis
         weights[AUDIO + "alibi_scale"] = scale[None]
@@ -148,7 +113,7 @@ def read_release(src: str | os.PathLike, *, allow_pickle: bool = False) -> tuple
     return cfg, weights
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, *, allow_pickle: bool = False) -> Path:
+def convert(src: str | os.PathLike, dst: str | os.PathLike, *, allow_pickle=None) -> Path:
     """Release (folder or .pt) -> DST/model.safetensors + DST/config.json; returns DST."""
     from safetensors.numpy import save
 
@@ -177,9 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("src", help="release folder, or its .pt file")
     parser.add_argument("dst", help="output folder")
     parser.add_argument("--allow-pickle", action="store_true",
-                        help="read the torch pickle checkpoint (it can execute code: only for files you trust)")
+                        help="ignored (kept for old scripts): the pickle is read without running code")
     args = parser.parse_args(argv)
-    dst = convert(args.src, args.dst, allow_pickle=args.allow_pickle)
+    dst = convert(args.src, args.dst)
     print(f"wrote {dst / 'model.safetensors'} and {dst / 'config.json'}")
     return 0
 

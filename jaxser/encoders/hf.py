@@ -1,57 +1,86 @@
-"""Hugging Face checkpoints: resolve a Hub id or local folder, read config and safetensors.
+"""Hugging Face checkpoints: resolve a Hub id (pinned to a revision) or a local folder, and read
+its config and weights.
 
-Safetensors only by default: a pickle `.bin` can run arbitrary code when loaded, so it is
-read (through torch) only when the user passes `allow_pickle=True`.
+Weights are read as the Hub publishes them: `model.safetensors` (or a sharded index) when the
+revision has it, else `pytorch_model.bin` (or its sharded index) through jaxser's restricted
+unpickler (`torch_pickle`: tensors only, no code from the file ever runs, no torch needed).
+Every download goes through `snapshot`, which names the exact files, revision and the
+`jaxser fetch` command when the Hub cannot be reached (`HF_HUB_OFFLINE=1` on compute nodes).
 """
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from jaxser.encoders.base import EncoderError
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
-PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
+PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+#: what a transformers-style folder needs beside its weights
+META = ("config.json", "preprocessor_config.json")
 
 
-def resolve(source: str | os.PathLike, *, allow_pickle: bool = False) -> Path:
-    """A local folder holding `config.json` + weights, downloading a Hub id when possible."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        _check_folder(path, allow_pickle)
-        return path
+def split_revision(source: str, revision: str | None = None) -> tuple[str, str | None]:
+    """`owner/name@rev` -> (`owner/name`, rev); an explicit `revision` wins over none in the name."""
     source = str(source)
+    if "@" in source and not Path(source).expanduser().exists():
+        source, rev = source.rsplit("@", 1)
+        if revision is not None and revision != rev:
+            raise EncoderError(f"{source}: revision {rev!r} in the name and revision={revision!r} disagree")
+        revision = rev or None
+    return source, revision
+
+
+def warn_allow_pickle(allow_pickle) -> None:
+    if allow_pickle:
+        warnings.warn("allow_pickle is no longer needed and is ignored: pickle checkpoints are read by jaxser's "
+                      "restricted reader, which never runs code from them", DeprecationWarning, stacklevel=3)
+
+
+def snapshot(repo: str, revision: str | None, patterns: list[str]) -> Path:
+    """The local snapshot folder of `repo` at `revision` holding the files matching `patterns`
+    (downloaded into the Hugging Face cache when missing)."""
     try:
         from huggingface_hub import snapshot_download
 
-        patterns = ["config.json", "preprocessor_config.json", "*.safetensors", "*.safetensors.index.json"]
-        if allow_pickle:
-            patterns += ["*.bin", "*.bin.index.json"]
-        local = Path(snapshot_download(source, allow_patterns=patterns))
+        return Path(snapshot_download(repo, revision=revision, allow_patterns=list(patterns)))
     except Exception as e:
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        first = str(e).splitlines()[0] if str(e) else ""
+        at = f"@{revision}" if revision else ""
         raise EncoderError(
-            f"cannot get checkpoint {source!r} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-            f"Without Hub access, download it elsewhere (config.json + model.safetensors) into a folder and "
-            f"pass that folder's path instead, or put it in the Hugging Face cache (HF_HOME)."
-        ) from None
-    _check_folder(local, allow_pickle)
+            f"cannot get {', '.join(patterns)} of {repo}{at} ({'HF_HUB_OFFLINE is set; ' if offline else ''}"
+            f"{type(e).__name__}: {first}). On a machine with Hub access run `jaxser fetch {repo}{at}` "
+            "(it fills the Hugging Face cache, HF_HOME, that this machine must share), or download the files into a "
+            "folder and pass its path instead.") from None
+
+
+def resolve(source: str | os.PathLike, *, revision: str | None = None, allow_pickle=None) -> Path:
+    """A local folder holding `config.json` + weights for a folder or a Hub id (`owner/name[@rev]`):
+    safetensors when the revision has them, else the PyTorch `.bin` as released."""
+    warn_allow_pickle(allow_pickle)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        _check_folder(path)
+        return path
+    repo, revision = split_revision(str(source), revision)
+    local = snapshot(repo, revision, [*META, "*.safetensors", "*.safetensors.index.json"])
+    if not any((local / f).exists() for f in SAFETENSORS):  # many releases publish only the pickle
+        local = snapshot(repo, revision, [*META, "pytorch_model*.bin", "pytorch_model.bin.index.json"])
+    _check_folder(local)
     return local
 
 
-def _check_folder(path: Path, allow_pickle: bool) -> None:
+def _check_folder(path: Path) -> None:
     if not (path / "config.json").exists():
         raise EncoderError(f"{path}: no config.json (expected a Hugging Face model folder)")
-    if any((path / f).exists() for f in WEIGHT_FILES):
-        return
-    if any((path / f).exists() for f in PICKLE_FILES):
-        if allow_pickle:
-            return
-        raise EncoderError(f"{path}: only pickle weights (pytorch_model.bin) found; pickle can execute code. "
-                           "Convert to model.safetensors, or pass allow_pickle=True if you trust the file.")
-    raise EncoderError(f"{path}: no model.safetensors found (files: {sorted(p.name for p in path.iterdir())})")
+    if not any((path / f).exists() for f in SAFETENSORS + PICKLES):
+        raise EncoderError(f"{path}: no weights (model.safetensors or pytorch_model.bin) found "
+                           f"(files: {sorted(p.name for p in path.iterdir())})")
 
 
 def read_config(path: Path) -> dict:
@@ -61,45 +90,66 @@ def read_config(path: Path) -> dict:
         raise EncoderError(f"{path}/config.json is not valid JSON: {e}") from None
 
 
-def read_weights(path: Path, *, allow_pickle: bool = False) -> dict[str, np.ndarray]:
-    """All tensors of a checkpoint folder as float32 numpy arrays, keyed by their HF names."""
-    from safetensors.numpy import load_file
-
+def weight_files(path: Path) -> list[Path]:
+    """The weight files a folder's checkpoint consists of (one file, or the shards of its index)."""
     path = Path(path)
-    if (path / "model.safetensors").exists():
-        files = [path / "model.safetensors"]
-    elif (path / "model.safetensors.index.json").exists():
-        index = json.loads((path / "model.safetensors.index.json").read_text())
-        files = [path / f for f in sorted(set(index["weight_map"].values()))]
-    elif allow_pickle:
-        return _read_pickle(path)
-    else:
-        _check_folder(path, allow_pickle)
-        raise AssertionError("unreachable")
-    out: dict[str, np.ndarray] = {}
-    for f in files:
+    for single, index in (SAFETENSORS, PICKLES):
+        if (path / single).exists():
+            return [path / single]
+        if (path / index).exists():
+            try:
+                shards = sorted(set(json.loads((path / index).read_text())["weight_map"].values()))
+            except (json.JSONDecodeError, KeyError, AttributeError, TypeError) as e:
+                raise EncoderError(f"{path / index}: not a weight index ({type(e).__name__}: {e})") from None
+            missing = [s for s in shards if not (path / s).exists() or "/" in s or s.startswith(".")]
+            if missing:
+                raise EncoderError(f"{path / index}: shards {missing[:3]} are missing; re-download the checkpoint")
+            return [path / s for s in shards]
+    _check_folder(path)
+    raise EncoderError(f"{path}: no weights found")
+
+
+def read_tensors(f: Path) -> dict[str, np.ndarray]:
+    """One weight file's tensors: safetensors, or a PyTorch pickle read without running code."""
+    f = Path(f)
+    if f.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
         try:
-            tensors = load_file(str(f))
+            return load_file(str(f))
         except Exception as e:
             raise EncoderError(f"{f}: unreadable safetensors file ({type(e).__name__}: {e})") from None
-        for k, v in tensors.items():
-            out[k] = v.astype(np.float32) if v.dtype != np.float32 and v.dtype.kind == "f" else v
+    from jaxser.encoders import torch_pickle
+
+    tensors = torch_pickle.state_dict(torch_pickle.load(f), f, keys=("state_dict",))
+    bad = [k for k, v in tensors.items() if not isinstance(v, np.ndarray)]
+    if bad:
+        raise EncoderError(f"{f}: entries {bad[:3]} are not tensors")
+    return tensors
+
+
+def read_weights(path: Path, *, allow_pickle=None) -> dict[str, np.ndarray]:
+    """All tensors of a checkpoint folder, floats as float32 numpy arrays, keyed by their HF names."""
+    warn_allow_pickle(allow_pickle)
+    out: dict[str, np.ndarray] = {}
+    for f in weight_files(path):
+        for k, v in read_tensors(f).items():
+            out[k] = v.astype(np.float32) if v.dtype.kind in "fV" and v.dtype != np.float32 else v
     return out
 
 
-def _read_pickle(path: Path) -> dict[str, np.ndarray]:
-    try:
-        import torch
-    except ImportError:
-        raise EncoderError(f"{path}: reading pickle weights needs torch (pip install 'jaxser[torch]')") from None
-    files = [path / "pytorch_model.bin"]
-    if not files[0].exists():
-        index = json.loads((path / "pytorch_model.bin.index.json").read_text())
-        files = [path / f for f in sorted(set(index["weight_map"].values()))]
-    out = {}
-    for f in files:
-        for k, v in torch.load(str(f), map_location="cpu", weights_only=False).items():
-            out[k] = v.float().numpy() if v.is_floating_point() else v.numpy()
+def provenance(path: Path, files: list[Path] | None = None) -> dict:
+    """What a run records of the weights it used: the Hub repo and commit (from the cache's
+    `models--owner--name/snapshots/<commit>` layout) or the local folder, and each file's sha256."""
+    from jaxser.io import sha256_file
+
+    path = Path(path)
+    out: dict = {"folder": str(path)}
+    parts = path.parts
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        out["repo"] = parts[-3][len("models--"):].replace("--", "/")
+        out["revision"] = parts[-1]
+    out["sha256"] = {f.name: sha256_file(f) for f in (files if files is not None else weight_files(path))}
     return out
 
 
@@ -132,11 +182,12 @@ def preset_config(presets: dict, preset: str, overrides: dict) -> dict:
     return {**presets[preset], **overrides}
 
 
-def open_checkpoint(source, *, allow_pickle: bool = False, preset=None, overrides: dict | None = None):
+def open_checkpoint(source, *, revision: str | None = None, allow_pickle=None, preset=None,
+                    overrides: dict | None = None):
     """(folder, config) of a checkpoint source, refusing options that only apply to random weights."""
     if overrides:
         raise TypeError(f"unexpected keyword arguments for a checkpoint: {sorted(overrides)}")
     if preset is not None:
         raise EncoderError("preset= only applies to source='random'")
-    path = resolve(source, allow_pickle=allow_pickle)
+    path = resolve(source, revision=revision, allow_pickle=allow_pickle)
     return path, read_config(path)

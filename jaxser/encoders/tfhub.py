@@ -317,7 +317,10 @@ class TFHubEncoder(Encoder):
                 f"; mean over {self.window_seconds:g} s windows (last end-aligned, short clips "
                 "symmetric-padded)" if self.window_seconds else "; whole utterance in one call"),
         }
-        self.fingerprint = digest(config, extra=savedmodel_digest(self.path))
+        model_digest = savedmodel_digest(self.path)
+        self.fingerprint = digest(config, extra=model_digest)
+        self.provenance = {"handle": self.source if is_handle(self.source) else None, "folder": str(self.path),
+                           "savedmodel_sha256": model_digest}
 
     # -- running the model
     def _make_fn(self, xla: bool):

@@ -461,7 +461,8 @@ def _check_preprocessor(path: Path) -> None:
         raise EncoderError(f"{f}: front end differs from what jaxser implements (got, expected): {bad}")
 
 
-def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool = False, preset: str | None = None,
+def load(source: str = "random", *, dtype: str = "float32", revision: str | None = None, allow_pickle=None,
+         preset: str | None = None,
          seed: int = 0, buckets: Sequence[int] | None = None, **kw) -> W2VBertEncoder:
     """A w2v-BERT 2.0 encoder from a local HF folder, a Hub id (facebook/w2v-bert-2.0), or `"random"`.
 
@@ -479,15 +480,17 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
         weights = random_weights(arch, seed)
         name, where = f"random-w2v-bert-{preset}", f"random preset {preset!r}"
     else:
-        path, config = hf.open_checkpoint(source, allow_pickle=allow_pickle, preset=preset, overrides=kw)
+        path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset, overrides=kw)
         arch = arch_from_config(config, path / "config.json")
         _check_preprocessor(path)
-        weights = hf.strip_prefix(hf.read_weights(path, allow_pickle=allow_pickle), TASK_PREFIXES)
+        weights = hf.strip_prefix(hf.read_weights(path), TASK_PREFIXES)
         name, where = str(source), path
     params = convert(arch, weights, where)
     keep = set(expected_shapes(arch))
     fp = digest(dataclasses.asdict(arch), {k: v for k, v in weights.items() if k in keep},
                 extra=f"w2v-bert;front=seamless-m4t-fbank80x2;pool=mean-valid-frames;hidden_states=transformers5;"
                       f"dtype={dtype}")
-    return W2VBertEncoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype, buckets=buckets,
+    enc = W2VBertEncoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype, buckets=buckets,
                           **batch_kw)
+    enc.provenance = None if source == "random" else hf.provenance(path)
+    return enc

@@ -586,7 +586,8 @@ def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
-def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool = False, preset: str | None = None,
+def load(source: str = "random", *, dtype: str = "float32", revision: str | None = None, allow_pickle=None,
+         preset: str | None = None,
          seed: int = 0, buckets: Sequence[int] | None = None, normalize: bool | None = None,
          **kw) -> Wav2Vec2Encoder:
     """A wav2vec2-family encoder from a local HF folder, a Hub id, or `"random"`.
@@ -616,9 +617,9 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
         name, where = f"random-{arch.model_type}-{preset}", f"random preset {preset!r}"
         do_norm = bool(normalize) if normalize is not None else False
     else:
-        path, config = hf.open_checkpoint(source, allow_pickle=allow_pickle, preset=preset, overrides=kw)
+        path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset, overrides=kw)
         arch = arch_from_config(config, path / "config.json")
-        weights = hf.strip_prefix(hf.read_weights(path, allow_pickle=allow_pickle), TASK_PREFIXES)
+        weights = hf.strip_prefix(hf.read_weights(path), TASK_PREFIXES)
         name, where = str(source), path
         do_norm = _read_do_normalize(path) if normalize is None else bool(normalize)
     params = convert(arch, weights, where)
@@ -627,8 +628,10 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
                 {k: v for k, v in weights.items() if not k.startswith(IGNORED)},
                 extra=f"wav2vec2-family;pool=mean-valid-frames;hidden_states=transformers5;normalize={do_norm};"
                       f"dtype={dtype}")
-    return Wav2Vec2Encoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype,
+    enc = Wav2Vec2Encoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype,
                            normalize=do_norm, buckets=buckets, **batch_kw)
+    enc.provenance = None if source == "random" else hf.provenance(path)
+    return enc
 
 
 def _read_do_normalize(path: Path) -> bool:

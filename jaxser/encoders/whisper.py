@@ -503,7 +503,8 @@ def _check_preprocessor(path: Path, arch: Arch) -> None:
         raise EncoderError(f"{f}: front end differs from what jaxser implements (got, expected): {bad}")
 
 
-def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool = False, preset: str | None = None,
+def load(source: str = "random", *, dtype: str = "float32", revision: str | None = None, allow_pickle=None,
+         preset: str | None = None,
          seed: int = 0, max_batch: int = 8, mesh=None, shard_params: bool = False, **kw) -> WhisperEncoder:
     """A Whisper encoder from a local HF folder, a Hub id, or `"random"`.
 
@@ -523,10 +524,10 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
         weights, ignore = random_weights(arch, seed), ()
         name, where = f"random-whisper-{preset}", f"random preset {preset!r}"
     else:
-        path, config = hf.open_checkpoint(source, allow_pickle=allow_pickle, preset=preset, overrides=kw)
+        path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset, overrides=kw)
         arch = arch_from_config(config, path / "config.json")
         _check_preprocessor(path, arch)
-        weights, ignore, prefix = encoder_weights(hf.read_weights(path, allow_pickle=allow_pickle))
+        weights, ignore, prefix = encoder_weights(hf.read_weights(path))
         name = str(source)
         where = f"{path} (Whisper encoder keys, prefix {prefix!r} stripped)" if prefix else path
     params = convert(arch, weights, where, ignore)
@@ -534,5 +535,7 @@ def load(source: str = "random", *, dtype: str = "float32", allow_pickle: bool =
     fp = digest(dataclasses.asdict(arch), {k: v for k, v in weights.items() if k in keep},
                 extra=f"whisper-encoder;logmel=hf-whisper;window=30s-zero-pad;pool=mean-ceil(ceil(n/160)/2);"
                       f"long=30s-windows-frame-weighted;hidden_states=transformers5;dtype={dtype}")
-    return WhisperEncoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype, max_batch=max_batch,
+    enc = WhisperEncoder(arch, params, config=config, name=name, fingerprint=fp, dtype=dtype, max_batch=max_batch,
                           mesh=mesh, shard_params=shard_params)
+    enc.provenance = None if source == "random" else hf.provenance(path)
+    return enc

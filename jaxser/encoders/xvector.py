@@ -408,32 +408,30 @@ def read_converted(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     return cfg, {k: v.astype(np.float32) for k, v in weights.items()}
 
 
-def _resolve_source(source: str, allow_pickle: bool) -> Path:
+#: the files of a SpeechBrain release and of a converted folder
+RELEASE_FILES = ["hyperparams.yaml", "embedding_model.ckpt", "mean_var_norm_emb.ckpt", "config.json",
+                 "model.safetensors"]
+
+
+def _resolve_source(source: str, revision: str | None) -> Path:
+    from jaxser.encoders import hf
+
     path = Path(source).expanduser()
     if path.is_dir():
         return path
     if path.exists() or source.startswith((".", "/", "~")):
         raise EncoderError(f"{source}: not a directory")
-    try:
-        from huggingface_hub import snapshot_download
-
-        patterns = ["config.json", "model.safetensors", "hyperparams.yaml"] + (["*.ckpt"] if allow_pickle else [])
-        return Path(snapshot_download(source, allow_patterns=patterns))
-    except Exception as e:
-        raise EncoderError(
-            f"cannot get checkpoint {source!r} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-            f"Without Hub access, download {HUB_ID} elsewhere (hyperparams.yaml, embedding_model.ckpt, "
-            "mean_var_norm_emb.ckpt) into a folder, convert it with `python -m jaxser.encoders.xvector_convert SRC DST "
-            "--allow-pickle`, and pass DST.") from None
+    repo, revision = hf.split_revision(source, revision)
+    return hf.snapshot(repo, revision, RELEASE_FILES)
 
 
-def read_folder(path: Path, *, allow_pickle: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
-    """A converted folder (config.json + model.safetensors) or, with allow_pickle, a SpeechBrain one."""
+def read_folder(path: Path, *, allow_pickle=None) -> tuple[dict, dict[str, np.ndarray]]:
+    """A converted folder (config.json + model.safetensors) or a SpeechBrain one, read as released."""
     path = Path(path)
     if (path / "config.json").exists() and (path / "model.safetensors").exists():
         return read_converted(path)
     if (path / "hyperparams.yaml").exists() or (path / "embedding_model.ckpt").exists():
-        from jaxser.encoders.xvector_convert import read_speechbrain  # imports yaml/torch only when needed
+        from jaxser.encoders.xvector_convert import read_speechbrain  # imports yaml only when needed
 
         return read_speechbrain(path, allow_pickle=allow_pickle)
     files = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
@@ -458,9 +456,9 @@ def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
     return {k: v.astype(np.float32) for k, v in out.items()}
 
 
-def load(source: str = "random", *, allow_pickle: bool = False, seed: int = 0, max_batch: int = 16,
+def load(source: str = "random", *, revision: str | None = None, allow_pickle=None, seed: int = 0, max_batch: int = 16,
          normalize_embedding: bool = False, buckets: Sequence[int] | None = None, **kw) -> XVectorEncoder:
-    """An x-vector encoder from a converted folder, a SpeechBrain folder or Hub id (allow_pickle=True),
+    """An x-vector encoder from a converted folder, a SpeechBrain folder or Hub id (`owner/name[@rev]`),
     or `"random"` (seeded weights for the released architecture; keyword arguments override config.json
     entries, e.g. tdnn_channels=[64, 64, 64, 64, 96], lin_neurons=64).
 
@@ -476,7 +474,7 @@ def load(source: str = "random", *, allow_pickle: bool = False, seed: int = 0, m
     else:
         if kw:
             raise TypeError(f"unexpected keyword arguments for a checkpoint: {sorted(kw)}")
-        path = _resolve_source(str(source), allow_pickle)
+        path = _resolve_source(str(source), revision)
         config, weights = read_folder(path, allow_pickle=allow_pickle)
         arch = arch_from_config(config, path / "config.json" if (path / "config.json").exists() else path)
         name, where = str(source), path
@@ -493,8 +491,14 @@ def load(source: str = "random", *, allow_pickle: bool = False, seed: int = 0, m
                 extra=f"speechbrain-xvector;fbank=speechbrain(stft-constant-pad,top_db=80);conv-pad=reflect;"
                       f"pool=mean-valid-frames;stats=mean+{NOISE_MEAN},unbiased-std+{STD_EPS};"
                       f"normalize_embedding={bool(normalize_embedding)}")
-    return XVectorEncoder(arch, params, config=config, name=name, fingerprint=fp, emb_mean=emb_mean,
-                          max_batch=max_batch, buckets=buckets)
+    enc = XVectorEncoder(arch, params, config=config, name=name, fingerprint=fp, emb_mean=emb_mean,
+                         max_batch=max_batch, buckets=buckets)
+    if source != "random":
+        from jaxser.encoders.hf import provenance
+
+        enc.provenance = provenance(path, [f for f in (path / n for n in RELEASE_FILES)
+                                           if f.suffix in (".ckpt", ".safetensors") and f.exists()])
+    return enc
 
 
 # ----------------------------------------------------------------------------- older spellings

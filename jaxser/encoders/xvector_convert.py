@@ -1,6 +1,6 @@
-"""One-time conversion of SpeechBrain's x-vector release (hyperparams.yaml + torch pickles) to safetensors.
+"""SpeechBrain's x-vector release (hyperparams.yaml + torch pickles): read it, or convert it to safetensors.
 
-    python -m jaxser.encoders.xvector_convert SRC DST --allow-pickle
+    python -m jaxser.encoders.xvector_convert SRC DST
 
 SRC is a SpeechBrain folder: hyperparams.yaml, embedding_model.ckpt and, optionally,
 mean_var_norm_emb.ckpt. DST receives model.safetensors + config.json (the port's architecture
@@ -8,8 +8,10 @@ entries), with hyperparams.yaml copied beside them for provenance; `jaxser.encod
 loads DST without unpickling. hyperparams.yaml is parsed as data (HyperPyYAML tags are kept,
 never instantiated) and every module choice the port does not implement is refused here.
 
-Reading a pickle can execute code, hence the explicit --allow-pickle opt-in. Kept apart from the
-encoder so that loading a converted folder never imports yaml or torch.
+The .ckpt pickles are read by jaxser's restricted reader (`torch_pickle`: tensors and plain data
+only, no code from the file runs, no torch), so `jaxser.encoders.load` takes a SpeechBrain folder or
+Hub id directly; converting is optional. Kept apart from the encoder so that loading a converted
+folder never imports yaml.
 """
 from __future__ import annotations
 
@@ -144,55 +146,38 @@ def config_from_hyperparams(path: Path) -> dict:
     return cfg
 
 
-def _torch_load(path: Path) -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise EncoderError(f"{path}: reading SpeechBrain's pickle checkpoints needs torch "
-                           "(pip install 'jaxser[torch]')") from None
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception:  # the user opted in to pickle: allow arbitrary objects (e.g. old numpy scalars)
-        try:
-            return torch.load(str(path), map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise EncoderError(f"{path}: unreadable torch checkpoint ({type(e).__name__}: {e})") from None
+def _read_pickle(path: Path) -> Any:
+    from jaxser.encoders import torch_pickle
+
+    return torch_pickle.load(path)
 
 
-def _to_numpy(v: Any) -> np.ndarray:
-    if hasattr(v, "detach"):
-        v = v.detach().cpu()
-        return v.float().numpy() if v.is_floating_point() else v.numpy()
-    return np.asarray(v)
-
-
-def read_speechbrain(path: Path, *, allow_pickle: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
+def read_speechbrain(path: Path, *, allow_pickle=None) -> tuple[dict, dict[str, np.ndarray]]:
     """(config, weights) of a SpeechBrain folder: hyperparams.yaml + embedding_model.ckpt
-    [+ mean_var_norm_emb.ckpt]. The .ckpt files are torch pickles: refused without allow_pickle."""
+    [+ mean_var_norm_emb.ckpt], the .ckpt pickles read without running code."""
+    from jaxser.encoders.hf import warn_allow_pickle
+
+    warn_allow_pickle(allow_pickle)
     path = Path(path)
     hp, ckpt = path / "hyperparams.yaml", path / "embedding_model.ckpt"
     for f in (hp, ckpt):
         if not f.exists():
             raise EncoderError(f"{path}: no {f.name} (a SpeechBrain x-vector folder holds hyperparams.yaml and "
                                "embedding_model.ckpt)")
-    if not allow_pickle:
-        raise EncoderError(f"{path}: only pickle weights (embedding_model.ckpt) found; pickle can execute code. "
-                           f"Convert once with `python -m jaxser.encoders.xvector_convert {path} DST --allow-pickle` "
-                           "and load DST, or pass allow_pickle=True if you trust the file.")
     cfg = config_from_hyperparams(hp)
     arch = arch_from_config(cfg, hp)
-    state = _torch_load(ckpt)
+    state = _read_pickle(ckpt)
     if not isinstance(state, dict):
         raise EncoderError(f"{ckpt}: expected a state dict, got {type(state).__name__}")
-    weights = {k: _to_numpy(v) for k, v in state.items() if not k.endswith(".num_batches_tracked")}
+    weights = {k: np.asarray(v) for k, v in state.items() if not k.endswith(".num_batches_tracked")}
     weights = {k: v.astype(np.float32) for k, v in weights.items()}
     check_weights(arch, weights, ckpt)
     emb = path / "mean_var_norm_emb.ckpt"
     if emb.exists():
-        stats = _torch_load(emb)
+        stats = _read_pickle(emb)
         if not (isinstance(stats, dict) and "glob_mean" in stats):
             raise EncoderError(f"{emb}: expected InputNormalization statistics with a 'glob_mean' entry")
-        mean = _to_numpy(stats["glob_mean"]).astype(np.float32).reshape(-1)
+        mean = np.asarray(stats["glob_mean"]).astype(np.float32).reshape(-1)
         if mean.shape != (arch.lin_neurons,):
             raise EncoderError(f"{emb}: glob_mean has shape {mean.shape}, expected ({arch.lin_neurons},)")
         weights[EMB_MEAN_KEY] = mean
@@ -200,7 +185,7 @@ def read_speechbrain(path: Path, *, allow_pickle: bool = False) -> tuple[dict, d
     return cfg, weights
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, *, allow_pickle: bool = False) -> Path:
+def convert(src: str | os.PathLike, dst: str | os.PathLike, *, allow_pickle=None) -> Path:
     """One-time conversion of a SpeechBrain folder to DST/model.safetensors + DST/config.json (the
     hyperparams.yaml is copied beside them for provenance). Returns DST."""
     from safetensors.numpy import save_file
@@ -227,10 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("src")
     parser.add_argument("dst")
     parser.add_argument("--allow-pickle", action="store_true",
-                        help="read the torch pickle checkpoints (they can execute code: only for files you trust)")
+                        help="ignored (kept for old scripts): the pickles are read without running code")
     args = parser.parse_args(argv)
     try:
-        dst = convert(args.src, args.dst, allow_pickle=args.allow_pickle)
+        dst = convert(args.src, args.dst)
     except EncoderError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

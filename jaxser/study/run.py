@@ -78,6 +78,7 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
     me, n_proc = jax.process_index(), jax.process_count()
     lead = me == 0
     persistent_compilation_cache(cfg.cache)
+    preflight(cfg)
     out = claim_run_dir(cfg, lead=lead, log=log)
 
     t0 = time.perf_counter()
@@ -204,6 +205,35 @@ def load_corpus(name: str, root: str, options: dict, skip_errors: bool):
         raise ConfigError(f"[corpus_options.{name}] {options}: {e}") from None
 
 
+def preflight(cfg: StudyConfig) -> None:
+    """Before any work: every corpus root and every encoder's checkpoint of the study can be had
+    (checkpoints are fetched into their caches when the Hub can be reached). Every problem is
+    reported at once, each with its fix, instead of one per attempt after minutes of work."""
+    from jaxser import corpora, encoders
+    from jaxser.corpora.synthetic import CORPORA as synthetic
+
+    problems = []
+    for name, root in cfg.corpora.items():
+        key = corpora.canonical_name(name)
+        if key in synthetic:
+            continue
+        if not root:
+            problems.append(f"corpus {name}: needs its folder (--corpus {name}=ROOT)")
+        elif not Path(root).expanduser().exists():
+            problems.append(f"corpus {name}: {root} does not exist")
+        elif key not in corpora.available() and not _is_manifest(root):
+            problems.append(f"corpus {name}: unknown corpus name (known: {', '.join(corpora.available())}), and "
+                            f"{root} is not a manifest (CSV/JSONL)")
+    for name in cfg.encoders:
+        problem = encoders.locate(name)
+        if problem:
+            problems.append(f"encoder {name}: {problem}")
+    if problems:
+        n_c = sum(p.startswith("corpus") for p in problems)
+        raise ConfigError(f"{len(problems) - n_c} of {len(cfg.encoders)} encoders and {n_c} of {len(cfg.corpora)} "
+                          "corpora of this study cannot be had:\n  " + "\n  ".join(problems))
+
+
 def load_corpora(cfg: StudyConfig, log) -> tuple[dict, dict]:
     """corpus name (as its rows carry it) -> dataset, and -> the root it was loaded from."""
     datasets, roots = {}, {}
@@ -239,7 +269,8 @@ def extract_embeddings(cfg: StudyConfig, datasets: dict, log, timings: dict) -> 
                 raise ConfigError(f"layer {layer} ([models] layers / --layer) is out of range for {enc_name}, which "
                                   f"has {enc.num_layers} layers: use -{enc.num_layers}..{enc.num_layers - 1}, "
                                   "'last' or 'weighted'")
-        enc_info[enc_name] = {"fingerprint": enc.fingerprint, "layers": enc.num_layers, "dim": enc.dim}
+        enc_info[enc_name] = {"fingerprint": enc.fingerprint, "layers": enc.num_layers, "dim": enc.dim,
+                              "weights": enc.provenance}
         emb[enc_name] = {c: embed(enc, ds, cache=cfg.cache, skip_errors=cfg.skip_errors)
                          for c, ds in datasets.items()}
         timings[f"extract_{enc_name}_s"] = time.perf_counter() - te
