@@ -77,7 +77,7 @@ def funasr(tmp_path_factory):
     model, conf = emotion2vec_release_model()
     root = tmp_path_factory.mktemp("emotion2vec")
     src = ref.save_funasr_folder(root / "emotion2vec_plus_tiny", model, conf)
-    res = _cli(src, root / "converted", "--allow-pickle")
+    res = _cli(src, root / "converted")
     assert res.returncode == 0, res.stderr
     return src, root / "converted", model, conf
 
@@ -140,22 +140,18 @@ def test_release_matches_reference(release):
     np.testing.assert_allclose(frames, x, atol=ATOL)
 
 
-def test_fairseq_checkpoint_and_pickle_opt_in(funasr, tmp_path, capsys):
+def test_fairseq_checkpoint_reads_as_released(funasr, tmp_path, capsys):
     import torch
 
     from tests.helpers import emotion2vec_reference as ref
 
     _, conv, model, conf = funasr
     fs = ref.save_fairseq_folder(tmp_path / "emotion2vec_base", model, conf)
-    with pytest.raises(EncoderError, match=r"only pickle weights \(emotion2vec_base\.pt\).*emotion2vec_convert"):
-        emotion2vec.load(str(fs))
-    assert report(emotion2vec_convert.main, [str(fs), str(tmp_path / "out")]) == 2
-    assert "--allow-pickle" in capsys.readouterr().err and not (tmp_path / "out").exists()
     # the fairseq layout (state dict under "model" beside "cfg" and optimizer history) converts alike
-    emotion2vec_convert.convert(fs / "emotion2vec_base.pt", tmp_path / "fs", allow_pickle=True)
+    assert report(emotion2vec_convert.main, [str(fs / "emotion2vec_base.pt"), str(tmp_path / "fs")]) == 0
     a, b = encoders.load(str(tmp_path / "fs")), encoders.load(str(conv))
     assert a.fingerprint == b.fingerprint
-    direct = emotion2vec.load(str(fs), allow_pickle=True)  # reading the release directly, opted in
+    direct = emotion2vec.load(str(fs))  # reading the release directly: no opt-in, no code runs
     assert direct.fingerprint == b.fingerprint
     for x, y in zip(jax.tree.leaves(direct.params), jax.tree.leaves(b.params), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
@@ -164,17 +160,17 @@ def test_fairseq_checkpoint_and_pickle_opt_in(funasr, tmp_path, capsys):
     ckpt["model"]["_ema"] = {"blocks.0.attn.qkv.weight": torch.zeros(3)}
     ckpt["model"]["recon_proj.weight"] = torch.zeros(2, 2)
     torch.save(ckpt, fs / "emotion2vec_base.pt")
-    cfg, _ = emotion2vec_convert.read_release(fs, allow_pickle=True)
+    cfg, _ = emotion2vec_convert.read_release(fs)
     assert cfg["dropped_keys"] == ["recon_proj.weight"]
     ckpt["model"]["blocks.9.attn.qkv.weight"] = torch.zeros(96, 32)
     torch.save(ckpt, fs / "emotion2vec_base.pt")
     with pytest.raises(EncoderError, match=r"unexpected 1 keys.*blocks\.9\.attn\.qkv\.weight"):
-        emotion2vec_convert.read_release(fs, allow_pickle=True)
+        emotion2vec_convert.read_release(fs)
     del ckpt["model"]["blocks.9.attn.qkv.weight"]
     torch.save(ckpt, fs / "emotion2vec_base.pt")
     # without config.yaml, a fairseq checkpoint's own cfg.model gives the architecture
     (fs / "config.yaml").unlink()
-    cfg, _ = emotion2vec_convert.read_release(fs, allow_pickle=True)
+    cfg, _ = emotion2vec_convert.read_release(fs)
     assert cfg["embed_dim"] == 32 and cfg["prenet_depth"] == 2
 
 
@@ -223,7 +219,7 @@ def test_clear_errors(tmp_path, monkeypatch):
         emotion2vec.parse_spec("__import__('os').getcwd()")
     assert emotion2vec.parse_spec("[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] + [(512,2,2)]")[-1] == (512, 2, 2)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(EncoderError, match="no emotion2vec weights.*emotion2vec_convert"):
+    with pytest.raises(EncoderError, match=r"no emotion2vec weights: expected a release \(config\.yaml \+ model\.pt"):
         emotion2vec.load(str(tmp_path / "empty"))
     with pytest.raises(EncoderError, match="not a directory"):
         emotion2vec.load(str(tmp_path / "nowhere"))
@@ -234,8 +230,8 @@ def test_clear_errors(tmp_path, monkeypatch):
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
-    with pytest.raises(EncoderError, match=r"emotion2vec/emotion2vec_plus_large.*config\.yaml and model\.pt.*"
-                                           r"emotion2vec_convert SRC DST --allow-pickle"):
+    with pytest.raises(EncoderError, match=r"config\.yaml.*\*\.pt.* of emotion2vec/emotion2vec_plus_large.*"
+                                           r"jaxser fetch emotion2vec/emotion2vec_plus_large"):
         encoders.load("emotion2vec-plus-large")
     with pytest.raises(EncoderError, match="needs at least 60 "):  # the tiny conv stack's receptive field
         encoders.load(str(conv)).embed([np.zeros(59, np.float32)])

@@ -61,7 +61,7 @@ def folders(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("xvector")
     sb, _ = xvector_speechbrain_folder(root / "speechbrain")
-    res = _cli(sb, root / "converted", "--allow-pickle")
+    res = _cli(sb, root / "converted")
     assert res.returncode == 0, res.stderr
     return sb, root / "converted"
 
@@ -122,14 +122,10 @@ def test_deterministic_noise_convention(case):
         assert np.abs(a[0, -1] - drawn).max() <= bound
 
 
-def test_pickle_needs_opt_in(folders, tmp_path):
+def test_speechbrain_folder_reads_as_released(folders, tmp_path):
+    """The SpeechBrain release (torch pickles) loads directly, no opt-in, into the converted encoder."""
     sb, conv = folders
-    with pytest.raises(EncoderError, match=r"pickle.*allow_pickle=True"):
-        encoders.load(str(sb))
-    res = _cli(sb, tmp_path / "out")
-    assert res.returncode == 2 and "pickle" in res.stderr and not (tmp_path / "out").exists()
-    assert "xvector_convert" in res.stderr  # the hint names the command that converts
-    direct = xvector.load(str(sb), allow_pickle=True)
+    direct = encoders.load(str(sb))
     converted = encoders.load(str(conv))
     assert direct.fingerprint == converted.fingerprint
     w = [_wave(8_000, 1)]
@@ -139,7 +135,7 @@ def test_pickle_needs_opt_in(folders, tmp_path):
 def test_older_convert_spelling_still_works(folders, tmp_path, capsys):
     """`python -m jaxser.encoders.xvector convert ...` and `xvector.convert` predate xvector_convert."""
     sb, conv = folders
-    assert xvector.main(["convert", str(sb), str(tmp_path / "old"), "--allow-pickle"]) == 0
+    assert xvector.main(["convert", str(sb), str(tmp_path / "old")]) == 0
     for name in ("config.json", "model.safetensors", "hyperparams.yaml"):
         assert (tmp_path / "old" / name).is_file()
     assert load_file(str(tmp_path / "old" / "model.safetensors")).keys() == load_file(
@@ -202,14 +198,14 @@ def test_unsupported_speechbrain_hyperparams_are_refused(folders, tmp_path):
     (bad / "hyperparams.yaml").write_text(text.replace("norm_type: sentence\n    std_norm: False",
                                                        "norm_type: sentence\n    std_norm: True"))
     with pytest.raises(EncoderError, match="input_norm"):
-        xvector.load(str(bad), allow_pickle=True)
+        xvector.load(str(bad))
     (bad / "hyperparams.yaml").write_text(text.replace("n_mels: !ref <n_mels>",
                                                        "n_mels: !ref <n_mels>\n    deltas: True"))
     with pytest.raises(EncoderError, match="compute_features.deltas"):
-        xvector.load(str(bad), allow_pickle=True)
+        xvector.load(str(bad))
     (bad / "hyperparams.yaml").unlink()
     with pytest.raises(EncoderError, match="no hyperparams.yaml"):
-        xvector.load(str(bad), allow_pickle=True)
+        xvector.load(str(bad))
 
 
 def test_random_weights_and_inputs():

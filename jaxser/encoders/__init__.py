@@ -178,9 +178,9 @@ def locate(name_or_path: str) -> str | None:
         if source is None or source == "random":
             return None
         if module == "tfhub":
-            import importlib.util
+            from importlib.util import find_spec
 
-            if importlib.util.find_spec("tensorflow") is None:
+            if find_spec("tensorflow") is None:
                 return "TF-Hub encoders (TRILLsson) need TensorFlow: pip install 'jaxser[tf]'"
             from jaxser.encoders import tfhub
 

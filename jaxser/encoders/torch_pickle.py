@@ -217,7 +217,9 @@ def _strided(path: Path, storage: np.ndarray, offset: int, size, stride) -> np.n
         raise CheckpointError(f"{path}: a tensor has an invalid layout (size {size}, stride {stride}, "
                               f"offset {offset})")
     if 0 in size:
-        return np.zeros(size, dtype=storage.dtype)
+        empty = np.zeros(size, dtype=storage.dtype)
+        empty.flags.writeable = False
+        return empty
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
     if last >= storage.size:
         raise CheckpointError(f"{path}: a tensor reaches element {last} of a storage of {storage.size} "
