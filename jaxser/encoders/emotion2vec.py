@@ -31,9 +31,9 @@ positional encoder's input is zeroed beyond the valid frames before every convol
 unpadded run's zero padding sees); padded keys are masked in attention; ALiBi depends on relative
 positions only. Strided convolutions never read past a valid frame's window.
 
-Weights: the releases are torch pickles (FunASR model.pt, fairseq emotion2vec_base.pt). `python -m
-jaxser.encoders.emotion2vec_convert SRC DST --allow-pickle` turns one into model.safetensors +
-config.json, which `load` reads with safetensors only.
+Weights: the releases are torch pickles (FunASR model.pt, fairseq emotion2vec_base.pt), read as
+released by jaxser's restricted unpickler (`torch_pickle`, via `emotion2vec_convert`, which can
+also write a model.safetensors + config.json folder).
 """
 from __future__ import annotations
 
@@ -192,9 +192,8 @@ def config_from_model_conf(model_conf: dict, where: Any = "config.yaml") -> dict
 
 def arch_from_config(cfg: dict, where: Any = "config.json") -> Arch:
     if cfg.get("model_type") != MODEL_TYPE:
-        raise EncoderError(f"{where}: model_type {cfg.get('model_type')!r} is not {MODEL_TYPE!r} (convert a FunASR "
-                           "emotion2vec folder with `python -m jaxser.encoders.emotion2vec_convert SRC DST "
-                           "--allow-pickle`)")
+        raise EncoderError(f"{where}: model_type {cfg.get('model_type')!r} is not {MODEL_TYPE!r} (load the release "
+                           "folder itself: config.yaml + model.pt or emotion2vec_base.pt)")
     missing = [k for k in ARCH_KEYS if k not in cfg]
     if missing:
         raise EncoderError(f"{where}: missing config entries {missing}")
@@ -575,8 +574,9 @@ def read_converted(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     try:
         weights = load_file(str(path / "model.safetensors"))
     except Exception as e:
-        raise EncoderError(f"{path}/model.safetensors: unreadable ({type(e).__name__}: {e}); convert the release "
-                           "again with `python -m jaxser.encoders.emotion2vec_convert SRC DST --allow-pickle`") from None
+        raise EncoderError(f"{path}/model.safetensors: unreadable ({type(e).__name__}: {e}); load the release "
+                           "folder itself, or convert it again with `python -m jaxser.encoders.emotion2vec_convert "
+                           "SRC DST`") from None
     return cfg, {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in weights.items()}
 
 

@@ -480,7 +480,8 @@ def load(source: str = "random", *, dtype: str = "float32", revision: str | None
         weights = random_weights(arch, seed)
         name, where = f"random-w2v-bert-{preset}", f"random preset {preset!r}"
     else:
-        path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset, overrides=kw)
+        path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset,
+                                          overrides=kw)
         arch = arch_from_config(config, path / "config.json")
         _check_preprocessor(path)
         weights = hf.strip_prefix(hf.read_weights(path), TASK_PREFIXES)

@@ -617,7 +617,8 @@ def load(source: str = "random", *, dtype: str = "float32", revision: str | None
         name, where = f"random-{arch.model_type}-{preset}", f"random preset {preset!r}"
         do_norm = bool(normalize) if normalize is not None else False
     else:
-        path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset, overrides=kw)
+        path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset,
+                                          overrides=kw)
         arch = arch_from_config(config, path / "config.json")
         weights = hf.strip_prefix(hf.read_weights(path), TASK_PREFIXES)
         name, where = str(source), path

@@ -524,7 +524,8 @@ def load(source: str = "random", *, dtype: str = "float32", revision: str | None
         weights, ignore = random_weights(arch, seed), ()
         name, where = f"random-whisper-{preset}", f"random preset {preset!r}"
     else:
-        path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset, overrides=kw)
+        path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset,
+                                          overrides=kw)
         arch = arch_from_config(config, path / "config.json")
         _check_preprocessor(path, arch)
         weights, ignore, prefix = encoder_weights(hf.read_weights(path))

@@ -22,10 +22,9 @@ statistics) uses that utterance's valid frames only, so padding never reaches a 
 SpeechBrain adds random noise drawn from [1e-5, 9e-5] to the pooled mean even in eval mode; this
 port adds its expectation, 5e-5, instead, so embeddings are deterministic (docs/xvector.md).
 
-Weights: SpeechBrain ships `embedding_model.ckpt` (a torch pickle). `python -m
-jaxser.encoders.xvector_convert SRC DST --allow-pickle` (the hyperparams.yaml parser and the
-converter live there) turns it once into `model.safetensors` + `config.json`, which `load` reads
-with safetensors only.
+Weights: SpeechBrain ships `embedding_model.ckpt` (a torch pickle), read as released by jaxser's
+restricted unpickler (`torch_pickle`; the hyperparams.yaml parser lives in `xvector_convert`, which
+can also write a `model.safetensors` + `config.json` folder).
 """
 from __future__ import annotations
 
@@ -515,14 +514,14 @@ def __getattr__(name: str):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m jaxser.encoders.xvector convert SRC DST [--allow-pickle]`: the older spelling of
-    `python -m jaxser.encoders.xvector_convert SRC DST [--allow-pickle]`."""
+    """`python -m jaxser.encoders.xvector convert SRC DST`: the older spelling of
+    `python -m jaxser.encoders.xvector_convert SRC DST`."""
     from jaxser.encoders import xvector_convert
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] != ["convert"]:
-        print("usage: python -m jaxser.encoders.xvector convert SRC DST [--allow-pickle]\n"
-              "       (the same as: python -m jaxser.encoders.xvector_convert SRC DST [--allow-pickle])",
+        print("usage: python -m jaxser.encoders.xvector convert SRC DST\n"
+              "       (the same as: python -m jaxser.encoders.xvector_convert SRC DST)",
               file=sys.stderr)
         return 2
     return xvector_convert.main(args[1:])

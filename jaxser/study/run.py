@@ -215,22 +215,25 @@ def preflight(cfg: StudyConfig) -> None:
     problems = []
     for name, root in cfg.corpora.items():
         key = corpora.canonical_name(name)
-        if key in synthetic:
+        there = bool(root) and Path(root).expanduser().exists()
+        if key in synthetic or key not in corpora.available() and there and _is_manifest(root):
             continue
-        if not root:
+        if key not in corpora.available() and not (root and not there):
+            problems.append(f"unknown corpus {name!r} (known: {', '.join(corpora.available())}); for your own corpus "
+                            f"pass its manifest: --corpus {name}=PATH/manifest.csv")
+        elif not root:
             problems.append(f"corpus {name}: needs its folder (--corpus {name}=ROOT)")
-        elif not Path(root).expanduser().exists():
+        elif not there:
             problems.append(f"corpus {name}: {root} does not exist")
-        elif key not in corpora.available() and not _is_manifest(root):
-            problems.append(f"corpus {name}: unknown corpus name (known: {', '.join(corpora.available())}), and "
-                            f"{root} is not a manifest (CSV/JSONL)")
     for name in cfg.encoders:
         problem = encoders.locate(name)
         if problem:
             problems.append(f"encoder {name}: {problem}")
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
     if problems:
-        n_c = sum(p.startswith("corpus") for p in problems)
-        raise ConfigError(f"{len(problems) - n_c} of {len(cfg.encoders)} encoders and {n_c} of {len(cfg.corpora)} "
+        n_e = sum(p.startswith("encoder ") for p in problems)
+        raise ConfigError(f"{n_e} of {len(cfg.encoders)} encoders and {len(problems) - n_e} of {len(cfg.corpora)} "
                           "corpora of this study cannot be had:\n  " + "\n  ".join(problems))
 
 

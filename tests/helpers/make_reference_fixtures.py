@@ -300,7 +300,7 @@ def _xvector(path: Path):
 
     with tempfile.TemporaryDirectory() as tmp:
         sb, model = xvector_speechbrain_folder(Path(tmp) / "speechbrain")
-        xvector_convert.convert(sb, path, allow_pickle=True)
+        xvector_convert.convert(sb, path)
     _converted_from_name(path)
     waves = xvector_waves()
     arrays = {**pack_waves("wave_", waves), "filterbank": ref.Filterbank(XVECTOR["n_mels"]).matrix().numpy()}
@@ -354,7 +354,7 @@ def _emotion2vec_release(path: Path):
     model, conf = emotion2vec_release_model()
     with tempfile.TemporaryDirectory() as tmp:
         src = ref.save_funasr_folder(Path(tmp) / "emotion2vec_plus_tiny", model, conf)
-        emotion2vec_convert.convert(src, path, allow_pickle=True)
+        emotion2vec_convert.convert(src, path)
     _converted_from_name(path)
     atomic_write_json(path / "model_conf.json", conf)
     waves = noise_waves(E2V_LENGTHS)
