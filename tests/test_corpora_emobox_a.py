@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import unicodedata
 import warnings
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -23,8 +24,10 @@ NINE = ("ased", "asvpesd", "casia", "emovdb", "jlcorpus", "mesd", "oreau", "poli
 
 
 def make(root: Path, rel_paths, sr: int) -> Path:
+    """Short tones at the release paths; the pitch follows the whole path, so files that share
+    a name in different folders (CASIA's 201.wav) are still different recordings."""
     for rel in rel_paths:
-        tone(root / rel, sr, secs=0.06)
+        tone(root / rel, sr, secs=0.06, freq=100.0 + zlib.crc32(rel.encode()) % 100_000 / 200)
     return root
 
 
@@ -353,14 +356,16 @@ EMOBOX_SAMPLE = {
 
 
 @pytest.mark.parametrize("name", NINE)
-def test_every_file_of_emobox_list_gets_emobox_label(tmp_path, name):
-    """Names only (empty files): each loader's records hold every file EmoBox lists, no other,
-    each with EmoBox's label."""
+def test_every_file_of_emobox_list_gets_emobox_label(tmp_path, name, monkeypatch):
+    """Names only: with the file search answering EmoBox's list (no audio is read by these
+    loaders' records), each loader's records hold every listed file, each with EmoBox's label."""
     rows, label_map = eb.emobox_list(name)
-    root = eb.touch_tree(tmp_path / name, name, rows)
+    root = tmp_path / name
+    mod = corpora.module(name)
+    monkeypatch.setattr(mod, "find_audio", lambda *a, **k: sorted(root / eb.release_path(name, r) for r in rows))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ASED's gender-field warning is tested above
-        recs = corpora.module(name).records(root)
+        recs = mod.records(root)
     eb.compare_records(name, recs, root, rows, label_map)
     assert len(recs) == len(rows)
 
@@ -377,3 +382,81 @@ def test_sample_of_emobox_list_loads_as_emobox_labels_it(tmp_path, name):
         ds = corpora.load(name, root)
     eb.compare(name, ds, root, picked, label_map)
     assert all(d > 0 for d in ds["duration"]) and Counter(ds["corpus"]) == {name: len(picked)}
+
+
+# ---------------------------------------------------------------- in a study
+
+def test_two_of_them_in_a_study(tmp_path, capsys):
+    """CASIA and Polish trees (real names, tones whose pitch follows the emotion) run through
+    `jaxser run`, same-corpus and cross-corpus on their three shared classes."""
+    pytest.importorskip("opensmile")
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from jaxser import audio
+    from jaxser.study.run import main
+    from spec.checks import check_run
+
+    pitch = {"angry": 300.0, "fear": 420.0, "neutral": 160.0}
+    t16, t44 = np.arange(8000) / 16_000, np.arange(22_050) / 44_100
+    casia = tmp_path / "CASIA"
+    for i, spk in enumerate(("liuchanhg", "wangzhe", "zhaoquanyin", "ZhaoZuoxiang")):
+        for emo, f in pitch.items():
+            for n in (201, 202):
+                audio.write(casia / spk / emo / f"{n}.wav", 0.3 * np.sin(2 * np.pi * (f + 9 * i + n % 2) * t16), 16_000)
+    polish = tmp_path / "POLISH"
+    for i in range(1, 6):
+        for code, emo in (("a", "angry"), ("s", "fear"), ("n", "neutral")):
+            for word in ("nie", "tak"):
+                wave = 0.3 * np.sin(2 * np.pi * (pitch[emo] + 7 * i + (word == "tak")) * t44)
+                audio.write(polish / f"m{i}.{code}_{word}_1.wav", wave, 44_100)
+    cfg = tmp_path / "study.toml"
+    cfg.write_text('[run]\nseeds = [0]\nsettings = ["same", "cross"]\nbootstrap = 10\n'
+                   'labels = ["angry", "fear", "neutral"]\n'
+                   '[models]\nencoders = ["mfcc"]\nheads = ["fcn"]\n[train]\nmax_epochs = 3\npatience = 2\n')
+    out = tmp_path / "run"
+    assert main(["--config", str(cfg), "--corpus", f"casia={casia}", "--corpus", f"polish={polish}",
+                 "--out", str(out)]) == 0, capsys.readouterr().err
+    meta = pd.read_parquet(out / "metadata.parquet")
+    assert Counter(meta["corpus"]) == {"casia": 24, "polish": 30}
+    cells = {c["name"] for c in json.loads((out / "cells.json").read_text())}
+    assert {"cross:casia->polish", "cross:polish->casia"} <= cells
+    assert any(c.startswith("same:casia") for c in cells) and any(c.startswith("same:polish") for c in cells)
+    assert check_run(out) == []
+
+
+# ---------------------------------------------------------------- corpus card
+
+CARD_TREES = {"polish": (POLISH, 44_100), "casia": (CASIA, 16_000), "turevdb": (TUREV + (TUREV_COPY,), 44_100),
+              "mesd": (MESD, 48_000), "jlcorpus": (JL, 44_100), "ased": (ASED, 16_000), "oreau": (OREAU, 44_100),
+              "emovdb": (EMOV, 16_000), "asvpesd": (ASVP, 16_000)}
+
+
+@pytest.mark.parametrize("name", NINE)
+def test_card_of_a_clean_tree_and_of_a_planted_unknown_code(tmp_path, name):
+    """The card lists every utterance and no problem; a file with an unknown emotion code is
+    listed under problems (kind unknown_label) while the others still count."""
+    from jaxser.corpora.card import describe
+
+    paths, sr = CARD_TREES[name]
+    root = make(tmp_path / name, paths, sr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        card = describe(name, root, decode=False)
+    n = len(paths) - (name == "turevdb")  # the filtered copy is not an utterance
+    assert card["summary"].iloc[0]["utterances"] == n and card["problems"].empty
+    assert set(card["label_map"]["code"]) >= set(corpora.module(name).LABEL_MAP)
+    bad = {"polish": "m1.x_nie_1.wav", "casia": "wangzhe/disgust/201.wav",
+           "turevdb": "Sound Source/Calm/1984_xx_eger.wav",
+           "mesd": f"{MESD_DIR}/Joy_F_A_tarde.wav", "jlcorpus": f"{JL_DIR}/male1_bored_1a_1.wav",
+           "ased": "ASED_V1/05Angry/x5-01-01-01-01.wav", "oreau": f"{OREAU_V2}/f/sessj/10a02Xa.wav",
+           "emovdb": "sam_Amused/happy_1-28_0001.wav",
+           "asvpesd": "ASVP-ESD-Update/Audio/actor_51/03-01-14-01-01-51-02-02-04-15.wav"}[name]
+    tone(root / bad, sr, secs=0.06)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        card = describe(name, root, decode=False, hashes=False)
+    assert card["summary"].iloc[0]["utterances"] == n
+    assert list(card["problems"]["kind"]) == ["unknown_label"] and Path(bad).name in card["problems"]["detail"][0]

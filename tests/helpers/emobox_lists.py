@@ -5,7 +5,8 @@ EmoBox checkout: `wav` = `downloads/<name>/<path in the release>`, `emo` = the c
 EmoBox ships no licence, so nothing of it is copied here: a test reads the checkout named by
 JAXSER_EMOBOX, or `emobox/` next to the repository, and skips when neither exists. From a
 sample of the listed paths it builds a tiny tree of short WAVs in the release's own layout,
-loads it with `jaxser.corpora.load` and compares files and labels.
+loads it with `jaxser.corpora.load` and compares files and labels; the whole list is checked
+by name through each loader's `records`.
 """
 from __future__ import annotations
 
@@ -84,21 +85,8 @@ def compare(name: str, ds, root: Path, rows: list[dict], label_map: dict[str, st
     assert not wrong, wrong
 
 
-def touch_tree(root: Path, name: str, rows: list[dict]) -> Path:
-    """Empty files at every listed path: enough for a loader's `records` (names and folders
-    only, no audio read), so the whole list can be checked in a second."""
-    for r in rows:
-        p = root / release_path(name, r)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.touch()
-    return root
-
-
 def compare_records(name: str, records: list[dict], root: Path, rows: list[dict], label_map: dict[str, str]) -> None:
     """`compare` for a loader's raw records (absolute paths) instead of a dataset."""
-    class _DS(dict):
-        pass
-
-    ds = _DS(path=[Path(r["path"]).relative_to(root).as_posix() for r in records],
-             emotion=[r["emotion"] for r in records])
+    ds = {"path": [Path(r["path"]).relative_to(root).as_posix() for r in records],
+          "emotion": [r["emotion"] for r in records]}
     compare(name, ds, root, rows, label_map)
