@@ -300,7 +300,11 @@ ASVP = ("ASVP-ESD-Update/Audio/actor_36/03-01-09-01-06-36-02-02-01-39.wav",
 
 
 def test_asvpesd_fields_and_quirks(tmp_path):
-    rows = by_utt(corpora.load("asvpesd", make(tmp_path, ASVP, 16_000)))
+    root = make(tmp_path, ASVP, 16_000)
+    left_out = Counter()
+    default = by_utt(corpora.load("asvpesd", root, excluded=left_out))
+    assert len(default) == 7 and left_out == {"17": 1}  # the undocumented code 17: left out, counted
+    rows = by_utt(corpora.load("asvpesd", root, include_unknown=True))
     assert len(rows) == 8
     r = rows["03-01-09-01-06-36-02-02-01-39"]
     assert (r["speaker"], r["gender"], r["emotion"], r["raw_label"], r["vocal_channel"], r["age"], r["language"]) == (
@@ -341,6 +345,8 @@ def test_asvpesd_any_field_count_parses_to_its_actor(nums, code, channel):
 
 # ---------------------------------------------------------------- against EmoBox's lists
 
+#: Options that load a corpus exactly as EmoBox lists it (its deliberate differences undone).
+EMOBOX_OPTIONS = {"asvpesd": {"include_unknown": True}}
 #: corpus -> (files per emotion code in the sampled tree, quirks that must be in it)
 EMOBOX_SAMPLE = {
     "ased": (4, ("04Sad/S4-04-02-01-29.wav",)),
@@ -365,7 +371,7 @@ def test_every_file_of_emobox_list_gets_emobox_label(tmp_path, name, monkeypatch
     monkeypatch.setattr(mod, "find_audio", lambda *a, **k: sorted(root / eb.release_path(name, r) for r in rows))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ASED's gender-field warning is tested above
-        recs = mod.records(root)
+        recs = mod.records(root, **EMOBOX_OPTIONS.get(name, {}))
     eb.compare_records(name, recs, root, rows, label_map)
     assert len(recs) == len(rows)
 
@@ -379,7 +385,7 @@ def test_sample_of_emobox_list_loads_as_emobox_labels_it(tmp_path, name):
     root = eb.build_tree(tmp_path / name, name, picked)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = corpora.load(name, root)
+        ds = corpora.load(name, root, **EMOBOX_OPTIONS.get(name, {}))
     eb.compare(name, ds, root, picked, label_map)
     assert all(d > 0 for d in ds["duration"]) and Counter(ds["corpus"]) == {name: len(picked)}
 
@@ -445,8 +451,10 @@ def test_card_of_a_clean_tree_and_of_a_planted_unknown_code(tmp_path, name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         card = describe(name, root, decode=False)
-    n = len(paths) - (name == "turevdb")  # the filtered copy is not an utterance
+    # TurEV-DB's filtered copy is not an utterance; ASVP-ESD's code 17 is left out and counted
+    n = len(paths) - (name in ("turevdb", "asvpesd"))
     assert card["summary"].iloc[0]["utterances"] == n and card["problems"].empty
+    assert card["summary"].iloc[0]["excluded"] == (name == "asvpesd")
     assert set(card["label_map"]["code"]) >= set(corpora.module(name).LABEL_MAP)
     bad = {"polish": "m1.x_nie_1.wav", "casia": "wangzhe/disgust/201.wav",
            "turevdb": "Sound Source/Calm/1984_xx_eger.wav",

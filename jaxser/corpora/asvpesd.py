@@ -21,8 +21,10 @@ Beyond the nine canonical emotions they take EmoBox's class names: excited, plea
 
 Quirks of the release, handled on purpose:
 - one file, `Bonus/actor_200/03-01-17-01-02-200-05-02-01-12.wav`, carries emotion code 17,
-  which the README does not define; EmoBox's label map calls it UnKnown, so it is `unknown`
-  here (drop it with the label protocol like any class a study does not use).
+  which the README does not define; EmoBox's label map calls it UnKnown. It is left out by
+  default and counted (`excluded=Counter()`, the card's excluded table): a one-utterance class
+  of no emotion would only disturb same-corpus folds. `include_unknown=True` keeps it as
+  `unknown`, as EmoBox does.
 - the actor folder and the actor field disagree for a few files (e.g.
   `actor_119/03-02-07-01-20-110-02-02-17.wav`), and 171 files sit in a folder named `actor_`
   with no number; the speaker is the actor field of the name, never the folder.
@@ -31,9 +33,10 @@ The language field is not reliable across the release, so `language` is "und" (u
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
-from jaxser.corpora.schema import CorpusError, find_audio, map_label, parse_files
+from jaxser.corpora.schema import CorpusError, find_audio, map_label
 
 NAME = "asvpesd"
 LANGUAGE = "und"
@@ -41,13 +44,22 @@ SAMPLE_RATE = 16_000
 LABEL_MAP = {"01": "boredom", "02": "neutral", "03": "happy", "04": "sad", "05": "angry", "06": "fear",
              "07": "disgust", "08": "surprise", "09": "excited", "10": "pleasure", "11": "pain, groan",
              "12": "disappointment, disapproval", "13": "breath", "17": "unknown"}
+#: Codes outside the README, left out unless asked for (`include_unknown=True`).
+UNDOCUMENTED = ("17",)
 CHANNELS = {"01": "speech", "02": "non-speech"}
 AGES = {"01": "above 65", "02": "20-64", "03": "under 20", "04": "baby"}
+#: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
 ABOUT = {"utterances": 13964, "hours": 17.98, "speakers": "about 130 actor numbers (collected, not recruited)",
          "licence": "? (see the Zenodo record)", "source": "zenodo.org/record/7132783 (ASVP-ESD-Update.zip)"}
 
 
-def parse(path: Path) -> dict:
+def label_map(*, include_unknown: bool = False) -> dict[str, str]:
+    """The code -> emotion map in force (code 17 only with `include_unknown`)."""
+    return {k: v for k, v in LABEL_MAP.items() if include_unknown or k not in UNDOCUMENTED}
+
+
+def parse(path: Path, mapping: dict | None = None) -> dict | str:
+    """The record of one file, or its emotion code when the map in force leaves it out."""
     fields = [f.strip() for f in path.stem.split("-")]
     if not 8 <= len(fields) <= 12 or not all(f.isdigit() for f in fields):
         raise CorpusError(f"{NAME}: {path} does not follow ASVP-ESD naming: 8 to 12 numeric fields separated by '-' "
@@ -57,13 +69,33 @@ def parse(path: Path) -> dict:
         raise CorpusError(f"{NAME}: {path}: modality {modality!r} is not 03 (audio only)")
     if channel not in CHANNELS:
         raise CorpusError(f"{NAME}: {path}: vocal channel {channel!r} is not 01 (speech) or 02 (non-speech)")
-    emotion = map_label(NAME, code, LABEL_MAP, path)
+    mapping = LABEL_MAP if mapping is None else mapping
+    if code in UNDOCUMENTED and code not in mapping:
+        return code
+    emotion = map_label(NAME, code, mapping, path)
     spk = str(int(actor))
     return {"utt": path.stem, "path": str(path), "speaker": spk, "gender": "female" if int(actor) % 2 else "male",
             "language": LANGUAGE, "emotion": emotion, "raw_label": code, "text": "",
             "vocal_channel": CHANNELS[channel], "age": AGES.get(age, "")}
 
 
-def records(root, *, errors: list | None = None) -> list[dict]:
-    """One record per WAV below root; `errors` collects per-file CorpusErrors instead of raising."""
-    return parse_files(find_audio(root, NAME), parse, errors)
+def records(root, *, include_unknown: bool = False, errors: list | None = None,
+            excluded: Counter | None = None) -> list[dict]:
+    """One record per WAV below root (code 17 only with `include_unknown`); `errors` collects
+    per-file CorpusErrors instead of raising, `excluded` counts the codes left out."""
+    mapping = label_map(include_unknown=include_unknown)
+    out = []
+    for p in find_audio(root, NAME):
+        try:
+            r = parse(p, mapping)
+        except CorpusError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+            continue
+        if isinstance(r, str):
+            if excluded is not None:
+                excluded[r] += 1
+        else:
+            out.append(r)
+    return out

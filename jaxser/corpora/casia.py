@@ -25,7 +25,7 @@ LABEL_MAP = {"angry": "angry", "fear": "fear", "happy": "happy", "neutral": "neu
 SPEAKERS = {"liuchanhg": ("liuchang", "female"), "liuchang": ("liuchang", "female"),
             "wangzhe": ("wangzhe", "male"), "zhaoquanyin": ("zhaoquanyin", "female"),
             "zhaozuoxiang": ("zhaozuoxiang", "male")}
-#: Published figures of the freely circulated part (the card measures your copy).
+#: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
 ABOUT = {"utterances": 1200, "hours": 0.64, "speakers": "4 (2 female, 2 male)", "licence": "? (not stated)",
          "source": "CASIA (Institute of Automation, CAS); the 1,200-file part circulates freely"}
 

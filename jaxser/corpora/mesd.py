@@ -29,7 +29,8 @@ SAMPLE_RATE = 48_000
 LABEL_MAP = {"Anger": "angry", "Disgust": "disgust", "Fear": "fear", "Happiness": "happy", "Neutral": "neutral",
              "Sadness": "sad"}
 VOICES = {"F": ("adult female", "female"), "M": ("adult male", "male"), "C": ("child", "unknown")}
-ABOUT = {"utterances": 864, "hours": 0.17, "speakers": "11 voices (3 adult female, 2 adult male, 6 children)",
+#: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
+ABOUT = {"utterances": 862, "hours": 0.17, "speakers": "11 voices (3 adult female, 2 adult male, 6 children)",
          "licence": "? (see the Mendeley Data record)",
          "source": "Mendeley Data, doi:10.17632/cy34mh68j9"}
 _NAME_RE = re.compile(r"^([A-Za-z]+)_([A-Za-z])_([A-Za-z])_(\S+)$")
