@@ -204,6 +204,22 @@ def test_ased_fields_and_quirks(tmp_path):
     assert (rows["n1-07-02-02-06"]["gender"], rows["f2-07-02-01-27"]["emotion"]) == ("male", "fear")
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from("nfhsa"), st.booleans(), st.integers(1, 7), st.integers(1, 2), st.integers(1, 2),
+       st.integers(1, 65))
+def test_ased_names_parse_back_to_their_fields(letter, upper, sent, rep, gender, spk):
+    """Any well-formed ASED name in its emotion folder gives back its fields; the letter's case
+    changes only `raw_label`."""
+    mod = corpora.module("ased")
+    num = mod.FOLDER_NUMBERS[letter]
+    folder = next(f for f, c in mod.FOLDERS.items() if c == letter)
+    raw = letter.upper() if upper else letter
+    r = mod.parse(Path("ASED_V1") / folder / f"{raw}{num}-{sent:02d}-{rep:02d}-{gender:02d}-{spk:02d}.wav")
+    assert (r["emotion"], r["raw_label"], r["text"], r["repetition"], r["speaker"]) == (
+        mod.LABEL_MAP[letter], raw, f"{sent:02d}", f"{rep:02d}", f"{spk:02d}")
+    assert r["gender"] == ("female" if gender == 1 else "male")
+
+
 def test_ased_errors(tmp_path):
     with pytest.raises(UnknownLabelError, match=r"'x' in .*x5-01-01-01-01.wav"):
         corpora.load("ased", make(tmp_path / "a1", ASED[:5] + ("ASED_V1/05Angry/x5-01-01-01-01.wav",), 16_000))

@@ -1,5 +1,5 @@
 """CASIA Chinese emotional speech corpus (Institute of Automation, Chinese Academy of Sciences):
-four professional speakers (wangzhe and zhaozuoxiang male, liuchang and zhaoquanyin female),
+four speakers (wangzhe and zhaozuoxiang male, liuchang and zhaoquanyin female),
 six emotions. The freely circulated part has 1,200 files, 50 sentences (numbered 201-250) per
 speaker and emotion, in one folder per speaker and emotion:
 
