@@ -14,7 +14,8 @@ copy has flattened it); the session folder must agree with the letter.
 The release writes the é of `Oréau` decomposed (Unicode NFD: `e` + U+0301), so the same name
 can arrive in either normal form depending on the system that unpacked it. Folder names are
 compared after NFC normalisation; `version=1` or `version=2` picks one version when a root
-holds both (it must then be given: both together would count speakers' sessions twice).
+holds both (it must then be given: version 2 is a selection of version 1, so together they
+would hold most recordings twice).
 """
 from __future__ import annotations
 
