@@ -28,9 +28,22 @@ _MODULES = {
     "shemo": "shemo",
     "subesco": "subesco",
     "cafe": "cafe",
+    # EmoBox corpora, part one
+    "ased": "ased",
+    "asvpesd": "asvpesd",
+    "casia": "casia",
+    "emovdb": "emovdb",
+    "jlcorpus": "jlcorpus",
+    "mesd": "mesd",
+    "oreau": "oreau",
+    "polish": "polish",
+    "turevdb": "turevdb",
     "manifest": "manifest",
 }
 _ALIASES = {"crema-d": "cremad", "crema_d": "cremad", "emo-db": "emodb", "berlin": "emodb"}
+# EmoBox corpora, part one: the corpora's own spellings
+_ALIASES.update({"asvp-esd": "asvpesd", "emov-db": "emovdb", "jl-corpus": "jlcorpus", "turev-db": "turevdb",
+                 "oréau": "oreau"})
 
 
 def _synthetic_names() -> tuple[str, ...]:
