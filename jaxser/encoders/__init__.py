@@ -26,7 +26,14 @@ REVISIONS = {
     "facebook/hubert-large-ll60k": "ff022d095678a2995f3c49bab18a96a9e553f782",
     "microsoft/wavlm-base-plus": "4c66d4806a428f2e922ccfa1a962776e232d487b",
     "microsoft/wavlm-large": "c1423ed94bb01d80a3f5ce5bc39f6026a0f4828c",
+    "microsoft/wavlm-base": "efa81aae7ff777e464159e0f877d54eac5b84f81",
+    "openai/whisper-tiny": "169d4a4341b33bc18d8881c4b69c2e104e1cc0af",
     "openai/whisper-base": "e37978b90ca9030d5170a5c07aadb050351a65bb",
+    "openai/whisper-small": "973afd24965f72e36ca33b3055d56a652f456b4d",
+    "openai/whisper-medium": "abdf7c39ab9d0397620ccaea8974cc764cd0953e",
+    "openai/whisper-large": "4ef9b41f0d4fe232daafdb5f76bb1dd8b23e01d7",
+    "openai/whisper-large-v2": "ae4642769ce2ad8fc292556ccea8e901f1530655",
+    "openai/whisper-large-v3": "06f233fe06e710322aca913c1bc4249a0d71fce1",
     "facebook/w2v-bert-2.0": "da985ba0987f70aaeb84a80f2851cfac8c697a7b",
 }
 
