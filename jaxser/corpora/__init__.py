@@ -28,6 +28,16 @@ _MODULES = {
     "shemo": "shemo",
     "subesco": "subesco",
     "cafe": "cafe",
+    # EmoBox corpora (second group)
+    "emozionalmente": "emozionalmente",
+    "esd": "esd",
+    "mead": "mead",
+    "resd": "resd",
+    "emns": "emns",
+    "enterface": "enterface",
+    "mer2023": "mer2023",
+    "pavoque": "pavoque",
+    "m3ed": "m3ed",
     "manifest": "manifest",
 }
 _ALIASES = {"crema-d": "cremad", "crema_d": "cremad", "emo-db": "emodb", "berlin": "emodb"}

@@ -77,7 +77,8 @@ def _rows_from_dataset(ds) -> list[dict]:
         rows.append({"utt": r["id"].split("/", 1)[-1], "path": r["audio"] if isinstance(r["audio"], str) else r["path"],
                      "speaker": r["speaker"].split("/", 1)[-1], "gender": r["gender"], "language": r["language"],
                      "emotion": r["emotion"], "raw_label": r["raw_label"],
-                     **({"duration": r["duration"]} if "duration" in cols else {})})
+                     **({"duration": r["duration"]} if "duration" in cols else {}),
+                     **({k: r[k] for k in ("start", "end")} if "start" in cols else {})})
     return rows
 
 
@@ -87,13 +88,16 @@ def _inspect_files(rows, problems, *, decode: bool, hashes: bool):
     for r in rows:
         p = r["path"]
         r.update(sample_rate=None, channels=None, duration=math.nan, ok=True)
+        start, end = r.get("start"), r.get("end")  # a segment of a longer recording: only its span
         try:
             hdr = audio.info(p)
-            r.update(sample_rate=hdr.sample_rate, channels=hdr.channels, duration=hdr.duration)
+            seconds = hdr.duration if start is None else float(end) - float(start)
+            r.update(sample_rate=hdr.sample_rate, channels=hdr.channels, duration=seconds)
             if hdr.frames == 0:
                 raise audio.AudioError(p, "empty audio (0 samples)")
             if decode:
-                audio.load(p, sample_rate=hdr.sample_rate, max_seconds=max(audio.MAX_SECONDS, hdr.duration + 1))
+                audio.load(p, sample_rate=hdr.sample_rate, max_seconds=max(audio.MAX_SECONDS, seconds + 1),
+                           start=start, end=end)
         except audio.AudioError as e:
             r["ok"] = False
             problems.append({"kind": _classify(e.reason), "path": str(p), "detail": e.reason})
@@ -104,9 +108,10 @@ def _inspect_files(rows, problems, *, decode: bool, hashes: bool):
 def _report_duplicates(rows, problems):
     """One problem per extra copy of a recording, each naming the whole group (ids and paths):
     the same recording under two ids can land in both train and test."""
-    from jaxser.corpora.schema import duplicate_groups, file_digests
+    from jaxser.corpora.schema import duplicate_groups, file_digests, segment_digest
 
-    digests = file_digests([r["path"] for r in rows])
+    digests = [segment_digest(d, r.get("start"), r.get("end"))
+               for d, r in zip(file_digests([r["path"] for r in rows]), rows)]
     for i, d in enumerate(digests):
         if not d and rows[i]["ok"]:
             problems.append({"kind": "unreadable", "path": str(rows[i]["path"]), "detail": "cannot read the file"})
