@@ -437,3 +437,10 @@ def test_pavoque_matches_emobox(tmp_path):
     segs = {rec: [(p, s, 0.25 * i, 0.25 * i + 0.2) for i, (p, s) in enumerate(v)] for rec, v in by_rec.items()}
     ds = corpora.load("pavoque", tr.make_pavoque(tmp_path, segs))
     assert sorted((r["path"], r["raw_label"]) for r in ds) == sorted((_rel(r, "pavoque"), r["emo"]) for r in rows)
+
+
+def test_card_shows_what_the_owners_publish(tmp_path):
+    c = card.describe("mer2023", tr.make_mer2023(tmp_path), decode=False)
+    s = c["summary"].iloc[0]
+    assert (s["published_utterances"], s["utterances"]) == (5030, 5)
+    assert "merchallenge" in card.render(c)

@@ -244,8 +244,16 @@ def describe(ds_or_name, root=None, *, decode: bool = True, hashes: bool = True,
         "corpus": name, "root": str(root) if root is not None else "", "language": ",".join(langs),
         "utterances": n, "speakers": int(df["speaker"].nunique()) if n else 0, "emotions": int(emo.shape[0]),
         "hours": float(df["duration"].sum() / 3600) if n else 0.0,
-        "excluded": int(sum(excluded.values())), "problems": len(problems)}])
+        "excluded": int(sum(excluded.values())), "problems": len(problems),
+        **_published(mod)}])
     return {k: card[k] for k in TABLES}
+
+
+def _published(mod) -> dict:
+    """What the corpus' owners publish (a loader's CARD: size, hours, speakers, licence, source),
+    beside what the folder holds, so a partial download shows at a glance."""
+    pub = getattr(mod, "CARD", None) or {}
+    return {f"published_{k}" if k in ("utterances", "hours", "speakers") else k: v for k, v in pub.items()}
 
 
 def render(card: dict, *, max_rows: int = 20) -> str:
@@ -256,6 +264,9 @@ def render(card: dict, *, max_rows: int = 20) -> str:
     out = [f"== {s['corpus']} ({s['language']}) {s['root']}".rstrip(),
            f"{s['utterances']} utterances, {s['speakers']} speakers, {s['emotions']} emotions, "
            f"{s['hours']:.2f} h; {s['excluded']} excluded by the label map; {s['problems']} problems"]
+    if "source" in s:
+        out.append(f"published: {s['published_utterances']} utterances, {s['published_hours']} h, "
+                   f"{s['published_speakers'] or 'unnamed'} speakers; licence: {s['licence']}; get it: {s['source']}")
     with pd.option_context("display.width", 120, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         for key, title in (("emotions", "utterances by emotion"), ("label_map", "label map (corpus code -> canonical)"),
                            ("gender", "gender balance"), ("durations", "durations (seconds)"),
