@@ -150,7 +150,8 @@ def make_pavoque(root: Path, segments: dict[str, list[tuple]] | None = None, sec
     sr = 16_000
     t = np.arange(int(secs * sr)) / sr
     for rec, segs in segments.items():
-        wave = 0.3 * np.sin(2 * np.pi * (200 + 100 * np.floor(t / 0.5)) * t)
+        base = 200 + sum(rec.encode()) % 97  # recordings differ, so no two segments are one recording
+        wave = 0.3 * np.sin(2 * np.pi * (base + 100 * np.floor(t / 0.5)) * t)
         audio.write(root / f"pavoque-{rec}.flac", wave, sr)
         (root / f"pavoque-{rec}.yaml").write_text(yaml.safe_dump(
             [{"prompt": p, "style": s, "start": a, "end": b, "text": f"Satz {p}."} for p, s, a, b in segs]))
