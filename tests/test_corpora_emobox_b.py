@@ -284,27 +284,40 @@ def test_mer2023_unknown_code_missing_clip_and_relabel(tmp_path):
 def test_pavoque_segments(tmp_path):
     ds = corpora.load("pavoque", tr.make_pavoque(tmp_path))
     rows = by_utt(ds)
-    assert set(rows) == {"poker-poker_n0010-poker", "poker-poker_n0011-poker", "outtakes-a0032a-neutral",
-                         "outtakes-m0020-happy", "outtakes-m0020-happy-2"}
-    r = rows["outtakes-m0020-happy-2"]
-    assert (r["start"], r["end"], r["emotion"], r["gender"]) == (2.0, 2.9, "happy", "male")
-    assert abs(r["duration"] - 0.9) < 1e-6 and rows["poker-poker_n0010-poker"]["emotion"] == "poker"
+    assert set(rows) == {"poker_n0010-poker", "poker_n0011-poker", "a0032a-neutral", "m0002a-happy",
+                         "m0002b-happy"}
+    r = rows["m0002b-happy"]
+    assert (r["start"], r["end"], r["emotion"], r["gender"], r["recording"], r["text"]) == \
+        (1.9, 2.9, "happy", "male", "outtakes", "Satz m0002b.")
+    assert abs(r["duration"] - 1.0) < 1e-6 and rows["poker_n0010-poker"]["emotion"] == "poker"
     # segments share their file but are different recordings: digests differ, segment by segment
     digests = corpora.content_digests(ds)
     assert len(set(digests)) == len(ds) and corpora.duplicate_groups(digests) == []
     # each segment decodes to its own span only
-    i = ds["id"].index("pavoque/outtakes-m0020-happy-2")
+    i = ds["id"].index("pavoque/m0002b-happy")
     whole = audio.load(ds[i]["audio"])
     seg = audio.load(ds[i]["audio"], start=ds[i]["start"], end=ds[i]["end"])
-    assert seg.size == 14400
-    np.testing.assert_allclose(seg, whole[32000:46400], atol=1e-6)
+    assert seg.size == 16000
+    np.testing.assert_allclose(seg, whole[30400:46400], atol=1e-6)
+
+
+def test_pavoque_refuses_repeats_and_tables_without_times(tmp_path):
+    tr.make_pavoque(tmp_path, {"sad": [("o0001", "sad", 0.0, 1.0)], "outtakes": [("o0001", "sad", 1.0, 2.0)]})
+    with pytest.raises(CorpusError, match="repeats prompt 'o0001' in style 'sad'"):
+        corpora.load("pavoque", tmp_path)
+    old = tmp_path / "b"
+    old.mkdir()
+    (old / "pavoque-all.yaml").write_text("- file: ./pavoque/StefanNeutral/wav/a0001.wav\n"
+                                          "  date: 2007-10-01T10:53:08+0200\n")
+    with pytest.raises(CorpusError, match="no segment times"):
+        corpora.load("pavoque", old)
 
 
 def test_pavoque_card_decodes_segments_only(tmp_path):
     c = card.describe("pavoque", tr.make_pavoque(tmp_path))
     assert c["problems"].empty
     assert int(c["summary"]["utterances"].iloc[0]) == 5
-    assert abs(float(c["durations"]["total_h"].iloc[0]) * 3600 - (1.1 + 1.2 + 0.7 + 1.0 + 0.9)) < 1e-3
+    assert abs(float(c["durations"]["total_h"].iloc[0]) * 3600 - (1.1 + 1.2 + 0.7 + 1.0 + 1.0)) < 1e-3
 
 
 def test_pavoque_refuses_unknown_style_and_spans_outside(tmp_path):
@@ -436,11 +449,5 @@ def test_pavoque_matches_emobox(tmp_path):
         by_rec.setdefault(Path(r["wav"]).stem.removeprefix("pavoque-"), []).append((prompt, r["emo"]))
     segs = {rec: [(p, s, 0.25 * i, 0.25 * i + 0.2) for i, (p, s) in enumerate(v)] for rec, v in by_rec.items()}
     ds = corpora.load("pavoque", tr.make_pavoque(tmp_path, segs))
-    assert sorted((r["path"], r["raw_label"]) for r in ds) == sorted((_rel(r, "pavoque"), r["emo"]) for r in rows)
-
-
-def test_card_shows_what_the_owners_publish(tmp_path):
-    c = card.describe("mer2023", tr.make_mer2023(tmp_path), decode=False)
-    s = c["summary"].iloc[0]
-    assert (s["published_utterances"], s["utterances"]) == (5030, 5)
-    assert "merchallenge" in card.render(c)
+    assert sorted((r["id"], r["path"], r["raw_label"]) for r in ds) == sorted(
+        ("pavoque/" + r["key"][len("pavoque-"):], _rel(r, "pavoque"), r["emo"]) for r in rows)

@@ -145,8 +145,8 @@ def make_pavoque(root: Path, segments: dict[str, list[tuple]] | None = None, sec
     import yaml
 
     segments = segments or {"poker": [("poker_n0010", "poker", 0.0, 1.1), ("poker_n0011", "poker", 1.1, 2.3)],
-                            "outtakes": [("a0032a", "neutral", 0.2, 0.9), ("m0020", "happy", 1.0, 2.0),
-                                         ("m0020", "happy", 2.0, 2.9)]}
+                            "outtakes": [("a0032a", "neutral", 0.2, 0.9), ("m0002a", "happy", 1.0, 2.0),
+                                         ("m0002b", "happy", 1.9, 2.9)]}  # outtakes' spans may overlap
     sr = 16_000
     t = np.arange(int(secs * sr)) / sr
     for rec, segs in segments.items():
@@ -154,7 +154,9 @@ def make_pavoque(root: Path, segments: dict[str, list[tuple]] | None = None, sec
         wave = 0.3 * np.sin(2 * np.pi * (base + 100 * np.floor(t / 0.5)) * t)
         audio.write(root / f"pavoque-{rec}.flac", wave, sr)
         (root / f"pavoque-{rec}.yaml").write_text(yaml.safe_dump(
-            [{"prompt": p, "style": s, "start": a, "end": b, "text": f"Satz {p}."} for p, s, a, b in segs]))
+            [{"prompt": p, "text": f"Satz {p}.", "style": s, "start": a, "end": b,
+              "segments": [{"lab": "H#", "end": a + 0.05}, {"lab": "a", "end": b}]} for p, s, a, b in segs],
+            allow_unicode=True, sort_keys=False, default_flow_style=None))  # phones as the release writes them
     return root
 
 
