@@ -230,15 +230,19 @@ def test_emns_unknown_code_and_unlisted_file(tmp_path):
 def test_enterface_with_the_irregular_subjects(tmp_path):
     ds = corpora.load("enterface", tr.make_enterface(tmp_path))
     rows = by_utt(ds)
-    assert set(rows) == {"s19_an_4", "s6_su", "s3_ha_1", "s16_su_3", "s2_fe_5"}
+    assert set(rows) == {"s19_an_4", "s6_su", "s3_ha_1", "s16_su_3", "s2_fe_5", "s12_sa_4", "s2_an_2", "s2_an_1"}
     assert rows["s3_ha_1"]["speaker"] == "enterface/3" and rows["s3_ha_1"]["emotion"] == "happy"
     assert rows["s6_su"]["text"] == "" and rows["s16_su_3"]["text"] == "su3"
+    assert rows["s12_sa_4"]["speaker"] == "enterface/11"  # subject 11's files are named s12_*
+    assert rows["s2_an_2"]["path"] == "enterface database/subject 2/anger/sentence 1/s2_an_2.avi"
 
 
 def test_enterface_refuses_disagreeing_folders_and_codes(tmp_path):
-    tr.make_enterface(tmp_path, ["subject 2/fear/sentence 5/s2_an_5.avi"])
-    with pytest.raises(CorpusError, match="disagrees"):
-        corpora.load("enterface", tmp_path)
+    for i, rel in enumerate(["subject 2/fear/sentence 5/s2_an_5.avi", "subject 11/fear/sentence 5/s13_fe_5.avi",
+                             "subject 2/fear/sentence 1/s2_fe_2.avi", "subject 4/fear/sentence 1/s12_fe_1.avi"]):
+        tr.make_enterface(tmp_path / str(i), [rel])  # only the release's own irregular names pass
+        with pytest.raises(CorpusError, match="disagrees|not in a"):
+            corpora.load("enterface", tmp_path / str(i))
     t2 = tmp_path / "b"
     tr.make_enterface(t2, ["subject 2/fear/sentence 5/s2_xx_5.avi"])
     with pytest.raises(UnknownLabelError, match="'xx'"):

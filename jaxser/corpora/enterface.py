@@ -1,12 +1,15 @@
-"""eNTERFACE'05 (Martin, Kotsia, Macq & Pitas 2006): audio-visual emotion database, 42-44
+"""eNTERFACE'05 (Martin, Kotsia, Macq & Pitas 2006): audio-visual emotion database, 43
 subjects reacting to six scenarios with five sentences each; the audio track of each `.avi`
 is decoded through `jaxser.audio` (PyAV).
 
-Layout: `subject 1/anger/sentence 1/s1_an_1.avi`. Irregular subjects of the release, read as
-they are: subject 6 has one file per emotion and no sentence folders (`subject 6/anger/
-s6_an.avi`); subject 3 names files `s_3_su_4.avi`; one file of subject 16 is
-`s16_su_3avi.avi`. The subject, emotion and sentence are taken from the folders and must agree
-with the file name; the utterance id is the regular `s<subject>_<code>[_<sentence>]`.
+Layout: `subject 1/anger/sentence 1/s1_an_1.avi`. The subject, emotion and sentence come
+from the folders and must agree with the file name, except for the release's irregular
+names, read as they are (KNOWN_NAMES): subject 6 has one file per emotion and no sentence
+folders (`subject 6/anger/s6_an.avi`); subject 3 names files `s_3_su_4.avi`; one file of
+subject 16 is `s16_su_3avi.avi`; the files in `subject 11/` are named `s12_*` (there is no
+`subject 12/`); in `subject 2/anger/` the files of sentences 1 and 2 carry each other's
+number. The speaker is the subject folder; the id is the regularised file name
+`s<N>_<code>[_<K>]` and `text` its code and sentence.
 """
 from __future__ import annotations
 
@@ -27,6 +30,12 @@ CARD = dict(utterances=1263, hours=1.1, speakers=43, licence="free for research 
             source="https://enterface.net/enterface05/main.php?frame=emotion")
 
 
+#: Release names that disagree with their folders, accepted as they are (see the module doc):
+#: subject folder -> the subject number its files carry; and (subject, code, folder sentence)
+#: -> the sentence number in the file name.
+KNOWN_NAMES = {"subjects": {"11": "12"}, "sentences": {("2", "an", "1"): "2", ("2", "an", "2"): "1"}}
+
+
 def parse(path: Path) -> dict:
     m = _FILE_RE.match(path.stem)
     if not m:
@@ -38,11 +47,14 @@ def parse(path: Path) -> dict:
     subj_m = _SUBJECT_RE.match(emo_dir.parent.name)
     if not subj_m or emo_dir.name not in FOLDERS:
         raise CorpusError(f"{NAME}: {path} is not in a 'subject N/<emotion>/[sentence K/]' folder")
-    if subj_m.group(1) != subj or FOLDERS[emo_dir.name] != code or (sent_m and sent and sent_m.group(1) != sent):
+    folder_subj, folder_sent = subj_m.group(1), sent_m.group(1) if sent_m else None
+    subjects = {folder_subj, KNOWN_NAMES["subjects"].get(folder_subj, folder_subj)}  # a corrected copy passes too
+    sentences = {folder_sent, KNOWN_NAMES["sentences"].get((folder_subj, code, folder_sent), folder_sent)}
+    if subj not in subjects or FOLDERS[emo_dir.name] != code or (folder_sent and sent and sent not in sentences):
         raise CorpusError(f"{NAME}: {path}: the file name disagrees with its folders (subject, emotion or sentence)")
-    sentence = sent_m.group(1) if sent_m else (sent or "")
+    sentence = sent or folder_sent or ""
     utt = f"s{subj}_{code}" + (f"_{sentence}" if sentence else "")
-    return dict(utt=utt, path=str(path.resolve()), speaker=subj, gender="unknown", language=LANGUAGE,
+    return dict(utt=utt, path=str(path.resolve()), speaker=folder_subj, gender="unknown", language=LANGUAGE,
                 emotion=emotion, raw_label=code, text=f"{code}{sentence}" if sentence else "")
 
 

@@ -113,7 +113,8 @@ def make_emns(root: Path, rows=EMNS) -> Path:
 
 ENTERFACE = ["subject 19/anger/sentence 4/s19_an_4.avi", "subject 6/surprise/s6_su.avi",
              "subject 3/happiness/sentence 1/s_3_ha_1.avi", "subject 16/surprise/sentence 3/s16_su_3avi.avi",
-             "subject 2/fear/sentence 5/s2_fe_5.avi"]
+             "subject 2/fear/sentence 5/s2_fe_5.avi", "subject 11/sadness/sentence 4/s12_sa_4.avi",
+             "subject 2/anger/sentence 1/s2_an_2.avi", "subject 2/anger/sentence 2/s2_an_1.avi"]
 
 
 def make_enterface(root: Path, paths=ENTERFACE) -> Path:
