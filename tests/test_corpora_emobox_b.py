@@ -280,6 +280,15 @@ def test_mer2023_unknown_code_missing_clip_and_relabel(tmp_path):
     (t2 / "test1" / "sample_2.avi").unlink()
     with pytest.raises(CorpusError, match="no test1/sample_2.avi or .mp4"):
         corpora.load("mer2023", t2)
+    t3 = tr.make_mer2023(tmp_path / "c", [("train", "sample_1", "sad", ".avi"), ("test1", "sample_2", "sad", ".avi")])
+    with open(t3 / "test-labels" / "test1-label.csv", "a") as f:
+        f.write("sample_1,sad,0.0\n")
+    with pytest.warns(UserWarning, match="1 label row"):
+        assert len(corpora.load("mer2023", t3)) == 2
+    with open(t3 / "test-labels" / "test1-label.csv", "a") as f:
+        f.write("sample_1,happy,0.0\n")
+    with pytest.raises(CorpusError, match="labelled 'happy' here and 'sad'"):
+        corpora.load("mer2023", t3)
 
 
 # ---------------------------------------------------------------- PAVOQUE (segments)
@@ -455,3 +464,19 @@ def test_pavoque_matches_emobox(tmp_path):
     ds = corpora.load("pavoque", tr.make_pavoque(tmp_path, segs))
     assert sorted((r["id"], r["path"], r["raw_label"]) for r in ds) == sorted(
         ("pavoque/" + r["key"][len("pavoque-"):], _rel(r, "pavoque"), r["emo"]) for r in rows)
+
+
+def test_m3ed_matches_emobox(tmp_path):
+    rows = _emobox_rows("m3ed")
+    ann: dict = {}
+    for r in rows:  # modality_speech/<speaker letter>_<series>_<dialog no>_<utterance no>.wav
+        letter, utt = Path(r["wav"]).stem.split("_", 1)
+        series, dialog = utt.rsplit("_", 2)[0], utt.rsplit("_", 1)[0]
+        clip = ann.setdefault(series, {}).setdefault(dialog, {"SpeakerInfo": {}, "Dialog": {}})
+        clip["SpeakerInfo"][letter] = {"Name": f"{series}-{letter}"}
+        clip["Dialog"][utt] = {"Speaker": letter, "Text": "", "EmoAnnotation": {"final_main_emo": r["emo"]}}
+        tr.media(tmp_path / _rel(r, "m3ed"))
+    (tmp_path / "annotation.json").write_text(json.dumps(ann))
+    ds = corpora.load("m3ed", tmp_path)
+    _check(ds, rows, "m3ed")
+    assert sorted(ds["id"]) == sorted("m3ed/" + r["key"][len("m3ed-"):] for r in rows)

@@ -11,6 +11,7 @@ subset is the `split` column.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from jaxser.corpora.schema import CorpusError, find_file, map_label, read_table
@@ -37,31 +38,38 @@ def _clip_index(root) -> dict[str, list[Path]]:
 
 
 def records(root, *, errors: list | None = None) -> list[dict]:
-    """One record per labelled clip; a clip listed twice (EmoBox keeps the first) or a label
-    row without its clip is a CorpusError naming the table and line."""
+    """One record per labelled clip. A clip labelled again with the same label is used once
+    (warning with the count); with another label, or a label row without its clip, it is a
+    CorpusError naming the table and line."""
     clips = _clip_index(root)
-    out, seen = [], {}
+    out, seen, repeats = [], {}, []
     for split, (table_name, folder) in SPLITS.items():
         table = find_file(root, NAME, table_name, required=split == "train")
         if table is None:
             continue
         for line, row in read_table(NAME, table, ("name", "discrete")):
             try:
-                name = row["name"]
+                name, code = row["name"], row["discrete"]
                 if name in seen:
-                    raise CorpusError(f"{NAME}: {table} line {line}: clip {name!r} is already labelled in {seen[name]}")
+                    if seen[name][1] != code:
+                        raise CorpusError(f"{NAME}: {table} line {line}: clip {name!r} is labelled {code!r} here and "
+                                          f"{seen[name][1]!r} in {seen[name][0]}")
+                    repeats.append(f"{table} line {line}")
+                    continue
                 found = clips.get(f"{folder}/{name}", [])
                 if len(found) != 1:
                     raise CorpusError(f"{NAME}: {table} line {line}: " + (
                         f"no {folder}/{name}.avi or .mp4 below {root}" if not found else
                         f"{name} found {len(found)} times ({', '.join(map(str, found))})"))
-                code = row["discrete"]
                 emotion = map_label(NAME, code, LABEL_MAP, f"{table} line {line}")
-                seen[name] = f"{table} line {line}"
+                seen[name] = (f"{table} line {line}", code)
                 out.append(dict(utt=name, path=str(found[0].resolve()), speaker=name, gender="unknown",
                                 language=LANGUAGE, emotion=emotion, raw_label=code, text="", split=split))
             except CorpusError as e:
                 if errors is None:
                     raise
                 errors.append(e)
+    if repeats:
+        warnings.warn(f"{NAME}: {len(repeats)} label row(s) repeat a clip already labelled the same way "
+                      f"(e.g. {repeats[0]}); each clip is used once", stacklevel=2)
     return out
