@@ -65,8 +65,8 @@ def is_container(path: str | os.PathLike) -> bool:
 def info(path: str | os.PathLike) -> AudioInfo:
     """Header-only metadata (no decoding); raises AudioError for unreadable files.
 
-    For containers the frame count comes from the audio track's duration (or the container's);
-    a track that declares none (AVI, a WebM written by a browser) is decoded once to count.
+    For containers the frame count comes from the audio track's declared duration, else from
+    its packets' times (AVI, a WebM written by a browser), else by decoding once to count.
     """
     if is_container(path):
         return _container_info(path)
@@ -101,10 +101,31 @@ def _container_info(path) -> AudioInfo:
         sr, channels = int(s.codec_context.sample_rate or s.rate or 0), int(s.codec_context.channels or 0)
         # only the audio track's own duration: a container's is its longest track's (AVI: the video)
         seconds = float(s.duration * s.time_base) if s.duration and s.time_base is not None else None
-    if seconds is None:  # no duration in the audio track's headers: count the samples
+        if seconds is None:
+            seconds = _packet_span(c, s)
+    if seconds is None:  # neither headers nor packet times: count the samples
         wave, sr = decode_container(path)
         return AudioInfo(str(path), sr, wave.shape[1], wave.shape[0])
     return AudioInfo(str(path), sr, channels, int(round(seconds * sr)))
+
+
+def _packet_span(container, stream) -> float | None:
+    """The audio track's time span from its packets' times, read without decoding (AVI and
+    browser-written WebM declare no track duration; decoding to count costs ~20x more)."""
+    import av
+
+    lo = hi = None
+    try:
+        for pkt in container.demux(stream):
+            if not pkt.size:
+                continue
+            if pkt.pts is None or not pkt.duration:
+                return None
+            lo = pkt.pts if lo is None else min(lo, pkt.pts)
+            hi = pkt.pts + pkt.duration if hi is None else max(hi, pkt.pts + pkt.duration)
+    except av.error.FFmpegError:
+        return None
+    return None if lo is None or stream.time_base is None else float((hi - lo) * stream.time_base)
 
 
 def decode_container(path: str | os.PathLike, start: float | None = None,
