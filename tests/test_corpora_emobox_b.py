@@ -139,6 +139,12 @@ def test_esd(tmp_path, split_folders):
     assert (rows["0011_000751"]["language"], rows["0011_000751"]["gender"]) == ("en", "male")
 
 
+def test_esd_transcripts_in_gb18030(tmp_path):
+    tr.media(tmp_path / "0002" / "Sad" / "0002_001051.wav")
+    (tmp_path / "0002" / "0002.txt").write_bytes("0002_001051\t他们的确很是美丽。\t伤心\n".encode("gb18030"))
+    assert corpora.load("esd", tmp_path)[0]["text"] == "他们的确很是美丽。"
+
+
 def test_esd_refuses_wrong_folders(tmp_path):
     tr.media(tmp_path / "0001" / "Happy" / "0001_000001.wav")  # number 1 is Neutral
     with pytest.raises(CorpusError, match="belongs to Neutral"):
@@ -480,3 +486,25 @@ def test_m3ed_matches_emobox(tmp_path):
     ds = corpora.load("m3ed", tmp_path)
     _check(ds, rows, "m3ed")
     assert sorted(ds["id"]) == sorted("m3ed/" + r["key"][len("m3ed-"):] for r in rows)
+
+
+def test_stereo_container_is_averaged_to_mono(tmp_path):
+    import av
+    from fractions import Fraction
+
+    sr, n = 16_000, 16_000
+    left = (0.4 * np.sin(np.arange(n) / 5.0)).astype(np.float32)
+    p = tmp_path / "stereo.mkv"
+    with av.open(str(p), "w") as out:
+        s = out.add_stream("flac", rate=sr)
+        s.layout = "stereo"
+        for i in range(0, n, 1024):
+            pcm = np.stack([left[i:i + 1024], np.zeros_like(left[i:i + 1024])]).T.reshape(1, -1)
+            fr = av.AudioFrame.from_ndarray((pcm * 32767).astype(np.int16), format="s16", layout="stereo")
+            fr.sample_rate, fr.pts, fr.time_base = sr, i, Fraction(1, sr)
+            for pkt in s.encode(fr):
+                out.mux(pkt)
+        for pkt in s.encode(None):
+            out.mux(pkt)
+    assert audio.info(p).channels == 2
+    np.testing.assert_allclose(audio.load(p), left / 2, atol=1e-4)

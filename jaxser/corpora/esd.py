@@ -40,8 +40,17 @@ def _transcripts(speaker_dir: Path, speaker: str) -> dict[str, str]:
     f = speaker_dir / f"{speaker}.txt"
     if not f.is_file():
         return {}
+    data = f.read_bytes()
+    for enc in ("utf-8-sig", "gb18030"):  # Mandarin transcripts: UTF-8, or the GB encoding of Chinese Windows
+        try:
+            text = data.decode(enc)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise CorpusError(f"{NAME}: {f} is neither UTF-8 nor GB18030 text; re-save it as UTF-8")
     out = {}
-    for raw in f.read_text(encoding="utf-8-sig", errors="replace").splitlines():
+    for raw in text.splitlines():
         parts = raw.strip().split("\t")
         if len(parts) >= 2:
             out[parts[0]] = parts[1].strip()
