@@ -508,3 +508,16 @@ def test_stereo_container_is_averaged_to_mono(tmp_path):
             out.mux(pkt)
     assert audio.info(p).channels == 2
     np.testing.assert_allclose(audio.load(p), left / 2, atol=1e-4)
+
+
+@pytest.mark.parametrize("name,make", [("emozionalmente", tr.make_emozionalmente), ("esd", tr.make_esd),
+                                       ("mead", tr.make_mead), ("resd", tr.make_resd), ("emns", tr.make_emns),
+                                       ("enterface", tr.make_enterface), ("mer2023", tr.make_mer2023),
+                                       ("pavoque", tr.make_pavoque), ("m3ed", tr.make_m3ed)])
+def test_card_on_every_tree_is_clean(tmp_path, name, make):
+    """The card decodes every row (containers, segments) and finds nothing wrong in a good tree."""
+    make(tmp_path)
+    c = card.describe(name, tmp_path)
+    assert c["problems"].empty, c["problems"].to_dict("records")
+    assert int(c["summary"]["utterances"].iloc[0]) == len(corpora.load(name, tmp_path))
+    assert "published:" in card.render(c)
