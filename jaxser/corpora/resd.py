@@ -4,8 +4,8 @@ Face Hub: `train.csv` and `test.csv` (columns `name`, `path`, `emotion`, ...) be
 `train/happiness_enthusiasm_32/32_happiness_enthusiasm_h_120.wav`.
 
 Labels come from the tables' `emotion` column (seven classes; `enthusiasm` is EmoBox's
-`enthusiastic`). The corpus names no speakers: each session folder holds one dialogue of an
-actor pair, so the session is the speaker unit here (folds never split a dialogue). The
+`enthusiastic`). The release names no speakers: each session folder holds one recorded
+emotion pair, and the session is the speaker unit here (folds never split a session). The
 release's own train/test assignment is the `split` column. File names are irregular (a space
 instead of `_` before the emotion letter, the pair written in the other order than the
 folder's); they are used as written, never parsed.
