@@ -1,5 +1,5 @@
-"""eNTERFACE'05 (Martin, Kotsia, Macq & Pitas 2006): audio-visual emotion database, 43
-subjects reacting to six scenarios with five sentences each; the audio track of each `.avi`
+"""eNTERFACE'05 (Martin, Kotsia, Macq & Pitas 2006): audio-visual emotion database, 42
+subjects by its owners' count (43 subject folders in the archive) reacting to six scenarios with five sentences each; the audio track of each `.avi`
 is decoded through `jaxser.audio` (PyAV).
 
 Layout: `subject 1/anger/sentence 1/s1_an_1.avi`. The subject, emotion and sentence come
@@ -26,7 +26,7 @@ FOLDERS = {"anger": "an", "disgust": "di", "fear": "fe", "happiness": "ha", "sad
 _SUBJECT_RE = re.compile(r"^subject (\d+)$")
 _SENTENCE_RE = re.compile(r"^sentence (\d)$")
 _FILE_RE = re.compile(r"^s_?(\d+)_([a-z]{2})(?:_(\d))?(?:avi)?$")
-CARD = dict(utterances=1263, hours=1.1, speakers=43, licence="free for research (eNTERFACE'05 site)",
+CARD = dict(utterances=1263, hours=1.1, speakers=42, licence="free for research (eNTERFACE'05 site)",
             source="https://enterface.net/enterface05/main.php?frame=emotion")
 
 
