@@ -128,33 +128,58 @@ def _packet_span(container, stream) -> float | None:
     return None if lo is None or stream.time_base is None else float((hi - lo) * stream.time_base)
 
 
+class _NoFrameTimes(Exception):
+    pass
+
+
+#: Seconds before a segment's start to seek to (more than any codec's pre-roll).
+_SEEK_MARGIN = 0.5
+
+
 def decode_container(path: str | os.PathLike, start: float | None = None,
                      end: float | None = None) -> tuple[np.ndarray, int]:
     """The first audio track of any container PyAV reads, as float32 [frames, channels] at
-    its own rate; with `start`/`end` (seconds) only that span (seeking, not decoding from 0).
+    its own rate; with `start`/`end` (seconds) only that span (seeking, not decoding from 0,
+    unless the frames carry no times to trim by).
 
     Raises AudioError naming the file when it cannot be opened or decoded, or has no audio.
     """
+    try:
+        return _decode_container(path, start, end)
+    except _NoFrameTimes:
+        wave, sr = _decode_container(path, None, None)
+        lo = int(round((start or 0.0) * sr))
+        return wave[lo:wave.shape[0] if end is None else max(lo, int(round(end * sr)))], sr
+
+
+def _decode_container(path, start, end) -> tuple[np.ndarray, int]:
     import av
 
     with _open_container(path) as c:
         s = _audio_stream(c, path)
         s.thread_type = "AUTO"
         if start:
-            try:  # lands on a packet at or before `start`; frame times below trim the rest
-                c.seek(int(start / s.time_base), stream=s, backward=True, any_frame=False)
+            # a packet well before `start`: decoders drop their pre-roll after a seek (Opus: 312
+            # samples), so seeking to `start` itself can begin decoding after it; frame times
+            # below trim the rest
+            try:
+                c.seek(int(max(0.0, start - _SEEK_MARGIN) / s.time_base), stream=s, backward=True, any_frame=False)
             except av.error.FFmpegError:
                 c.seek(0)
-        chunks, t_first, sr, pos = [], None, None, 0
+        chunks, t_first, anchor, sr, pos = [], None, 0, None, 0
         resampler = None
         try:
             for frame in c.decode(s):
                 if sr is None:
                     sr = int(frame.sample_rate)
                     resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=sr)
+                if frame.time is None and start:  # no frame times to trim a seek by: decode from 0
+                    raise _NoFrameTimes
                 t = float(frame.time) if frame.time is not None else pos / sr
-                if t_first is None:
-                    t_first = t
+                if t_first is None or (start is not None and t <= start):
+                    # anchor: the last frame starting at or before `start` (the first frame after a
+                    # seek may have lost its decoder pre-roll, so its time is the least exact)
+                    t_first, anchor = t, pos
                 if end is not None and t >= end:
                     break
                 for out in resampler.resample(frame):
@@ -165,12 +190,12 @@ def decode_container(path: str | os.PathLike, start: float | None = None,
                 chunks += [out.to_ndarray() for out in resampler.resample(None)]
         except av.error.FFmpegError as e:
             raise AudioError(path, f"undecodable audio ({type(e).__name__}: {e})") from None
-    if sr is None:
-        raise AudioError(path, "empty audio (the audio track holds no samples)")
+    if sr is None or not chunks:
+        raise AudioError(path, "empty audio (the audio track holds no samples" + (" in the segment)" if end else ")"))
     wave = np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False)
     t_first = t_first or 0.0
-    lo = max(0, int(round(((start or 0.0) - t_first) * sr)))
-    hi = wave.shape[0] if end is None else max(lo, int(round((end - t_first) * sr)))
+    lo = max(0, anchor + int(round(((start or 0.0) - t_first) * sr)))
+    hi = wave.shape[0] if end is None else max(lo, anchor + int(round((end - t_first) * sr)))
     return wave[lo:hi], sr
 
 
