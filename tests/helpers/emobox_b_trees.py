@@ -18,12 +18,13 @@ from tests.helpers.corpus_release_trees import tone
 def media(path: Path, secs: float = 0.2) -> Path:
     """A short file of the kind `path`'s extension names: WAV/FLAC tone, or a container with audio."""
     path = Path(path)
+    # no two fixture files alike (MEAD repeats 001.m4a in every folder)
+    freq = 150 + zlib.crc32("/".join(path.parts[-5:]).encode()) % 100_000 / 200
     if path.suffix.lower() in audio.CONTAINER_EXTENSIONS:
         sr = 16_000 if path.suffix.lower() != ".webm" else 48_000
         t = np.arange(int(secs * sr)) / sr
-        freq = 150 + zlib.crc32(path.name.encode()) % 100_000 / 200  # no two fixture files alike
         return write_container(path, 0.3 * np.sin(2 * np.pi * freq * t), sr, video=path.suffix.lower() != ".m4a")
-    return tone(path, 16_000, secs)
+    return tone(path, 16_000, secs, freq=freq)
 
 
 def write_csv(path: Path, header, rows, delimiter=",") -> Path:
