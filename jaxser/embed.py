@@ -62,7 +62,7 @@ import numpy as np
 
 from jaxser import audio
 from jaxser import io as jio
-from jaxser.corpora.schema import fingerprint as corpus_fingerprint
+from jaxser.corpora.schema import fingerprint as corpus_fingerprint, segments
 from jaxser.errors import CacheError, report
 
 log = logging.getLogger(__name__)
@@ -342,6 +342,7 @@ class _Extraction:
                  progress, stop_after_chunks, pi, pc, timeout):
         self.encoder, self.out_dir, self.final = encoder, out_dir, out_dir / FINAL
         self.ids, self.paths = list(ds["id"]), list(ds["audio"])
+        self.spans = segments(ds)  # (start, end) of rows that are segments of a longer file
         self.corpus = ds[0]["corpus"] if self.ids else ""
         self.layers, self.dim = encoder.num_layers, encoder.dim
         self.chunk_size, self.skip_errors, self.progress = chunk_size, skip_errors, progress
@@ -354,6 +355,10 @@ class _Extraction:
         order = sorted(range(len(self.ids)), key=lambda i: (samples[i], self.ids[i]))  # deterministic
         self.chunks = [order[i:i + chunk_size] for i in range(0, len(order), chunk_size)]
 
+    def _load(self, i: int) -> np.ndarray:
+        start, end = self.spans[i]
+        return audio.load(self.paths[i], sample_rate=self.sr, start=start, end=end)
+
     def chunk_file(self, ci: int) -> Path:
         return self.out_dir / f"chunk-{self.chunk_size}-{ci:05d}.npz"
 
@@ -363,10 +368,10 @@ class _Extraction:
         wanted = set(self.ids)
         _, out, refused = _trusted_final(self.final, self.ids, self.layers, self.dim, self.skip_errors, quiet=False)
         if not self.skip_errors:  # files an earlier run skipped: fail now, before rewriting any chunk
-            where = dict(zip(self.ids, self.paths))
+            where = {u: i for i, u in enumerate(self.ids)}
             for u in refused:
                 if u in where:
-                    audio.load(where[u], sample_rate=self.sr)  # raises its AudioError
+                    self._load(where[u])  # raises its AudioError
         sizes = set()
         for f in sorted(self.out_dir.glob("chunk-*.npz")):
             if f.name.startswith(f"chunk-{self.chunk_size}-"):
@@ -387,7 +392,7 @@ class _Extraction:
 
         def decode(i):
             try:
-                return audio.load(self.paths[i], sample_rate=sr), None
+                return self._load(i), None
             except audio.AudioError as e:
                 if not self.skip_errors:
                     raise

@@ -75,7 +75,9 @@ def speaker_folds(groups: Sequence[str], k: int = K_FOLDS, seed: int = 0) -> lis
     groups = np.asarray(groups)
     uniq, counts = np.unique(groups, return_counts=True)
     if len(uniq) < 2:
-        raise ProtocolError(f"speaker-independent folds need >= 2 speakers, got {len(uniq)}")
+        who = f" ({uniq[0]})" if len(uniq) else ""
+        raise ProtocolError(f"speaker-independent folds need >= 2 speakers, got {len(uniq)}{who}; a one-speaker "
+                            "corpus can only be a cross-corpus source or target (settings without 'same')")
     n_folds = min(k, len(uniq))
     size = dict(zip(uniq.tolist(), counts.tolist()))
     order = sorted(_stable_perm(uniq.tolist(), seed), key=lambda g: -size[g])  # stable: ties keep perm order

@@ -77,7 +77,8 @@ def _rows_from_dataset(ds) -> list[dict]:
         rows.append({"utt": r["id"].split("/", 1)[-1], "path": r["audio"] if isinstance(r["audio"], str) else r["path"],
                      "speaker": r["speaker"].split("/", 1)[-1], "gender": r["gender"], "language": r["language"],
                      "emotion": r["emotion"], "raw_label": r["raw_label"],
-                     **({"duration": r["duration"]} if "duration" in cols else {})})
+                     **({"duration": r["duration"]} if "duration" in cols else {}),
+                     **({k: r[k] for k in ("start", "end")} if "start" in cols else {})})
     return rows
 
 
@@ -87,13 +88,16 @@ def _inspect_files(rows, problems, *, decode: bool, hashes: bool):
     for r in rows:
         p = r["path"]
         r.update(sample_rate=None, channels=None, duration=math.nan, ok=True)
+        start, end = r.get("start"), r.get("end")  # a segment of a longer recording: only its span
         try:
             hdr = audio.info(p)
-            r.update(sample_rate=hdr.sample_rate, channels=hdr.channels, duration=hdr.duration)
+            seconds = hdr.duration if start is None else float(end) - float(start)
+            r.update(sample_rate=hdr.sample_rate, channels=hdr.channels, duration=seconds)
             if hdr.frames == 0:
                 raise audio.AudioError(p, "empty audio (0 samples)")
             if decode:
-                audio.load(p, sample_rate=hdr.sample_rate, max_seconds=max(audio.MAX_SECONDS, hdr.duration + 1))
+                audio.load(p, sample_rate=hdr.sample_rate, max_seconds=max(audio.MAX_SECONDS, seconds + 1),
+                           start=start, end=end)
         except audio.AudioError as e:
             r["ok"] = False
             problems.append({"kind": _classify(e.reason), "path": str(p), "detail": e.reason})
@@ -104,9 +108,10 @@ def _inspect_files(rows, problems, *, decode: bool, hashes: bool):
 def _report_duplicates(rows, problems):
     """One problem per extra copy of a recording, each naming the whole group (ids and paths):
     the same recording under two ids can land in both train and test."""
-    from jaxser.corpora.schema import duplicate_groups, file_digests
+    from jaxser.corpora.schema import duplicate_groups, file_digests, segment_digest
 
-    digests = file_digests([r["path"] for r in rows])
+    digests = [segment_digest(d, r.get("start"), r.get("end"))
+               for d, r in zip(file_digests([r["path"] for r in rows]), rows)]
     for i, d in enumerate(digests):
         if not d and rows[i]["ok"]:
             problems.append({"kind": "unreadable", "path": str(rows[i]["path"]), "detail": "cannot read the file"})
@@ -239,8 +244,16 @@ def describe(ds_or_name, root=None, *, decode: bool = True, hashes: bool = True,
         "corpus": name, "root": str(root) if root is not None else "", "language": ",".join(langs),
         "utterances": n, "speakers": int(df["speaker"].nunique()) if n else 0, "emotions": int(emo.shape[0]),
         "hours": float(df["duration"].sum() / 3600) if n else 0.0,
-        "excluded": int(sum(excluded.values())), "problems": len(problems)}])
+        "excluded": int(sum(excluded.values())), "problems": len(problems),
+        **_published(mod)}])
     return {k: card[k] for k in TABLES}
+
+
+def _published(mod) -> dict:
+    """What the corpus' owners publish (a loader's CARD: size, hours, speakers, licence, source),
+    beside what the folder holds, so a partial download shows at a glance."""
+    pub = getattr(mod, "CARD", None) or {}
+    return {f"published_{k}" if k in ("utterances", "hours", "speakers") else k: v for k, v in pub.items()}
 
 
 def render(card: dict, *, max_rows: int = 20) -> str:
@@ -251,6 +264,9 @@ def render(card: dict, *, max_rows: int = 20) -> str:
     out = [f"== {s['corpus']} ({s['language']}) {s['root']}".rstrip(),
            f"{s['utterances']} utterances, {s['speakers']} speakers, {s['emotions']} emotions, "
            f"{s['hours']:.2f} h; {s['excluded']} excluded by the label map; {s['problems']} problems"]
+    if "source" in s:
+        out.append(f"published: {s['published_utterances']} utterances, {s['published_hours']} h, "
+                   f"{s['published_speakers'] or 'unnamed'} speakers; licence: {s['licence']}; get it: {s['source']}")
     with pd.option_context("display.width", 120, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         for key, title in (("emotions", "utterances by emotion"), ("label_map", "label map (corpus code -> canonical)"),
                            ("gender", "gender balance"), ("durations", "durations (seconds)"),

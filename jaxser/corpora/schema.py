@@ -28,6 +28,9 @@ COLUMNS = ("id", "corpus", "audio", "path", "speaker", "gender", "language", "em
 #: Keys a loader's record must provide (the rest are derived by build_dataset).
 RECORD_KEYS = ("utt", "path", "speaker", "gender", "language", "emotion", "raw_label", "text")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+#: Extra float columns of a row that is a segment of a longer recording (seconds into its
+#: file). `jaxser.audio.load(path, start=, end=)` reads only that span; digests include it.
+SEGMENT_COLUMNS = ("start", "end")
 
 
 class CorpusError(UserError, ValueError):
@@ -114,7 +117,9 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
     absolute. Durations come from file headers (no decoding) unless a record gives one; an
     unreadable header raises AudioError, or with `skip_errors` gives duration NaN.
     Any other key a record carries (e.g. IEMOCAP's `session`, `improvised`) becomes an extra
-    string column after the unified ones; every record must then carry it.
+    string column after the unified ones; every record must then carry it. `start`/`end`
+    (SEGMENT_COLUMNS) are float64 columns instead: the row is that span of its file, and its
+    duration must be given (a header gives the whole file's).
     """
     from datasets import Dataset
 
@@ -156,12 +161,14 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
         for k in extra:
             if k not in r:
                 raise CorpusError(f"{corpus}: record for {p} lacks extra column {k!r} that others carry")
-            cols[k].append(str(r[k]))
+            cols[k].append(float(r[k]) if k in SEGMENT_COLUMNS else str(r[k]))
+        if "start" in extra and "duration" not in r:
+            raise CorpusError(f"{corpus}: segment record for {p} lacks its duration")
     feats = features()
     if extra:
         from datasets import Value
 
-        feats = type(feats)({**feats, **{k: Value("string") for k in extra}})
+        feats = type(feats)({**feats, **{k: Value("float64" if k in SEGMENT_COLUMNS else "string") for k in extra}})
     return Dataset.from_dict(cols, features=feats)
 
 
@@ -200,17 +207,39 @@ def file_digests(paths, *, workers: int = 8) -> list[str]:
             return ""
 
     paths = [str(p) for p in paths]
-    if len(paths) <= 1:
-        return [one(p) for p in paths]
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(paths)))) as pool:
-        return list(pool.map(one, paths))
+    unique = list(dict.fromkeys(paths))  # segments share their file: hash it once
+    if len(unique) <= 1:
+        got = [one(p) for p in unique]
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unique)))) as pool:
+            got = list(pool.map(one, unique))
+    by_path = dict(zip(unique, got))
+    return [by_path[p] for p in paths]
+
+
+def segment_digest(file_hex: str, start, end) -> str:
+    """The digest of a segment: its file's digest and its span (two rows are one recording
+    only if both are equal); the file's own digest for a whole-file row (no span)."""
+    if not file_hex or start is None or end is None:
+        return file_hex
+    return hashlib.sha256(f"{file_hex}\0{float(start)!r}\0{float(end)!r}".encode()).hexdigest()
+
+
+def segments(ds) -> list[tuple[float | None, float | None]]:
+    """(start, end) in seconds of each row, (None, None) for rows that are whole files; what
+    `jaxser.audio.load(path, start=, end=)` takes."""
+    if "start" not in ds.column_names:
+        return [(None, None)] * len(ds)
+    return list(zip(ds["start"], ds["end"]))
 
 
 def content_digests(ds) -> list[str]:
     """sha256 hex of each row's file bytes (column `audio`, absolute paths), in row order; ""
-    where the file is unreadable. Equal digests are the same recording under different ids,
-    which must never sit on both sides of a train/test split."""
-    return file_digests(ds["audio"])
+    where the file is unreadable; for a segment row, of its file and span. Equal digests are
+    the same recording under different ids, which must never sit on both sides of a
+    train/test split."""
+    digests = file_digests(ds["audio"])
+    return [segment_digest(d, s, e) for d, (s, e) in zip(digests, segments(ds))]
 
 
 def duplicate_groups(digests) -> list[list[int]]:
@@ -267,3 +296,35 @@ def parse_files(paths, parse, errors: list | None = None) -> list[dict]:
                 raise
             errors.append(e)
     return out
+
+
+def read_table(corpus: str, path, required: Iterable[str], *, delimiter: str = ",") -> list[tuple[int, dict]]:
+    """(line number, row) of a corpus' metadata CSV, refusing one that lacks a required column.
+
+    Release tables come with a BOM or stray spaces in headers; both are removed here so each
+    loader names columns as the documentation does.
+    """
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        fields = [(h or "").strip() for h in (reader.fieldnames or ())]
+        missing = [c for c in required if c not in fields]
+        if missing:
+            raise CorpusError(f"{corpus}: {path} lacks column(s) {missing} (has {fields}); is it the release's table?")
+        reader.fieldnames = fields
+        return [(i, {k: (v or "").strip() for k, v in row.items() if k is not None})
+                for i, row in enumerate(reader, start=2)]
+
+
+def find_file(root, corpus: str, name: str, *, required: bool = True) -> Path | None:
+    """The first file called `name` anywhere below `root` (sorted walk, hidden folders and
+    `__MACOSX/` skipped): metadata tables sit at different depths in different unpackings."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
+        if name in filenames:
+            return Path(dirpath) / name
+    if required:
+        raise CorpusRootError(f"{corpus}: no {name} found anywhere below {root}; pass the folder the corpus "
+                              "was unpacked to (with its metadata)")
+    return None
