@@ -36,7 +36,7 @@ def test_registry_and_label_maps():
         mod = corpora.module(name)
         assert mod.NAME == name and name in corpora.available()
         assert set(mod.LABEL_MAP.values()) <= set(EMOTIONS)
-        assert {"utterances", "hours", "speakers", "licence", "source"} <= set(mod.ABOUT)
+        assert {"utterances", "hours", "speakers", "licence", "source"} <= set(mod.CARD)
     assert corpora.canonical_name("ASVP-ESD") == "asvpesd" and corpora.canonical_name("Oréau") == "oreau"
 
 

@@ -38,7 +38,7 @@ LABEL_MAP = {"n": "neutral", "f": "fear", "h": "happy", "s": "sad", "a": "angry"
 FOLDER_NUMBERS = {"n": "1", "f": "2", "h": "3", "s": "4", "a": "5"}
 FOLDERS = {"01neutral": "n", "02fearful": "f", "03happy": "h", "04sad": "s", "05angry": "a"}
 #: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
-ABOUT = {"utterances": 2474, "hours": 2.11, "speakers": "65 (25 female, 40 male)", "licence": "? (not stated)",
+CARD = {"utterances": 2474, "hours": 2.11, "speakers": "65 (25 female, 40 male)", "licence": "? (not stated)",
          "source": "github.com/Ethio2021/ASED_V1"}
 _NAME_RE = re.compile(r"^([A-Za-z])(\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 

@@ -49,7 +49,7 @@ UNDOCUMENTED = ("17",)
 CHANNELS = {"01": "speech", "02": "non-speech"}
 AGES = {"01": "above 65", "02": "20-64", "03": "under 20", "04": "baby"}
 #: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
-ABOUT = {"utterances": 13964, "hours": 17.98, "speakers": "about 130 actor numbers (collected, not recruited)",
+CARD = {"utterances": 13964, "hours": 17.98, "speakers": "about 130 actor numbers (collected, not recruited)",
          "licence": "? (see the Zenodo record)", "source": "zenodo.org/record/7132783 (ASVP-ESD-Update.zip)"}
 
 

@@ -26,7 +26,7 @@ SPEAKERS = {"liuchanhg": ("liuchang", "female"), "liuchang": ("liuchang", "femal
             "wangzhe": ("wangzhe", "male"), "zhaoquanyin": ("zhaoquanyin", "female"),
             "zhaozuoxiang": ("zhaozuoxiang", "male")}
 #: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
-ABOUT = {"utterances": 1200, "hours": 0.64, "speakers": "4 (2 female, 2 male)", "licence": "? (not stated)",
+CARD = {"utterances": 1200, "hours": 0.64, "speakers": "4 (2 female, 2 male)", "licence": "? (not stated)",
          "source": "CASIA (Institute of Automation, CAS); the 1,200-file part circulates freely"}
 
 

@@ -31,7 +31,7 @@ LABEL_MAP = {"amused": "amused", "anger": "angry", "disgust": "disgust", "neutra
 FOLDERS = {"amused": "amused", "angry": "anger", "disgusted": "disgust", "neutral": "neutral", "sleepy": "sleepiness"}
 SPEAKERS = {"bea": "female", "jenie": "female", "josh": "male", "sam": "male"}
 #: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
-ABOUT = {"utterances": 6887, "hours": 9.48, "speakers": "4 (2 female, 2 male)",
+CARD = {"utterances": 6887, "hours": 9.48, "speakers": "4 (2 female, 2 male)",
          "licence": "non-commercial purposes only (LICENSE.md of the repository)",
          "source": "openslr.org/115 (sorted archives <speaker>_<Style>.tar.gz); github.com/numediart/EmoV-DB"}
 _NAME_RE = re.compile(r"^([A-Za-z]+)_(\d+)[-_](\d+)_(\d+)$")

@@ -29,7 +29,7 @@ LABEL_MAP = {"angry": "angry", "sad": "sad", "neutral": "neutral", "happy": "hap
              "anxious": "anxious", "apologetic": "apologetic", "assertive": "assertive", "concerned": "concerned",
              "encouraging": "encouraging"}
 #: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
-ABOUT = {"utterances": 2400, "hours": 1.41, "speakers": "4 (2 female, 2 male)",
+CARD = {"utterances": 2400, "hours": 1.41, "speakers": "4 (2 female, 2 male)",
          "licence": "CC0 (the authors' Kaggle upload)",
          "source": "kaggle.com/datasets/tli725/jl-corpus (folder Raw JL corpus (unchecked and unannotated))"}
 _NAME_RE = re.compile(r"^((?:fe)?male)([12])_([A-Za-z]+)_(\d+)([abAB])_(\d+)$")

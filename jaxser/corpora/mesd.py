@@ -30,7 +30,7 @@ LABEL_MAP = {"Anger": "angry", "Disgust": "disgust", "Fear": "fear", "Happiness"
              "Sadness": "sad"}
 VOICES = {"F": ("adult female", "female"), "M": ("adult male", "male"), "C": ("child", "unknown")}
 #: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
-ABOUT = {"utterances": 862, "hours": 0.17, "speakers": "11 voices (3 adult female, 2 adult male, 6 children)",
+CARD = {"utterances": 862, "hours": 0.17, "speakers": "11 voices (3 adult female, 2 adult male, 6 children)",
          "licence": "CC BY 4.0 (as redistributions citing Mendeley Data V5 state it; check the record)",
          "source": "Mendeley Data, doi:10.17632/cy34mh68j9"}
 _NAME_RE = re.compile(r"^([A-Za-z]+)_([A-Za-z])_([A-Za-z])_(\S+)$")

@@ -31,7 +31,7 @@ SAMPLE_RATE = 44_100
 LABEL_MAP = {"C": "angry", "D": "disgust", "J": "happy", "N": "neutral", "P": "fear", "S": "surprise", "T": "sad"}
 GENDER_FOLDERS = {"f": "female", "m": "male"}
 #: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
-ABOUT = {"utterances": 434, "hours": 0.34, "speakers": "32 (version 2: 7 female, 25 male)",
+CARD = {"utterances": 434, "hours": 0.34, "speakers": "32 (version 2: 7 female, 25 male)",
          "licence": "? (see the Zenodo record)", "source": "zenodo.org/record/4405783 (OréauFR_02, version 2)"}
 _NAME_RE = re.compile(r"^(\d\d)([a-z]\d\d)([A-Z])([a-z])$")
 _VERSION_RE = re.compile(r"^oréaufr_0*(\d+)$")

@@ -22,7 +22,7 @@ SAMPLE_RATE = 44_100
 LABEL_MAP = {"a": "angry", "n": "neutral", "s": "fear"}
 WORDS = ("nie", "oddaj", "podaj", "stop", "tak", "trzymaj")
 #: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
-ABOUT = {"utterances": 450, "hours": 0.11, "speakers": "5 (all male)", "licence": "? (see the dataset page)",
+CARD = {"utterances": 450, "hours": 0.11, "speakers": "5 (all male)", "licence": "? (see the dataset page)",
          "source": "mostwiedzy.pl open research data, doi:10.34808/h46c-hb44 (Speech_emotions.zip)"}
 _NAME_RE = re.compile(r"^([mf])(\d+)\.([A-Za-z])_([a-z]+)_(\d+)$")
 

@@ -26,7 +26,7 @@ LABEL_MAP = {"kz": "angry", "sk": "calm", "mt": "happy", "hl": "sad"}
 FOLDERS = {"angry": "kz", "calm": "sk", "happy": "mt", "sad": "hl"}
 SOURCE_FOLDER = "sound source"
 #: Size and hours as EmoBox's list of the release counts them; speakers, licence, source from the owners.
-ABOUT = {"utterances": 1735, "hours": 0.46, "speakers": "6", "licence": "CC BY-NC-ND 4.0 (repository README)",
+CARD = {"utterances": 1735, "hours": 0.46, "speakers": "6", "licence": "CC BY-NC-ND 4.0 (repository README)",
          "source": "github.com/Xeonen/TurEV-DB (folder Sound Source)"}
 _NAME_RE = re.compile(r"^(\d+)_([A-Za-z]{2})_([^_\s]+)$")
 
