@@ -124,3 +124,16 @@ def test_study_diff_names_the_settings():
     assert study_config.study_diff(a.study(), b.study()) == [
         "seeds: [0, 1, 2, 3, 4] -> [0]", 'split: "speaker" -> "speaker+text"', "train.max_epochs: 30 -> 3"]
     assert study_config.study_diff(a.study(), a.study()) == []
+
+
+def test_emobox_all_names_every_emobox_corpus_jaxser_loads():
+    """The shipped intra-corpus config lists every registry corpus (EmoBox's names) except the two
+    single-speaker ones, which have no speaker-independent same-corpus folds."""
+    from jaxser import corpora
+    from jaxser.corpora.synthetic import CORPORA as synthetic
+
+    cfg = load_config("emobox-all")
+    real = set(corpora.available()) - {"manifest"} - set(synthetic)
+    assert set(cfg.corpora) == real - {"emns", "pavoque"}
+    assert cfg.settings == ["same"] and cfg.labels is None
+    assert all(root == f"downloads/{name}" for name, root in cfg.corpora.items())
