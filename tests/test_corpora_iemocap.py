@@ -29,7 +29,7 @@ def test_iemocap_fields(tmp_path):
     r = rows["Ses02M_script01_1_F003"]
     assert (r["speaker"], r["gender"], r["emotion"], r["improvised"]) == ("iemocap/Ses02F", "female", "happy", "false")
     assert rows["Ses02M_script01_1_F006"]["emotion"] == "surprise"
-    assert rows["Ses01F_impro01_F000"]["valence"] == "1.5000"
+    assert rows["Ses01F_impro01_F000"]["valence"] == 1.5
     # leave-one-session-out is the natural fold unit
     assert sorted(set(corpora.fold_groups(ds))) == ["iemocap/Ses01", "iemocap/Ses02"]
 

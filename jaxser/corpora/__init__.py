@@ -1,15 +1,16 @@
 """Corpus registry: `load(name, root)` returns the unified `datasets.Dataset`.
 
 One module per corpus; each exposes `NAME`, `LANGUAGE`, `LABEL_MAP` (its own codes to the
-canonical emotions) and `records(root, **options) -> list[dict]`. Modules are imported only
-when used, so `import jaxser.corpora` stays cheap.
+canonical emotions) and `records(root, **options) -> list[dict]`; a corpus rated on
+arousal/valence/dominance also declares `DIMENSIONS` (the documented scale of each, read by
+`dimension_ranges`). Modules are imported only when used, so `import jaxser.corpora` stays cheap.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
 
-from jaxser.corpora.schema import (CANONICAL_EMOTIONS, COLUMNS, EMOTIONS, CorpusError, CorpusRootError,  # noqa: F401
+from jaxser.corpora.schema import (CANONICAL_EMOTIONS, COLUMNS, DIMENSIONS, EMOTIONS, CorpusError, CorpusRootError,  # noqa: F401
                                    UnknownLabelError,
                                    build_dataset, content_digests, duplicate_groups, fingerprint)
 
@@ -47,12 +48,17 @@ _MODULES = {
     "polish": "polish",
     "resd": "resd",
     "turevdb": "turevdb",
+    "meld": "meld",
+    # dimensional (arousal, valence, dominance) as well as categorical
+    "msppodcast": "msppodcast",
+    "mspimprov": "mspimprov",
     "manifest": "manifest",
 }
 _ALIASES = {"crema-d": "cremad", "crema_d": "cremad", "emo-db": "emodb", "berlin": "emodb"}
 # EmoBox corpora, part one: the corpora's own spellings
 _ALIASES.update({"asvp-esd": "asvpesd", "emov-db": "emovdb", "jl-corpus": "jlcorpus", "turev-db": "turevdb",
                  "oréau": "oreau"})
+_ALIASES.update({"msp-podcast": "msppodcast", "msp-improv": "mspimprov"})
 
 
 def _synthetic_names() -> tuple[str, ...]:
@@ -102,7 +108,28 @@ def load(name: str, root=None, /, skip_errors: bool = False, **options):
         return mod.load(root, skip_errors=skip_errors, **options)
     if "skip_errors" in inspect.signature(mod.records).parameters:  # loaders that read headers themselves
         options["skip_errors"] = skip_errors
-    return build_dataset(mod.NAME, root, mod.records(root, **options), skip_errors=skip_errors)
+    return build_dataset(mod.NAME, root, mod.records(root, **options), skip_errors=skip_errors,
+                         dimensions=getattr(mod, "DIMENSIONS", None))
+
+
+def dimension_ranges(name: str, **options) -> dict[str, tuple[float, float]]:
+    """The documented (lo, hi) scale of each dimension corpus `name` rates, e.g. IEMOCAP's
+    {"arousal": (1.0, 5.0), "valence": (1.0, 5.0), "dominance": (1.0, 5.0)}; {} for a corpus
+    with no dimensional ratings. Targets are mapped to [0, 1] by these ranges, never by
+    statistics of the data. Synthetic corpora take theirs from their spec; a manifest corpus
+    from the loader option it is loaded with (`dimension_range=(lo, hi)`, or one pair per
+    dimension), so pass the same options here."""
+    key = canonical_name(name)
+    if key in _synthetic_names():
+        from jaxser.corpora import synthetic
+
+        if options:
+            raise CorpusError(f"{key}: synthetic corpora take no options, got {sorted(options)}")
+        return dict(synthetic.spec(key).dimensions)
+    mod = module(key)
+    if hasattr(mod, "dimension_ranges"):  # the manifest loader: ranges are a loader option
+        return mod.dimension_ranges(**options)
+    return {d: (float(lo), float(hi)) for d, (lo, hi) in getattr(mod, "DIMENSIONS", {}).items()}
 
 
 def fold_groups(ds) -> list[str]:

@@ -20,6 +20,11 @@ counterpart. `exc` (excited) maps to happy only with `merge_excited=True` (the c
 4-class practice); otherwise it is excluded, like `fru` (frustrated, not canonical), `oth`
 (other) and `xxx` (no majority). Excluded utterances are counted (pass `excluded=Counter()`),
 never silently relabelled. Any other code is an error.
+
+The mean valence, activation and dominance of the summary line (the raters' 1-5 scales) are
+the float columns `valence`, `arousal` (IEMOCAP's "activation") and `dominance`. With
+`all_rated=True` the utterances excluded from classification are kept too, with emotion ""
+and their ratings (a dimensional study uses every rated turn).
 """
 from __future__ import annotations
 
@@ -28,11 +33,13 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from jaxser.corpora.schema import CorpusError, UnknownLabelError, find_audio
+from jaxser.corpora.schema import CorpusError, UnknownLabelError, dimension_value, find_audio
 
 NAME = "iemocap"
 LANGUAGE = "en"
 SAMPLE_RATE = 16_000
+#: The evaluators' scales for the summary line's mean ratings (Busso et al. 2008: 1 to 5).
+DIMENSIONS = {"arousal": (1.0, 5.0), "valence": (1.0, 5.0), "dominance": (1.0, 5.0)}
 #: Codes with a canonical counterpart (exc is added by merge_excited=True).
 LABEL_MAP = {"neu": "neutral", "hap": "happy", "sad": "sad", "ang": "angry", "sur": "surprise",
              "fea": "fear", "dis": "disgust"}
@@ -124,13 +131,14 @@ def _audio_index(root) -> dict[str, Path]:
     return index
 
 
-def records(root, *, merge_excited: bool = False, transcripts: bool = True,
+def records(root, *, merge_excited: bool = False, transcripts: bool = True, all_rated: bool = False,
             errors: list | None = None, excluded: Counter | None = None) -> list[dict]:
     """One record per labelled utterance with a canonical label.
 
     `errors`: a list to collect per-utterance CorpusErrors in (those utterances are skipped)
     instead of raising the first. `excluded`: a Counter that receives the codes of utterances
-    left out by design (xxx, oth, fru, and exc unless merge_excited).
+    left out by design (xxx, oth, fru, and exc unless merge_excited); with `all_rated` they are
+    kept instead, with emotion "" (rated only dimensionally), and not counted.
     """
     mapping = label_map(merge_excited=merge_excited)
     evals = _walk(root, ("dialog", "EmoEvaluation"))
@@ -157,7 +165,9 @@ def records(root, *, merge_excited: bool = False, transcripts: bool = True,
                 if utt in seen:
                     raise CorpusError(f"{NAME}: {utt} is labelled twice: {seen[utt]} and {where}")
                 seen[utt] = where
-                if code not in mapping:
+                dims = {k: dimension_value(NAME, k, x, where, DIMENSIONS)
+                        for k, x in (("arousal", act), ("valence", val), ("dominance", dom))}
+                if code not in mapping and not (all_rated and any(v == v for v in dims.values())):
                     if excluded is not None:
                         excluded[code] += 1
                     continue
@@ -170,7 +180,7 @@ def records(root, *, merge_excited: bool = False, transcripts: bool = True,
                 errors.append(e)
                 continue
             out.append({"utt": utt, "path": str(audio[utt]), "speaker": info["speaker"], "gender": info["gender"],
-                        "language": LANGUAGE, "emotion": mapping[code], "raw_label": code,
+                        "language": LANGUAGE, "emotion": mapping.get(code, ""), "raw_label": code,
                         "text": text.get(utt, ""), "session": info["session"], "dialog": info["dialog"],
-                        "improvised": info["improvised"], "valence": val, "activation": act, "dominance": dom})
+                        "improvised": info["improvised"], **dims})
     return out

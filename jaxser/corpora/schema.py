@@ -31,6 +31,10 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 #: Extra float columns of a row that is a segment of a longer recording (seconds into its
 #: file). `jaxser.audio.load(path, start=, end=)` reads only that span; digests include it.
 SEGMENT_COLUMNS = ("start", "end")
+#: Dimensional ratings a row may carry, as float columns on the corpus' own scale (NaN where a
+#: row lacks one). A corpus module declares the documented range of each as
+#: `DIMENSIONS = {"arousal": (lo, hi), ...}`; values outside it are refused.
+DIMENSIONS = ("arousal", "valence", "dominance")
 
 
 class CorpusError(UserError, ValueError):
@@ -108,8 +112,32 @@ def header_duration(path, *, skip_errors: bool = False) -> float:
         raise
 
 
+def dimension_value(corpus: str, dim: str, value, where, ranges: Mapping[str, tuple[float, float]] | None) -> float:
+    """One dimensional rating as a float on the corpus' scale: NaN for an empty/None/NaN value,
+    a CorpusError for text that is not a number or a number outside the declared range."""
+    import math
+
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "nan", "na", "n/a")):
+        return float("nan")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise CorpusError(f"{corpus}: {where}: {dim} {value!r} is not a number") from None
+    if math.isnan(v):
+        return v
+    rng = (ranges or {}).get(dim)
+    if rng is None:
+        raise CorpusError(f"{corpus}: {where}: a {dim} rating is given but the corpus declares no range for it "
+                          "(a loader's DIMENSIONS, or the manifest option dimension_range=(lo, hi))")
+    lo, hi = rng
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise CorpusError(f"{corpus}: {where}: {dim} {value!r} is outside the corpus' range [{lo:g}, {hi:g}]; "
+                          "fix the value or declare the scale the ratings are on")
+    return v
+
+
 def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, durations: bool = True,
-                  skip_errors: bool = False):
+                  skip_errors: bool = False, dimensions: Mapping[str, tuple[float, float]] | None = None):
     """Validate loader records and return the unified `datasets.Dataset` (sorted by id).
 
     Each record has RECORD_KEYS; `utt` is unique within the corpus, `speaker` is the corpus'
@@ -120,15 +148,22 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
     string column after the unified ones; every record must then carry it. `start`/`end`
     (SEGMENT_COLUMNS) are float64 columns instead: the row is that span of its file, and its
     duration must be given (a header gives the whole file's).
+    A record with any of DIMENSIONS gives the dataset all three as float64 columns right after
+    the unified ones (NaN where a record lacks one), checked against `dimensions` (the corpus'
+    declared ranges). Such a row may have `emotion == ""` (rated only dimensionally) when at
+    least one of its dimensions is a number; every other row needs a known emotion.
     """
+    import math
+
     from datasets import Dataset
 
     if not records:
         raise CorpusError(f"{corpus}: no utterances found below {root}")
     root = Path(root).resolve()
     seen: dict[str, str] = {}
-    extra = sorted(set(records[0]) - set(RECORD_KEYS) - {"duration"})
-    cols: dict[str, list] = {c: [] for c in (*COLUMNS, *extra)}
+    dims = DIMENSIONS if any(d in r for r in records for d in DIMENSIONS) else ()
+    extra = sorted(set(records[0]) - set(RECORD_KEYS) - {"duration"} - set(DIMENSIONS))
+    cols: dict[str, list] = {c: [] for c in (*COLUMNS, *dims, *extra)}
     for r in sorted(records, key=lambda r: r["utt"]):
         missing = [k for k in RECORD_KEYS if k not in r]
         if missing:
@@ -138,7 +173,12 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
             raise CorpusError(f"{corpus}: duplicate utterance id {r['utt']!r}: {seen[uid]} and {r['path']}")
         p = Path(r["path"]).resolve()
         seen[uid] = str(p)
-        if r["emotion"] not in EMOTIONS:
+        values = [dimension_value(corpus, d, r.get(d), p, dimensions) for d in dims]
+        if r["emotion"] == "":
+            if all(math.isnan(v) for v in values):  # only a dimensionally rated row may lack an emotion
+                raise CorpusError(f"{corpus}: {p}: no emotion and no arousal/valence/dominance rating; a row "
+                                  "needs one or the other")
+        elif r["emotion"] not in EMOTIONS:
             raise CorpusError(f"{corpus}: {p}: emotion {r['emotion']!r} is not a known label (jaxser.corpora.schema.EMOTIONS)")
         if r["gender"] not in GENDERS:
             raise CorpusError(f"{corpus}: {p}: gender {r['gender']!r} not in {GENDERS}")
@@ -158,6 +198,8 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
         cols["text"].append(str(r["text"] or ""))
         cols["duration"].append(float(r["duration"]) if "duration" in r else
                                 (header_duration(p, skip_errors=skip_errors) if durations else float("nan")))
+        for d, v in zip(dims, values):
+            cols[d].append(v)
         for k in extra:
             if k not in r:
                 raise CorpusError(f"{corpus}: record for {p} lacks extra column {k!r} that others carry")
@@ -165,10 +207,11 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
         if "start" in extra and "duration" not in r:
             raise CorpusError(f"{corpus}: segment record for {p} lacks its duration")
     feats = features()
-    if extra:
+    if extra or dims:
         from datasets import Value
 
-        feats = type(feats)({**feats, **{k: Value("float64" if k in SEGMENT_COLUMNS else "string") for k in extra}})
+        feats = type(feats)({**feats, **{d: Value("float64") for d in dims},
+                             **{k: Value("float64" if k in SEGMENT_COLUMNS else "string") for k in extra}})
     return Dataset.from_dict(cols, features=feats)
 
 
@@ -298,7 +341,8 @@ def parse_files(paths, parse, errors: list | None = None) -> list[dict]:
     return out
 
 
-def read_table(corpus: str, path, required: Iterable[str], *, delimiter: str = ",") -> list[tuple[int, dict]]:
+def read_table(corpus: str, path, required: Iterable[str], *, delimiter: str = ",",
+               encoding: str = "utf-8-sig") -> list[tuple[int, dict]]:
     """(line number, row) of a corpus' metadata CSV, refusing one that lacks a required column.
 
     Release tables come with a BOM or stray spaces in headers; both are removed here so each
@@ -306,7 +350,7 @@ def read_table(corpus: str, path, required: Iterable[str], *, delimiter: str = "
     """
     import csv
 
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open(path, newline="", encoding=encoding) as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         fields = [(h or "").strip() for h in (reader.fieldnames or ())]
         missing = [c for c in required if c not in fields]
