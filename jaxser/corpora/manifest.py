@@ -5,6 +5,12 @@ For corpora without a dedicated loader (or private recordings): one row per utte
 optionally `id`, `language`, `gender`, `text`, `raw_label`. `label_map` maps the file's
 labels to canonical emotions; without it the labels must already be canonical. Every
 problem is reported with the manifest file and its line number.
+
+Dimensional ratings: optional numeric columns `arousal`, `valence`, `dominance` (empty where
+a row lacks one). Their scale is the loader option `dimension_range=(lo, hi)` (all three) or
+`{"arousal": (lo, hi), ...}` (per dimension); a value outside it is refused, and a manifest
+with such a column needs the option. A row with a rating may leave `emotion` empty, and a
+manifest with rating columns may have no `emotion` column at all.
 """
 from __future__ import annotations
 
@@ -14,11 +20,11 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-from jaxser.corpora.schema import (EMOTIONS, GENDERS, CorpusError, CorpusRootError, build_dataset,
-                                   map_label)
+from jaxser.corpora.schema import (DIMENSIONS, EMOTIONS, GENDERS, CorpusError, CorpusRootError, build_dataset,
+                                   dimension_value, map_label)
 
 REQUIRED = ("path", "speaker", "emotion")
-OPTIONAL = ("id", "language", "gender", "text", "raw_label")
+OPTIONAL = ("id", "language", "gender", "text", "raw_label", *DIMENSIONS)
 FILENAMES = ("manifest.csv", "manifest.jsonl")
 #: Spellings accepted for the gender column (case-insensitive); empty means unknown.
 _GENDER_ALIASES = {"f": "female", "female": "female", "w": "female", "woman": "female",
@@ -56,10 +62,12 @@ def read_rows(manifest: Path) -> list[tuple[int, dict]]:
         with open(manifest, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
             header = [c.strip() for c in reader.fieldnames or ()]
-            missing = [c for c in REQUIRED if c not in header]
+            required = REQUIRED if not set(DIMENSIONS) & set(header) else tuple(c for c in REQUIRED if c != "emotion")
+            missing = [c for c in required if c not in header]
             if missing:
                 raise CorpusError(f"manifest: {manifest} lacks required column(s) {missing} "
-                                  f"(has {header}; needs {list(REQUIRED)})")
+                                  f"(has {header}; needs {list(REQUIRED)}, or arousal/valence/dominance in "
+                                  "place of emotion)")
             for row in reader:
                 if None in row:
                     raise CorpusError(f"manifest: {manifest} line {reader.line_num}: more fields than columns")
@@ -81,9 +89,36 @@ def read_rows(manifest: Path) -> list[tuple[int, dict]]:
     return rows
 
 
+def dimension_ranges(dimension_range=None, **_options) -> dict[str, tuple[float, float]]:
+    """The declared scale of each dimension from the loader option `dimension_range`: one
+    (lo, hi) for all three, or a mapping dimension -> (lo, hi); {} without it."""
+    import math
+
+    if dimension_range is None:
+        return {}
+    if isinstance(dimension_range, Mapping):
+        unknown = sorted(set(dimension_range) - set(DIMENSIONS))
+        if unknown:
+            raise CorpusError(f"manifest: dimension_range names {unknown}; the dimensions are {', '.join(DIMENSIONS)}")
+        pairs = dict(dimension_range)
+    else:
+        pairs = {d: dimension_range for d in DIMENSIONS}
+    out = {}
+    for d, pair in pairs.items():
+        try:
+            lo, hi = (float(x) for x in pair)
+        except (TypeError, ValueError):
+            raise CorpusError(f"manifest: dimension_range for {d} must be two numbers (lo, hi), got {pair!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise CorpusError(f"manifest: dimension_range for {d} must have lo < hi, both finite; got {pair!r}")
+        out[d] = (lo, hi)
+    return out
+
+
 def read_manifest(root, name: str | None = None, *, label_map: Mapping[str, str] | None = None,
-            language: str = "und") -> tuple[str, Path, list[dict]]:
+                  language: str = "und", dimension_range=None) -> tuple[str, Path, list[dict]]:
     """(corpus name, manifest folder, records) for the manifest at `root`."""
+    ranges = dimension_ranges(dimension_range)
     manifest = find_manifest(root)
     name = name or default_name(manifest)
     if "/" in name:
@@ -99,9 +134,15 @@ def read_manifest(root, name: str | None = None, *, label_map: Mapping[str, str]
     if not rows:
         raise CorpusError(f"manifest: {manifest} has no rows")
     out = []
+    with_dims = any(d in row for _, row in rows for d in DIMENSIONS)
+    if with_dims and not ranges:
+        raise CorpusError(f"manifest: {manifest} has arousal/valence/dominance columns; say their scale with the "
+                          "loader option dimension_range=(lo, hi) (or one range per dimension)")
     for line, row in rows:
         where = f"{manifest} line {line}"
-        missing = [c for c in REQUIRED if not row.get(c)]
+        dims = {d: dimension_value(name, d, row.get(d), where, ranges) for d in DIMENSIONS} if with_dims else {}
+        rated = any(v == v for v in dims.values())  # a number, not NaN
+        missing = [c for c in REQUIRED if not row.get(c) and not (c == "emotion" and rated)]
         if missing:
             raise CorpusError(f"manifest: {where}: missing or empty required field(s) {missing}")
         p = Path(row["path"])
@@ -111,7 +152,7 @@ def read_manifest(root, name: str | None = None, *, label_map: Mapping[str, str]
         gender = _GENDER_ALIASES.get(row.get("gender", "").lower())
         if gender is None:
             raise CorpusError(f"manifest: {where}: gender {row['gender']!r} is not one of {', '.join(GENDERS)}")
-        label = row["emotion"]
+        label = row.get("emotion", "")
         utt = row.get("id") or (p.with_suffix("").as_posix() if not p.is_absolute() else p.stem)
         out.append(dict(
             utt=utt,
@@ -119,9 +160,10 @@ def read_manifest(root, name: str | None = None, *, label_map: Mapping[str, str]
             speaker=row["speaker"],
             gender=gender,
             language=row.get("language") or language,
-            emotion=map_label(name, label, mapping, where),
+            emotion=map_label(name, label, mapping, where) if label else "",
             raw_label=row.get("raw_label") or label,
             text=row.get("text", ""),
+            **dims,
         ))
     return name, base, out
 
@@ -131,8 +173,10 @@ def load(root, name: str | None = None, *, skip_errors: bool = False, **options)
 
     `name` is the corpus name used in ids and speakers (default: the manifest's stem, or its
     folder's name for `manifest.csv`); options: `label_map`, `language` (default for rows
-    without one, "und"); `skip_errors` as in `jaxser.corpora.load` (unreadable header ->
-    duration NaN instead of AudioError).
+    without one, "und"), `dimension_range` (the scale of arousal/valence/dominance columns);
+    `skip_errors` as in `jaxser.corpora.load` (unreadable header -> duration NaN instead of
+    AudioError).
     """
     corpus, base, recs = read_manifest(root, name, **options)
-    return build_dataset(corpus, base, recs, skip_errors=skip_errors)
+    return build_dataset(corpus, base, recs, skip_errors=skip_errors,
+                         dimensions=dimension_ranges(options.get("dimension_range")))
