@@ -21,7 +21,7 @@ from jaxser import audio
 from jaxser import corpora as registry
 from jaxser.corpora import synthetic as S
 from jaxser.corpora.synthetic import cache as synthetic_cache
-from jaxser.corpora.schema import CANONICAL_EMOTIONS, COLUMNS, CorpusError, UnknownLabelError
+from jaxser.corpora.schema import CANONICAL_EMOTIONS, COLUMNS, DIMENSIONS, CorpusError, UnknownLabelError
 
 FOUR = ("angry", "happy", "neutral", "sad")
 SR = audio.SAMPLE_RATE
@@ -163,7 +163,7 @@ def test_default_root_honours_env(monkeypatch, tmp_path):
 def test_schema(datasets, root):
     for name, ds in datasets.items():
         spec = S.CORPORA[name]
-        assert tuple(ds.column_names) == COLUMNS
+        assert tuple(ds.column_names) == COLUMNS + DIMENSIONS  # categorical columns, then the A/V/D targets
         assert len(ds) == spec.n_utterances
         assert len(set(ds["id"])) == len(ds) and all(i.startswith(name + "/") for i in ds["id"])
         assert set(ds["corpus"]) == {name} and set(ds["language"]) == {spec.language_tag}

@@ -12,6 +12,7 @@ The package, by concern:
   * `voice`   -- speakers, sentences, emotion cues per take, and the formant synthesiser;
   * `channel` -- the recording chain (room, noise, hum, band limits or telephone, levels);
   * `cache`   -- the generation folder: default location, completion marker, atomic build;
+  * `dimensions` -- arousal/valence/dominance targets of each take, from its cues;
   * here      -- the four corpora (`CORPORA`), `generate` and `load` for the registry.
 
 Generation is deterministic (seeds derive from corpus names, never from `hash()`), atomic
@@ -30,7 +31,8 @@ from jaxser.corpora.synthetic.cache import (MARKER, METADATA, METADATA_FIELDS, d
 from jaxser.corpora.synthetic.channel import apply_channel
 from jaxser.corpora.synthetic.specs import (CONSONANTS, EMOTION_CUES, VERSION, VOWELS, Channel, Consonant,
                                             CorpusSpec, Cues, Language, Population)
-from jaxser.corpora.synthetic.voice import Speaker, synthesize
+from jaxser.corpora.synthetic.dimensions import targets
+from jaxser.corpora.synthetic.voice import Speaker, corpus_cues, speakers, synthesize, take_cues
 
 __all__ = [
     "CORPORA", "VERSION", "METADATA", "MARKER", "METADATA_FIELDS", "VOWELS", "CONSONANTS", "EMOTION_CUES",
@@ -125,7 +127,7 @@ def load(name: str, root: str | os.PathLike | None = None, **options):
         raise CorpusError(f"{name}: synthetic corpora take no options, got {sorted(options)}")
     s = spec(name)
     folder = generate(name, root)
-    return build_dataset(name, folder, records(s, folder))
+    return build_dataset(name, folder, records(s, folder), dimensions=s.dimensions)
 
 
 def load_all(root: str | os.PathLike | None = None) -> dict:
@@ -140,6 +142,8 @@ def records(s: CorpusSpec, folder: Path) -> list[dict]:
     if not meta.is_file():
         raise CorpusError(f"{s.name}: {meta} is missing")
     codes = dict(s.label_map)
+    voices = {spk.code: spk for spk in speakers(s)}
+    cues = corpus_cues(s)
     out = []
     with open(meta, newline="") as f:
         reader = csv.DictReader(f)
@@ -148,15 +152,21 @@ def records(s: CorpusSpec, folder: Path) -> list[dict]:
             raise CorpusError(f"{s.name}: {meta} lacks columns {sorted(missing)}")
         for row in reader:
             path = folder / row["path"]
+            emotion = map_label(s.name, row["label"], codes, path)
+            spk = voices.get(row["speaker"])
+            if spk is None:
+                raise CorpusError(f"{s.name}: {meta}: speaker {row['speaker']!r} is not one of the corpus' voices")
+            uc, _ = take_cues(s, spk, cues, emotion, row["sentence"])
             out.append({
                 "utt": Path(row["path"]).with_suffix("").as_posix(),
                 "path": str(path),
                 "speaker": row["speaker"],
                 "gender": row["gender"],
                 "language": s.language_tag,
-                "emotion": map_label(s.name, row["label"], codes, path),
+                "emotion": emotion,
                 "raw_label": row["label"],
                 "text": row["sentence"],
                 "duration": float(row["duration"]),
+                **targets(s, emotion, row["sentence"], spk.code, uc, spk.expressive),
             })
     return out

@@ -13,8 +13,8 @@ import numpy as np
 
 from jaxser.corpora.schema import CorpusError
 from jaxser.corpora.synthetic.channel import apply_channel, room_impulse_response
-from jaxser.corpora.synthetic.specs import VERSION, CorpusSpec, stable_seed
-from jaxser.corpora.synthetic.voice import corpus_cues, sentences, speakers, synthesize, utterance_cues
+from jaxser.corpora.synthetic.specs import VERSION, CorpusSpec
+from jaxser.corpora.synthetic.voice import corpus_cues, sentences, speakers, synthesize, take_cues
 from jaxser.io import atomic_write_text, cache_root, publish_dir, temp_sibling, temp_sibling_owner
 
 METADATA = "metadata.csv"
@@ -103,8 +103,7 @@ def write_corpus(s: CorpusSpec, folder: Path) -> None:
     def one(job):
         spk, emo, si = job
         sid = f"s{si + 1:02d}"
-        rng = np.random.default_rng(stable_seed(s.name, spk.code, emo, sid))
-        uc = utterance_cues(cues[emo], spk, rng)
+        uc, rng = take_cues(s, spk, cues, emo, sid)
         y, f0 = synthesize(s, spk, texts[si], uc, rng)
         wav = apply_channel(s, y, rirs[spk.code], rng)
         rel = s.layout.format(speaker=spk.code, sentence=sid, code=codes[emo])

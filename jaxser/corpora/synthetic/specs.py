@@ -131,6 +131,25 @@ ADDITIVE_CUES = {"level_st", "loud_db", "oq", "final_st", "tremor_st"}
 
 
 # ----------------------------------------------------------------------------------------
+# Dimensional targets (arousal, valence, dominance in [0, 1]); `dimensions.py` computes them.
+# Arousal and dominance follow the cues a take was synthesised with; valence has a part the
+# audio carries (the acted category, smiling formants) and a part it does not (rater
+# disagreement), as valence from speech is known to be the hardest dimension.
+# ----------------------------------------------------------------------------------------
+
+#: The declared scale of every synthetic corpus' dimensional targets.
+DIMENSION_RANGE = (0.0, 1.0)
+#: Pleasantness of each acted category (-1 unpleasant .. +1 pleasant; Russell 1980's circumplex order).
+EMOTION_VALENCE = {"neutral": 0.0, "calm": 0.3, "happy": 0.9, "surprise": 0.3, "sad": -0.7, "angry": -0.7,
+                   "fear": -0.6, "disgust": -0.7, "boredom": -0.3}
+#: Control/potency of each acted category beyond what loudness and effort carry.
+EMOTION_DOMINANCE = {"neutral": 0.0, "calm": 0.0, "happy": 0.3, "surprise": -0.1, "sad": -0.6, "angry": 0.8,
+                     "fear": -0.8, "disgust": 0.3, "boredom": -0.2}
+#: Standard deviation of the valence part no audio cue carries (logit units).
+VALENCE_UNOBSERVED_SD = 0.6
+
+
+# ----------------------------------------------------------------------------------------
 # Corpus declarations: recording chain, speaker population, the whole corpus
 # ----------------------------------------------------------------------------------------
 
@@ -182,6 +201,12 @@ class CorpusSpec:
     def codes(self) -> dict[str, str]:
         """canonical emotion -> this corpus' code"""
         return {emo: code for code, emo in self.label_map}
+
+    @property
+    def dimensions(self) -> dict[str, tuple[float, float]]:
+        """The declared range of the arousal/valence/dominance targets (a property, not a
+        field: the cache key, `config_hash`, stays what it was)."""
+        return {d: DIMENSION_RANGE for d in ("arousal", "valence", "dominance")}
 
     @property
     def n_utterances(self) -> int:

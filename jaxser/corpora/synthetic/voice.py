@@ -147,6 +147,14 @@ def utterance_cues(c: Cues, spk: Speaker, rng) -> Cues:
     return Cues(**out)
 
 
+def take_cues(s: CorpusSpec, spk: Speaker, cues: dict[str, Cues], emotion: str, sentence: str):
+    """(cues, generator) of one take: its generator is seeded by corpus, speaker, emotion and
+    sentence id, and the per-take cue variation is its first draw -- so the dimensional
+    targets (`dimensions.py`) recompute exactly the cues the audio was made with."""
+    rng = np.random.default_rng(stable_seed(s.name, spk.code, emotion, sentence))
+    return utterance_cues(cues[emotion], spk, rng), rng
+
+
 # ----------------------------------------------------------------------------------------
 # Synthesis
 # ----------------------------------------------------------------------------------------
