@@ -13,9 +13,10 @@ CODECS = {".avi": ("pcm_s16le", "mpeg4"), ".mp4": ("aac", "mpeg4"), ".m4a": ("aa
 
 
 def write_container(path: Path, wave: np.ndarray | None, sr: int, *, video: bool = True,
-                    frames: int = 3) -> Path:
+                    frames: int = 3, layout: str = "mono") -> Path:
     """Write `wave` (mono float32, or None for no audio track) into `path`'s container format,
-    with a few tiny video frames when `video`."""
+    with a few tiny video frames when `video`. Another `layout` (e.g. "5.1", MELD's surround
+    AAC) takes `wave` as [channels, samples], for the planar-float codecs (AAC)."""
     import av
 
     path = Path(path)
@@ -28,17 +29,20 @@ def write_container(path: Path, wave: np.ndarray | None, sr: int, *, video: bool
             vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
         if wave is not None:
             aus = out.add_stream(acodec, rate=sr)
-            aus.layout = "mono"
+            aus.layout = layout
             fmt = "s16" if acodec == "pcm_s16le" else ("flt" if acodec in ("libopus",) else
                                                        "s16" if acodec == "flac" else "fltp")
+            if layout != "mono" and fmt != "fltp":
+                raise ValueError(f"{layout} audio is written for planar-float codecs only, not {acodec}")
             pcm = np.clip(np.asarray(wave, np.float32), -1, 1)
             data = (pcm * 32767).astype(np.int16) if fmt == "s16" else pcm
             step = 960 if acodec == "libopus" else 1024
-            for i in range(0, len(data), step):
-                part = data[i:i + step]
+            for i in range(0, data.shape[-1], step):
+                part = data[..., i:i + step]
                 if acodec == "libopus" and len(part) < step:
                     part = np.concatenate([part, np.zeros(step - len(part), part.dtype)])
-                fr = av.AudioFrame.from_ndarray(part[None, :], format=fmt, layout="mono")
+                part = part[None, :] if layout == "mono" else np.ascontiguousarray(part)
+                fr = av.AudioFrame.from_ndarray(part, format=fmt, layout=layout)
                 fr.sample_rate, fr.pts, fr.time_base = sr, i, Fraction(1, sr)
                 for pkt in aus.encode(fr):
                     out.mux(pkt)
