@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import pytest
 
 from jaxser import audio
@@ -118,3 +119,42 @@ def test_meld_clip_that_fails_to_decode_is_reported(tmp_path):
     ds = corpora.load("meld", root, skip_errors=True)  # kept with duration NaN: the extraction lists it
     rows = by_utt(ds)
     assert math.isnan(rows["train/dia0_utt1"]["duration"]) and rows["train/dia0_utt0"]["duration"] > 0
+
+
+def test_meld_matches_emobox(tmp_path):
+    """EmoBox's MELD list (`data/meld/meld.jsonl`, speakers in its `data.seg.wrd.stm`): every
+    release path is a clip folder of a split, the release's missing and broken clips are the two
+    it lacks, and a sampled tree (tables built from its rows) loads to the same files and labels.
+    Skips without an EmoBox checkout."""
+    from tests.helpers.containers import write_container
+    from tests.helpers.dimensional_trees import MELD_HEADER, MELD_TABLES
+    from tests.helpers.emobox_b_trees import write_csv
+    from tests.helpers.emobox_lists import compare, emobox_list, emobox_root, release_path, sample
+
+    rows, label_map = emobox_list("meld")
+    assert {k: v.lower() for k, v in label_map.items()} == meld.LABEL_MAP
+    folders = {f"{f}/": s for s, (_, f) in meld.SPLITS.items()}
+    names = set()
+    for r in rows:
+        rel = release_path("meld", r)
+        split = next(s for f, s in folders.items() if f in rel)
+        stem = rel.rsplit("/", 1)[1][:-4]
+        assert r["key"] == f"meld-{stem}-{split}"
+        names.add((split, stem))
+    assert not names & (meld.KNOWN_MISSING | meld.KNOWN_BROKEN) and len(names) == len(rows)
+    speakers = {line.split()[0]: line.split()[2] for line in
+                (emobox_root() / "data" / "meld" / "data.seg.wrd.stm").read_text(encoding="utf-8").splitlines()}
+    picked = sample(rows, 3, must=("output_repeated_splits_test/dia125_utt3.mp4", "train_splits/dia125_utt2.mp4"))
+    tables = {s: [] for s in meld.SPLITS}
+    root = tmp_path / "meld"
+    for r in picked:
+        rel = release_path("meld", r)
+        split = next(s for f, s in folders.items() if f in rel)
+        d, u = rel.rsplit("/", 1)[1][3:-4].split("_utt")
+        tables[split].append([len(tables[split]), "...", speakers[r["key"]], r["emo"], "neutral", d, u, 1, 1, "", ""])
+        t = np.arange(int(0.06 * 16_000)) / 16_000
+        write_container(root / rel, 0.2 * np.sin(2 * np.pi * (200 + len(tables[split])) * t), 16_000)
+    for split, items in tables.items():
+        write_csv(root / "MELD.Raw" / MELD_TABLES[split], MELD_HEADER, items)
+    ds = corpora.load("meld", root)
+    compare("meld", ds, root, picked, label_map)
