@@ -391,6 +391,15 @@ def set_aside_strays(run_dir: Path, expected: set[Path], fingerprint: str, log) 
         log(f"{path}: not a model of this study; moved to {set_aside(path).name}")
 
 
+def refuse_foreign_predictions(run_dir: Path, fingerprint: str) -> None:
+    """Stop (ForeignPredictions) when a predictions file in the run directory is another
+    study's: checked before anything of this study is written there."""
+    for path in sorted((Path(run_dir) / PREDICTIONS_DIR).glob("*.parquet")):
+        found = predictions_fingerprint(path)
+        if found and found != fingerprint:
+            raise _foreign(path, found, fingerprint)
+
+
 # ----------------------------------------------------------------------------- saved models
 
 #: what model.json must hold besides the format and checksums
