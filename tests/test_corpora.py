@@ -463,6 +463,37 @@ def test_manifest_errors(clips):
         corpora.load("manifest", d)
 
 
+@pytest.mark.parametrize("name", ["manifest.csv", "manifest.jsonl"])
+def test_manifest_bytes_that_are_not_utf8_name_file_line_and_offset(clips, name):
+    d, _ = clips
+    rows = (["path,speaker,emotion", "audio/s1/a.wav,s1,angry", "audio/s1/b.wav,Jos\xe9,sad"] if name.endswith("csv")
+            else ['{"path": "audio/s1/a.wav", "speaker": "s1", "emotion": "angry"}',
+                  '{"path": "audio/s1/b.wav", "speaker": "Jos\xe9", "emotion": "sad"}'])
+    data = "\n".join(rows).encode("latin-1") + b"\n"  # a Latin-1 export: "Jos\xe9" is one byte 0xe9
+    (d / name).write_bytes(data)
+    offset = data.index(b"\xe9")
+    line = data[:offset].count(b"\n") + 1
+    for skip in (False, True):
+        with pytest.raises(CorpusError, match=rf"{name} line {line} \(byte offset {offset}, .*b'\\xe9'.* are not "
+                                              r"UTF-8; accepted encodings: UTF-8, with or without a byte-order mark"):
+            corpora.load("manifest", d, skip_errors=skip)
+    (d / name).write_bytes(b"\xef\xbb\xbf" + data.replace(b"\xe9", "\xe9".encode()))  # UTF-8 with a BOM loads
+    assert sorted(corpora.load("manifest", d)["speaker"]) == ["mycorpus/Jos\xe9", "mycorpus/s1"]
+
+
+def test_manifest_duplicate_ids_name_the_file_and_both_lines(clips):
+    d, _ = clips
+    (d / "manifest.csv").write_text("path,speaker,emotion,id\n"
+                                    "audio/s1/a.wav,s1,angry,u1\n"
+                                    "audio/s2/c.wav,s2,sad,u2\n"
+                                    "audio/s1/b.wav,s1,sad,u1\n")
+    with pytest.raises(CorpusError, match=r"manifest.csv lines 2 and 4: both give the utterance id 'u1'"):
+        corpora.load("manifest", d)
+    (d / "manifest.csv").write_text("path,speaker,emotion\naudio/s1/a.wav,s1,angry\naudio/s1/a.wav,s2,sad\n")
+    with pytest.raises(CorpusError, match=r"manifest.csv lines 2 and 3: both give the utterance id 'audio/s1/a'"):
+        corpora.load("manifest", d)
+
+
 # ----------------------------------------------------------------------------- identical recordings
 
 def test_content_digests_find_one_recording_under_two_ids(clips):

@@ -50,7 +50,7 @@ def default_name(manifest: Path) -> str:
 
 
 #: the text encodings a manifest may use
-ENCODINGS = "UTF-8 (with or without a byte-order mark; ASCII is UTF-8)"
+ENCODINGS = "UTF-8, with or without a byte-order mark (ASCII is UTF-8)"
 
 
 def read_text(manifest: Path) -> str:
@@ -63,8 +63,8 @@ def read_text(manifest: Path) -> str:
         line = data.count(b"\n", 0, e.start) + 1
         column = e.start - (data.rfind(b"\n", 0, e.start) + 1)
         raise CorpusError(f"manifest: {manifest} line {line} (byte offset {e.start}, column byte {column}): bytes "
-                          f"{data[e.start:e.end]!r} are not UTF-8; accepted: {ENCODINGS}: re-save the file as "
-                          "UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+                          f"{data[e.start:e.end]!r} are not UTF-8; accepted encodings: {ENCODINGS}; re-save the file "
+                          "as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
 
 
 def read_rows(manifest: Path) -> list[tuple[int, dict]]:
