@@ -166,6 +166,7 @@ def _read_file(path: Path, layers: int, dim: int, *, quiet: bool = False, adopt:
         if len(set(ids)) != len(ids) or set(ids) & set(skipped):
             raise ValueError("an utterance id occurs twice")
     except Exception as e:  # noqa: BLE001 - any failure to read means: not trusted, recompute
+        jio.raise_system_fault(e, path)  # ... but a permission or open-file limit is not damage
         if not quiet:
             log.warning("%s: damaged embedding cache file (%s: %s); it is recomputed", path, type(e).__name__, e)
         return None

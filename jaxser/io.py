@@ -19,6 +19,7 @@ file, released by the system when its holder dies (even by kill -9).
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -212,6 +213,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+#: errors of the system, not of a file's content: never a sign that a file read back is damaged
+SYSTEM_FAULTS = frozenset({errno.EACCES, errno.EPERM, errno.EMFILE, errno.ENFILE, errno.EIO, errno.ENOSPC,
+                           errno.EDQUOT, errno.EROFS, errno.ENOMEM})
+
+
+def raise_system_fault(e: BaseException, path: str | os.PathLike) -> None:
+    """Re-raise a system error met while reading `path` back as a StorageError: a reader that
+    treats any failure as damage (and recomputes) must not mistake a permission or
+    open-file limit for a damaged file."""
+    if isinstance(e, OSError) and e.errno in SYSTEM_FAULTS:
+        raise StorageError.of(e, path) from e
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -411,3 +411,25 @@ def test_wait_waits_for_the_holder_and_a_killed_holder_blocks_nobody(clean, tmp_
     assert _run(clean, d) == 0
     assert _temps(d) == []
     _same_results(d, clean["out"])
+
+
+def test_a_system_error_reading_a_file_back_is_not_taken_for_damage(clean, tmp_path, capsys, monkeypatch):
+    """Too many open files while checking predictions on resume: one line, and the file is not
+    set aside (it is not damaged), nor its model retrained."""
+    import pyarrow.parquet as pq
+
+    d = tmp_path / "run"
+    shutil.copytree(clean["out"], d)
+    before = _snapshot(d)
+    real = pq.read_table
+
+    def read_table(where, *a, **kw):
+        if Path(str(where)).parent.name == "predictions":
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(where, *a, **kw)
+    monkeypatch.setattr(pq, "read_table", read_table)
+    assert _run(clean, d) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "/predictions/" in line and "Too many open files; raise the open-file limit (ulimit -n)" in line, line
+    results = {k: v for k, v in before.items() if k.startswith(("predictions/", "models/"))}
+    assert results and {k: v for k, v in _snapshot(d).items() if k.startswith(("predictions/", "models/"))} == results
