@@ -33,8 +33,8 @@ from tests.helpers.tiny_study import tiny_study
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the errors a user on a shared machine meets, and a word each message must carry
-FAULTS = {errno.ENOSPC: "free space", errno.EDQUOT: "quota", errno.EROFS: "you can write", errno.EACCES: "you can write",
-          errno.EMFILE: "ulimit -n"}
+FAULTS = {errno.ENOSPC: "free space", errno.EDQUOT: "quota", errno.EROFS: "you can write",
+          errno.EACCES: "you can write", errno.EMFILE: "ulimit -n"}
 
 
 def _temps(folder: Path) -> list[Path]:
