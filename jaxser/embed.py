@@ -31,7 +31,9 @@ Guarantees:
   multi-host mode, whose hosts cooperate through chunk files instead.
 - Stops (never heals) on what needs the user: unreadable audio or a non-finite embedding of
   an utterance (`jaxser.audio.AudioError` naming the file; `skip_errors` skips and lists
-  them), and a cache folder that cannot be written (`jaxser.errors.CacheError`).
+  them), a cache folder that cannot be written (`jaxser.errors.CacheError`), and a system
+  error on a cache file, e.g. a full disk (`jaxser.errors.StorageError` naming the file; the
+  chunks already written are kept for the re-run).
 
 Multi-host (jax.process_count() > 1, cache folder shared by every host): host p extracts
 chunks p, p + P, p + 2P, ... (strided over the length-sorted chunks, so every host gets a
