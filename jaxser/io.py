@@ -91,7 +91,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         _discard(tmp)
         if not e.errno or isinstance(e, StorageError):
             raise
-        raise StorageError.of(e, path) from e
+        other = e.filename is not None and str(e.filename) != str(tmp)  # `write` failed on another file
+        raise StorageError.of(e, e.filename if other else path) from e
     except BaseException:
         _discard(tmp)
         raise

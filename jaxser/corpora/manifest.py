@@ -8,6 +8,7 @@ problem is reported with the manifest file and its line number.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -57,13 +58,15 @@ def read_text(manifest: Path) -> str:
     """The manifest's text; bytes that are not UTF-8 stop with the line and byte offset of the
     first one, so the user can find it (a Latin-1 or Windows-1252 export, typically)."""
     data = manifest.read_bytes()
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        return data.decode("utf-8-sig")
+        return data[bom:].decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        column = e.start - (data.rfind(b"\n", 0, e.start) + 1)
-        raise CorpusError(f"manifest: {manifest} line {line} (byte offset {e.start}, column byte {column}): bytes "
-                          f"{data[e.start:e.end]!r} are not UTF-8; accepted encodings: {ENCODINGS}; re-save the file "
+        start, end = bom + e.start, bom + e.end  # offsets in the file, byte-order mark included
+        line = data.count(b"\n", 0, start) + 1
+        column = start - (data.rfind(b"\n", 0, start) + 1)
+        raise CorpusError(f"manifest: {manifest} line {line} (byte offset {start}, column byte {column}): bytes "
+                          f"{data[start:end]!r} are not UTF-8; accepted encodings: {ENCODINGS}; re-save the file "
                           "as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
 
 
