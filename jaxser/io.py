@@ -91,8 +91,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         _discard(tmp)
         if not e.errno or isinstance(e, StorageError):
             raise
-        other = e.filename is not None and str(e.filename) != str(tmp)  # `write` failed on another file
-        raise StorageError.of(e, e.filename if other else path) from e
+        # name the file the error is about: the target (for its temporary file too), or another
+        # one (a folder that could not be made, a file `write` read)
+        ours = not isinstance(e.filename, (str, os.PathLike)) or (Path(e.filename).parent == path.parent
+                                      and Path(e.filename).name.startswith(f".{path.name}."))
+        raise StorageError.of(e, path if ours else e.filename) from e
     except BaseException:
         _discard(tmp)
         raise
