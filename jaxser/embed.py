@@ -508,7 +508,7 @@ def _positive_int(s: str) -> int:
 def _main(argv=None) -> int:
     from jaxser import corpora, encoders
 
-    p = argparse.ArgumentParser(prog="jaxser embed", description="Extract and cache embeddings.")
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="jaxser embed", description="Extract and cache embeddings.")
     p.add_argument("--encoder", action="append", required=True, help="registry name, Hub id, handle or folder")
     p.add_argument("--corpus", action="append", required=True, help="NAME=ROOT (synthetic corpora: NAME)")
     p.add_argument("--cache", default=None, help=f"cache folder (default {cache_root()})")
