@@ -285,43 +285,79 @@ def predictions_table(y, pred, corpora, *, encoders=None, seeds=(0, 1, 2), setti
 
 
 def test_significance_rows_from_a_predictions_table():
+    """Both claims' rows from a predictions table equal the tests run on arrays computed here
+    without pandas: new-corpora on the corpora's pseudo-values, these-corpora on the model
+    groups' per-seed shares and the utterances' linearised differences."""
     corpora = ["A", "B", "C", "D"]
-    y, pred, uar, _ = simulate(np.random.default_rng(3), 1, n_utt=30, planted=[0.6, 0.0, 0.0])
+    y, pred, uar, src = simulate(np.random.default_rng(3), 1, n_utt=30, planted=[0.6, 0.0, 0.0])
     preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
-    rows = metrics.significance_rows(preds, cluster_by=None)
-    for col in ("setting", "head", "layer", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high",
-                "p", "p_adjusted", "test", "unit", "n_units"):
+    rows = metrics.significance_rows(preds)
+    for col in ("setting", "head", "layer", "claim", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high",
+                "p", "p_adjusted", "p_min", "test", "unit", "n_units", "question", "holm_family"):
         assert col in rows
-    assert len(rows) == 3 and (rows["n_units"] == 12).all() and (rows["n_seeds"] == 3).all()
+    assert len(rows) == 6 and set(rows["claim"]) == set(metrics.CLAIMS)
+    assert (rows["n_units"] == 12).all() and (rows["n_seeds"] == 3).all()
     assert (rows["diff_uar"] >= 0).all()  # encoder_a is the one with the higher mean
-    np.testing.assert_allclose(rows["p_adjusted"], metrics.holm(rows["p"].to_numpy()))
+    for _, fam in rows.groupby("claim"):
+        np.testing.assert_allclose(fam["p_adjusted"], metrics.holm(fam["p"].to_numpy()))
     assert (rows["labels"] == "|".join(LABELS)).all()
-    # the numbers are the seed-mean per-pair UARs computed independently above
-    cell = uar[0].mean(-1)  # [E, K]
+    cell = uar[0].mean(-1)  # [E, K] seed-mean per-pair UARs
     idx = {"enc0": 0, "enc1": 1, "enc2": 2}
+    tgt = np.array([b for a in range(4) for b in range(4) if a != b])
+    member = np.zeros((12, 4), bool)
+    member[np.arange(12), src] = member[np.arange(12), tgt] = True
+    yk = y[0, 0, :, 0]                                                     # [K, N]
+    n_cls = np.stack([(yk == c).sum(-1) for c in range(4)], -1)             # [K, C]
+    w = 1.0 / ((n_cls > 0).sum(-1, keepdims=True) * np.take_along_axis(n_cls, yk, -1))
+    hits = pred[0] == yk[None, :, None, :]                                 # [E, K, S, N]
     for _, r in rows.iterrows():
-        d = cell[idx[r["encoder_a"]]] - cell[idx[r["encoder_b"]]]
+        a, b = idx[r["encoder_a"]], idx[r["encoder_b"]]
+        d = cell[a] - cell[b]
         assert r["diff_uar"] == pytest.approx(d.mean())
-        assert r["p"] == pytest.approx(metrics.signflip_pvalues(d))
+        if r["claim"] == "new-corpora":
+            assert r["p"] == pytest.approx(metrics.signflip_pvalues(metrics.corpus_pseudovalues(d, member)))
+            assert r["p_min"] == 0.125 and r["n_clusters"] == 4
+            continue
+        # every cell has its own models here: one group per source and encoder
+        z = np.concatenate([np.stack([uar[0, e, src == g].sum(0) for g in range(4)]) * sign / 12
+                            for e, sign in ((a, 1.0), (b, -1.0))])          # [8, S]
+        per = w * (hits[a].mean(1) - hits[b].mean(1)) / 12                  # [K, N]
+        centred = hits - hits.mean(-1, keepdims=True)
+        nv = (w / 12) ** 2 * (centred[a].var(1, ddof=1) + centred[b].var(1, ddof=1)) / 3
+        u = np.stack([per[tgt == g].sum(0) for g in range(4)]).ravel()       # the same utterance, every source
+        noise = np.stack([nv[tgt == g].sum(0) for g in range(4)]).ravel()
+        strata = np.repeat(np.arange(4), yk.shape[1]) * 10 + yk[[list(tgt).index(g) for g in range(4)]].ravel()
+        ref = metrics.these_corpora_test(d.mean(), z, u, strata, noise)
+        assert r["p"] == pytest.approx(float(ref["p"]), rel=1e-6) and r["p_min"] == 0.0
+        assert r["ci_low"] == pytest.approx(float(ref["ci_low"])) and r["df"] == pytest.approx(float(ref["df"]))
     # the same with the run's cells list for the label sets
     cells = [{"name": c, "labels": list(LABELS)} for c in preds["cell"].unique()]
-    again = metrics.significance_rows(preds, cells=cells, cluster_by=None)
+    again = metrics.significance_rows(preds, cells=cells)
     pd.testing.assert_frame_equal(rows, again)
-    # by default pairs sharing a source (one trained model) flip together: 4 clusters, p >= 2/16
-    clustered = metrics.significance_rows(preds)
-    assert (clustered["n_clusters"] == 4).all() and (clustered["p"] >= 0.125).all()
-    assert (clustered["p_min"] == 0.125).all() and clustered["test"].str.contains("source").all()
-    np.testing.assert_allclose(clustered["diff_uar"], rows["diff_uar"])
+    # one claim at a time; a report-wide Holm family spans every table
+    only = metrics.significance_rows(preds, claim="new-corpora")
+    assert len(only) == 3 and (only["claim"] == "new-corpora").all()
+    two = pd.concat([preds, preds.assign(head="cnn")])
+    wide = metrics.significance_rows(two, claim="new-corpora", family="report")
+    assert len(wide) == 6 and (wide["holm_family"] == "report").all()
+    np.testing.assert_allclose(wide["p_adjusted"], metrics.holm(wide["p"].to_numpy()))
+    with pytest.raises(metrics.StatisticsError, match="needs the per-utterance predictions"):
+        metrics.significance_rows(scores=metrics.unit_scores(preds))
+    with pytest.raises(metrics.StatisticsError, match="weighted sum"):
+        metrics.significance_rows(preds, metric="macro_f1")
 
 
-def test_two_corpora_cannot_be_significant():
+def test_two_corpora_cannot_be_significant_on_new_corpora():
+    """Two corpora: leaving either out leaves no pair, so nothing can be said about new corpora
+    (p = p_min = 1); a large difference on these corpora is still found."""
     y, pred, *_ = simulate(np.random.default_rng(5), 1, n_enc=2, n_corpora=2, n_seeds=2, n_utt=40,
                           planted=[3.0, 0.0])
     rows = metrics.significance_rows(predictions_table(y[0, 0, :, 0], pred[0], ["X", "Y"], seeds=(0, 1)))
-    r = rows.iloc[0]
-    assert r["n_units"] == 2 and r["p_min"] == 0.5 and r["p"] >= 0.5 and not r["significant"]
+    r = rows.set_index("claim").loc["new-corpora"]
+    assert r["n_units"] == 2 and r["p_min"] == 1.0 and r["p"] == 1.0 and not r["significant"]
     assert r["ci_low"] == -np.inf and r["ci_high"] == np.inf
-    assert metrics.format_p(r["p"]) == "0.500"
+    assert metrics.format_p(r["p"]) == "1.000"
+    assert rows.set_index("claim").loc["these-corpora", "significant"]
 
 
 def test_mismatched_runs_are_refused():
@@ -345,10 +381,18 @@ def test_friedman_and_gap_rows():
     y, pred, uar, _ = simulate(np.random.default_rng(4), 1, n_utt=30)
     preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
     fr = metrics.friedman_rows(preds)
-    assert len(fr) == 3 and (fr["n_blocks"] == 12).all()
-    _, avg = metrics.average_ranks(uar[0].mean(-1).T)
+    assert len(fr) == 3 and (fr["n_blocks"] == 12).all() and (fr["n_corpora"] == 4).all()
+    ranks, avg = metrics.average_ranks(uar[0].mean(-1).T)
     np.testing.assert_allclose(sorted(fr["avg_rank"]), sorted(avg))
-    assert fr["cd"].iloc[0] == pytest.approx(metrics.nemenyi_cd(3, 12))
+    assert fr["friedman_chi2"].iloc[0] == pytest.approx(metrics.friedman_test(uar[0].mean(-1).T)["chi2"])
+    # friedman_p and cd come from relabelling encoders within corpora (pseudo-values over corpora)
+    src = np.array([a for a in range(4) for b in range(4) if a != b])
+    tgt = np.array([b for a in range(4) for b in range(4) if a != b])
+    member = np.zeros((12, 4), bool)
+    member[np.arange(12), src] = member[np.arange(12), tgt] = True
+    ref = metrics.rank_permutation_test(ranks, member, n_perm=20000)
+    assert fr["cd"].iloc[0] == pytest.approx(float(ref["cd"])) and fr["friedman_p"].iloc[0] == pytest.approx(ref["p"])
+    assert fr["p_min"].iloc[0] == pytest.approx(6 / 6 ** 4) and (fr["ranking"] == "calibrated").all()
     # same-corpus results for the targets: one with the same label set, one without
     same = preds[preds["source"] == "A"].assign(setting="same", source=lambda t: t["target"],
                                                 cell=lambda t: "same:" + t["target"])
