@@ -1141,8 +1141,8 @@ def rank_permutation_test(ranks, membership, *, alpha: float = 0.05, n_perm: int
     sum of squared deviations of the average ranks from (k + 1) / 2 is at least the observed,
     and cd the smallest value that the range (best minus worst average rank) exceeds in at
     most alpha of them, so "some pair differs by more than cd" happens in at most alpha of
-    null studies. Where no relabelling range can exceed it (too few corpora) cd is inf and
-    ``descriptive`` is True. p_min: the smallest p the design can give.
+    null studies. Where no range can exceed it (no relabelling does, or it is at least k - 1,
+    the widest average ranks can be: too few corpora) cd is inf and ``descriptive`` is True. p_min: the smallest p the design can give.
     """
     r = np.asarray(ranks, np.float64)
     k = r.shape[-1]
@@ -1168,7 +1168,7 @@ def rank_permutation_test(ranks, membership, *, alpha: float = 0.05, n_perm: int
     rng_star = np.sort(star.max(-1) - star.min(-1), axis=-1)               # [..., M]
     cut = m - int(np.floor(alpha * m))                                     # 1-based position of cd
     cd = rng_star[..., cut - 1]
-    descriptive = cd >= rng_star[..., -1] - 1e-12
+    descriptive = (cd >= rng_star[..., -1] - 1e-12) | (cd >= k - 1 - 1e-12)  # ranges never exceed k - 1
     cd = np.where(descriptive, np.inf, cd)
     n_perm_ = len(perms)
     p_min = float(n_perm_ / m) if exact else 1.0 / m                       # relabelling all corpora alike ties

@@ -407,3 +407,129 @@ def test_friedman_and_gap_rows():
     assert np.isfinite(to_b["gap"]).all()
     np.testing.assert_allclose(to_b["gap"], to_b["same"] - to_b["cross"])
     assert gaps[gaps["target"] == "A"]["note"].eq("no same-corpus result for the target").all()
+
+
+# ----------------------------------------------------------------------------- the claims, simulated
+# Whole studies per utterance (tests/helpers/null_studies.py): 3 encoders, every ordered pair of G
+# corpora, 5 seeds, one model per encoder, source and seed tested on every target (its seed offset
+# shared by all targets, its spread different per encoder and source), encoder x source / target /
+# pair effects, shared and encoder-specific utterance difficulty, 100-200 test utterances per
+# target with fixed, imbalanced class counts. A check "rate <= 0.07" over 500 studies fails a
+# design whose true rate is 0.05 with probability 0.02 and passes one whose true rate is 0.10
+# with probability 0.012 (binomial), so it separates a calibrated test from a broken one; the
+# seeds are fixed, so the outcome is the same on every run.
+
+from tests.helpers import null_studies  # noqa: E402
+
+N_NULL = 500
+
+
+@pytest.mark.parametrize("scenario,g", [("mixed", 4), ("target-dominated", 5), ("utterance-heavy", 5)])
+def test_these_corpora_claim_holds_under_nulls(scenario, g):
+    """Encoder x corpus effects fixed and centred (equal on these corpora), seeds and test
+    utterances random: Holm over the 3 pairs declares some pair different in <= alpha."""
+    sim = null_studies.simulate(np.random.default_rng(g), N_NULL, g, scenario=scenario, fixed_corpora=True,
+                                sizes=(100, 200))
+    fwer = float(null_studies.family_rejects(sim, "these-corpora").any(-1).mean())
+    one = float((null_studies.these_corpora_p(sim, 0, 1) <= 0.05).mean())
+    print(f"\nthese-corpora, {scenario}, {g} corpora: family-wise false-positive rate {fwer:.3f}, one comparison "
+          f"{one:.3f} ({N_NULL} studies)")
+    assert fwer <= 0.07 and one <= 0.07
+
+
+def test_these_corpora_claim_has_power_at_four_to_eight_corpora():
+    """+5 UAR points for encoder 0 on every cell: found against both others at every G = 4..8
+    (100 studies each; power >= 0.8 required), never in the wrong direction; encoders 1 and 2
+    stay equal."""
+    for g in range(4, 9):
+        sim = null_studies.simulate(np.random.default_rng(40 + g), 100, g, planted=[0.05, 0, 0], fixed_corpora=True,
+                                    sizes=(100, 150))
+        rej = null_studies.family_rejects(sim, "these-corpora")
+        d = null_studies.uar(sim).mean((-1, -2))
+        power = float(rej[:, 0].mean())
+        print(f"\nthese-corpora, {g} corpora, +5 points: power {power:.2f} / {rej[:, 1].mean():.2f}; "
+              f"1 vs 2 rejected {rej[:, 2].mean():.2f}")
+        assert power >= 0.8 and rej[:, 1].mean() >= 0.8
+        assert np.all(d[rej[:, 0], 0] > d[rej[:, 0], 1])
+        assert rej[:, 2].mean() <= 0.1
+
+
+@pytest.mark.parametrize("scenario", ["mixed", "target-dominated"])
+def test_new_corpora_claim_holds_under_nulls(scenario):
+    """Encoder x corpus effects random (exchangeable encoders over corpora), 8 corpora so the
+    test can reject: both the family-wise rate and one comparison's rate stay <= alpha."""
+    sim = null_studies.simulate(np.random.default_rng(8), 400, 8, scenario=scenario, sizes=(100, 150))
+    fwer = float(null_studies.family_rejects(sim, "new-corpora").any(-1).mean())
+    one = float((null_studies.new_corpora_p(sim, 0, 1) <= 0.05).mean())
+    print(f"\nnew-corpora, {scenario}, 8 corpora: family-wise {fwer:.3f}, one comparison {one:.3f} (400 studies)")
+    assert fwer <= 0.07 and one <= 0.07
+
+
+def test_new_corpora_claim_power_follows_its_floor():
+    """+5 points on every cell: with 3 encoders (Holm x 3) nothing can be found below 7 corpora
+    (p >= 2 / 2^G); at 7 and 8 corpora it is."""
+    power = {}
+    for g in range(4, 9):
+        sim = null_studies.simulate(np.random.default_rng(50 + g), 100, g, planted=[0.05, 0, 0], sizes=(100, 150))
+        power[g] = float(null_studies.family_rejects(sim, "new-corpora")[:, 0].mean())
+    print(f"\nnew-corpora, +5 points, power by corpora: {power}")
+    assert power[4] == power[5] == power[6] == 0.0
+    assert power[7] >= 0.25 and power[8] >= 0.5
+
+
+@pytest.mark.parametrize("scenario,g", [("mixed", 4), ("target-dominated", 5), ("mixed", 8)])
+def test_ranking_holds_under_nulls(scenario, g):
+    """Exchangeable encoders: "some pair's average ranks differ by more than cd" in <= alpha of
+    studies with the corpus-level cd; Nemenyi's cd over pairs as independent blocks does not."""
+    sim = null_studies.simulate(np.random.default_rng(60 + g), 400, g, scenario=scenario, sizes=(100, 150))
+    exceeds, classic = null_studies.ranking_exceeds(sim, n_perm=1000)
+    print(f"\nranking, {scenario}, {g} corpora: differs by more than cd in {exceeds.mean():.3f}; "
+          f"Nemenyi over pairs {classic.mean():.3f} (400 studies)")
+    assert exceeds.mean() <= 0.07
+    assert classic.mean() > 0.1
+
+
+def test_rank_permutation_with_two_encoders_is_the_sign_flip():
+    """k = 2: relabelling within a corpus flips its pseudo-value about 1.5, so friedman_p is the
+    sign-flip p of the rank pseudo-values; with 3 corpora every relabelling is enumerated."""
+    rng = np.random.default_rng(0)
+    src = np.array([a for a in range(5) for b in range(5) if a != b])
+    tgt = np.array([b for a in range(5) for b in range(5) if a != b])
+    member = np.zeros((20, 5), bool)
+    member[np.arange(20), src] = member[np.arange(20), tgt] = True
+    scores = rng.normal(0, 1, (20, 2)) + np.array([0.8, 0.0])
+    ranks, avg = metrics.average_ranks(scores)
+    out = metrics.rank_permutation_test(ranks, member)
+    pv = metrics.corpus_pseudovalues(ranks[:, 0], member)
+    assert out["p"] == pytest.approx(metrics.signflip_pvalues(pv - 1.5))
+    np.testing.assert_allclose(out["avg_ranks"], avg)
+    assert out["p_min"] == pytest.approx(2 / 2 ** 5)
+    # three corpora, three encoders: 6^3 relabellings, p_min 6 / 216; two corpora: descriptive
+    three = metrics.rank_permutation_test(metrics.average_ranks(rng.normal(0, 1, (6, 3)))[0], _member(3))
+    assert three["p_min"] == pytest.approx(6 / 216)
+    assert three["descriptive"] == (three["cd"] == np.inf)  # a cd of k - 1 or more could never be exceeded
+    two = metrics.rank_permutation_test(np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]), _member(2))
+    assert two["descriptive"] and two["cd"] == np.inf
+
+
+def _member(g):
+    pairs = [(a, b) for a in range(g) for b in range(g) if a != b]
+    m = np.zeros((len(pairs), g), bool)
+    for i, (a, b) in enumerate(pairs):
+        m[i, a] = m[i, b] = True
+    return m
+
+
+def test_claim_floors_from_the_design():
+    """Five corpora, three encoders: these-corpora has no floor; new-corpora's best p is 1/16,
+    3/16 after Holm, so it needs 7 corpora; a report-wide family of 6 tables (18 comparisons)
+    needs 18 x 2 / 2^G <= 0.05: 10."""
+    a, b, r = metrics.claim_floors(n_corpora=5, n_encoders=3, n_seeds=5, n_tables=6)
+    assert a["claim"] == "these-corpora" and a["reachable"] and a["p_min"] == 0.0
+    assert b["p_min"] == 1 / 16 and b["family_size"] == 3 and b["p_min_adjusted"] == 3 / 16
+    assert not b["reachable"] and b["corpora_needed"] == 7
+    assert r["claim"] == "ranking" and r["p_min"] == pytest.approx(6.0 ** -4) and r["reachable"]
+    _, wide, _ = metrics.claim_floors(n_corpora=5, n_encoders=3, n_seeds=5, n_tables=6, family="report")
+    assert wide["family_size"] == 18 and wide["corpora_needed"] == 10
+    one_seed, *_ = metrics.claim_floors(n_corpora=8, n_encoders=2, n_seeds=1, n_tables=1)
+    assert not one_seed["reachable"] and "seeds" in one_seed["why"]
