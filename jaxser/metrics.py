@@ -677,10 +677,13 @@ def cd_cliques(avg_ranks, cd: float) -> list[list[int]]:
     return out
 
 
-def draw_cd_diagram(ax, avg_ranks, cd: float, names: Sequence[str], *, title: str | None = None):
+def draw_cd_diagram(ax, avg_ranks, cd: float, names: Sequence[str], *, title: str | None = None,
+                    descriptive: bool = False):
     """Demšar's critical-difference diagram on a matplotlib Axes: systems placed on the
     average-rank axis (1 = best, at the left), thick bars joining systems whose ranks differ
-    by at most ``cd``, and the CD itself drawn as a scale bar. Only draws; returns ax."""
+    by at most ``cd``, and the CD itself drawn as a scale bar. ``descriptive``: the design
+    supports no ranking claim, so no CD and no bars are drawn, and the axes say so. Only
+    draws; returns ax."""
     r = np.asarray(avg_ranks, np.float64)
     k = r.size
     if len(names) != k:
@@ -689,7 +692,7 @@ def draw_cd_diagram(ax, avg_ranks, cd: float, names: Sequence[str], *, title: st
     order = np.argsort(r, kind="stable")
     left, right = order[: (k + 1) // 2], order[(k + 1) // 2:][::-1]
     n_rows = max(len(left), len(right))
-    cliques = cd_cliques(r, cd)
+    cliques = [] if descriptive else cd_cliques(r, cd)
     ax.set_xlim(lo - 0.6, hi + 0.6)
     ax.set_ylim(-(n_rows + 1.5), 2.2)
     ax.axis("off")
@@ -697,7 +700,10 @@ def draw_cd_diagram(ax, avg_ranks, cd: float, names: Sequence[str], *, title: st
     for t in range(lo, hi + 1):
         ax.vlines(t, 0, 0.15, color="k", lw=1)
         ax.text(t, 0.3, str(t), ha="center", va="bottom", fontsize=8)
-    if np.isfinite(cd) and cd > 0:
+    if descriptive:
+        ax.text((lo + hi) / 2, 1.6, "descriptive: no ranking claim", ha="center", va="bottom", fontsize=8,
+                style="italic")
+    elif np.isfinite(cd) and cd > 0:
         ax.hlines(1.4, lo, lo + cd, color="k", lw=1.5)
         ax.vlines([lo, lo + cd], 1.3, 1.5, color="k", lw=1.5)
         ax.text(lo + cd / 2, 1.6, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)

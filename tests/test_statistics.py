@@ -256,6 +256,19 @@ def test_cd_diagram_draws():
     plt.close(fig)
 
 
+def test_cd_diagram_descriptive_claims_nothing():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    metrics.draw_cd_diagram(ax, [1.2, 2.0, 2.8], np.inf, ["a", "b", "c"], descriptive=True)
+    texts = [t.get_text() for t in ax.texts]
+    assert "descriptive: no ranking claim" in texts and not any(t.startswith("CD = ") for t in texts)
+    assert not any(c.get_linewidth()[0] == 3 for c in ax.collections)  # no bars joining encoders
+    plt.close(fig)
+
+
 # ----------------------------------------------------------------------------- predictions tables
 
 def predictions_table(y, pred, corpora, *, encoders=None, seeds=(0, 1, 2), setting="cross"):

@@ -52,6 +52,7 @@ class StudyConfig:
     skip_errors: bool = False
     workers: int | None = None   # models trained concurrently; None: one per core (up to 4) on CPU, 1 elsewhere
     save_models: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_SAVE_MODELS))  # settings
+    family: str = "table"        # Holm's family in the report: "table" (setting, head, layer) or "report"
 
     def study(self) -> dict:
         """What defines the results (not where they are written): the resume key."""
@@ -60,7 +61,7 @@ class StudyConfig:
         # on, not what a finished run contains (the skipped files are listed in manifest.json),
         # so the suggested re-run with --skip-errors resumes the same study; which models are
         # saved does not change any result either
-        for k in ("out_dir", "cache", "bootstrap", "workers", "skip_errors", "save_models"):
+        for k in ("out_dir", "cache", "bootstrap", "workers", "skip_errors", "save_models", "family"):
             d.pop(k)
         # the default split is left out so that studies defined before the option keep their
         # fingerprint (and their run directories resume)
@@ -72,7 +73,7 @@ class StudyConfig:
         return hashlib.sha256(json.dumps(self.study(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-_RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split", "save_models"}
+_RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split", "save_models", "family"}
 _MODEL_KEYS = {"encoders", "heads", "layers"}
 _TOP_KEYS = {"run", "corpora", "models", "head", "train", "corpus_options"}
 
@@ -168,6 +169,7 @@ def load_config(name_or_path: str | os.PathLike = "default") -> StudyConfig:
         split=str(run.get("split", DEFAULT_SPLIT)),
         save_models=save_models_setting(run.get("save_models", list(DEFAULT_SAVE_MODELS)),
                                         f"{path}: [run] save_models"),
+        family=str(run.get("family", "table")),
     )
 
 
@@ -284,6 +286,9 @@ def validate(cfg: StudyConfig) -> None:
                           f"({', '.join(EMOTIONS)})")
     if cfg.k_folds < 2:
         raise ConfigError(f"k_folds {cfg.k_folds} ([run] k_folds / --k-folds): use 2 or more")
+    if cfg.family not in ("table", "report"):
+        raise ConfigError(f"family {cfg.family!r} ([run] family): use 'table' (Holm per setting, head and layer) "
+                          "or 'report' (one family for the whole report)")
     if cfg.bootstrap < 0:
         raise ConfigError(f"bootstrap {cfg.bootstrap} ([run] bootstrap / --bootstrap): use 0 or more")
     for layer in cfg.layers:

@@ -79,6 +79,9 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
     lead = me == 0
     persistent_compilation_cache(cfg.cache)
     out = claim_run_dir(cfg, lead=lead, log=log)
+    from jaxser.study.report import statistics_plan
+    for line in statistics_plan(cfg) if lead else []:
+        log(line)
 
     t0 = time.perf_counter()
     stage(log, "corpora")
@@ -118,7 +121,7 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
 
     t0 = time.perf_counter()
     stage(log, "report")
-    write_report(out, bootstrap=cfg.bootstrap)
+    write_report(out, bootstrap=cfg.bootstrap, family=cfg.family)
     timings["report_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     artifacts.write_manifest(out, {**manifest, "timings": timings})
