@@ -4,8 +4,9 @@ Long on purpose: one home for every statistic, so the report and the spec cannot
 
 The one home for every number a report states: point metrics, the batched count kernels the
 report's bootstrap uses, per-utterance paired tests, the study-level comparison of encoders
-(the unit of inference is the corpus pair, see docs/statistics.md), multiplicity control
-(Holm), and rank tests over corpus pairs (Friedman, Nemenyi, Wilcoxon-Holm).
+under two labelled claims (on these corpora: seeds and test utterances are the units; on new
+corpora: corpora are, in both roles; see docs/statistics.md), multiplicity control (Holm),
+rankings with corpora as units, and the classic rank tests (Friedman, Nemenyi, Wilcoxon-Holm).
 
 Point metrics follow scikit-learn's definitions exactly (tests compare against it), so numbers
 in reports mean what readers expect:
