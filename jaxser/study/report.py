@@ -544,9 +544,9 @@ def _figures(run: Path, results: pd.DataFrame, ranks: pd.DataFrame, preds: pd.Da
         metrics.draw_cd_diagram(ax, fr["avg_rank"].to_numpy(), float(f0["cd"]), fr["encoder"].tolist(),
                                 descriptive=descriptive,
                                 title=f"Average rank over {int(f0['n_blocks'])} corpus pairs, {int(f0['n_corpora'])} "
-                                      f"corpora — head {head}, layer {layer} "
-                                      + ("(descriptive: too few corpora for a ranking claim)" if descriptive else
-                                         f"(Friedman p {format_p(f0['friedman_p'])}, corpora as units)"))
+                                      f"corpora — head {head}, layer {layer}\n"
+                                      + ("descriptive: too few corpora for a ranking claim" if descriptive else
+                                         f"Friedman p {format_p(f0['friedman_p'])}, corpora as units"))
         name = f"cd_{_safe(head)}_{_safe(layer)}.png"
         _save(fig, fig_dir / name)
         out.append((f"critical-difference {head}/{layer}", f"figures/{name}"))
