@@ -1123,18 +1123,20 @@ def _family_columns(family) -> list[str]:
 
 # ----------------------------------------------------------------------------- rankings that hold
 
-def _rank_permutations(k: int, g: int, n_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(perms [k!, k], choice [M, g]): which permutation of the k systems each corpus gets in
-    each of M relabellings; all (k!)^g when at most n_perm, else the identity and n_perm random."""
+def _rank_permutations(k: int, g: int, n_perm: int, seed: int) -> tuple[np.ndarray, bool]:
+    """[M, g, k]: the permutation of the k systems each corpus gets in each of M relabellings;
+    all (k!)^g when at most n_perm, else the identity and n_perm random ones."""
     import itertools
+    from math import factorial
 
-    perms = np.array(list(itertools.permutations(range(k))), np.int64)
-    total = len(perms) ** g
-    if total <= n_perm:
+    if factorial(k) ** g <= n_perm:
+        perms = np.array(list(itertools.permutations(range(k))), np.int64)
+        total = len(perms) ** g
         choice = (np.arange(total)[:, None] // len(perms) ** np.arange(g)) % len(perms)
-        return perms, choice, True
+        return perms[choice], True
     rng = np.random.default_rng(seed)
-    return perms, np.vstack([np.zeros((1, g), np.int64), rng.integers(0, len(perms), (n_perm, g))]), False
+    rand = np.argsort(rng.random((n_perm, g, k)), axis=-1)
+    return np.concatenate([np.broadcast_to(np.arange(k), (1, g, k)), rand]), False
 
 
 def rank_permutation_test(ranks, membership, *, alpha: float = 0.05, n_perm: int = 2000, seed: int = 0) -> dict:
@@ -1163,9 +1165,8 @@ def rank_permutation_test(ranks, membership, *, alpha: float = 0.05, n_perm: int
         nan = np.full(lead, np.nan)
         return {"avg_ranks": avg, "p": nan + 0 if lead else np.nan, "cd": np.full(lead, np.inf) if lead else np.inf,
                 "p_min": 1.0, "descriptive": np.ones(lead, bool) if lead else True, "n_corpora": g}
-    perms, choice, exact = _rank_permutations(k, g, n_perm, seed)
-    m = choice.shape[0]
-    idx = perms[choice]                                                    # [M, G, k]
+    idx, exact = _rank_permutations(k, g, n_perm, seed)                    # [M, G, k]
+    m = idx.shape[0]
     gathered = np.take_along_axis(pv[..., None, :, :], np.broadcast_to(idx, lead + idx.shape), -1)
     star = gathered.mean(-2)                                               # [..., M, k]
     f_obs = ((avg - centre) ** 2).sum(-1)
@@ -1177,8 +1178,9 @@ def rank_permutation_test(ranks, membership, *, alpha: float = 0.05, n_perm: int
     cd = rng_star[..., cut - 1]
     descriptive = (cd >= rng_star[..., -1] - 1e-12) | (cd >= k - 1 - 1e-12)  # ranges never exceed k - 1
     cd = np.where(descriptive, np.inf, cd)
-    n_perm_ = len(perms)
-    p_min = float(n_perm_ / m) if exact else 1.0 / m                       # relabelling all corpora alike ties
+    from math import factorial
+
+    p_min = float(factorial(k) / m) if exact else 1.0 / m                  # relabelling all corpora alike ties
     return {"avg_ranks": avg, "p": p, "cd": cd, "p_min": min(1.0, p_min), "descriptive": descriptive,
             "n_corpora": g}
 

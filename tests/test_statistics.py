@@ -5,6 +5,8 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxser import metrics
 from jaxser.errors import UserError
@@ -546,3 +548,27 @@ def test_claim_floors_from_the_design():
     assert wide["family_size"] == 18 and wide["corpora_needed"] == 10
     one_seed, *_ = metrics.claim_floors(n_corpora=8, n_encoders=2, n_seeds=1, n_tables=1)
     assert not one_seed["reachable"] and "seeds" in one_seed["why"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(g=st.integers(3, 7), seed=st.integers(0, 2 ** 16))
+def test_pseudovalues_put_each_corpus_effect_in_its_own_value(g, seed):
+    """For any differences their mean is T; when a pair's difference is its source's effect
+    plus its target's, corpus g's pseudo-value is exactly its two effects (nothing of the
+    others leaks in), which is why sign-flipping them treats corpora as the units."""
+    rng = np.random.default_rng(seed)
+    m = _member(g)
+    d = rng.normal(0, 1, len(m))
+    assert metrics.corpus_pseudovalues(d, m).mean() == pytest.approx(d.mean())
+    alpha, beta = rng.normal(0, 1, g), rng.normal(0, 1, g)
+    pairs = [(a, b) for a in range(g) for b in range(g) if a != b]
+    additive = np.array([alpha[a] + beta[b] for a, b in pairs])
+    np.testing.assert_allclose(metrics.corpus_pseudovalues(additive, m), alpha + beta, atol=1e-9)
+
+
+def test_rank_permutations_for_many_encoders_are_sampled():
+    """Nine encoders: 9! relabellings per corpus are sampled, not enumerated (memory stays small)."""
+    rng = np.random.default_rng(1)
+    ranks, _ = metrics.average_ranks(rng.normal(0, 1, (20, 9)))
+    out = metrics.rank_permutation_test(ranks, _member(5), n_perm=500)
+    assert out["p_min"] == pytest.approx(1 / 501) and 0 < out["p"] <= 1
