@@ -304,7 +304,8 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile=No
                     "the same label set (otherwise their chance levels differ and the difference means nothing).",
                     "", _md_table(gt)]
         out += _ranking_section(rank, ranks, head, layer, fig_of)
-        s = sig[(sig["head"] == head) & (sig["layer"] == layer)]
+        s = sig.assign(family_size=sig.groupby(["claim", "holm_family"])["p"].transform("count"))
+        s = s[(s["head"] == head) & (s["layer"] == layer)]
         out += _significance_section(s.sort_values("setting", key=lambda c: c.map(
             {k: i for i, k in enumerate(SETTING_TITLES)}), kind="stable"))
     out += _speaker_text_section(cells)
@@ -402,7 +403,7 @@ def _significance_section(s: pd.DataFrame) -> list[str]:
         per = b.groupby(["n_clusters", "p_min"], sort=False)["setting"].agg(lambda c: ", ".join(dict.fromkeys(c)))
         floors = "; ".join(f"{format_p(pm)} with {n} corpora" + (f" ({st})" if len(per) > 1 else "")
                            for (n, pm), st in per.items())
-        adj = (b["p_min"] * b.groupby(["holm_family"])["p"].transform("count")).clip(upper=1)
+        adj = (b["p_min"] * b["family_size"]).clip(upper=1)  # Holm's first step: the best a family can do
         out += ["", "**On new corpora** — would A beat B on corpora like these that are *not* in the study? Each "
                 "corpus is one unit, as a training and as a test corpus (jackknife pseudo-values over corpora, "
                 "sign-flip test), so an encoder that happens to suit one corpus counts once. Smallest achievable "
