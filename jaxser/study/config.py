@@ -48,11 +48,11 @@ class StudyConfig:
     train: dict = dataclasses.field(default_factory=dict)
     corpus_options: dict = dataclasses.field(default_factory=dict)
     split: str = DEFAULT_SPLIT   # same-corpus folds disjoint in "speaker" or in "speaker+text"
+    family: str = "table"        # Holm's family in the report: "table" (setting, head, layer) or "report"
     cache: str | None = None
     skip_errors: bool = False
     workers: int | None = None   # models trained concurrently; None: one per core (up to 4) on CPU, 1 elsewhere
     save_models: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_SAVE_MODELS))  # settings
-    family: str = "table"        # Holm's family in the report: "table" (setting, head, layer) or "report"
 
     def study(self) -> dict:
         """What defines the results (not where they are written): the resume key."""
@@ -61,12 +61,13 @@ class StudyConfig:
         # on, not what a finished run contains (the skipped files are listed in manifest.json),
         # so the suggested re-run with --skip-errors resumes the same study; which models are
         # saved does not change any result either
-        for k in ("out_dir", "cache", "bootstrap", "workers", "skip_errors", "save_models", "family"):
+        for k in ("out_dir", "cache", "bootstrap", "workers", "skip_errors", "save_models"):
             d.pop(k)
         # the default split is left out so that studies defined before the option keep their
         # fingerprint (and their run directories resume)
         if d["split"] == DEFAULT_SPLIT:
             d.pop("split")
+        d.pop("family")  # which Holm family the report uses changes no result
         return d
 
     def fingerprint(self) -> str:

@@ -79,10 +79,10 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
     lead = me == 0
     persistent_compilation_cache(cfg.cache)
     out = claim_run_dir(cfg, lead=lead, log=log)
-    from jaxser.study.report import statistics_plan
-    for line in statistics_plan(cfg) if lead else []:
-        log(line)
 
+    from jaxser.study.report import statistics_plan
+    for line in statistics_plan(cfg) if lead else []:  # what the report's claims can reach
+        log(line)
     t0 = time.perf_counter()
     stage(log, "corpora")
     datasets, roots = load_corpora(cfg, log)
