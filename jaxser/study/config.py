@@ -50,6 +50,7 @@ class StudyConfig:
     train: dict = dataclasses.field(default_factory=dict)
     corpus_options: dict = dataclasses.field(default_factory=dict)
     split: str = DEFAULT_SPLIT   # same-corpus folds disjoint in "speaker" or in "speaker+text"
+    family: str = "table"        # Holm's family in the report: "table" (setting, head, layer) or "report"
     cache: str | None = None
     skip_errors: bool = False
     workers: int | None = None   # models trained concurrently; None: one per core (up to 4) on CPU, 1 elsewhere
@@ -69,13 +70,14 @@ class StudyConfig:
         # fingerprint (and their run directories resume)
         if d["split"] == DEFAULT_SPLIT:
             d.pop("split")
+        d.pop("family")  # which Holm family the report uses changes no result
         return d
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.study(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-_RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split", "save_models"}
+_RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split", "save_models", "family"}
 _MODEL_KEYS = {"encoders", "heads", "layers"}
 _TOP_KEYS = {"run", "corpora", "models", "head", "train", "corpus_options"}
 
@@ -184,6 +186,7 @@ def load_config(name_or_path: str | os.PathLike = "default") -> StudyConfig:
         split=str(run.get("split", DEFAULT_SPLIT)),
         save_models=save_models_setting(run.get("save_models", list(DEFAULT_SAVE_MODELS)),
                                         f"{path}: [run] save_models"),
+        family=str(run.get("family", "table")),
     )
 
 
@@ -340,6 +343,9 @@ def validate(cfg: StudyConfig) -> None:
                           f"({', '.join(EMOTIONS)})")
     if cfg.k_folds < 2:
         raise ConfigError(f"k_folds {cfg.k_folds} ([run] k_folds / --k-folds): use 2 or more")
+    if cfg.family not in ("table", "report"):
+        raise ConfigError(f"family {cfg.family!r} ([run] family): use 'table' (Holm per setting, head and layer) "
+                          "or 'report' (one family for the whole report)")
     if cfg.bootstrap < 0:
         raise ConfigError(f"bootstrap {cfg.bootstrap} ([run] bootstrap / --bootstrap): use 0 or more")
     for layer in cfg.layers:

@@ -88,6 +88,9 @@ def _run(cfg: StudyConfig, log, held: contextlib.ExitStack) -> Path:
     preflight(cfg)
     out = claim_run_dir(cfg, lead=lead, log=log, held=held, alone=n_proc == 1)
 
+    from jaxser.study.report import statistics_plan
+    for line in statistics_plan(cfg) if lead else []:  # what the report's claims can reach
+        log(line)
     t0 = time.perf_counter()
     stage(log, "corpora")
     datasets, roots = load_corpora(cfg, log)
@@ -126,7 +129,7 @@ def _run(cfg: StudyConfig, log, held: contextlib.ExitStack) -> Path:
 
     t0 = time.perf_counter()
     stage(log, "report")
-    write_report(out, bootstrap=cfg.bootstrap)
+    write_report(out, bootstrap=cfg.bootstrap, family=cfg.family)
     timings["report_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     artifacts.write_manifest(out, {**manifest, "timings": timings})
