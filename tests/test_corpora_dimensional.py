@@ -48,7 +48,7 @@ def test_dimension_columns_follow_the_unified_ones(tmp_path):
     assert all(math.isnan(rows["c"][d]) for d in DIMENSIONS) and rows["c"]["emotion"] == "neutral"
     # no dimension anywhere: the categorical schema exactly as before
     plain = build_dataset("toy", tmp_path, [_rec(tmp_path, "d")])
-    assert tuple(plain.column_names) == COLUMNS
+    assert tuple(plain.column_names) == COLUMNS and corpora.dimension_ranges(plain) == {}
 
 
 def test_dimension_errors(tmp_path):
@@ -89,6 +89,7 @@ def test_iemocap_dimensions(tmp_path):
     assert (r["valence"], r["arousal"], r["dominance"]) == (1.5, 3.0, 2.5)
     assert rows["Ses01F_impro01_M002"]["valence"] == 3.5
     assert corpora.dimension_ranges("iemocap") == {d: (1.0, 5.0) for d in DIMENSIONS}
+    assert corpora.dimension_ranges(corpora.load("iemocap", root)) == {d: (1.0, 5.0) for d in DIMENSIONS}
     # all_rated keeps the turns classification leaves out (fru, exc, xxx) with their ratings
     excluded = Counter()
     every = by_utt(corpora.load("iemocap", root, all_rated=True, excluded=excluded))
@@ -203,7 +204,12 @@ def test_manifest_dimensions(tmp_path):
     assert corpora.dimension_ranges("manifest", dimension_range=(1, 7)) == {d: (1.0, 7.0) for d in DIMENSIONS}
     per = {"arousal": [0, 10], "valence": [0, 10], "dominance": [1, 2]}
     assert corpora.dimension_ranges("manifest", dimension_range=per)["dominance"] == (1.0, 2.0)
-    assert by_utt(corpora.load("manifest", tmp_path / "rated.csv", dimension_range=per))["clip2"]["dominance"] == 2.0
+    per_ds = corpora.load("manifest", tmp_path / "rated.csv", dimension_range=per)
+    assert by_utt(per_ds)["clip2"]["dominance"] == 2.0
+    # the dataset carries the scales it was checked against, also through select/filter
+    assert corpora.dimension_ranges(per_ds.select([0, 1])) == {"arousal": (0.0, 10.0), "valence": (0.0, 10.0),
+                                                               "dominance": (1.0, 2.0)}
+    assert corpora.dimension_ranges(ds) == {d: (1.0, 7.0) for d in DIMENSIONS}
     with pytest.raises(CorpusError, match="dimension_range=\\(lo, hi\\)"):
         corpora.load("manifest", tmp_path / "rated.csv")
     with pytest.raises(CorpusError, match=r"rated.csv line 3: arousal '4.5' is outside"):
@@ -235,7 +241,7 @@ def synth():
 
 def test_synthetic_targets_follow_the_cues(synth):
     for name, ds in synth.items():
-        assert corpora.dimension_ranges(name) == {d: (0.0, 1.0) for d in DIMENSIONS}
+        assert corpora.dimension_ranges(name) == corpora.dimension_ranges(ds) == {d: (0.0, 1.0) for d in DIMENSIONS}
         v = {d: np.array(ds[d]) for d in DIMENSIONS}
         assert all(((x > 0) & (x < 1)).all() for x in v.values())
         emo = np.array(ds["emotion"])

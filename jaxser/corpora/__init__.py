@@ -112,14 +112,27 @@ def load(name: str, root=None, /, skip_errors: bool = False, **options):
                          dimensions=getattr(mod, "DIMENSIONS", None))
 
 
-def dimension_ranges(name: str, **options) -> dict[str, tuple[float, float]]:
-    """The documented (lo, hi) scale of each dimension corpus `name` rates, e.g. IEMOCAP's
+def dimension_ranges(name_or_dataset, **options) -> dict[str, tuple[float, float]]:
+    """The documented (lo, hi) scale of each dimension a corpus rates, e.g. IEMOCAP's
     {"arousal": (1.0, 5.0), "valence": (1.0, 5.0), "dominance": (1.0, 5.0)}; {} for a corpus
     with no dimensional ratings. Targets are mapped to [0, 1] by these ranges, never by
-    statistics of the data. Synthetic corpora take theirs from their spec; a manifest corpus
-    from the loader option it is loaded with (`dimension_range=(lo, hi)`, or one pair per
-    dimension), so pass the same options here."""
-    key = canonical_name(name)
+    statistics of the data.
+
+    `name_or_dataset`: a registry name, or a loaded dataset, which carries the ranges its rows
+    were checked against (the only way to name a manifest corpus' scale by the dataset alone).
+    By name: synthetic corpora take theirs from their spec, a corpus module from its
+    `DIMENSIONS`, the manifest loader from the option it is loaded with (`dimension_range=(lo,
+    hi)` or one pair per dimension), so pass the same options here."""
+    from jaxser.corpora.schema import carried_ranges
+
+    if not isinstance(name_or_dataset, str):
+        carried = carried_ranges(name_or_dataset)
+        if carried is not None:
+            return carried
+        if not any(d in name_or_dataset.column_names for d in DIMENSIONS):
+            return {}
+        name_or_dataset = name_or_dataset[0]["corpus"]
+    key = canonical_name(name_or_dataset)
     if key in _synthetic_names():
         from jaxser.corpora import synthetic
 

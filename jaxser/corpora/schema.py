@@ -212,7 +212,33 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
 
         feats = type(feats)({**feats, **{d: Value("float64") for d in dims},
                              **{k: Value("float64" if k in SEGMENT_COLUMNS else "string") for k in extra}})
-    return Dataset.from_dict(cols, features=feats)
+    info = None
+    if dims:  # the scales the ratings were checked against travel with the rows (a manifest's are an option)
+        import json
+
+        from datasets import DatasetInfo
+
+        info = DatasetInfo(features=feats, description=json.dumps({_RANGES_KEY: {
+            d: list(dimensions[d]) for d in dims if d in (dimensions or {})}}))
+    return Dataset.from_dict(cols, features=feats, info=info)
+
+
+_RANGES_KEY = "jaxser_dimension_ranges"
+
+
+def carried_ranges(ds) -> dict[str, tuple[float, float]] | None:
+    """The dimension scales `build_dataset` recorded on a dataset (its `info.description`), or
+    None for a dataset without rating columns."""
+    import json
+
+    try:
+        data = json.loads(ds.info.description or "")
+    except (ValueError, AttributeError):
+        return None
+    ranges = data.get(_RANGES_KEY) if isinstance(data, dict) else None
+    if ranges is None:
+        return None
+    return {d: (float(lo), float(hi)) for d, (lo, hi) in ranges.items()}
 
 
 def fingerprint(ds) -> str:
