@@ -158,3 +158,12 @@ def test_meld_matches_emobox(tmp_path):
         write_csv(root / "MELD.Raw" / MELD_TABLES[split], MELD_HEADER, items)
     ds = corpora.load("meld", root)
     compare("meld", ds, root, picked, label_map)
+
+
+def test_meld_card_lists_the_unlabelled_clips(tree):
+    from jaxser.corpora import card
+
+    c = card.describe("meld", tree, decode=False, hashes=False)
+    spare = c["problems"][c["problems"]["kind"] == "unlabelled"]
+    assert sorted(p.rsplit("/", 1)[1] for p in spare["path"]) == ["dia49_utt4.mp4", "final_videos_testdia101_utt0.mp4"]
+    assert int(c["summary"]["utterances"].iloc[0]) == 7

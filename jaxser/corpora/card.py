@@ -52,6 +52,9 @@ def _call_records(mod, root, options, problems, excluded):
         kw["skip_errors"] = True
     if "excluded" in params:
         kw["excluded"] = excluded
+    unlabelled: list = []
+    if "unlabelled" in params:  # audio the corpus' label files do not name (MELD, MSP-IMPROV)
+        kw["unlabelled"] = unlabelled
     from jaxser.audio import AudioError
 
     try:
@@ -66,6 +69,8 @@ def _call_records(mod, root, options, problems, excluded):
         recs = []
     for e in errors:
         problems.append({"kind": _error_kind(e), "path": getattr(e, "path", ""), "detail": str(e)})
+    for p in unlabelled:
+        problems.append({"kind": "unlabelled", "path": str(p), "detail": "no label row names this file; not used"})
     return recs
 
 
