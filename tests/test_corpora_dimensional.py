@@ -279,3 +279,30 @@ def test_dimensional_configs_load_once_the_task_key_exists():
     assert cfg.task == "dimensional" and set(cfg.corpora) == set(S.CORPORA)
     real = study_config.load_config(EXPERIMENT_CONFIGS / "dimensional.toml")
     assert set(real.corpora) == {"iemocap", "mspimprov", "msppodcast"} and "emotion2vec-base" in real.encoders
+
+
+def test_msppodcast_matches_emobox(tmp_path):
+    """EmoBox's MSP-Podcast lists (`data/msppodcast/fold_1/*.jsonl`: its test and validation
+    files; paths `downloads/msppodcast/Audio/<FileName>`): every name is a release FileName,
+    every code one of the ten, its label map ours; a sampled tree with a consensus table made from
+    its rows loads to the same files and labels. Skips without an EmoBox checkout."""
+    import json
+
+    from tests.helpers.emobox_lists import compare, emobox_root, release_path, sample
+
+    root = emobox_root()
+    folds = root / "data" / "msppodcast" / "fold_1" if root else None
+    if folds is None or not folds.is_dir():
+        pytest.skip("no EmoBox checkout with data/msppodcast (set JAXSER_EMOBOX)")
+    label_map = json.loads((root / "data" / "msppodcast" / "label_map.json").read_text(encoding="utf-8"))
+    assert {k: v.lower() for k, v in label_map.items()} == msppodcast.LABEL_MAP
+    rows = [json.loads(line) for f in sorted(folds.glob("*.jsonl"))
+            for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert rows and all(msppodcast._NAME_RE.match(release_path("msppodcast", r).removeprefix("Audio/"))
+                        for r in rows)
+    assert {r["emo"] for r in rows} <= set(msppodcast.LABEL_MAP)
+    picked = sample(rows, 2)
+    table = [[release_path("msppodcast", r)[len("Audio/"):], r["emo"], "4.0", "4.0", "4.0", "1", "Female", "Test1"]
+             for r in picked]
+    tree = make_msppodcast(tmp_path / "msppodcast", rows=table, audio="Audio")
+    compare("msppodcast", corpora.load("msppodcast", tree), tree, picked, label_map)
