@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jaxser import audio
 from jaxser import corpora
@@ -111,14 +113,29 @@ def test_meld_windows_1252_table(tmp_path):
 
 
 def test_meld_clip_that_fails_to_decode_is_reported(tmp_path):
-    root = make_meld(tmp_path / "a", rows={"train": MELD_ROWS["train"][:2]}, spare=False)
+    from tests.helpers.containers import write_container
+
+    root = make_meld(tmp_path / "a", rows={"train": MELD_ROWS["train"][:3]}, spare=False)
     bad = root / "MELD.Raw" / "train" / "train_splits" / "dia0_utt1.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)  # a cut-off download
     with pytest.raises(audio.AudioError, match="dia0_utt1.mp4"):
         corpora.load("meld", root)
-    ds = corpora.load("meld", root, skip_errors=True)  # kept with duration NaN: the extraction lists it
+    silent = root / "MELD.Raw" / "train" / "train_splits" / "dia1_utt0.mp4"
+    write_container(silent, None, 48_000)  # video only: no sound, as some test clips are reported
+    ds = corpora.load("meld", root, skip_errors=True)  # kept with duration NaN: the extraction lists them
     rows = by_utt(ds)
-    assert math.isnan(rows["train/dia0_utt1"]["duration"]) and rows["train/dia0_utt0"]["duration"] > 0
+    assert math.isnan(rows["train/dia0_utt1"]["duration"]) and math.isnan(rows["train/dia1_utt0"]["duration"])
+    assert rows["train/dia0_utt0"]["duration"] > 0
+    with pytest.raises(audio.AudioError, match="dia1_utt0.mp4.*no audio track"):
+        audio.load(silent)
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x2100)))
+def test_meld_clean_text_leaves_no_c1_characters(text):
+    out = meld.clean_text(text)
+    assert not any("\x80" <= ch <= "\x9f" or ch == "\xa0" for ch in out)
+    if not any("\x80" <= ch <= "\xa0" for ch in text):
+        assert out == text
 
 
 def test_meld_matches_emobox(tmp_path):
