@@ -179,8 +179,8 @@ def test_mspimprov_errors(tmp_path):
     with pytest.raises(CorpusError, match=r"Evaluation.txt line \d+: cannot parse summary line"):
         corpora.load("mspimprov", make_mspimprov(tmp_path / "a", extra="UTD-IMPROV-S01A-F01-P-FM09.avi; N; A:3\n"))
     with pytest.raises(CorpusError, match=r"valence '5.500000' is outside"):
-        corpora.load("mspimprov", make_mspimprov(tmp_path / "b", extra=improv_block("S07A-F01-P-FM07", "A", v="5.500000"),
-                                                 spare=False))
+        corpora.load("mspimprov", make_mspimprov(tmp_path / "b", spare=False,
+                                                 extra=improv_block("S07A-F01-P-FM07", "A", v="5.500000")))
     with pytest.raises(CorpusError, match="no MSP-IMPROV-S02H-F01-R-FM02.wav.*session1/S02H/R/"):
         corpora.load("mspimprov", make_mspimprov(tmp_path / "c", missing=("S02H-F01-R-FM02",), spare=False))
     with pytest.raises(CorpusError, match="rated again, differently"):
@@ -227,7 +227,8 @@ def test_manifest_dimensions(tmp_path):
         corpora.load("manifest", tmp_path / "m.jsonl", dimension_range=(0, 1))
     (tmp_path / "m.jsonl").write_text("\n".join((tmp_path / "m.jsonl").read_text().splitlines()[:2]) + "\n")
     rows = by_utt(corpora.load("manifest", tmp_path / "m.jsonl", dimension_range=(0, 1)))
-    assert (rows["clip0"]["emotion"], rows["clip0"]["arousal"]) == ("sad", 0.25) and math.isnan(rows["clip0"]["valence"])
+    assert (rows["clip0"]["emotion"], rows["clip0"]["arousal"]) == ("sad", 0.25)
+    assert math.isnan(rows["clip0"]["valence"])
     assert (rows["clip1"]["emotion"], rows["clip1"]["valence"]) == ("", 0.5)
 
 

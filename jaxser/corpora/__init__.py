@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 import inspect
 
-from jaxser.corpora.schema import (CANONICAL_EMOTIONS, COLUMNS, DIMENSIONS, EMOTIONS, CorpusError, CorpusRootError,  # noqa: F401
-                                   UnknownLabelError,
+from jaxser.corpora.schema import (CANONICAL_EMOTIONS, COLUMNS, EMOTIONS, CorpusError, CorpusRootError,  # noqa: F401
+                                   DIMENSIONS, UnknownLabelError,
                                    build_dataset, content_digests, duplicate_groups, fingerprint)
 
 #: registry name -> module (under jaxser.corpora)
