@@ -152,6 +152,13 @@ def test_msppodcast_errors(tmp_path):
     errors = []
     recs = msppodcast.records(make_msppodcast(tmp_path / "e", missing=("MSP-PODCAST_0001_0012.wav",)), errors=errors)
     assert len(recs) == len(MSPP_ROWS) - 1 and len(errors) == 1
+    withheld = MSPP_ROWS + [["MSP-PODCAST_0005_0001.wav", "", "", "", "", "Unknown", "Unknown", "Test3"]]
+    with pytest.warns(UserWarning, match="1 row\\(s\\) carry neither a class nor a rating"):
+        ds = corpora.load("msppodcast", make_msppodcast(tmp_path / "f", rows=withheld))
+    assert len(ds) == len(MSPP_ROWS)
+    partly = MSPP_ROWS + [["MSP-PODCAST_0005_0001.wav", "", "3.0", "", "", "Unknown", "Unknown", "Test3"]]
+    row = by_utt(corpora.load("msppodcast", make_msppodcast(tmp_path / "g", rows=partly)))["MSP-PODCAST_0005_0001"]
+    assert (row["emotion"], row["arousal"], row["split"]) == ("", 3.0, "Test3")
 
 
 # ------------------------------------------------------------------ MSP-IMPROV

@@ -14,11 +14,15 @@ both kept, under EmoBox's names, so the corpus has EmoBox's class set); `EmoAct`
 official partition (Train, Development, Test1, Test2, and Test3 in recent releases; older
 releases say Validation for Development), kept as the `split` column. `SpkrID` is a number or
 `Unknown`; turns of an unknown speaker share the speaker `unknown-<podcast>` (the first number
-of the file name), so they never straddle a speaker-independent split within a podcast.
+of the file name), so they never straddle a speaker-independent split within a podcast. A row
+with neither a class nor a rating (a turn whose labels a release withholds) is left out with a
+warning giving the count.
 """
 from __future__ import annotations
 
+import math
 import re
+import warnings
 from pathlib import Path
 
 from jaxser.corpora.schema import (CorpusError, CorpusRootError, dimension_value, find_audio, find_file, map_label,
@@ -60,7 +64,7 @@ def records(root, *, errors: list | None = None) -> list[dict]:
     audio: dict[str, list[Path]] = {}
     for p in find_audio(root, NAME):
         audio.setdefault(p.name, []).append(p)
-    out, seen = [], {}
+    out, seen, unrated = [], {}, []
     for line, row in read_table(NAME, table, REQUIRED_COLUMNS):
         where = f"{table} line {line}"
         try:
@@ -85,6 +89,9 @@ def records(root, *, errors: list | None = None) -> list[dict]:
                 spk = f"unknown-{m.group(1)}"
             dims = {k: dimension_value(NAME, k, row[col], where, DIMENSIONS)
                     for k, col in (("arousal", "EmoAct"), ("valence", "EmoVal"), ("dominance", "EmoDom"))}
+            if not code and all(math.isnan(v) for v in dims.values()):
+                unrated.append(where)  # a listed turn whose labels the release withholds
+                continue
             found = audio.get(fname, [])
             if len(found) != 1:
                 raise CorpusError(f"{NAME}: {where}: " + (f"no {fname} below {root} (expected in Audios/)" if not found
@@ -97,4 +104,7 @@ def records(root, *, errors: list | None = None) -> list[dict]:
             if errors is None:
                 raise
             errors.append(e)
+    if unrated:
+        warnings.warn(f"{NAME}: {len(unrated)} row(s) carry neither a class nor a rating (e.g. {unrated[0]}); "
+                      "left out", stacklevel=2)
     return out
