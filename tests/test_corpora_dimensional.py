@@ -217,6 +217,8 @@ def test_manifest_dimensions(tmp_path):
     assert corpora.dimension_ranges(per_ds.select([0, 1])) == {"arousal": (0.0, 10.0), "valence": (0.0, 10.0),
                                                                "dominance": (1.0, 2.0)}
     assert corpora.dimension_ranges(ds) == {d: (1.0, 7.0) for d in DIMENSIONS}
+    with pytest.raises(CorpusError, match="rated: not a registry corpus.*pass its dataset"):
+        corpora.dimension_ranges(ds[0]["corpus"])
     with pytest.raises(CorpusError, match="dimension_range=\\(lo, hi\\)"):
         corpora.load("manifest", tmp_path / "rated.csv")
     with pytest.raises(CorpusError, match=r"rated.csv line 3: arousal '4.5' is outside"):

@@ -139,6 +139,9 @@ def dimension_ranges(name_or_dataset, **options) -> dict[str, tuple[float, float
         if options:
             raise CorpusError(f"{key}: synthetic corpora take no options, got {sorted(options)}")
         return dict(synthetic.spec(key).dimensions)
+    if key not in _MODULES:
+        raise CorpusError(f"{name_or_dataset}: not a registry corpus, so its dimension scales are not known by name; "
+                          "pass its dataset (a manifest corpus' rows carry the scales they were loaded with)")
     mod = module(key)
     if hasattr(mod, "dimension_ranges"):  # the manifest loader: ranges are a loader option
         return mod.dimension_ranges(**options)
