@@ -52,6 +52,8 @@ REQUIRED_COLUMNS = ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance
 KNOWN_MISSING = frozenset({("dev", "dia110_utt7")})
 #: Clips the release ships broken (left out unless keep_broken=True).
 KNOWN_BROKEN = frozenset({("train", "dia125_utt3")})
+#: utterances: the tables' rows; hours and speakers: EmoBox's list of the release's clips (its
+#: durations, its distinct speaker names).
 CARD = dict(utterances=13708, hours=12.1, speakers=304,
             licence="GPL-3.0 (the MELD repository); the clips are excerpts of Friends",
             source="https://affective-meld.github.io/ (MELD.Raw.tar.gz)")
