@@ -607,6 +607,11 @@ def check_dimensional_run(run: Path, manifest: dict, meta: pd.DataFrame, splits:
                                   alpha=stats["alpha"])["p"]
         if abs(p - r["p"]) > 1e-9:
             out.append(f"significance.csv row {i + 2}: p {r['p']:.6g}, the protocol's test gives {p:.6g}")
+    if len(sig):
+        for key, fam in sig.groupby(list(proto["dimensional"]["holm_family"]), sort=False):
+            if np.abs(metrics.holm(fam["p"].to_numpy(float)) - fam["p_adjusted"].to_numpy(float)).max() > 1e-9:
+                out.append(f"significance.csv {'/'.join(map(str, key))}: p_adjusted is not Holm's adjustment of p "
+                           "within the dimension's family")
     n_enc = len(cfg["encoders"])
     want = sum(1 for _ in units.groupby(level=[0, 1, 2, 3])) * n_enc * (n_enc - 1) // 2
     if len(sig) != want:

@@ -55,14 +55,14 @@ def dim_run(tmp_path_factory):
     cfg.out_dir = str(tmp_path_factory.mktemp("dim") / "run")
     cfg.corpora = {"synth-alba": "", "synth-bruna": "", "synth-corva": ""}
     cfg.encoders, cfg.heads, cfg.seeds, cfg.bootstrap = ["mfcc"], ["fcn"], [0, 1], 100
-    cfg.train = {"max_epochs": 10, "patience": 4, "lr": 3e-3}
+    cfg.train = {"max_epochs": 8, "patience": 3, "lr": 3e-3}
     cfg.task, cfg.dimensions = "dimensional", ["valence", "arousal"]
     validate(cfg)
     try:
         out = run(cfg, log=lambda *a: None)
-        yield out, cfg
     finally:
-        mp.undo()
+        mp.undo()  # only the run sees the rated corpora and their declared scale
+    return out, cfg
 
 
 def test_dimensional_run_artifacts_and_results(dim_run):
@@ -173,3 +173,22 @@ def test_a_saved_dimensional_model_predicts_new_audio(dim_run, tmp_path):
     if len(sel):
         want = sel.groupby("dimension")["pred"].mean()
         np.testing.assert_allclose(preds.probs[0], [want["arousal"], want["valence"]], atol=1e-4)
+
+
+def test_corpora_without_ratings_stop_before_extraction(tmp_path, capsys):
+    from jaxser.study.run import main
+
+    code = main(["--task", "dimensional", "--corpus", "synth-alba=", "--corpus", "synth-bruna=", "--encoder", "mfcc",
+                 "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "synth-alba" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "predictions").exists()
+
+
+def test_targets_outside_the_declared_scale_are_refused():
+    with pytest.raises(dimensional.DimensionError, match="valence = 6 is outside its declared range"):
+        dimensional.unit_targets(np.array([[3.0, 6.0]]), "c", ["arousal", "valence"],
+                                 {"arousal": (1, 5), "valence": (1, 5)})
+    got = dimensional.unit_targets(np.array([[1.0, np.nan], [5.0, 3.0]]), "c", ["arousal", "valence"],
+                                   {"arousal": (1, 5), "valence": (1, 7)})
+    np.testing.assert_allclose(got, [[0.0, np.nan], [1.0, 1 / 3]])

@@ -84,6 +84,11 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
     t0 = time.perf_counter()
     stage(log, "corpora")
     datasets, roots = load_corpora(cfg, log)
+    if cfg.task == "dimensional":  # before extraction: every corpus rates the study's dimensions on a declared scale
+        from jaxser.dimensional import corpus_targets
+
+        for name, ds in datasets.items():
+            corpus_targets(ds, name, cfg.dimensions)
     timings["corpora_s"] = time.perf_counter() - t0
 
     clock = compile_clock()
