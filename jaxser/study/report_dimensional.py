@@ -6,8 +6,8 @@ categorical report: a result cell (encoder, head, layer, setting, source, target
 scores each seed on the pooled test utterances (same-corpus folds pooled: every utterance is
 tested once), and reports the mean and std over seeds of CCC, Pearson r and MAE with 95 %
 percentile bootstrap intervals over test utterances of the seed-mean metric. Encoders are
-compared per dimension on CCC with the corpus pair as the unit (sign-flip, pairs sharing a
-source flipped together, Holm), exactly as UAR is (docs/statistics.md).
+compared per dimension on CCC by the new-corpora claim of docs/statistics.md (corpora as the
+units, Holm), as UAR is; its these-corpora claim needs a metric that sums over utterances.
 """
 from __future__ import annotations
 
@@ -62,11 +62,14 @@ def compute_results(preds: pd.DataFrame, cells: list[dict], *, n_boot: int = 100
 
 
 def significance(scores: pd.DataFrame) -> pd.DataFrame:
-    """Every pairwise encoder comparison on CCC, per dimension (its own Holm family per
-    dimension, setting, head and layer)."""
+    """Every pairwise encoder comparison on CCC, per dimension: the new-corpora claim (the
+    sign-flip test of the corpora's jackknife pseudo-values), Holm within each dimension,
+    setting, head and layer."""
     parts = []
     for dim, sub in scores.groupby("dimension", sort=False):
-        s = metrics.significance_rows(scores=sub, metric="ccc", alpha=ALPHA)
+        # CCC is not a sum over utterances, so the these-corpora claim (a test on per-utterance
+        # hits) does not apply; the new-corpora claim (corpora as units) does
+        s = metrics.significance_rows(scores=sub, metric="ccc", claim="new-corpora", alpha=ALPHA)
         s.insert(0, "dimension", dim)
         parts.append(s)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -138,8 +141,9 @@ def _markdown(manifest: dict, results, rank, sig, figs, cells) -> str:
             s = sig[(sig["dimension"] == dim) & (sig["head"] == head) & (sig["layer"] == layer)] if len(sig) else sig
             if len(s):
                 out += ["", "#### Encoder comparisons (CCC)", "",
-                        f"Sign-flip test over {s['unit'].iloc[0]}s, Holm-adjusted per setting; p_min is the smallest "
-                        "p the design can reach.", "",
+                        "Would the difference hold on corpora not in the study? The sign-flip test of the corpora's "
+                        "jackknife pseudo-values (each corpus one unit, as source and as target), Holm-adjusted per "
+                        "setting; p_min is the smallest p the design can reach (2 / 2^corpora).", "",
                         _md_table(pd.DataFrame({"setting": s["setting"], "A": s["encoder_a"], "B": s["encoder_b"],
                                                 "ΔCCC": s["diff_ccc"].map(lambda v: _f(v, True)),
                                                 "p": s["p"].map(format_p), "Holm p": s["p_adjusted"].map(format_p),
