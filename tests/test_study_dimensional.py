@@ -192,3 +192,17 @@ def test_targets_outside_the_declared_scale_are_refused():
     got = dimensional.unit_targets(np.array([[1.0, np.nan], [5.0, 3.0]]), "c", ["arousal", "valence"],
                                    {"arousal": (1, 5), "valence": (1, 7)})
     np.testing.assert_allclose(got, [[0.0, np.nan], [1.0, 1 / 3]])
+
+
+def test_declared_scales_are_read_from_the_corpus_module(monkeypatch):
+    from jaxser import corpora
+
+    mod = corpora.module("iemocap")
+    monkeypatch.setattr(mod, "DIMENSIONS", {"arousal": (1, 5), "valence": (1, 5), "dominance": (1, 5)}, raising=False)
+    if getattr(corpora, "dimension_ranges", None) is None:  # the shared accessor reads the same attribute
+        assert dimensional.dimension_ranges("iemocap")["valence"] == (1.0, 5.0)
+    monkeypatch.delattr(mod, "DIMENSIONS")
+    from jaxser.errors import UserError
+
+    with pytest.raises(UserError, match="iemocap"):
+        dimensional.dimension_ranges("iemocap")

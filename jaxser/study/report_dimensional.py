@@ -61,15 +61,16 @@ def compute_results(preds: pd.DataFrame, cells: list[dict], *, n_boot: int = 100
     return pd.DataFrame(rows)
 
 
-def significance(scores: pd.DataFrame) -> pd.DataFrame:
+def significance(scores: pd.DataFrame, family: str = "table") -> pd.DataFrame:
     """Every pairwise encoder comparison on CCC, per dimension: the new-corpora claim (the
-    sign-flip test of the corpora's jackknife pseudo-values), Holm within each dimension,
-    setting, head and layer."""
+    sign-flip test of the corpora's jackknife pseudo-values), Holm within each dimension's
+    families (``family``: "table", each setting, head and layer; "report", all its tables)."""
     parts = []
     for dim, sub in scores.groupby("dimension", sort=False):
         # CCC is not a sum over utterances, so the these-corpora claim (a test on per-utterance
         # hits) does not apply; the new-corpora claim (corpora as units) does
-        s = metrics.significance_rows(scores=sub, metric="ccc", claim="new-corpora", alpha=ALPHA)
+        s = metrics.significance_rows(scores=sub, metric="ccc", claim="new-corpora", alpha=ALPHA,
+                                      family=family)
         s.insert(0, "dimension", dim)
         parts.append(s)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -218,14 +219,14 @@ def _figures(run: Path, results: pd.DataFrame, preds: pd.DataFrame) -> list[tupl
 
 
 def write_report(run: Path, preds: pd.DataFrame, cells: list[dict], manifest: dict, *,
-                 bootstrap: int = 1000) -> pd.DataFrame:
+                 bootstrap: int = 1000, family: str = "table") -> pd.DataFrame:
     """results.csv/json, significance.csv, report.md and figures/ of a dimensional run."""
     from jaxser.io import atomic_write_text
 
     results = compute_results(preds, cells, n_boot=bootstrap)
     atomic_write_text(run / "results.csv", results.to_csv(index=False))
     atomic_write_text(run / "results.json", results.to_json(orient="records", indent=1))
-    sig = significance(metrics.dimensional_unit_scores(preds))
+    sig = significance(metrics.dimensional_unit_scores(preds), family)
     atomic_write_text(run / "significance.csv", sig.to_csv(index=False))
     figs = _figures(run, results, preds)
     atomic_write_text(run / "report.md", _markdown(manifest, results, ranking(results), sig, figs, cells))
