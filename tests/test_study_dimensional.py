@@ -148,16 +148,11 @@ def test_a_saved_dimensional_model_predicts_new_audio(dim_run, tmp_path):
     model = load_model(path)
     meta = pd.read_parquet(out / "metadata.parquet")
     rows = meta[meta["corpus"] == "synth-bruna"].head(3)
-    from jaxser.corpora.synthetic import default_root
+    from jaxser import corpora
 
-    files = []
-    for i, u in enumerate(rows["id"]):
-        from jaxser import corpora
-
-        ds = corpora.load("synth-bruna")
-        wav = next(r["audio"] for r in ds if r["id"] == u)
-        files.append(wav)
-    del default_root
+    ds = corpora.load("synth-bruna")
+    audio_of = dict(zip(ds["id"], ds["audio"]))
+    files = [audio_of[u] for u in rows["id"]]
     preds = model.predict(files)
     assert preds.task == "dimensional" and preds.labels == ("arousal", "valence")
     assert preds.probs.shape == (3, 2) and np.isfinite(preds.probs).all()

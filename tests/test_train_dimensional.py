@@ -32,8 +32,8 @@ def model(seed=0):
 def test_learns_dimensions_on_their_scale(kind, loss):
     m, yt = model()
     head = FCN if kind == "fcn" else HeadConfig(kind=kind)
-    r = train([m], head=head, config=FAST if loss == "ccc" else TrainConfig(max_epochs=30, patience=6, lr=1e-2, loss=loss),
-              seeds=[0, 1])[0]
+    config = FAST if loss == "ccc" else TrainConfig(max_epochs=30, patience=6, lr=1e-2, loss=loss)
+    r = train([m], head=head, config=config, seeds=[0, 1])[0]
     assert r.probs["test"].shape == (2, 200, K) and r.val_probs.shape == (2, 80, K)
     for s in range(2):
         assert metrics.ccc(yt[:, 0], r.probs["test"][s, :, 0]) > 0.8   # arousal: linearly readable

@@ -419,7 +419,8 @@ def verify_predictions(path: Path, *, fingerprint: str, identity: dict[str, str]
         n = len(test_ids)
         if dimensional:
             if len(sel) != n_seeds * n * n_classes:
-                return f"cell {name}: {len(sel)} rows, expected {n_seeds} seeds x {n} utterances x {n_classes} dimensions"
+                return (f"cell {name}: {len(sel)} rows, expected {n_seeds} seeds x {n} utterances x {n_classes} "
+                        "dimensions")
             if not (np.array_equal(ids[sel], np.tile(np.repeat(np.asarray(test_ids, object), n_classes), n_seeds))
                     and np.array_equal(seed[sel], np.repeat(np.asarray(seeds, np.int64), n * n_classes))):
                 return f"cell {name}: not each test utterance and dimension once per seed {seeds}"

@@ -371,7 +371,8 @@ def validate(cfg: StudyConfig) -> None:
     if cfg.task == "dimensional":
         from jaxser.dimensional import DIMENSIONS
 
-        if not cfg.dimensions or set(cfg.dimensions) - set(DIMENSIONS) or len(set(cfg.dimensions)) != len(cfg.dimensions):
+        dims = cfg.dimensions
+        if not dims or set(dims) - set(DIMENSIONS) or len(set(dims)) != len(dims):
             raise ConfigError(f"dimensions {cfg.dimensions} ([run] dimensions / --dimensions): use distinct names "
                               f"among {', '.join(DIMENSIONS)}")
         cfg.dimensions = [d for d in DIMENSIONS if d in cfg.dimensions]  # one order: report and fingerprint
