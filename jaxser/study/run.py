@@ -405,7 +405,7 @@ def study_manifest(cfg: StudyConfig, out: Path, datasets: dict, roots: dict, enc
         "encoders": enc_info, "skipped": skipped, "duplicates": duplicates,
         "protocol": {"k_folds": cfg.k_folds, "labels": cfg.labels or "shared", "split": cfg.split,
                      "validation": "speaker-disjoint source split", "cells": n_cells,
-                     **({"task": "dimensional", "dimensions": list(cfg.dimensions),
+                     **({"task": "dimensional", "labels": None, "dimensions": list(cfg.dimensions),
                          "scales": {c: dimension_scales(c) for c in datasets},
                          "selection": "source-validation mean CCC"} if cfg.task == "dimensional" else {})},
     }
