@@ -21,33 +21,19 @@ class DimensionError(UserError, ValueError):
 
 
 def dimension_ranges(name_or_dataset) -> dict[str, tuple[float, float]]:
-    """A corpus' declared dimension scales, dimension -> (lo, hi): its module's (or its
-    synthetic spec's) ``DIMENSIONS``. ``name_or_dataset``: a registry name or a dataset (its
-    ``corpus`` column names it).
-
-    Until ``jaxser.corpora.dimension_ranges`` exists, this reads the module attribute itself;
-    once it exists, this defers to it."""
+    """A corpus' declared dimension scales, dimension -> (lo, hi), from
+    ``jaxser.corpora.dimension_ranges``: its module's (or its synthetic spec's) ``DIMENSIONS``.
+    ``name_or_dataset``: a registry name, or a dataset, which carries the scales it was loaded
+    with (the only way to a manifest corpus' scale). A corpus that declares none is refused."""
     from jaxser import corpora
 
-    shared = getattr(corpora, "dimension_ranges", None)
-    if shared is not None:
-        return dict(shared(name_or_dataset))
-    name = name_or_dataset if isinstance(name_or_dataset, str) else str(name_or_dataset[0]["corpus"])
-    key = corpora.canonical_name(name)
-    declared = None
-    from jaxser.corpora.synthetic import CORPORA as synthetic
-
-    if key in synthetic:
-        from jaxser.corpora.synthetic import spec
-
-        declared = getattr(spec(key), "dimensions", None) or getattr(spec(key), "DIMENSIONS", None)
-    elif key in corpora.available():
-        declared = getattr(corpora.module(key), "DIMENSIONS", None)
+    declared = corpora.dimension_ranges(name_or_dataset)
     if not declared:
+        name = name_or_dataset if isinstance(name_or_dataset, str) else str(name_or_dataset[0]["corpus"])
         raise DimensionError(f"corpus {name}: declares no arousal/valence/dominance scale; the dimensional task "
-                             "needs corpora that rate them (IEMOCAP, MSP-IMPROV, MSP-Podcast, or a manifest with "
-                             "arousal/valence/dominance columns and their range)")
-    return {d: (float(lo), float(hi)) for d, (lo, hi) in dict(declared).items()}
+                             "needs corpora that rate them (IEMOCAP, MSP-IMPROV, MSP-Podcast, the synthetic "
+                             "voices, or a manifest with arousal/valence/dominance columns and their range)")
+    return {d: (float(lo), float(hi)) for d, (lo, hi) in declared.items()}
 
 
 def unit_targets(values: np.ndarray, corpus: str, dims, ranges: dict) -> np.ndarray:
@@ -81,4 +67,4 @@ def corpus_targets(ds, corpus: str, dims) -> np.ndarray:
     if not np.isfinite(raw).any():
         raise DimensionError(f"corpus {corpus}: no utterance carries a rating of {', '.join(dims)}; the dimensional "
                              "task needs corpora with arousal/valence/dominance ratings")
-    return unit_targets(raw, corpus, dims, dimension_ranges(corpus))
+    return unit_targets(raw, corpus, dims, dimension_ranges(ds))  # the dataset: a manifest's scale is a load option

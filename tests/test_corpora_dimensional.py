@@ -219,6 +219,12 @@ def test_manifest_dimensions(tmp_path):
     assert corpora.dimension_ranges(ds) == {d: (1.0, 7.0) for d in DIMENSIONS}
     with pytest.raises(CorpusError, match="rated: not a registry corpus.*pass its dataset"):
         corpora.dimension_ranges(ds[0]["corpus"])
+    # the dimensional task maps the manifest's targets to [0, 1] by the scale it was loaded with
+    from jaxser import dimensional
+
+    got = dimensional.corpus_targets(per_ds, "rated", ["arousal", "dominance"])
+    np.testing.assert_allclose(got[[0, 1]], [[0.1, np.nan], [0.45, np.nan]])
+    assert got[2, 1] == 1.0
     with pytest.raises(CorpusError, match="dimension_range=\\(lo, hi\\)"):
         corpora.load("manifest", tmp_path / "rated.csv")
     with pytest.raises(CorpusError, match=r"rated.csv line 3: arousal '4.5' is outside"):

@@ -37,7 +37,8 @@ def rated(ds, name):
     if name == "synth-bruna":
         for i in range(0, len(emo), 25):
             emo[i] = ""
-    ds = ds.remove_columns(["emotion"]).add_column("emotion", emo)
+    own = [d for d in dimensional.DIMENSIONS if d in ds.column_names]  # the voices' own targets, replaced here
+    ds = ds.remove_columns(["emotion", *own]).add_column("emotion", emo)
     for k, d in enumerate(dimensional.DIMENSIONS):
         ds = ds.add_column(d, values[:, k].tolist())
     return ds
@@ -171,12 +172,20 @@ def test_a_saved_dimensional_model_predicts_new_audio(dim_run, tmp_path):
 
 
 def test_corpora_without_ratings_stop_before_extraction(tmp_path, capsys):
+    """A corpus whose rows carry no rating (here a manifest without rating columns) stops a
+    dimensional study before anything is extracted, naming the corpus in one line."""
     from jaxser.study.run import main
+    from tests.helpers.corpus_release_trees import tone
 
-    code = main(["--task", "dimensional", "--corpus", "synth-alba=", "--corpus", "synth-bruna=", "--encoder", "mfcc",
-                 "--out", str(tmp_path / "r")])
+    lines = ["path,speaker,emotion"]
+    for i, (spk, emo) in enumerate([("a", "angry"), ("a", "sad"), ("b", "angry"), ("b", "sad")]):
+        tone(tmp_path / "mine" / f"c{i}.wav", 16_000)
+        lines.append(f"c{i}.wav,{spk},{emo}")
+    (tmp_path / "mine" / "manifest.csv").write_text("\n".join(lines) + "\n")
+    code = main(["--task", "dimensional", "--corpus", "synth-alba=", "--corpus", f"mine={tmp_path / 'mine'}",
+                 "--encoder", "mfcc", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: ") and "synth-alba" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and err.startswith("error: ") and "mine" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r" / "predictions").exists()
 
 

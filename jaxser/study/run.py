@@ -406,15 +406,17 @@ def study_manifest(cfg: StudyConfig, out: Path, datasets: dict, roots: dict, enc
         "protocol": {"k_folds": cfg.k_folds, "labels": cfg.labels or "shared", "split": cfg.split,
                      "validation": "speaker-disjoint source split", "cells": n_cells,
                      **({"task": "dimensional", "labels": None, "dimensions": list(cfg.dimensions),
-                         "scales": {c: dimension_scales(c) for c in datasets},
+                         "scales": {c: dimension_scales(ds) for c, ds in datasets.items()},
                          "selection": "source-validation mean CCC"} if cfg.task == "dimensional" else {})},
     }
 
 
-def dimension_scales(corpus: str) -> dict:
+def dimension_scales(ds) -> dict:
+    """A corpus' declared scales, from its dataset (which carries them; a manifest corpus'
+    name is not a registry name)."""
     from jaxser.dimensional import dimension_ranges
 
-    return {d: list(r) for d, r in dimension_ranges(corpus).items()}
+    return {d: list(r) for d, r in dimension_ranges(ds).items()}
 
 
 # ----------------------------------------------------------------------------- 4. train
