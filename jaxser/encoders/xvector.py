@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -498,34 +497,3 @@ def load(source: str = "random", *, revision: str | None = None, allow_pickle=No
         enc.provenance = provenance(path, [f for f in (path / n for n in RELEASE_FILES)
                                            if f.suffix in (".ckpt", ".safetensors") and f.exists()])
     return enc
-
-
-# ----------------------------------------------------------------------------- older spellings
-#: names that moved to jaxser.encoders.xvector_convert, still reachable from here
-_MOVED_TO_CONVERT = ("config_from_hyperparams", "read_speechbrain", "convert")
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_CONVERT:
-        from jaxser.encoders import xvector_convert
-
-        return getattr(xvector_convert, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m jaxser.encoders.xvector convert SRC DST`: the older spelling of
-    `python -m jaxser.encoders.xvector_convert SRC DST`."""
-    from jaxser.encoders import xvector_convert
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] != ["convert"]:
-        print("usage: python -m jaxser.encoders.xvector convert SRC DST\n"
-              "       (the same as: python -m jaxser.encoders.xvector_convert SRC DST)",
-              file=sys.stderr)
-        return 2
-    return xvector_convert.main(args[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
