@@ -178,15 +178,15 @@ def test_rows_rated_only_on_dimensions_are_excluded_from_categorical_cells_and_c
     from jaxser.protocol import make_cells
 
     corpus = np.array(["a"] * 12 + ["b"] * 12)
-    groups = np.array([f"{c}{i % 4}" for c, i in zip(corpus, range(24))])
+    groups = np.array([f"{c}{i % 4}" for i, c in enumerate(corpus)])
     emotion = np.array(["angry", "sad", "happy"] * 8, dtype=object)
     emotion[[0, 13]] = ""
     cells = make_cells(corpus, groups, emotion, settings=("same", "cross"), k=2)
     for c in cells:
-        assert 0 not in c.test and 13 not in c.test and 0 not in c.fit and 13 not in c.fit
+        used = np.concatenate([c.fit, c.val, c.test])
+        assert 0 not in used and 13 not in used
         assert "" not in c.labels
-    cross = [c for c in cells if c.setting == "cross"]
-    assert all(c.excluded == 1 for c in cross)
+    assert all(c.excluded == 1 for c in cells if c.setting == "cross")
 
 
 def test_dimensional_cells_follow_the_categorical_protocol_over_rated_rows():
@@ -200,11 +200,11 @@ def test_dimensional_cells_follow_the_categorical_protocol_over_rated_rows():
     assert {c.setting for c in cells} == {"same", "cross", "loco"}
     for c in cells:
         assert c.labels == ("arousal", "valence") and c.train_key.endswith("[arousal,valence]")
-        used = np.concatenate([c.fit, c.val, c.test])
-        assert rated[used].all()
-        assert not set(groups[c.test]) & set(groups[np.concatenate([c.fit, c.val])])
+        train_rows = np.concatenate([c.fit, c.val])
+        assert rated[np.concatenate([train_rows, c.test])].all()
+        assert not set(groups[c.test]) & set(groups[train_rows])
         if c.setting != "same":
             assert c.excluded == int((~rated[corpus == c.target]).sum())
-            assert c.target not in set(corpus[np.concatenate([c.fit, c.val])])
+            assert c.target not in set(corpus[train_rows])
     with pytest.raises(ProtocolError, match="corpus b"):
         make_dimensional_cells(corpus, groups, rated & (corpus != "b"), ["arousal"], k=3)

@@ -28,6 +28,10 @@ DEFAULT_SPLIT = "speaker"
 LAYER_SWEEPS = ("all", "best")
 #: which trained models a run saves by default (jaxser predict): the ones trained on whole corpora
 DEFAULT_SAVE_MODELS = ("cross", "loco")
+#: what a study learns: "categorical" (emotion classes) or "dimensional" (arousal, valence,
+#: dominance regression scored by CCC)
+TASKS = ("categorical", "dimensional")
+DEFAULT_TASK = "categorical"
 
 
 class ConfigError(UserError, ValueError):
@@ -55,6 +59,8 @@ class StudyConfig:
     skip_errors: bool = False
     workers: int | None = None   # models trained concurrently; None: one per core (up to 4) on CPU, 1 elsewhere
     save_models: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_SAVE_MODELS))  # settings
+    task: str = DEFAULT_TASK
+    dimensions: list[str] = dataclasses.field(default_factory=lambda: ["arousal", "valence", "dominance"])
     wait: bool = False           # wait for another runner on the same run directory instead of stopping
 
     def study(self) -> dict:
@@ -71,13 +77,21 @@ class StudyConfig:
         if d["split"] == DEFAULT_SPLIT:
             d.pop("split")
         d.pop("family")  # which Holm family the report uses changes no result
+        # likewise the categorical task, whose studies keep their fingerprints; its dimensions
+        # are not used
+        if d["task"] == DEFAULT_TASK:
+            d.pop("task")
+            d.pop("dimensions")
+        else:
+            d.pop("labels")  # classes play no part in a dimensional study
         return d
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.study(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-_RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split", "save_models", "family"}
+_RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split", "save_models", "family",
+             "task", "dimensions"}
 _MODEL_KEYS = {"encoders", "heads", "layers"}
 _TOP_KEYS = {"run", "corpora", "models", "head", "train", "corpus_options"}
 
@@ -186,6 +200,8 @@ def load_config(name_or_path: str | os.PathLike = "default") -> StudyConfig:
         split=str(run.get("split", DEFAULT_SPLIT)),
         save_models=save_models_setting(run.get("save_models", list(DEFAULT_SAVE_MODELS)),
                                         f"{path}: [run] save_models"),
+        task=str(run.get("task", DEFAULT_TASK)),
+        dimensions=_strings(run.get("dimensions", ["arousal", "valence", "dominance"]), f"{path}: [run] dimensions"),
         family=str(run.get("family", "table")),
     )
 
@@ -257,6 +273,11 @@ def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
     p.add_argument("--settings", metavar="LIST", help="comma-separated subset of same,cross,loco")
     p.add_argument("--split", metavar="SPLIT",
                    help="same-corpus folds disjoint in 'speaker' (default) or 'speaker+text' (speaker and sentence)")
+    p.add_argument("--task", choices=TASKS,
+                   help="categorical (emotion classes, scored by UAR; default) or dimensional (arousal/valence/"
+                        "dominance regression on each corpus' declared scale mapped to [0, 1], scored by CCC)")
+    p.add_argument("--dimensions", metavar="LIST",
+                   help="dimensional task: comma-separated subset of arousal,valence,dominance (default all)")
     p.add_argument("--k-folds", type=int, metavar="K", help="same-corpus folds per corpus (default 5)")
     p.add_argument("--bootstrap", type=int, metavar="N", help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--out", metavar="DIR",
@@ -300,6 +321,10 @@ def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
         cfg.settings = _split_list(a.settings)
     if a.split:
         cfg.split = a.split
+    if a.task:
+        cfg.task = a.task
+    if a.dimensions:
+        cfg.dimensions = _split_list(a.dimensions)
     if a.k_folds:
         cfg.k_folds = a.k_folds
     if a.bootstrap is not None:
@@ -341,6 +366,25 @@ def validate(cfg: StudyConfig) -> None:
     if cfg.labels and set(cfg.labels) - set(EMOTIONS):
         raise ConfigError(f"labels {sorted(set(cfg.labels) - set(EMOTIONS))} are not known labels "
                           f"({', '.join(EMOTIONS)})")
+    if cfg.task not in TASKS:
+        raise ConfigError(f"task {cfg.task!r} ([run] task / --task): use one of {', '.join(TASKS)}")
+    if cfg.task == "dimensional":
+        from jaxser.dimensional import DIMENSIONS
+
+        dims = cfg.dimensions
+        if not dims or set(dims) - set(DIMENSIONS) or len(set(dims)) != len(dims):
+            raise ConfigError(f"dimensions {cfg.dimensions} ([run] dimensions / --dimensions): use distinct names "
+                              f"among {', '.join(DIMENSIONS)}")
+        cfg.dimensions = [d for d in DIMENSIONS if d in cfg.dimensions]  # one order: report and fingerprint
+        sweeps = [layer for layer in cfg.layers if layer in LAYER_SWEEPS]
+        if sweeps:
+            raise ConfigError(f"layers {sweeps} ([models] layers / --layer): the dimensional task trains one layer "
+                              "per model ('last', an index or 'weighted'); layer sweeps are categorical only")
+        if cfg.train.get("class_weights"):
+            raise ConfigError("[train] class_weights: the dimensional task has no classes; remove it")
+    elif cfg.train.get("loss") is not None:
+        raise ConfigError(f"[train] loss = {cfg.train['loss']!r}: the categorical task trains on cross-entropy; "
+                          "loss chooses the dimensional task's loss (task = \"dimensional\")")
     if cfg.k_folds < 2:
         raise ConfigError(f"k_folds {cfg.k_folds} ([run] k_folds / --k-folds): use 2 or more")
     if cfg.family not in ("table", "report"):

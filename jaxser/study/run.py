@@ -94,6 +94,11 @@ def _run(cfg: StudyConfig, log, held: contextlib.ExitStack) -> Path:
     t0 = time.perf_counter()
     stage(log, "corpora")
     datasets, roots = load_corpora(cfg, log)
+    if cfg.task == "dimensional":  # before extraction: every corpus rates the study's dimensions on a declared scale
+        from jaxser.dimensional import corpus_targets
+
+        for name, ds in datasets.items():
+            corpus_targets(ds, name, cfg.dimensions)
     timings["corpora_s"] = time.perf_counter() - t0
 
     clock = compile_clock()
@@ -102,9 +107,15 @@ def _run(cfg: StudyConfig, log, held: contextlib.ExitStack) -> Path:
     timings["extract_s"] = time.perf_counter() - t0
     timings["compile_extract_s"] = clock.total - c0
 
-    meta, skipped, duplicates = study_metadata(datasets, emb, log)
-    cells = protocol.make_cells(meta["corpus"], meta["group"], meta["emotion"], settings=cfg.settings,
-                                k=cfg.k_folds, labels=cfg.labels, seed=0, split=cfg.split, text=meta["text"])
+    dims = cfg.dimensions if cfg.task == "dimensional" else None
+    meta, skipped, duplicates = study_metadata(datasets, emb, log, dimensions=dims)
+    if dims:  # the utterances rated on every dimension of the study; scales mapped to [0, 1]
+        cells = protocol.make_dimensional_cells(meta["corpus"], meta["group"], meta[dims].notna().all(axis=1),
+                                                dims, settings=cfg.settings, k=cfg.k_folds, seed=0, split=cfg.split,
+                                                text=meta["text"])
+    else:
+        cells = protocol.make_cells(meta["corpus"], meta["group"], meta["emotion"], settings=cfg.settings,
+                                    k=cfg.k_folds, labels=cfg.labels, seed=0, split=cfg.split, text=meta["text"])
     manifest = study_manifest(cfg, out, datasets, roots, enc_info, skipped, duplicates, len(cells))
     if lead:
         artifacts.write_metadata(out, meta)
@@ -322,18 +333,24 @@ def extract_embeddings(cfg: StudyConfig, datasets: dict, log, timings: dict) -> 
 
 # ----------------------------------------------------------------------------- 3. metadata and cells
 
-def study_metadata(datasets: dict, emb: dict, log) -> tuple[pd.DataFrame, dict, dict]:
+def study_metadata(datasets: dict, emb: dict, log, dimensions=None) -> tuple[pd.DataFrame, dict, dict]:
     """The study's utterances (artifacts.METADATA_COLUMNS), what was skipped and what dropped.
 
     Rows skipped by any encoder are dropped for all (same test sets), and of several copies of
     one recording only the first is kept: otherwise the same audio could sit in training and
-    in test. Returns (metadata, skipped id -> why, dropped id -> kept id).
+    in test. Returns (metadata, skipped id -> why, dropped id -> kept id). ``dimensions``
+    (dimensional task): each row also carries its targets on the [0, 1] scale, one column per
+    dimension (NaN where the corpus did not rate it).
     """
     from jaxser import corpora
 
     frames = []
-    for ds in datasets.values():
+    for name, ds in datasets.items():
         df = ds.select_columns(list(artifacts.CORPUS_COLUMNS)).to_pandas()
+        if dimensions:
+            from jaxser.dimensional import corpus_targets
+
+            df[list(dimensions)] = corpus_targets(ds, name, dimensions)
         df["group"] = corpora.fold_groups(ds)
         df["audio_sha256"] = corpora.content_digests(ds)
         df["audio"] = list(ds["audio"])
@@ -387,8 +404,17 @@ def study_manifest(cfg: StudyConfig, out: Path, datasets: dict, roots: dict, enc
                     for c, ds in datasets.items()},
         "encoders": enc_info, "skipped": skipped, "duplicates": duplicates,
         "protocol": {"k_folds": cfg.k_folds, "labels": cfg.labels or "shared", "split": cfg.split,
-                     "validation": "speaker-disjoint source split", "cells": n_cells},
+                     "validation": "speaker-disjoint source split", "cells": n_cells,
+                     **({"task": "dimensional", "labels": None, "dimensions": list(cfg.dimensions),
+                         "scales": {c: dimension_scales(c) for c in datasets},
+                         "selection": "source-validation mean CCC"} if cfg.task == "dimensional" else {})},
     }
+
+
+def dimension_scales(corpus: str) -> dict:
+    from jaxser.dimensional import dimension_ranges
+
+    return {d: list(r) for d, r in dimension_ranges(corpus).items()}
 
 
 # ----------------------------------------------------------------------------- 4. train
@@ -406,6 +432,7 @@ class TrainingData:
     policy: schedule.DevicePolicy
     rows_cap: int                    # the largest fit or validation split of the study
     encoders: dict = dataclasses.field(default_factory=dict)  # encoder -> fingerprint, layers, dim
+    targets: np.ndarray | None = None  # dimensional task: [rows, dimensions] on the [0, 1] scale
 
     @classmethod
     def of(cls, cfg: StudyConfig, meta: pd.DataFrame, cells: list, emb: dict,
@@ -415,7 +442,8 @@ class TrainingData:
             groups.setdefault(c.train_key, []).append(c)
         return cls(cfg=cfg, groups=groups, ids=meta["id"].to_numpy(), emotion=meta["emotion"].to_numpy(),
                    corpus=meta["corpus"].to_numpy(), emb=emb, policy=schedule.device_policy(cfg.workers),
-                   rows_cap=max(max(len(c.fit), len(c.val)) for c in cells), encoders=dict(encoders or {}))
+                   rows_cap=max(max(len(c.fit), len(c.val)) for c in cells), encoders=dict(encoders or {}),
+                   targets=(meta[list(cfg.dimensions)].to_numpy(np.float32) if cfg.task == "dimensional" else None))
 
     def embedding_shape(self, enc_name: str) -> tuple[int, ...]:
         return next(iter(self.emb[enc_name].values())).x.shape[1:]
@@ -458,11 +486,13 @@ def train_unit(data: TrainingData, unit: schedule.Unit) -> list:
         lab_index = {lab: i for i, lab in enumerate(cs[0].labels)}
 
         def labels_of(rows):
+            if data.targets is not None:  # dimensional: [0, 1]-scaled targets, one column per dimension
+                return data.targets[rows]
             return np.array([lab_index[v] for v in data.emotion[rows]], np.int32)
         jobs.append(train.ModelData(embedding_rows(data, enc_name, cs[0].fit), labels_of(cs[0].fit),
                                    embedding_rows(data, enc_name, cs[0].val), labels_of(cs[0].val),
                                    {c.name: embedding_rows(data, enc_name, c.test) for c in cs},
-                                   n_classes=len(cs[0].labels)))
+                                   n_classes=len(cs[0].labels), task=data.cfg.task))
     rows = schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap)
     if layer == schedule.SWEEP:  # every hidden state, stacked in one program per training set
         return train.train_layers(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds, rows=rows,
@@ -496,7 +526,10 @@ def save_model(data: TrainingData, out: Path, model: schedule.Model, key: str, r
             "labels": list(cell.labels), "seeds": list(data.cfg.seeds), "train_key": key, "setting": cell.setting,
             "source": cell.source, "val_uar": [float(v) for v in res.val_uar],
             "best_epoch": [int(v) for v in res.best_epoch]}
-    artifacts.write_model(artifacts.model_dir(out, *model, key), res.params, res.mean, res.std, info)
+    if data.targets is not None:  # outputs are the dimensions, on the corpus-free [0, 1] scale
+        info.update(task="dimensional", dimensions=list(cell.labels), val_ccc=info.pop("val_uar"))
+    artifacts.write_model(artifacts.model_dir(out, *model, key), res.params, res.mean, res.std, info,
+                          targets=None if res.y_mean is None else (res.y_mean, res.y_std))
 
 
 def write_unit(data: TrainingData, out: Path, unit: schedule.Unit, results: list) -> None:
@@ -510,9 +543,13 @@ def write_unit(data: TrainingData, out: Path, unit: schedule.Unit, results: list
             if saves_model(data, key, name):
                 save_model(data, out, model, key, res)
             identity = artifacts.model_identity(*model, key)
-            table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar,
-                                                res.best_epoch, data.cfg.seeds, data.ids, data.emotion,
-                                                chosen_layer=chosen)
+            if data.targets is not None:
+                table = artifacts.dimensional_predictions_table(identity, data.groups[key], res.probs, res.val_uar,
+                                                                res.best_epoch, data.cfg.seeds, data.ids, data.targets)
+            else:
+                table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar,
+                                                    res.best_epoch, data.cfg.seeds, data.ids, data.emotion,
+                                                    chosen_layer=chosen)
             artifacts.write_predictions_file(artifacts.predictions_path(out, *model, key), table,
                                              {"study_fingerprint": data.cfg.fingerprint(), **identity},
                                              layer_weights=res.layer_weights)
@@ -545,7 +582,7 @@ def one_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: 
             return True
     why = artifacts.verify_predictions(path, fingerprint=data.cfg.fingerprint(),
                                        identity=artifacts.model_identity(*model, key), seeds=data.cfg.seeds,
-                                       cells=data.test_sets(key))
+                                       cells=data.test_sets(key), task=data.cfg.task)
     if why is None:
         return False
     log(f"{path}: {why}; moved to {artifacts.set_aside(path).name}, retraining this model")
