@@ -87,7 +87,7 @@ class BatchedEncoder(Encoder):
     units_per_second: float = 16_000.0
     mesh: Any = None
 
-    def _setup(self, *, dtype: str, buckets: Sequence[int] | None, default_buckets: Sequence[int],
+    def _setup(self, *, dtype: str, buckets: Sequence[int] | None, ladder: Sequence[int],
                batch_seconds: float = 32.0, max_batch: int = 16, batch_stretch: float = BATCH_STRETCH, mesh=None) -> None:
         """Check and store the settings every batched encoder shares (before any weight is placed)."""
         import jax.numpy as jnp
@@ -99,7 +99,7 @@ class BatchedEncoder(Encoder):
             raise EncoderError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
         self.dtype = dtype
         self._jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
-        self.buckets = tuple(int(b) for b in (buckets or default_buckets))
+        self.buckets = tuple(int(b) for b in (buckets or ladder))
         if not self.buckets or list(self.buckets) != sorted(set(self.buckets)) or self.buckets[0] <= 0:
             raise EncoderError(f"buckets must be increasing positive {self.unit} counts, got {self.buckets}")
         if int(max_batch) < 1:

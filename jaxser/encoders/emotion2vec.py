@@ -449,7 +449,7 @@ class Emotion2VecEncoder(BatchedEncoder):
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
         self.dim, self.num_layers = arch.embed, 1 + arch.blocks
         self.normalize = bool(normalize)
-        self._setup(dtype=dtype, buckets=buckets, default_buckets=geometric_buckets(self.sample_rate),
+        self._setup(dtype=dtype, buckets=buckets, ladder=geometric_buckets(self.sample_rate),
                     batch_seconds=batch_seconds, max_batch=max_batch, batch_stretch=batch_stretch, mesh=mesh)
         # the ALiBi slopes and scales stay float32 (they are added to float32 scores)
         keep32 = {"alibi_slopes", "alibi_scale"}

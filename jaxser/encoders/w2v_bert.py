@@ -342,7 +342,7 @@ class W2VBertEncoder(BatchedEncoder):
 
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
         self.dim, self.num_layers = arch.hidden, arch.layers + 1
-        self._setup(dtype=dtype, buckets=buckets, default_buckets=frame_buckets(), batch_seconds=batch_seconds,
+        self._setup(dtype=dtype, buckets=buckets, ladder=frame_buckets(), batch_seconds=batch_seconds,
                     max_batch=max_batch, batch_stretch=batch_stretch, mesh=mesh)
         params = jax.tree.map(lambda a: jnp.asarray(a, self._jdt), params)
         if shard_params:  # the per-layer weights are stacked for lax.scan: never split the layer axis

@@ -465,7 +465,7 @@ class Wav2Vec2Encoder(BatchedEncoder):
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
         self.dim, self.num_layers = arch.hidden, arch.layers + 1
         self.normalize = bool(normalize)
-        self._setup(dtype=dtype, buckets=buckets, default_buckets=geometric_buckets(self.sample_rate),
+        self._setup(dtype=dtype, buckets=buckets, ladder=geometric_buckets(self.sample_rate),
                     batch_seconds=batch_seconds, max_batch=max_batch, batch_stretch=batch_stretch, mesh=mesh)
         # weights live on device in the compute dtype (halves memory traffic in bfloat16)
         place = sharding.fsdp if shard_params else sharding.replicate

@@ -341,7 +341,7 @@ class WhisperEncoder(BatchedEncoder):
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
         self.dim, self.num_layers = arch.d_model, arch.layers + 1
         W = arch.window_samples
-        self._setup(dtype=dtype, buckets=(W,), default_buckets=(W,), max_batch=max_batch, mesh=mesh,
+        self._setup(dtype=dtype, buckets=(W,), ladder=(W,), max_batch=max_batch, mesh=mesh,
                     batch_seconds=int(max_batch) * W / self.sample_rate)
         # weights live on device in the compute dtype; the front end stays float32 and replicated
         # (<= 0.1 MB of mel filters and window: not worth an all-gather on every call). With
