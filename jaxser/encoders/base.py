@@ -68,7 +68,6 @@ DTYPES = ("float32", "bfloat16")
 BUCKET_RATIO, BATCH_STRETCH = 2 ** (1 / 6), 1.2
 
 
-
 class BatchedEncoder(Encoder):
     """A jitted encoder that pads utterances into length-bucketed batches: the one home of the
     settings checks, the batched forward loop, valid-frame pooling and the padding/compilation
@@ -88,7 +87,8 @@ class BatchedEncoder(Encoder):
     mesh: Any = None
 
     def _setup(self, *, dtype: str, buckets: Sequence[int] | None, ladder: Sequence[int],
-               batch_seconds: float = 32.0, max_batch: int = 16, batch_stretch: float = BATCH_STRETCH, mesh=None) -> None:
+               batch_seconds: float = 32.0, max_batch: int = 16, batch_stretch: float = BATCH_STRETCH,
+               mesh=None) -> None:
         """Check and store the settings every batched encoder shares (before any weight is placed)."""
         import jax.numpy as jnp
 
@@ -106,7 +106,8 @@ class BatchedEncoder(Encoder):
             raise EncoderError(f"max_batch must be >= 1, got {max_batch}")
         if not batch_stretch >= 1.0:
             raise EncoderError(f"batch_stretch must be at least 1.0 (1.0: one bucket per batch), got {batch_stretch}")
-        self.batch_seconds, self.max_batch, self.batch_stretch = float(batch_seconds), int(max_batch), float(batch_stretch)
+        self.batch_seconds, self.max_batch = float(batch_seconds), int(max_batch)
+        self.batch_stretch = float(batch_stretch)
         self.traces: list[tuple] = []  # one entry per compilation (shape), see `compilations`
         self._frame_fns: dict[int, Any] = {}
         self.valid_units = self.padded_units = 0

@@ -347,10 +347,10 @@ class XVectorEncoder(Encoder):
                                "std is NaN below that)")
 
     def _batches(self, waves: list[np.ndarray]):
-        """(indices, padded batch [b, bucket], valid frames [b]): `base.plan_batches` with one bucket per
-        batch, batch sizes powers of two <= max_batch (no dummy rows; a bounded number of compiled shapes)."""
+        """(indices, padded batch [b, bucket], valid frames [b]): `base.plan_batches` (the default reach),
+        batch sizes powers of two <= max_batch (no dummy rows; a bounded number of compiled shapes)."""
         for chunk, N in plan_batches([w.size for w in waves], self.buckets, batch_samples=self.max_batch * 2 ** 40,
-                                     max_batch=self.max_batch, stretch=1.0):
+                                     max_batch=self.max_batch):
             batch = np.zeros((len(chunk), N), np.float32)
             for r, i in enumerate(chunk):
                 batch[r, : waves[i].size] = waves[i]
