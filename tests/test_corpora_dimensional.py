@@ -284,17 +284,18 @@ def test_synthetic_arousal_tracks_the_measured_energy(synth):
 
 # ------------------------------------------------------------------ shipped configs
 
-def test_dimensional_configs_load_once_the_task_key_exists():
-    """The shipped dimensional configs use the study's `task` key; they load wherever the study
-    configuration knows it."""
-    if "task" not in study_config._RUN_KEYS:
-        pytest.skip("the study configuration has no `task` key here")
+def test_dimensional_configs_load():
+    """The shipped dimensional configs: the embedded one on the synthetic voices, the real one on
+    the three rated corpora."""
     from tests.test_study_config import EXPERIMENT_CONFIGS
 
     cfg = study_config.load_config("dimensional")
+    study_config.validate(cfg)
     assert cfg.task == "dimensional" and set(cfg.corpora) == set(S.CORPORA)
+    assert cfg.dimensions == ["arousal", "valence", "dominance"]
     real = study_config.load_config(EXPERIMENT_CONFIGS / "dimensional.toml")
     assert set(real.corpora) == {"iemocap", "mspimprov", "msppodcast"} and "emotion2vec-base" in real.encoders
+    assert real.corpus_options["iemocap"] == {"all_rated": True}
 
 
 def test_msppodcast_matches_emobox(tmp_path):
