@@ -29,8 +29,9 @@ def _parse_options(items, ap: argparse.ArgumentParser) -> dict[str, dict]:
 
 
 def main(argv=None) -> int:
-    from jaxser.corpora import canonical_name
+    from jaxser.corpora import available, canonical_name
     from jaxser.corpora.card import describe, render, to_jsonable, write_csv
+    from jaxser.corpora.manifest import find_manifest
     from jaxser.corpora.schema import CorpusError
 
     ap = argparse.ArgumentParser(allow_abbrev=False, prog="python -m jaxser.corpora")
@@ -53,9 +54,16 @@ def main(argv=None) -> int:
     for spec in args.corpora:
         name, sep, root = spec.partition("=")
         key = canonical_name(name)
+        options = opts.get(key, {})
+        if key not in available() and sep and os.path.exists(os.path.expanduser(root)):
+            try:  # any other name with a manifest: your own corpus, as `jaxser run --corpus NAME=PATH` takes it
+                find_manifest(os.path.expanduser(root))
+                key, options = "manifest", {"name": name, **options}
+            except CorpusError:
+                pass
         try:
             card = describe(key, os.path.expanduser(root) if sep else None, decode=not args.no_decode,
-                            hashes=not args.no_hash, **opts.get(key, {}))
+                            hashes=not args.no_hash, **options)
         except (CorpusError, TypeError) as e:
             print(f"error: {spec}: {e}", file=sys.stderr)
             return 2

@@ -659,8 +659,9 @@ def _main(argv=None, *, prog: str = "jaxser run") -> int:
 
 def timing_summary(timings: dict) -> str:
     """One line of stage timings from manifest.json's, e.g. `corpora 1.2s, extract 14.3s
-    (mfcc 14.3s; compiling 6.1s), train 10.7s (compiling 4.2s), report 5.0s; total 31.2s`
-    (compiling: summed over threads, see ``CompileClock``)."""
+    (mfcc 14.3s; compiling 6.1 CPU-s), train 10.7s (compiling 4.2 CPU-s), report 5.0s; total 31.2s`:
+    stages in wall seconds, compiling in CPU seconds summed over threads (``CompileClock``), which
+    can exceed the stage's wall time."""
     def t(s):
         return f"{s / 60:.1f}min" if s >= 600 else f"{s:.1f}s"
     per_enc = {k[len("extract_"):-2]: v for k, v in timings.items() if k.startswith("extract_") and k != "extract_s"}
@@ -669,7 +670,8 @@ def timing_summary(timings: dict) -> str:
         if f"{name}_s" in timings:
             notes = [", ".join(f"{e} {t(v)}" for e, v in per_enc.items())] if name == "extract" and per_enc else []
             if f"compile_{name}_s" in timings:
-                notes.append(f"compiling {t(timings[f'compile_{name}_s'])}")
+                c = timings[f"compile_{name}_s"]
+                notes.append(f"compiling {c / 60:.1f} CPU-min" if c >= 600 else f"compiling {c:.1f} CPU-s")
             extra = f" ({'; '.join(notes)})" if notes else ""
             parts.append(f"{name} {t(timings[f'{name}_s'])}{extra}")
     total = f"; total {t(timings['total_s'])}" if "total_s" in timings else ""
