@@ -232,3 +232,13 @@ def test_embed_and_describe_take_a_manifest_under_any_name(capsys, tmp_path):
     assert main(["embed", "--encoder", "mfcc", "--corpus", f"mine={tmp_path / 'mine.csv'}",
                  "--cache", str(tmp_path / "cache")]) == 0
     assert "mfcc x mine: (2, 1, 160)" in capsys.readouterr().out
+
+
+def test_corpora_lists_every_loader(capsys):
+    from jaxser import corpora
+
+    assert main(["corpora"]) == 0
+    out = capsys.readouterr().out
+    names = {line.split()[0] for line in out.splitlines()[1:]}
+    assert names == set(corpora.available())
+    assert "turevdb" in out and "synthetic" in out
