@@ -157,7 +157,14 @@ def write_report(run_dir: str | Path, *, bootstrap: int = 1000) -> pd.DataFrame:
     profile = layer_profile(results, gaps)
     figs = _figures(run, results, ranks, preds)
     figs += _layer_figures(run, profile, layer_weights(run))
-    atomic_write_text(run / "report.md", _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile))
+    text = _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile)
+    if (manifest.get("protocol") or {}).get("split") == "emobox":  # the paper's numbers beside ours
+        from jaxser.study import published
+
+        comp = published.comparison(preds, cells, n_boot=bootstrap)
+        atomic_write_text(run / published.COMPARISON_FILE, comp.to_csv(index=False))
+        text += "\n".join(published.markdown(comp)) + "\n"
+    atomic_write_text(run / "report.md", text)
     atomic_write_text(run / "table.tex", _latex(results))
     return results
 
