@@ -290,3 +290,30 @@ def test_real_checkout_partitions_read():
     meld = emobox.partition(data, "meld")
     assert set(meld.folds[0].files) == {"train", "test", "valid"}
     assert emobox.partition(data, "emodb").folds[0].files["test"].name == "emodb_test_fold_1.jsonl"
+
+
+def test_iemocap_track_names_carry_the_label_folder(tmp_path):
+    """IEMOCAP's track2 names are `<label>/<utterance>.wav`; the release keeps utterances by dialogue."""
+    _write_jsonl(tmp_path / "data" / "track2" / "IEMOCAP_selected_balenced.jsonl",
+                 [{"wav_filename": "happy/Ses02F_impro03_F019.wav", "label": "happy", "speaker": "02F"}])
+    (tmp_path / "data" / "iemocap").mkdir()
+    (tmp_path / "data" / "iemocap" / "label_map.json").write_text("{}")
+    paths = ["Session2/sentences/wav/Ses02F_impro03/Ses02F_impro03_F019.wav",
+             "Session2/sentences/wav/Ses02F_impro03/Ses02F_impro03_F020.wav"]
+    meta = pd.DataFrame({"id": ["iemocap/a", "iemocap/b"], "corpus": "iemocap", "path": paths,
+                         "emotion": ["happy", "sad"], "speaker": ["iemocap/Ses02F"] * 2,
+                         "group": ["iemocap/Session2"] * 2})
+    assert emobox.Study(meta, tmp_path).track("iemocap").tolist() == [0]
+
+
+def test_shipped_cross_config_runs_dry_on_the_track(setup, tmp_path):
+    from jaxser.study.run import main
+
+    roots, box, _ = setup
+    out = tmp_path / "run"
+    assert main(["--config", "emobox-cross", "--dry-run", "--emobox", str(box / "data"), "--out", str(out),
+                 "--corpus", f"ravdess={roots['ravdess']}", "--corpus", f"savee={roots['savee']}"]) == 0
+    cells = artifacts.read_cells(out)
+    assert {c["name"] for c in cells} == {"cross:ravdess->savee", "cross:savee->ravdess"}
+    assert all(c["n_test"] == 8 and c["split"] == "emobox" for c in cells)
+    assert check_emobox(out) == []
