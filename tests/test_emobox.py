@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxser import corpora, emobox
 from jaxser.study import artifacts
@@ -317,3 +319,57 @@ def test_shipped_cross_config_runs_dry_on_the_track(setup, tmp_path):
     assert {c["name"] for c in cells} == {"cross:ravdess->savee", "cross:savee->ravdess"}
     assert all(c["n_test"] == 8 and c["split"] == "emobox" for c in cells)
     assert check_emobox(out) == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_spk=st.integers(2, 6), n_folds=st.integers(1, 3), per=st.integers(1, 3), valid=st.booleans(),
+       root=st.sampled_from(["same", "above", "below"]), seed=st.integers(0, 2**16))
+def test_cells_follow_any_partition(n_spk, n_folds, per, valid, root, seed):
+    """Whatever the folds and wherever the corpus root sits relative to EmoBox's downloads/<name>
+    (the same folder, one above it, one below it), each fold tests exactly its test file, trains
+    and selects exactly on its train (+ valid) file, and nothing sits on two sides."""
+    import tempfile
+
+    rng = np.random.default_rng(seed)
+    codes = ["Angry", "Happy", "Neutral", "Sad"]
+    utts = [(f"Actor_{s:02d}", f"u{s}_{c}_{k}", c) for s in range(n_spk) for c in codes for k in range(per)]
+    fold_of = {f"Actor_{s:02d}": int(rng.integers(0, n_folds)) for s in range(n_spk)}
+    emobox_prefix, disk_prefix = {"same": ("", ""), "above": ("", "top/"), "below": ("audio/", "")}[root]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        (data / "ravdess").mkdir(parents=True)
+        (data / "ravdess" / "label_map.json").write_text(json.dumps(RAV_MAP))
+        recs = {u: _record("ravdess", u[1], f"{emobox_prefix}{u[0]}/{u[1]}.wav", u[2], 48_000) for u in utts}
+        expected = {}
+        for n in range(1, n_folds + 1):
+            test = [u for u in utts if fold_of[u[0]] == n - 1]
+            train = [u for u in utts if fold_of[u[0]] != n - 1]
+            cut = len(train) // 4 if valid else 0
+            d = data / "ravdess" / f"fold_{n}"
+            _write_jsonl(d / f"ravdess_test_fold_{n}.jsonl", [recs[u] for u in test])
+            _write_jsonl(d / f"ravdess_train_fold_{n}.jsonl", [recs[u] for u in train[cut:]])
+            if valid:
+                _write_jsonl(d / f"ravdess_valid_fold_{n}.jsonl", [recs[u] for u in train[:cut]])
+            expected[n] = ({f"ravdess/{u[1]}" for u in test}, {f"ravdess/{u[1]}" for u in train[cut:]},
+                           {f"ravdess/{u[1]}" for u in train[:cut]})
+        meta = pd.DataFrame({"id": [f"ravdess/{f}" for _, f, _ in utts], "corpus": "ravdess",
+                             "path": [f"{disk_prefix}{a}/{f}.wav" for a, f, _ in utts],
+                             "emotion": [RAV_MAP[c].lower() for *_, c in utts],
+                             "speaker": [f"ravdess/{a}" for a, _, _ in utts]})
+        meta["group"] = meta["speaker"]
+        study = emobox.Study(meta, tmp)
+        if any(not test or not (train | val) for test, train, val in expected.values()):
+            with pytest.raises(emobox.EmoBoxError, match="no (training|test) utterance"):
+                study.cells(["same"])
+            return
+        cells = study.cells(["same"])
+        study.check(print)  # every record has its file, every file its record
+        ids = meta["id"].to_numpy()
+        assert [c.fold for c in cells] == list(range(1, n_folds + 1))
+        for c in cells:
+            fit, val, test = (set(ids[x]) for x in (c.fit, c.val, c.test))
+            want_test, want_train, want_val = expected[c.fold]
+            assert test == want_test and fit | val == want_train | want_val
+            assert not (fit & val or fit & test or val & test)
+            if valid and want_val:
+                assert val == want_val
