@@ -101,7 +101,7 @@ def test_cells_splits_metadata_manifest_round_trip(tmp_path):
     assert (train_rows[artifacts.SPLITS_CELL] == "").all()
     # then every cell's test utterances, named by cell
     test_rows = splits[splits["role"] == "test"]
-    assert test_rows.values.tolist() == [[c.train_key, "test", u, c.name] for c in cells for u in IDS[c.test]]
+    assert test_rows.values.tolist() == [["", "test", u, c.name] for c in cells for u in IDS[c.test]]
 
     meta = pd.DataFrame({c: [f"{c}{i}" for i in range(3)] for c in artifacts.METADATA_COLUMNS})
     artifacts.write_metadata(tmp_path, meta.assign(extra=1))

@@ -53,7 +53,8 @@ OPTIONAL_METADATA = ("path", "start", "end")
 CELL_KEYS = ("name", "setting", "source", "target", "fold", "labels", "train_key", "val_speaker_disjoint",
              "excluded", "split", "excluded_train", "n_fit", "n_val", "n_test")
 SPLITS_COLUMNS = ("train_key", "role", "id")
-#: the column naming a test row's cell (empty on fit and validation rows, which a train key names)
+#: the column naming a test row's cell (empty on fit and validation rows, which a train key names;
+#: test rows have an empty train key)
 SPLITS_CELL = "cell"
 
 
@@ -168,7 +169,8 @@ def read_cells(run_dir: Path) -> list[dict]:
 
 def splits_frame(cells, ids: np.ndarray) -> pd.DataFrame:
     """The fit and validation utterances of each training set (one per train key), then every
-    cell's test utterances (role "test", the cell in `cell`)."""
+    cell's test utterances (role "test", the cell in `cell`, no train key: a reader selecting a
+    training set by its key gets exactly its fit and validation rows, as before)."""
     rows: list[tuple[str, str, str, str]] = []
     first_of: dict[str, object] = {}
     for c in cells:
@@ -177,7 +179,7 @@ def splits_frame(cells, ids: np.ndarray) -> pd.DataFrame:
         rows += [(key, "fit", u, "") for u in ids[c.fit]]
         rows += [(key, "val", u, "") for u in ids[c.val]]
     for c in cells:
-        rows += [(c.train_key, "test", u, c.name) for u in ids[c.test]]
+        rows += [("", "test", u, c.name) for u in ids[c.test]]
     return pd.DataFrame(rows, columns=[*SPLITS_COLUMNS, SPLITS_CELL])
 
 
