@@ -26,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
     from jaxser import __version__
 
     p = argparse.ArgumentParser(
-        prog="jaxser", description="Cross-corpus speech emotion recognition benchmarks in JAX.",
+        allow_abbrev=False, prog="jaxser", description="Cross-corpus speech emotion recognition benchmarks in JAX.",
         epilog="`jaxser COMMAND --help` lists a command's options. Errors are one line on stderr (exit 2); "
                "--debug or JAXSER_DEBUG=1 shows the traceback.")
     p.add_argument("--version", action="version", version=f"jaxser {__version__}")

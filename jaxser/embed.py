@@ -31,7 +31,9 @@ Guarantees:
   multi-host mode, whose hosts cooperate through chunk files instead.
 - Stops (never heals) on what needs the user: unreadable audio or a non-finite embedding of
   an utterance (`jaxser.audio.AudioError` naming the file; `skip_errors` skips and lists
-  them), and a cache folder that cannot be written (`jaxser.errors.CacheError`).
+  them), a cache folder that cannot be written (`jaxser.errors.CacheError`), and a system
+  error on a cache file, e.g. a full disk (`jaxser.errors.StorageError` naming the file; the
+  chunks already written are kept for the re-run).
 
 Multi-host (jax.process_count() > 1, cache folder shared by every host): host p extracts
 chunks p, p + P, p + 2P, ... (strided over the length-sorted chunks, so every host gets a
@@ -45,11 +47,9 @@ CLI: `python -m jaxser.embed --encoder NAME --corpus NAME=ROOT [--corpus ...]`.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import logging
 import os
-import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -168,6 +168,7 @@ def _read_file(path: Path, layers: int, dim: int, *, quiet: bool = False, adopt:
         if len(set(ids)) != len(ids) or set(ids) & set(skipped):
             raise ValueError("an utterance id occurs twice")
     except Exception as e:  # noqa: BLE001 - any failure to read means: not trusted, recompute
+        jio.raise_system_fault(e, path)  # ... but a permission or open-file limit is not damage
         if not quiet:
             log.warning("%s: damaged embedding cache file (%s: %s); it is recomputed", path, type(e).__name__, e)
         return None
@@ -264,30 +265,20 @@ def _make_dir(path: Path) -> None:
 
 @contextmanager
 def _entry_lock(out_dir: Path) -> Iterator[None]:
-    """Exclusive flock on the entry's lock file, so one process extracts while another waits
-    for it and then reuses its result (instead of both computing everything)."""
+    """Exclusive lock on the entry (`jaxser.io.exclusive_lock`), so one process extracts while
+    another waits for it and then reuses its result (instead of both computing everything)."""
     _make_dir(out_dir)
-    with open(out_dir / LOCK, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            log.warning("%s: %s is extracting these embeddings; waiting for it to finish, then its result is "
-                        "reused", out_dir, holder)
-            if _on_lock_busy is not None:
-                _on_lock_busy(out_dir)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            f.seek(0)
-            f.truncate()
-            f.write(f"{socket.gethostname()} pid {os.getpid()}\n")
-            f.flush()
-            if _on_lock_held is not None:
-                _on_lock_held(out_dir)
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+
+    def busy(holder: str) -> None:
+        log.warning("%s: %s is extracting these embeddings; waiting for it to finish, then its result is "
+                    "reused", out_dir, holder)
+        if _on_lock_busy is not None:
+            _on_lock_busy(out_dir)
+
+    with jio.exclusive_lock(out_dir / LOCK, on_busy=busy):
+        if _on_lock_held is not None:
+            _on_lock_held(out_dir)
+        yield
 
 
 def embed(encoder, ds, *, cache: str | os.PathLike | None = None, chunk_size: int = 256,
@@ -517,7 +508,7 @@ def _positive_int(s: str) -> int:
 def _main(argv=None) -> int:
     from jaxser import corpora, encoders
 
-    p = argparse.ArgumentParser(prog="jaxser embed", description="Extract and cache embeddings.")
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="jaxser embed", description="Extract and cache embeddings.")
     p.add_argument("--encoder", action="append", required=True, help="registry name, Hub id, handle or folder")
     p.add_argument("--corpus", action="append", required=True, help="NAME=ROOT (synthetic corpora: NAME)")
     p.add_argument("--cache", default=None, help=f"cache folder (default {cache_root()})")

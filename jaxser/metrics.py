@@ -4,8 +4,9 @@ Long on purpose: one home for every statistic, so the report and the spec cannot
 
 The one home for every number a report states: point metrics, the batched count kernels the
 report's bootstrap uses, per-utterance paired tests, the study-level comparison of encoders
-(the unit of inference is the corpus pair, see docs/statistics.md), multiplicity control
-(Holm), and rank tests over corpus pairs (Friedman, Nemenyi, Wilcoxon-Holm).
+under two labelled claims (on these corpora: seeds and test utterances are the units; on new
+corpora: corpora are, in both roles; see docs/statistics.md), multiplicity control (Holm),
+rankings with corpora as units, and the classic rank tests (Friedman, Nemenyi, Wilcoxon-Holm).
 
 Point metrics follow scikit-learn's definitions exactly (tests compare against it), so numbers
 in reports mean what readers expect:
@@ -677,10 +678,13 @@ def cd_cliques(avg_ranks, cd: float) -> list[list[int]]:
     return out
 
 
-def draw_cd_diagram(ax, avg_ranks, cd: float, names: Sequence[str], *, title: str | None = None):
+def draw_cd_diagram(ax, avg_ranks, cd: float, names: Sequence[str], *, title: str | None = None,
+                    descriptive: bool = False):
     """Demšar's critical-difference diagram on a matplotlib Axes: systems placed on the
     average-rank axis (1 = best, at the left), thick bars joining systems whose ranks differ
-    by at most ``cd``, and the CD itself drawn as a scale bar. Only draws; returns ax."""
+    by at most ``cd``, and the CD itself drawn as a scale bar. ``descriptive``: the design
+    supports no ranking claim, so no CD and no bars are drawn, and the axes say so. Only
+    draws; returns ax."""
     r = np.asarray(avg_ranks, np.float64)
     k = r.size
     if len(names) != k:
@@ -689,7 +693,7 @@ def draw_cd_diagram(ax, avg_ranks, cd: float, names: Sequence[str], *, title: st
     order = np.argsort(r, kind="stable")
     left, right = order[: (k + 1) // 2], order[(k + 1) // 2:][::-1]
     n_rows = max(len(left), len(right))
-    cliques = cd_cliques(r, cd)
+    cliques = [] if descriptive else cd_cliques(r, cd)
     ax.set_xlim(lo - 0.6, hi + 0.6)
     ax.set_ylim(-(n_rows + 1.5), 2.2)
     ax.axis("off")
@@ -697,7 +701,10 @@ def draw_cd_diagram(ax, avg_ranks, cd: float, names: Sequence[str], *, title: st
     for t in range(lo, hi + 1):
         ax.vlines(t, 0, 0.15, color="k", lw=1)
         ax.text(t, 0.3, str(t), ha="center", va="bottom", fontsize=8)
-    if np.isfinite(cd) and cd > 0:
+    if descriptive:
+        ax.text((lo + hi) / 2, 1.6, "descriptive: no ranking claim", ha="center", va="bottom", fontsize=8,
+                style="italic")
+    elif np.isfinite(cd) and cd > 0:
         ax.hlines(1.4, lo, lo + cd, color="k", lw=1.5)
         ax.vlines([lo, lo + cd], 1.3, 1.5, color="k", lw=1.5)
         ax.text(lo + cd / 2, 1.6, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
@@ -814,44 +821,237 @@ def _check_units(scores) -> None:
                                   f"{key['layer']}); only runs of one study can be compared")
 
 
+# ----------------------------------------------------------------------------- the two claims
+# A comparison of two encoders answers one of two questions (docs/statistics.md):
+# "these-corpora": would A still beat B on these corpora with other training seeds and other test
+#   utterances? Seeds and utterances are the random units; the corpora are fixed.
+# "new-corpora": would A beat B on corpora like these but not in the study? Corpora are the units,
+#   as sources and as targets.
+
+CLAIMS = ("these-corpora", "new-corpora")
+CLAIM_QUESTIONS = {
+    "these-corpora": "on these corpora: would A still beat B with other training seeds and other test "
+                     "utterances from the same corpora? (the corpora are fixed)",
+    "new-corpora": "on new corpora: would A beat B on corpora like these that are not in the study? "
+                   "(corpora are the units, as training and as test corpora)",
+}
+_LINEAR = ("uar", "accuracy")  # metrics that are weighted sums of per-utterance hits
+
+
+def these_corpora_test(diff, z, u, strata, noise=None, *, alpha: float = 0.05) -> dict:
+    """Test of the mean difference T between two encoders on fixed corpora, vectorised over
+    leading axes.
+
+    diff [...]: T, the mean over units of the seed-mean difference A - B. z [..., M, S]: per
+    trained-model group (an encoder's models on one training set, one per seed; NaN pads
+    groups with fewer seeds) and seed, the group's share of T (its units' scores / n_units,
+    A's groups positive, B's negative or positive: only their spread matters). u [..., N]:
+    per test utterance (target corpus, id), its share of T through the linearised metric
+    (seed-mean hits of A minus B, weighted as the metric weighs them). strata [N]: the
+    stratum (target corpus and true class) each utterance was sampled in. noise [..., N]: an
+    unbiased estimate of the seed-to-seed variance of each u (from the seeds' per-utterance
+    hits), which the spread of u over utterances contains but the seed term already counts.
+
+    Var(T) = sum over groups of var_seed / S (another training run of every model, on these
+    test utterances) + sum over strata of n var(u) - sum(noise) (another sample of test
+    utterances with the same class counts, from the same population); T / sqrt(Var) is
+    referred to Student's t with Welch-Satterthwaite degrees of freedom. Groups need >= 2
+    seeds, else p is NaN.
+    Returns diff, se, df, p, ci_low, ci_high (arrays [...]).
+    """
+    from scipy import stats
+
+    diff = np.asarray(diff, np.float64)
+    z = np.asarray(z, np.float64)
+    u = np.asarray(u, np.float64)
+    n_seed = np.isfinite(z).sum(-1)                                        # [..., M]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(z, -1, keepdims=True) / n_seed[..., None]
+        var = np.nansum((z - mean) ** 2, -1) / (n_seed - 1)                # [..., M]
+        part = var / n_seed
+        ok = (n_seed >= 2).all(-1)
+        part = np.where(n_seed >= 2, part, 0.0)
+        v_seed = part.sum(-1)
+        dof_seed = (part ** 2 / np.maximum(n_seed - 1, 1)).sum(-1)
+        codes, _ = _codes(strata)
+        onehot = (codes[:, None] == np.arange(codes.max() + 1 if codes.size else 0)).astype(np.float64)
+        n_h = onehot.sum(0)                                                # [H]
+        s1, s2 = u @ onehot, (u ** 2) @ onehot                             # [..., H]
+        var_h = np.where(n_h > 1, (s2 - s1 ** 2 / np.maximum(n_h, 1)) / np.maximum(n_h - 1, 1), 0.0)
+        v_utt = (n_h * np.maximum(var_h, 0.0)).sum(-1)
+        if noise is not None:
+            v_utt = np.maximum(v_utt - np.asarray(noise, np.float64).sum(-1), 0.0)
+        df_utt = max(float(u.shape[-1] - (n_h > 0).sum()), 1.0)
+        v = v_seed + v_utt
+        se = np.sqrt(v)
+        df = np.where(v > 0, v ** 2 / np.maximum(dof_seed + v_utt ** 2 / df_utt, 1e-300), np.inf)
+        tstat = np.where(se > 0, np.abs(diff) / np.where(se > 0, se, 1.0), np.where(diff == 0, 0.0, np.inf))
+        p = np.where(ok, 2 * stats.t.sf(tstat, df), np.nan)
+        half = np.where(ok, stats.t.ppf(1 - alpha / 2, df) * se, np.inf)
+    return {"diff": diff, "se": se, "df": df, "p": p, "ci_low": diff - half, "ci_high": diff + half}
+
+
+def corpus_pseudovalues(d, membership) -> np.ndarray:
+    """Jackknife pseudo-values over corpora of the mean of d, vectorised: d [..., K] per unit,
+    membership [K, G] (True where unit k involves corpus g: a cross pair its source and its
+    target) -> [..., G].
+
+    T_(-g) is the mean over the units that do not involve corpus g in any role, and the
+    pseudo-value G T - (G - 1) T_(-g). Their mean is T; a corpus' additive effect (as a source
+    or as a target) appears in its own pseudo-value alone, and pair-level noise is spread
+    wider than it is (the jackknife overstates variance, Efron & Stein 1981), so tests on them
+    treat corpora as the units and are conservative about the rest. NaN where leaving corpus g
+    out leaves no unit (two corpora of cross pairs)."""
+    d = np.asarray(d, np.float64)
+    m = np.asarray(membership, bool)
+    k, g = m.shape
+    keep = (~m).astype(np.float64)                                         # [K, G]
+    n_keep = keep.sum(0)
+    t = d.mean(-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_minus = (d @ keep) / n_keep                                      # [..., G]
+    return np.where(n_keep > 0, g * t - (g - 1) * t_minus, np.nan)
+
+
+def _membership(sources, targets, setting: str) -> tuple[np.ndarray, list]:
+    """[K, G] corpus membership of units: a cross pair involves its source and its target; a
+    same-corpus or held-out-corpus unit its target alone (a LOCO model is trained on every
+    other corpus, so removing a corpus from its training set would remove every unit)."""
+    tg = [str(t) for t in targets]
+    corpora = list(dict.fromkeys(tg + ([str(s) for s in sources] if setting == "cross" else [])))
+    index = {c: i for i, c in enumerate(corpora)}
+    m = np.zeros((len(tg), len(corpora)), bool)
+    m[np.arange(len(tg)), [index[t] for t in tg]] = True
+    if setting == "cross":
+        m[np.arange(len(tg)), [index[str(s)] for s in sources]] = True
+    return m, corpora
+
+
+def new_corpora_test(d, membership, *, alpha: float = 0.05, n_perm: int = 20000, seed: int = 0) -> dict:
+    """The new-corpora test of the mean of d [K] (one seed-mean difference per unit): the
+    sign-flip test of the corpora's jackknife pseudo-values (``corpus_pseudovalues``), so
+    every corpus is one unit, in both of its roles. p_min = 2 / 2^G; the interval inverts the
+    test (unbounded when p_min > alpha or the design leaves no pseudo-values)."""
+    d = np.asarray(d, np.float64).ravel()
+    pv = corpus_pseudovalues(d, membership)
+    if pv.size < 2 or not np.isfinite(pv).all():
+        return {"diff": float(d.mean()) if d.size else np.nan, "p": 1.0, "p_min": 1.0, "ci_low": -np.inf,
+                "ci_high": np.inf, "n_units": int(d.size), "n_clusters": int(pv.size), "exact": True}
+    t = signflip_test(pv, alpha=alpha, n_perm=n_perm, seed=seed)
+    return {**t, "diff": float(d.mean()), "n_units": int(d.size), "n_clusters": int(pv.size)}
+
+
+def _utterance_hits(preds, metric: str):
+    """Per encoder, result unit and test utterance: the seed-mean hit (pred == true), the true
+    class and the utterance's weight in the metric (UAR: 1 / (classes present x utterances of
+    its class); accuracy: 1 / utterances), so a unit's seed-mean metric is sum(weight x hit);
+    and var_s, the variance over seeds of the hit minus its model's mean hit (the per-utterance
+    seed noise, without the model's overall shift, which the seed term counts), with n_s seeds."""
+    keys = ["encoder", *UNIT_KEYS]
+    df = preds[keys + ["seed", "id", "true"]].assign(
+        layer=preds["layer"].astype(str), hit=(preds["true"].to_numpy() == preds["pred"].to_numpy()))
+    df["centred"] = df["hit"] - df.groupby(keys + ["seed"], sort=False, observed=True)["hit"].transform("mean")
+    h = df.groupby(keys + ["id"], sort=False, observed=True).agg(
+        hit=("hit", "mean"), cls=("true", "first"), var_s=("centred", "var"), n_s=("seed", "nunique"))
+    h = h.reset_index()
+    n_cls = h.groupby(keys + ["cls"], observed=True)["id"].transform("size").to_numpy(np.float64)
+    if metric == "uar":
+        n_present = h.groupby(keys, observed=True)["cls"].transform("nunique").to_numpy(np.float64)
+        h["w"] = 1.0 / (n_present * n_cls)
+    else:
+        h["w"] = 1.0 / h.groupby(keys, observed=True)["id"].transform("size").to_numpy(np.float64)
+    return h
+
+
+def _these_corpora_row(g, utt, a: str, b: str, units, diff: float, *, alpha: float) -> dict:
+    """these_corpora_test for encoders a and b on the units (source, target) of one table:
+    g = the table's per-seed scores, utt = its per-utterance hits (``_utterance_hits``)."""
+    import pandas as pd
+
+    k = len(units)
+    unit_set = pd.MultiIndex.from_tuples(list(units), names=["source", "target"])
+    zs = []
+    for enc, sign in ((a, 1.0), (b, -1.0)):
+        s = g[g["encoder"] == enc].set_index(["source", "target"])
+        s = s[s.index.isin(unit_set)].reset_index()
+        seeds_per_unit = s.groupby(["source", "target"], observed=True)["seed"].agg(frozenset)
+        per_source = seeds_per_unit.groupby(level="source", observed=True).nunique()
+        if (per_source > 1).any():
+            raise StatisticsError(f"encoder {enc}: the units of one training set have different seeds; "
+                                  "its models cannot be told apart")
+        zz = s.pivot_table(index="source", columns="seed", values="_m", aggfunc="sum", observed=True) * sign / k
+        zs.append(zz.to_numpy(np.float64))
+    width = max(z.shape[1] for z in zs)
+    z = np.vstack([np.pad(z_, ((0, 0), (0, width - z_.shape[1])), constant_values=np.nan) for z_ in zs])
+    sub = utt[utt["encoder"].isin([a, b])].set_index(["source", "target"])
+    sub = sub[sub.index.isin(unit_set)].reset_index()
+    sub = sub.assign(nv=sub["var_s"].fillna(0.0) / sub["n_s"])
+    wide = sub.pivot_table(index=["source", "target", "id"], columns="encoder", values=["hit", "nv"],
+                           observed=True)
+    w = sub.drop_duplicates(["source", "target", "id"]).set_index(["source", "target", "id"])[["w", "cls"]]
+    wide = wide.join(pd.concat({"": w}, axis=1).set_axis(["w", "cls"], axis=1).pipe(
+        lambda t: t.set_axis(pd.MultiIndex.from_tuples([("w", ""), ("cls", "")]), axis=1)), how="inner").dropna()
+    by_utt = ["target", "id"]
+    delta = (wide["w"] * (wide[("hit", a)] - wide[("hit", b)]) / k).groupby(level=by_utt, observed=True).sum()
+    noise = ((wide["w"] / k) ** 2 * (wide[("nv", a)] + wide[("nv", b)])).groupby(level=by_utt, observed=True).sum()
+    cls = wide["cls"].groupby(level=["target", "id"], observed=True).first()
+    strata = [f"{t}\x00{c}" for t, c in zip(delta.index.get_level_values("target"), cls.to_numpy())]
+    t = these_corpora_test(diff, z, delta.to_numpy(), strata, noise.reindex(delta.index).to_numpy(), alpha=alpha)
+    return {k_: float(v) for k_, v in t.items()} | {"n_clusters": int(z.shape[0])}
+
+
 def significance_rows(preds=None, *, scores=None, cells=None, metric: str = "uar", settings=None,
-                      family: Sequence[str] = ("setting", "head", "layer"), cluster_by: str | None = "source",
-                      alpha: float = 0.05, n_perm: int = 20000, seed: int = 0, by_label_set: bool = False):
-    """Every pairwise encoder comparison of a study, one row each, Holm-adjusted per family.
+                      claim=CLAIMS, family="table", alpha: float = 0.05, n_perm: int = 20000,
+                      seed: int = 0, by_label_set: bool = False):
+    """Every pairwise encoder comparison of a study, one row per claim and pair, Holm-adjusted
+    per family and claim.
 
-    The unit of inference is the result cell: a corpus pair (cross), a corpus with its folds
-    pooled (same) or a held-out corpus (loco). Each encoder's score on a unit is its metric
-    averaged over seeds; a comparison is the sign-flip test of the per-unit differences,
-    so seed-to-seed, utterance-level and pair-to-pair variation all count as noise (see
-    docs/statistics.md). A cross-corpus model is trained once per source and tested on every
-    target, so by default pairs that share a source are flipped together (``cluster_by=
-    "source"``; same-corpus and LOCO units are their own clusters); ``cluster_by=None`` treats
-    every pair as independent, which rejects far too often when models are shared.
+    ``claim``: "these-corpora", "new-corpora" or both (docs/statistics.md):
+    - these-corpora: is A better than B on this study's corpora, over training seeds and test
+      utterances? ``these_corpora_test``: a t-test whose variance adds the seed-to-seed spread
+      of every trained model and the sampling variance of the shared test utterances (paired:
+      both encoders are scored on the same utterances). Needs the predictions table (per
+      utterance) and a linear metric (uar, accuracy); every model group needs >= 2 seeds.
+    - new-corpora: is A better than B on corpora not in the study? ``new_corpora_test``: the
+      sign-flip test of jackknife pseudo-values over corpora (a cross pair involves its source
+      and its target), so corpus effects in either role are the noise; p >= 2 / 2^corpora.
 
-    Rows: setting, head, layer, encoder_a (the better mean), encoder_b, mean_a, mean_b,
+    The unit is the result cell (corpus pair, corpus with folds pooled, held-out corpus); an
+    encoder's score on it is its metric averaged over seeds. ``family``: "table" (Holm within
+    each setting, head and layer, the default), "report" (one family for the whole report),
+    or the columns to group by. ``by_label_set`` splits tables by label set.
+
+    Rows: setting, head, layer, claim, encoder_a (the better mean), encoder_b, mean_a, mean_b,
     diff_<metric>, ci_low, ci_high, p, p_adjusted, p_min, significant, test, unit, n_units,
-    n_clusters, n_seeds, labels.
-
-    ``family``: the columns within which Holm controls the family-wise error (default: one
-    table per setting, head and layer). ``by_label_set`` splits families by label set.
+    n_clusters, n_seeds, df, labels, holm_family, question.
     """
     import pandas as pd
 
     if metric not in REPORTED:
         raise StatisticsError(f"unknown metric {metric!r}; expected one of {list(REPORTED)}")
+    claims = (claim,) if isinstance(claim, str) else tuple(claim)
+    if not claims or set(claims) - set(CLAIMS):
+        raise StatisticsError(f"claim={claim!r}; expected one or both of {list(CLAIMS)}")
+    fam = _family_columns(family)
     if scores is None:
         if preds is None:
             raise StatisticsError("significance_rows needs a predictions table or unit scores")
         scores = unit_scores(preds, cells=cells)
+    if "these-corpora" in claims:
+        if preds is None:
+            raise StatisticsError("claim 'these-corpora' needs the per-utterance predictions table (preds=)")
+        if metric not in _LINEAR:
+            raise StatisticsError(f"claim 'these-corpora' needs a metric that is a weighted sum of per-utterance "
+                                  f"hits ({', '.join(_LINEAR)}), got {metric!r}")
+        utt = _utterance_hits(preds, metric)
     if settings is not None:
         scores = scores[scores["setting"].isin(list(settings))]
-    if cluster_by not in (None, "source", "target"):
-        raise StatisticsError(f"cluster_by={cluster_by!r}; expected None, 'source' or 'target'")
     _check_units(scores)
     group_keys = ["setting", "head", "layer"] + (["labels"] if by_label_set else [])
     rows = []
     for key, g in scores.groupby(group_keys, sort=True, observed=True):
         key = dict(zip(group_keys, key))
+        g = g.assign(_m=g[metric])
         unit_cols = ["source", "target"]
         per = g.groupby([*unit_cols, "encoder"], observed=True).agg(
             score=(metric, "mean"), n_seeds=("seed", "nunique")).reset_index()
@@ -859,49 +1059,141 @@ def significance_rows(preds=None, *, scores=None, cells=None, metric: str = "uar
         n_seeds = per.pivot(index=unit_cols, columns="encoder", values="n_seeds")
         label_of = g.groupby(unit_cols, observed=True)["labels"].first()
         encoders = tab.mean().sort_values(ascending=False, kind="stable").index.tolist()
+        if "these-corpora" in claims:
+            sel = np.ones(len(utt), bool)
+            for c in ("setting", "head", "layer"):
+                sel &= (utt[c] == key[c]).to_numpy()
+            utt_g = utt[sel]
         for i, a in enumerate(encoders):
             for b in encoders[i + 1:]:
                 both = tab[[a, b]].dropna()
                 if both.empty:
                     continue
                 d = (both[a] - both[b]).to_numpy()
-                clusters = None if cluster_by is None else both.index.get_level_values(cluster_by).to_numpy()
-                t = signflip_test(d, clusters=clusters, alpha=alpha, n_perm=n_perm, seed=seed)
                 labs = sorted(set(label_of.loc[both.index]))
                 seeds_ab = n_seeds.loc[both.index, [a, b]].to_numpy()
-                rows.append({**{k: key[k] for k in ("setting", "head", "layer")},
-                             "encoder_a": a, "encoder_b": b,
-                             "mean_a": float(both[a].mean()), "mean_b": float(both[b].mean()),
-                             f"diff_{metric}": t["diff"], "ci_low": t["ci_low"], "ci_high": t["ci_high"],
-                             "p": t["p"], "p_min": t["p_min"],
-                             "test": ("sign-flip permutation, exact" if t["exact"] else
-                                      f"sign-flip permutation, {n_perm} random flips")
-                                     + (f", pairs sharing a {cluster_by} flipped together"
-                                        if cluster_by and t["n_clusters"] < t["n_units"] else ""),
-                             "unit": _UNIT_WORDS.get(key["setting"], "result cell (seed mean)"),
-                             "n_units": t["n_units"], "n_clusters": t["n_clusters"],
-                             "n_seeds": int(seeds_ab.min()),
-                             "labels": labs[0] if len(labs) == 1 else f"{len(labs)} label sets"})
-    cols = ["setting", "head", "layer", "encoder_a", "encoder_b", "mean_a", "mean_b", f"diff_{metric}",
+                base = {**{k: key[k] for k in ("setting", "head", "layer")}, "encoder_a": a, "encoder_b": b,
+                        "mean_a": float(both[a].mean()), "mean_b": float(both[b].mean()),
+                        "unit": _UNIT_WORDS.get(key["setting"], "result cell (seed mean)"),
+                        "n_units": int(d.size), "n_seeds": int(seeds_ab.min()),
+                        "labels": labs[0] if len(labs) == 1 else f"{len(labs)} label sets"}
+                for c in claims:
+                    if c == "new-corpora":
+                        m, _ = _membership(both.index.get_level_values("source"),
+                                           both.index.get_level_values("target"), key["setting"])
+                        t = new_corpora_test(d, m, alpha=alpha, n_perm=n_perm, seed=seed)
+                        test = ("sign-flip permutation of jackknife pseudo-values over corpora, "
+                                + ("exact" if t["exact"] else f"{n_perm} random flips"))
+                        extra = {"p_min": t["p_min"], "n_clusters": t["n_clusters"], "df": np.nan}
+                    else:
+                        t = _these_corpora_row(g, utt_g, a, b, both.index, float(d.mean()), alpha=alpha)
+                        test = ("t-test, variance over training seeds and test utterances (paired), "
+                                "Welch-Satterthwaite df")
+                        if not np.isfinite(t["p"]):
+                            test += "; not testable: needs >= 2 seeds per model"
+                        extra = {"p_min": 0.0, "n_clusters": t["n_clusters"], "df": t["df"]}
+                    rows.append({**base, "claim": c, f"diff_{metric}": t["diff"], "ci_low": t["ci_low"],
+                                 "ci_high": t["ci_high"], "p": t["p"], "test": test, **extra,
+                                 "question": CLAIM_QUESTIONS[c]})
+    cols = ["setting", "head", "layer", "claim", "encoder_a", "encoder_b", "mean_a", "mean_b", f"diff_{metric}",
             "ci_low", "ci_high", "p", "p_adjusted", "p_min", "significant", "test", "unit", "n_units",
-            "n_clusters", "n_seeds", "labels"]
-    out = pd.DataFrame(rows, columns=[c for c in cols if c not in ("p_adjusted", "significant")])
-    fam = [f for f in family if f in out.columns]
+            "n_clusters", "n_seeds", "df", "labels", "holm_family", "question"]
+    out = pd.DataFrame(rows, columns=[c for c in cols if c not in ("p_adjusted", "significant", "holm_family")])
+    out["holm_family"] = (out[fam].astype(str).agg("/".join, axis=1) if fam and len(out) else "report")
     if len(out):
-        out["p_adjusted"] = out.groupby(fam, sort=False, observed=True)["p"].transform(
-            lambda s: pd.Series(holm(s.to_numpy()), index=s.index)) if fam else holm(out["p"].to_numpy())
+        out["p_adjusted"] = out.groupby(["claim", "holm_family"], sort=False, observed=True)["p"].transform(
+            lambda s: pd.Series(holm(s.to_numpy()), index=s.index))
     else:
         out["p_adjusted"] = pd.Series(dtype=float)
     out["significant"] = out["p_adjusted"] <= alpha
     return out[cols]
 
 
+def _family_columns(family) -> list[str]:
+    """The columns that define one Holm family: "table" (setting, head, layer), "report" (none:
+    one family per claim for the whole report), or explicit columns."""
+    if family == "table":
+        return ["setting", "head", "layer"]
+    if family == "report":
+        return []
+    if isinstance(family, str):
+        raise StatisticsError(f"family={family!r}; expected 'table', 'report' or a list of columns")
+    return list(family)
+
+
+# ----------------------------------------------------------------------------- rankings that hold
+
+def _rank_permutations(k: int, g: int, n_perm: int, seed: int) -> tuple[np.ndarray, bool]:
+    """[M, g, k]: the permutation of the k systems each corpus gets in each of M relabellings;
+    all (k!)^g when at most n_perm, else the identity and n_perm random ones."""
+    import itertools
+    from math import factorial
+
+    if factorial(k) ** g <= n_perm:
+        perms = np.array(list(itertools.permutations(range(k))), np.int64)
+        total = len(perms) ** g
+        choice = (np.arange(total)[:, None] // len(perms) ** np.arange(g)) % len(perms)
+        return perms[choice], True
+    rng = np.random.default_rng(seed)
+    rand = np.argsort(rng.random((n_perm, g, k)), axis=-1)
+    return np.concatenate([np.broadcast_to(np.arange(k), (1, g, k)), rand]), False
+
+
+def rank_permutation_test(ranks, membership, *, alpha: float = 0.05, n_perm: int = 2000, seed: int = 0) -> dict:
+    """Friedman's question and Nemenyi's critical difference with corpora as the units,
+    vectorised over leading axes: ranks [..., K, k] (per unit, 1 = best), membership [K, G].
+
+    The average ranks [..., k] are the mean over units; their jackknife pseudo-values over
+    corpora [..., G, k] (``corpus_pseudovalues``) average to them. Under the null that the
+    encoders are exchangeable, relabelling the encoders independently within each corpus'
+    pseudo-values is as likely as the data: friedman_p is the share of relabellings whose
+    sum of squared deviations of the average ranks from (k + 1) / 2 is at least the observed,
+    and cd the smallest value that the range (best minus worst average rank) exceeds in at
+    most alpha of them, so "some pair differs by more than cd" happens in at most alpha of
+    null studies. Where no range can exceed it (no relabelling does, or it is at least k - 1,
+    the widest average ranks can be: too few corpora) cd is inf and ``descriptive`` is True. p_min: the smallest p the design can give.
+    """
+    r = np.asarray(ranks, np.float64)
+    k = r.shape[-1]
+    pv = corpus_pseudovalues(np.moveaxis(r, -1, -2), membership)           # [..., k, G]
+    pv = np.moveaxis(pv, -1, -2)                                           # [..., G, k]
+    avg = r.mean(-2)
+    g = pv.shape[-2]
+    centre = (k + 1) / 2.0
+    lead = avg.shape[:-1]
+    if g < 2 or not np.isfinite(pv).all():
+        nan = np.full(lead, np.nan)
+        return {"avg_ranks": avg, "p": nan + 0 if lead else np.nan, "cd": np.full(lead, np.inf) if lead else np.inf,
+                "p_min": 1.0, "descriptive": np.ones(lead, bool) if lead else True, "n_corpora": g}
+    idx, exact = _rank_permutations(k, g, n_perm, seed)                    # [M, G, k]
+    m = idx.shape[0]
+    gathered = np.take_along_axis(pv[..., None, :, :], np.broadcast_to(idx, lead + idx.shape), -1)
+    star = gathered.mean(-2)                                               # [..., M, k]
+    f_obs = ((avg - centre) ** 2).sum(-1)
+    f_star = ((star - centre) ** 2).sum(-1)
+    tol = 1e-9 * (1.0 + np.abs(f_obs))
+    p = (f_star >= (f_obs - tol)[..., None]).mean(-1)
+    rng_star = np.sort(star.max(-1) - star.min(-1), axis=-1)               # [..., M]
+    cut = m - int(np.floor(alpha * m))                                     # 1-based position of cd
+    cd = rng_star[..., cut - 1]
+    descriptive = (cd >= rng_star[..., -1] - 1e-12) | (cd >= k - 1 - 1e-12)  # ranges never exceed k - 1
+    cd = np.where(descriptive, np.inf, cd)
+    from math import factorial
+
+    p_min = float(factorial(k) / m) if exact else 1.0 / m                  # relabelling all corpora alike ties
+    return {"avg_ranks": avg, "p": p, "cd": cd, "p_min": min(1.0, p_min), "descriptive": descriptive,
+            "n_corpora": g}
+
+
 def friedman_rows(preds=None, *, scores=None, cells=None, metric: str = "uar", settings=("cross",),
-                  alpha: float = 0.05):
-    """Friedman's test per setting, head and layer with the units (corpus pairs) as blocks and
-    the encoders as systems, plus Nemenyi's critical difference: one row per encoder with
-    avg_rank, and the family's n_blocks, friedman_chi2, friedman_p and cd (units where some
-    encoder has no result are left out, so every block ranks every encoder)."""
+                  alpha: float = 0.05, n_perm: int = 20000, seed: int = 0):
+    """Rankings per setting, head and layer, with corpora as the units (``rank_permutation_test``):
+    one row per encoder with avg_rank (its mean rank over the units, 1 = best), and the
+    table's n_blocks (units ranked), n_corpora, friedman_chi2 (Friedman's statistic over the
+    units, descriptive), friedman_p (the permutation p over corpora), cd (two encoders differ
+    when their average ranks differ by more than cd; inf when the design cannot say so),
+    p_min and ranking ("calibrated" or "descriptive"). Units where some encoder has no result
+    are left out, so every unit ranks every encoder."""
     import pandas as pd
 
     if scores is None:
@@ -914,13 +1206,50 @@ def friedman_rows(preds=None, *, scores=None, cells=None, metric: str = "uar", s
         if tab.shape[1] < 2 or tab.shape[0] < 2:
             continue
         fr = friedman_test(tab.to_numpy())
-        cd = nemenyi_cd(tab.shape[1], tab.shape[0], alpha)
-        for enc, r in zip(tab.columns, fr["avg_ranks"]):
+        ranks, _ = average_ranks(tab.to_numpy())
+        m, _ = _membership(tab.index.get_level_values("source"), tab.index.get_level_values("target"), setting)
+        rt = rank_permutation_test(ranks, m, alpha=alpha, n_perm=n_perm, seed=seed)
+        for enc, r in zip(tab.columns, rt["avg_ranks"]):
             rows.append({"setting": setting, "head": head, "layer": layer, "encoder": enc, "avg_rank": float(r),
-                         "n_blocks": fr["n_blocks"], "friedman_chi2": fr["chi2"], "friedman_p": fr["p"], "cd": cd})
-    out = pd.DataFrame(rows, columns=["setting", "head", "layer", "encoder", "avg_rank", "n_blocks",
-                                      "friedman_chi2", "friedman_p", "cd"])
+                         "n_blocks": fr["n_blocks"], "n_corpora": rt["n_corpora"], "friedman_chi2": fr["chi2"],
+                         "friedman_p": float(rt["p"]), "cd": float(rt["cd"]), "p_min": rt["p_min"],
+                         "ranking": "descriptive" if bool(rt["descriptive"]) else "calibrated"})
+    out = pd.DataFrame(rows, columns=["setting", "head", "layer", "encoder", "avg_rank", "n_blocks", "n_corpora",
+                                      "friedman_chi2", "friedman_p", "cd", "p_min", "ranking"])
     return out.sort_values(["setting", "head", "layer", "avg_rank"], kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- before a study runs
+
+def claim_floors(*, n_corpora: int, n_encoders: int, n_seeds: int, n_tables: int, family: str = "table",
+                 alpha: float = 0.05, n_perm: int = 20000) -> list[dict]:
+    """What each claim of a cross-corpus study can reach, from its design alone: per claim,
+    the smallest p, the Holm family size m, the smallest Holm-adjusted p (m x the smallest p:
+    the first step of Holm) and whether it can reach alpha; for new-corpora also the fewest
+    corpora that could. n_tables: (setting, head, layer) tables in the report."""
+    from math import factorial
+
+    pairs = n_encoders * (n_encoders - 1) // 2
+    m = pairs * (n_tables if family == "report" else 1)
+    out = []
+    ok_a = n_seeds >= 2 and pairs > 0
+    out.append({"claim": "these-corpora", "p_min": 0.0 if ok_a else 1.0, "family_size": m,
+                "p_min_adjusted": 0.0 if ok_a else 1.0, "reachable": ok_a,
+                "why": "" if ok_a else ("needs >= 2 seeds" if pairs else "needs >= 2 encoders")})
+    g = n_corpora
+    p_b = signflip_min_p(g, n_perm=n_perm) if g >= 3 else 1.0
+    need = next((n for n in range(3, 64) if m * signflip_min_p(n, n_perm=n_perm) <= alpha), None)
+    out.append({"claim": "new-corpora", "p_min": p_b, "family_size": m, "p_min_adjusted": min(1.0, m * p_b),
+                "reachable": pairs > 0 and m * p_b <= alpha, "corpora_needed": need,
+                "why": "" if m * p_b <= alpha else f"needs >= {need} corpora"})
+    if n_encoders >= 2 and g >= 3:
+        kf = factorial(n_encoders)
+        p_r = max(float(kf) ** (1 - g), 1.0 / (n_perm + 1)) if kf ** g > n_perm else float(kf) ** (1 - g)
+    else:
+        p_r = 1.0
+    out.append({"claim": "ranking", "p_min": p_r, "family_size": 1, "p_min_adjusted": p_r,
+                "reachable": p_r <= alpha, "why": "" if p_r <= alpha else "descriptive only"})
+    return out
 
 
 def gap_rows(preds=None, *, scores=None, cells=None, metric: str = "uar"):

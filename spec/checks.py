@@ -349,7 +349,7 @@ def check_run(run_dir: str | Path) -> list[str]:
         sig = pd.read_csv(run / "significance.csv")
     except Exception as e:  # pandas raises several types for damaged files
         return out + [f"{run / 'significance.csv'}: unreadable ({type(e).__name__})"]
-    return out + check_significance(sig, per_seed)
+    return out + check_significance(sig, per_seed, preds)
 
 
 def expected_layers(layer: str, n_layers: int) -> list[str]:
@@ -403,15 +403,31 @@ def check_layer_choice(preds: pd.DataFrame) -> list[str]:
     return out
 
 
-SIGNIFICANCE_COLUMNS = ("setting", "head", "layer", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high",
-                        "p", "p_adjusted", "test", "unit", "n_units")
+SIGNIFICANCE_COLUMNS = ("setting", "head", "layer", "claim", "encoder_a", "encoder_b", "diff_uar", "ci_low",
+                        "ci_high", "p", "p_adjusted", "test", "unit", "n_units", "holm_family")
 
 
-def check_significance(sig: pd.DataFrame, per_seed: pd.DataFrame) -> list[str]:
+def _pseudovalues(d: pd.Series, setting: str) -> np.ndarray:
+    """Jackknife pseudo-values over corpora of the mean of d (indexed by source, target): G T -
+    (G - 1) T_-g, T_-g the mean over the units not involving corpus g (a cross pair involves its
+    source and target, other units their target)."""
+    involved = [{t} | ({s} if setting == "cross" else set()) for s, t in d.index]
+    corpora = sorted(set().union(*involved))
+    g, t = len(corpora), d.mean()
+    out = []
+    for c in corpora:
+        rest = [v for v, inv in zip(d.to_numpy(), involved) if c not in inv]
+        out.append(g * t - (g - 1) * np.mean(rest) if rest else np.nan)
+    return np.array(out)
+
+
+def check_significance(sig: pd.DataFrame, per_seed: pd.DataFrame, preds: pd.DataFrame | None = None) -> list[str]:
     """significance.csv against per-seed UARs recomputed from predictions (``_recompute``):
-    one row per pair of encoders with common units in each (setting, head, layer); diff_uar
-    is the mean over units of the seed-mean UAR difference; p is the protocol's test of those
-    differences; p_adjusted is Holm's adjustment within the family, so never below p."""
+    one row per claim and pair of encoders with common units in each (setting, head, layer);
+    diff_uar is the mean over units of the seed-mean UAR difference; p is the protocol's test
+    of those differences (new-corpora: the sign-flip test of the corpora's pseudo-values,
+    recomputed here; these-corpora: jaxser.metrics' test on the predictions); p_adjusted is
+    Holm's adjustment within the claim and family, so never below p."""
     from jaxser import metrics
 
     stats = load_protocol()["statistics"]
@@ -423,35 +439,47 @@ def check_significance(sig: pd.DataFrame, per_seed: pd.DataFrame) -> list[str]:
     sig = sig.assign(layer=sig["layer"].astype(str))
     units = per_seed.groupby(["setting", "head", "layer", "source", "target", "encoder"])["uar"].mean()
     units = units.unstack("encoder")
+    fixed = None
+    if preds is not None and (sig["claim"] == "these-corpora").any():
+        fixed = metrics.significance_rows(preds, claim="these-corpora").assign(layer=lambda t: t["layer"].astype(str))
+        fixed = fixed.set_index(["setting", "head", "layer", "encoder_a", "encoder_b"])["p"]
     seen = set()
     for i, r in sig.iterrows():
-        where = f"significance.csv row {i + 2} ({r['setting']}/{r['head']}/{r['layer']}: " \
+        where = f"significance.csv row {i + 2} ({r['setting']}/{r['head']}/{r['layer']}, {r['claim']}: " \
                 f"{r['encoder_a']} vs {r['encoder_b']})"
+        if r["claim"] not in stats["claims"]:
+            out.append(f"{where}: unknown claim (expected one of {stats['claims']})")
+            continue
         key = (r["setting"], r["head"], r["layer"])
         try:
             tab = units.loc[key][[r["encoder_a"], r["encoder_b"]]].dropna()
         except KeyError:
             out.append(f"{where}: no such encoders or family in the predictions")
             continue
-        seen.add((*key, frozenset((r["encoder_a"], r["encoder_b"]))))
-        d = (tab[r["encoder_a"]] - tab[r["encoder_b"]]).to_numpy()
+        seen.add((*key, r["claim"], frozenset((r["encoder_a"], r["encoder_b"]))))
+        d = tab[r["encoder_a"]] - tab[r["encoder_b"]]
         if len(d) != r["n_units"]:
             out.append(f"{where}: n_units {r['n_units']}, the predictions give {len(d)} common units")
         if not len(d):
             continue
         if abs(d.mean() - r["diff_uar"]) > tol:
             out.append(f"{where}: diff_uar {r['diff_uar']:.6f}, recomputed from predictions {d.mean():.6f}")
-        clusters = tab.index.get_level_values(stats["cluster_by"]).to_numpy()
-        p = metrics.signflip_test(d, clusters=clusters, alpha=stats["alpha"])["p"]
-        if abs(p - r["p"]) > 1e-9:
+        if r["claim"] == "new-corpora":
+            pv = _pseudovalues(d, r["setting"])
+            p = metrics.signflip_test(pv, alpha=stats["alpha"])["p"] if len(pv) > 1 and np.isfinite(pv).all() else 1.0
+        elif fixed is not None:
+            p = fixed.get((*key, r["encoder_a"], r["encoder_b"]), np.nan)
+        else:
+            p = r["p"]
+        if not (np.isnan(p) and np.isnan(r["p"])) and not abs(p - r["p"]) <= 1e-9 * max(1.0, abs(p)):
             out.append(f"{where}: p {r['p']:.6g}, the protocol's test of the recomputed differences gives {p:.6g}")
-        if not r["p"] - 1e-12 <= r["p_adjusted"] <= 1 + 1e-12:
+        if np.isfinite(r["p"]) and not r["p"] - 1e-12 <= r["p_adjusted"] <= 1 + 1e-12:
             out.append(f"{where}: p_adjusted {r['p_adjusted']:.6g} is not in [p = {r['p']:.6g}, 1]")
         if not (r["ci_low"] <= r["diff_uar"] + tol and r["diff_uar"] - tol <= r["ci_high"]):
             out.append(f"{where}: the interval [{r['ci_low']:.6g}, {r['ci_high']:.6g}] excludes diff_uar")
     for key, fam in sig.groupby(list(stats["holm_family"]), sort=False):
         holm = metrics.holm(fam["p"].to_numpy(float))
-        if np.abs(holm - fam["p_adjusted"].to_numpy(float)).max() > 1e-9:
+        if np.nan_to_num(np.abs(holm - fam["p_adjusted"].to_numpy(float)), nan=0.0).max() > 1e-9:
             out.append(f"significance.csv {'/'.join(map(str, key))}: p_adjusted is not Holm's adjustment of p "
                        "within the family")
     if "significant" in sig and (sig["significant"].astype(bool) != (sig["p_adjusted"] <= stats["alpha"])).any():
@@ -462,9 +490,10 @@ def check_significance(sig: pd.DataFrame, per_seed: pd.DataFrame) -> list[str]:
         for a in range(len(encs)):
             for b in range(a + 1, len(encs)):
                 common = tab[[encs[a], encs[b]]].dropna()
-                if len(common) and (*key, frozenset((encs[a], encs[b]))) not in seen:
-                    out.append(f"significance.csv: no row comparing {encs[a]} and {encs[b]} in "
-                               f"{'/'.join(map(str, key))}")
+                for claim in stats["claims"]:
+                    if len(common) and (*key, claim, frozenset((encs[a], encs[b]))) not in seen:
+                        out.append(f"significance.csv: no row comparing {encs[a]} and {encs[b]} in "
+                                   f"{'/'.join(map(str, key))} ({claim})")
     return out
 
 

@@ -212,3 +212,10 @@ def test_compile_clock_counts_making_executables():
     assert made > before
     f(jnp.ones(7)).block_until_ready()
     assert clock.total == made
+
+
+def test_abbreviated_options_are_refused(capsys, tmp_path):
+    """`--seed 0,1` is not silently taken as `--seeds` (argparse's prefix matching is off)."""
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--seed", "0,1", "--out", str(tmp_path / "r")])
+    assert e.value.code == 2 and "unrecognized arguments: --seed" in capsys.readouterr().err

@@ -11,6 +11,8 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxser import corpora
 from jaxser.corpora import CANONICAL_EMOTIONS, COLUMNS, CorpusError, UnknownLabelError
@@ -460,6 +462,63 @@ def test_manifest_errors(clips):
         corpora.load("manifest", d)
     j.unlink()
     with pytest.raises(CorpusError, match="no manifest.csv or manifest.jsonl"):
+        corpora.load("manifest", d)
+
+
+@pytest.mark.parametrize("name", ["manifest.csv", "manifest.jsonl"])
+def test_manifest_bytes_that_are_not_utf8_name_file_line_and_offset(clips, name):
+    d, _ = clips
+    rows = (["path,speaker,emotion", "audio/s1/a.wav,s1,angry", "audio/s1/b.wav,Jos\xe9,sad"] if name.endswith("csv")
+            else ['{"path": "audio/s1/a.wav", "speaker": "s1", "emotion": "angry"}',
+                  '{"path": "audio/s1/b.wav", "speaker": "Jos\xe9", "emotion": "sad"}'])
+    data = "\n".join(rows).encode("latin-1") + b"\n"  # a Latin-1 export: "Jos\xe9" is one byte 0xe9
+    (d / name).write_bytes(data)
+    offset = data.index(b"\xe9")
+    line = data[:offset].count(b"\n") + 1
+    for skip in (False, True):
+        with pytest.raises(CorpusError, match=rf"{name} line {line} \(byte offset {offset}, .*b'\\xe9'.* are not "
+                                              r"UTF-8; accepted encodings: UTF-8, with or without a byte-order mark"):
+            corpora.load("manifest", d, skip_errors=skip)
+    (d / name).write_bytes(b"\xef\xbb\xbf" + data.replace(b"\xe9", "\xe9".encode()))  # UTF-8 with a BOM loads
+    assert sorted(corpora.load("manifest", d)["speaker"]) == ["mycorpus/Jos\xe9", "mycorpus/s1"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(lines=st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x0b\x0c\x1c\x1d"
+                                                                    "\x1e\x85\u2028\u2029"), max_size=12),
+                      min_size=1, max_size=6),
+       where=st.data(), bad=st.sampled_from([b"\xff", b"\xe9", b"\xc3(", b"\x80"]), bom=st.booleans())
+def test_manifest_decoding_errors_point_at_the_first_bad_byte(tmp_path_factory, lines, where, bad, bom):
+    import codecs
+
+    from jaxser.corpora.manifest import read_text
+
+    i = where.draw(st.integers(0, len(lines) - 1))
+    encoded = [ln.encode() for ln in lines]
+    at = where.draw(st.integers(0, len(encoded[i])))
+    while at < len(encoded[i]) and (encoded[i][at] & 0xC0) == 0x80:
+        at -= 1  # between two characters, not inside one
+    encoded[i] = encoded[i][:at] + bad + encoded[i][at:]
+    prefix = codecs.BOM_UTF8 if bom else b""
+    data = prefix + b"\n".join(encoded)
+    f = tmp_path_factory.mktemp("m") / "manifest.csv"
+    f.write_bytes(data)
+    offset = len(prefix) + sum(len(e) + 1 for e in encoded[:i]) + at
+    at += len(prefix) if i == 0 else 0
+    with pytest.raises(CorpusError, match=rf"{f} line {i + 1} \(byte offset {offset}, column byte {at}\)"):
+        read_text(f)
+
+
+def test_manifest_duplicate_ids_name_the_file_and_both_lines(clips):
+    d, _ = clips
+    (d / "manifest.csv").write_text("path,speaker,emotion,id\n"
+                                    "audio/s1/a.wav,s1,angry,u1\n"
+                                    "audio/s2/c.wav,s2,sad,u2\n"
+                                    "audio/s1/b.wav,s1,sad,u1\n")
+    with pytest.raises(CorpusError, match=r"manifest.csv lines 2 and 4: both give the utterance id 'u1'"):
+        corpora.load("manifest", d)
+    (d / "manifest.csv").write_text("path,speaker,emotion\naudio/s1/a.wav,s1,angry\naudio/s1/a.wav,s2,sad\n")
+    with pytest.raises(CorpusError, match=r"manifest.csv lines 2 and 3: both give the utterance id 'audio/s1/a'"):
         corpora.load("manifest", d)
 
 

@@ -103,14 +103,34 @@ def test_a_run_passes_the_spec_with_significance_csv(run):
     for col in ("setting", "head", "layer", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high", "p",
                 "p_adjusted", "test", "unit", "n_units"):
         assert col in sig
-    assert len(sig) == 3 * 3  # 3 encoder pairs in each of same, cross, loco
+    assert len(sig) == 2 * 3 * 3  # both claims, 3 encoder pairs in each of same, cross, loco
+    assert sorted(sig["claim"].unique()) == ["new-corpora", "these-corpora"]
     cross = sig[sig["setting"] == "cross"]
-    assert (cross["n_units"] == 6).all() and (cross["n_clusters"] == 3).all()
+    assert (cross["n_units"] == 6).all()
+    new = cross[cross["claim"] == "new-corpora"]
+    assert (new["n_clusters"] == 3).all() and (new["p_min"] == 0.25).all()  # 3 corpora: 2 / 2^3
     assert (sig["p_adjusted"] >= sig["p"] - 1e-12).all()
-    assert "flipped together" in cross["test"].iloc[0] and cross["unit"].iloc[0].startswith("corpus pair")
+    assert "pseudo-values over corpora" in new["test"].iloc[0] and cross["unit"].iloc[0].startswith("corpus pair")
+    fixed = cross[cross["claim"] == "these-corpora"]
+    assert "training seeds and test utterances" in fixed["test"].iloc[0] and (fixed["p_min"] == 0).all()
+    assert (sig["holm_family"] == sig["setting"] + "/" + sig["head"] + "/" + sig["layer"].astype(str)).all()
     md = (run / "report.md").read_text()
     assert "Are the differences between encoders significant?" in md and "docs/statistics.md" in md
     assert "Holm-adjusted p" in md and "smallest possible p" in md
+    assert "**On these corpora**" in md and "**On new corpora**" in md
+    assert "Smallest achievable p of this design: 0.250 with 3 corpora;" in md
+    assert "too few corpora to claim anything about new corpora" in md
+
+
+def test_report_wide_holm_family(run, tmp_path):
+    d = _copy(run, tmp_path / "wide")
+    report.write_report(d, bootstrap=0, family="report")
+    sig = pd.read_csv(d / "significance.csv")
+    assert (sig["holm_family"] == "report").all()
+    for _, fam in sig.groupby("claim"):
+        np.testing.assert_allclose(fam["p_adjusted"], metrics.holm(fam["p"].to_numpy()))
+    assert check_run(d) == []
+    assert "the whole report (every setting, head and layer)" in (d / "report.md").read_text()
 
 
 def test_significance_table_prints_p_as_format_p():
@@ -136,6 +156,13 @@ def test_spec_catches_a_significance_csv_that_predictions_do_not_support(run, tm
     problems = check_run(d)
     assert any("is not in [p" in p for p in problems) and any("Holm" in p for p in problems)
 
+    d = _copy(run, tmp_path / "fixed-p")
+    sig = pd.read_csv(d / "significance.csv")
+    row = sig.index[sig["claim"] == "these-corpora"][0]
+    sig.loc[row, "p"] = sig.loc[row, "p"] * 0.5
+    sig.to_csv(d / "significance.csv", index=False)
+    assert any("these-corpora" in p and "the protocol's test" in p for p in check_run(d))
+
     d = _copy(run, tmp_path / "dropped")
     sig = pd.read_csv(d / "significance.csv")
     sig.iloc[1:].to_csv(d / "significance.csv", index=False)
@@ -149,7 +176,7 @@ def test_spec_catches_a_significance_csv_that_predictions_do_not_support(run, tm
 def test_critical_difference_diagram_per_head_and_layer(run, tmp_path):
     assert (run / "figures" / "cd_fcn_last.png").exists()
     md = (run / "report.md").read_text()
-    assert "](figures/cd_fcn_last.png)" in md and "Friedman test over 6 corpus pairs" in md
+    assert "](figures/cd_fcn_last.png)" in md and "Average ranks over 6 corpus pairs" in md
     one = make_run(tmp_path / "one", encoders=("solo",))
     report.write_report(one, bootstrap=0)
     md = (one / "report.md").read_text()
@@ -286,3 +313,24 @@ def test_layer_profile_means_bands_peaks_and_like_with_like_gaps():
     assert cross1["gap"] == pytest.approx(0.2) and cross1["n_gap"] == 1
     table = report.best_layers(prof, results)
     assert set(table["peak layer"]) == {1}
+
+
+def test_statistics_plan_before_a_run(tmp_path):
+    """From the config alone: one line per claim, and a warning when new corpora are out of reach."""
+    from jaxser.study.config import ConfigError, load_config
+
+    cfg = load_config("default")  # 4 corpora, 3 encoders
+    lines = report.statistics_plan(cfg)
+    assert lines[0].startswith("statistics: on these corpora: no floor on p") and "3 comparisons in each table" in lines[0]
+    assert "smallest p 0.125 with 4 corpora" in lines[1] and "0.375 after Holm" in lines[1]
+    assert lines[2].startswith("warning: no comparison on new corpora can be significant") and "7 corpora" in lines[2]
+    assert lines[3].startswith("statistics: ranking") and "descriptive" not in lines[3]
+    toml = tmp_path / "wide.toml"
+    toml.write_text('[run]\nfamily = "report"\n[corpora]\na = ""\nb = ""\n[models]\nencoders = ["x", "y"]\n')
+    wide = load_config(toml)
+    assert wide.family == "report" and "family" not in wide.study()  # report-only: runs resume
+    assert "in the report" in report.statistics_plan(wide)[0]
+    toml.write_text('[run]\nfamily = "pairs"\n[corpora]\na = ""\nb = ""\n[models]\nencoders = ["x"]\n')
+    from jaxser.study.config import validate
+    with pytest.raises(ConfigError, match="family"):
+        validate(load_config(toml))

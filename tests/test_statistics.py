@@ -5,6 +5,8 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jaxser import metrics
 from jaxser.errors import UserError
@@ -256,6 +258,19 @@ def test_cd_diagram_draws():
     plt.close(fig)
 
 
+def test_cd_diagram_descriptive_claims_nothing():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    metrics.draw_cd_diagram(ax, [1.2, 2.0, 2.8], np.inf, ["a", "b", "c"], descriptive=True)
+    texts = [t.get_text() for t in ax.texts]
+    assert "descriptive: no ranking claim" in texts and not any(t.startswith("CD = ") for t in texts)
+    assert not any(c.get_linewidth()[0] == 3 for c in ax.collections)  # no bars joining encoders
+    plt.close(fig)
+
+
 # ----------------------------------------------------------------------------- predictions tables
 
 def predictions_table(y, pred, corpora, *, encoders=None, seeds=(0, 1, 2), setting="cross"):
@@ -285,43 +300,79 @@ def predictions_table(y, pred, corpora, *, encoders=None, seeds=(0, 1, 2), setti
 
 
 def test_significance_rows_from_a_predictions_table():
+    """Both claims' rows from a predictions table equal the tests run on arrays computed here
+    without pandas: new-corpora on the corpora's pseudo-values, these-corpora on the model
+    groups' per-seed shares and the utterances' linearised differences."""
     corpora = ["A", "B", "C", "D"]
-    y, pred, uar, _ = simulate(np.random.default_rng(3), 1, n_utt=30, planted=[0.6, 0.0, 0.0])
+    y, pred, uar, src = simulate(np.random.default_rng(3), 1, n_utt=30, planted=[0.6, 0.0, 0.0])
     preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
-    rows = metrics.significance_rows(preds, cluster_by=None)
-    for col in ("setting", "head", "layer", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high",
-                "p", "p_adjusted", "test", "unit", "n_units"):
+    rows = metrics.significance_rows(preds)
+    for col in ("setting", "head", "layer", "claim", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high",
+                "p", "p_adjusted", "p_min", "test", "unit", "n_units", "question", "holm_family"):
         assert col in rows
-    assert len(rows) == 3 and (rows["n_units"] == 12).all() and (rows["n_seeds"] == 3).all()
+    assert len(rows) == 6 and set(rows["claim"]) == set(metrics.CLAIMS)
+    assert (rows["n_units"] == 12).all() and (rows["n_seeds"] == 3).all()
     assert (rows["diff_uar"] >= 0).all()  # encoder_a is the one with the higher mean
-    np.testing.assert_allclose(rows["p_adjusted"], metrics.holm(rows["p"].to_numpy()))
+    for _, fam in rows.groupby("claim"):
+        np.testing.assert_allclose(fam["p_adjusted"], metrics.holm(fam["p"].to_numpy()))
     assert (rows["labels"] == "|".join(LABELS)).all()
-    # the numbers are the seed-mean per-pair UARs computed independently above
-    cell = uar[0].mean(-1)  # [E, K]
+    cell = uar[0].mean(-1)  # [E, K] seed-mean per-pair UARs
     idx = {"enc0": 0, "enc1": 1, "enc2": 2}
+    tgt = np.array([b for a in range(4) for b in range(4) if a != b])
+    member = np.zeros((12, 4), bool)
+    member[np.arange(12), src] = member[np.arange(12), tgt] = True
+    yk = y[0, 0, :, 0]                                                     # [K, N]
+    n_cls = np.stack([(yk == c).sum(-1) for c in range(4)], -1)             # [K, C]
+    w = 1.0 / ((n_cls > 0).sum(-1, keepdims=True) * np.take_along_axis(n_cls, yk, -1))
+    hits = pred[0] == yk[None, :, None, :]                                 # [E, K, S, N]
     for _, r in rows.iterrows():
-        d = cell[idx[r["encoder_a"]]] - cell[idx[r["encoder_b"]]]
+        a, b = idx[r["encoder_a"]], idx[r["encoder_b"]]
+        d = cell[a] - cell[b]
         assert r["diff_uar"] == pytest.approx(d.mean())
-        assert r["p"] == pytest.approx(metrics.signflip_pvalues(d))
+        if r["claim"] == "new-corpora":
+            assert r["p"] == pytest.approx(metrics.signflip_pvalues(metrics.corpus_pseudovalues(d, member)))
+            assert r["p_min"] == 0.125 and r["n_clusters"] == 4
+            continue
+        # every cell has its own models here: one group per source and encoder
+        z = np.concatenate([np.stack([uar[0, e, src == g].sum(0) for g in range(4)]) * sign / 12
+                            for e, sign in ((a, 1.0), (b, -1.0))])          # [8, S]
+        per = w * (hits[a].mean(1) - hits[b].mean(1)) / 12                  # [K, N]
+        centred = hits - hits.mean(-1, keepdims=True)
+        nv = (w / 12) ** 2 * (centred[a].var(1, ddof=1) + centred[b].var(1, ddof=1)) / 3
+        u = np.stack([per[tgt == g].sum(0) for g in range(4)]).ravel()       # the same utterance, every source
+        noise = np.stack([nv[tgt == g].sum(0) for g in range(4)]).ravel()
+        strata = np.repeat(np.arange(4), yk.shape[1]) * 10 + yk[[list(tgt).index(g) for g in range(4)]].ravel()
+        ref = metrics.these_corpora_test(d.mean(), z, u, strata, noise)
+        assert r["p"] == pytest.approx(float(ref["p"]), rel=1e-6) and r["p_min"] == 0.0
+        assert r["ci_low"] == pytest.approx(float(ref["ci_low"])) and r["df"] == pytest.approx(float(ref["df"]))
     # the same with the run's cells list for the label sets
     cells = [{"name": c, "labels": list(LABELS)} for c in preds["cell"].unique()]
-    again = metrics.significance_rows(preds, cells=cells, cluster_by=None)
+    again = metrics.significance_rows(preds, cells=cells)
     pd.testing.assert_frame_equal(rows, again)
-    # by default pairs sharing a source (one trained model) flip together: 4 clusters, p >= 2/16
-    clustered = metrics.significance_rows(preds)
-    assert (clustered["n_clusters"] == 4).all() and (clustered["p"] >= 0.125).all()
-    assert (clustered["p_min"] == 0.125).all() and clustered["test"].str.contains("source").all()
-    np.testing.assert_allclose(clustered["diff_uar"], rows["diff_uar"])
+    # one claim at a time; a report-wide Holm family spans every table
+    only = metrics.significance_rows(preds, claim="new-corpora")
+    assert len(only) == 3 and (only["claim"] == "new-corpora").all()
+    two = pd.concat([preds, preds.assign(head="cnn")])
+    wide = metrics.significance_rows(two, claim="new-corpora", family="report")
+    assert len(wide) == 6 and (wide["holm_family"] == "report").all()
+    np.testing.assert_allclose(wide["p_adjusted"], metrics.holm(wide["p"].to_numpy()))
+    with pytest.raises(metrics.StatisticsError, match="needs the per-utterance predictions"):
+        metrics.significance_rows(scores=metrics.unit_scores(preds))
+    with pytest.raises(metrics.StatisticsError, match="weighted sum"):
+        metrics.significance_rows(preds, metric="macro_f1")
 
 
-def test_two_corpora_cannot_be_significant():
+def test_two_corpora_cannot_be_significant_on_new_corpora():
+    """Two corpora: leaving either out leaves no pair, so nothing can be said about new corpora
+    (p = p_min = 1); a large difference on these corpora is still found."""
     y, pred, *_ = simulate(np.random.default_rng(5), 1, n_enc=2, n_corpora=2, n_seeds=2, n_utt=40,
                           planted=[3.0, 0.0])
     rows = metrics.significance_rows(predictions_table(y[0, 0, :, 0], pred[0], ["X", "Y"], seeds=(0, 1)))
-    r = rows.iloc[0]
-    assert r["n_units"] == 2 and r["p_min"] == 0.5 and r["p"] >= 0.5 and not r["significant"]
+    r = rows.set_index("claim").loc["new-corpora"]
+    assert r["n_units"] == 2 and r["p_min"] == 1.0 and r["p"] == 1.0 and not r["significant"]
     assert r["ci_low"] == -np.inf and r["ci_high"] == np.inf
-    assert metrics.format_p(r["p"]) == "0.500"
+    assert metrics.format_p(r["p"]) == "1.000"
+    assert rows.set_index("claim").loc["these-corpora", "significant"]
 
 
 def test_mismatched_runs_are_refused():
@@ -345,10 +396,18 @@ def test_friedman_and_gap_rows():
     y, pred, uar, _ = simulate(np.random.default_rng(4), 1, n_utt=30)
     preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
     fr = metrics.friedman_rows(preds)
-    assert len(fr) == 3 and (fr["n_blocks"] == 12).all()
-    _, avg = metrics.average_ranks(uar[0].mean(-1).T)
+    assert len(fr) == 3 and (fr["n_blocks"] == 12).all() and (fr["n_corpora"] == 4).all()
+    ranks, avg = metrics.average_ranks(uar[0].mean(-1).T)
     np.testing.assert_allclose(sorted(fr["avg_rank"]), sorted(avg))
-    assert fr["cd"].iloc[0] == pytest.approx(metrics.nemenyi_cd(3, 12))
+    assert fr["friedman_chi2"].iloc[0] == pytest.approx(metrics.friedman_test(uar[0].mean(-1).T)["chi2"])
+    # friedman_p and cd come from relabelling encoders within corpora (pseudo-values over corpora)
+    src = np.array([a for a in range(4) for b in range(4) if a != b])
+    tgt = np.array([b for a in range(4) for b in range(4) if a != b])
+    member = np.zeros((12, 4), bool)
+    member[np.arange(12), src] = member[np.arange(12), tgt] = True
+    ref = metrics.rank_permutation_test(ranks, member, n_perm=20000)
+    assert fr["cd"].iloc[0] == pytest.approx(float(ref["cd"])) and fr["friedman_p"].iloc[0] == pytest.approx(ref["p"])
+    assert fr["p_min"].iloc[0] == pytest.approx(6 / 6 ** 4) and (fr["ranking"] == "calibrated").all()
     # same-corpus results for the targets: one with the same label set, one without
     same = preds[preds["source"] == "A"].assign(setting="same", source=lambda t: t["target"],
                                                 cell=lambda t: "same:" + t["target"])
@@ -363,3 +422,159 @@ def test_friedman_and_gap_rows():
     assert np.isfinite(to_b["gap"]).all()
     np.testing.assert_allclose(to_b["gap"], to_b["same"] - to_b["cross"])
     assert gaps[gaps["target"] == "A"]["note"].eq("no same-corpus result for the target").all()
+
+
+# ----------------------------------------------------------------------------- the claims, simulated
+# Whole studies per utterance (tests/helpers/null_studies.py): 3 encoders, every ordered pair of G
+# corpora, 5 seeds, one model per encoder, source and seed tested on every target (its seed offset
+# shared by all targets, its spread different per encoder and source), encoder x source / target /
+# pair effects, shared and encoder-specific utterance difficulty, 100-200 test utterances per
+# target with fixed, imbalanced class counts. A check "rate <= 0.07" over 500 studies fails a
+# design whose true rate is 0.05 with probability 0.02 and passes one whose true rate is 0.10
+# with probability 0.012 (binomial), so it separates a calibrated test from a broken one; the
+# seeds are fixed, so the outcome is the same on every run.
+
+from tests.helpers import null_studies  # noqa: E402
+
+N_NULL = 500
+
+
+@pytest.mark.parametrize("scenario,g", [("mixed", 4), ("target-dominated", 5), ("utterance-heavy", 5)])
+def test_these_corpora_claim_holds_under_nulls(scenario, g):
+    """Encoder x corpus effects fixed and centred (equal on these corpora), seeds and test
+    utterances random: Holm over the 3 pairs declares some pair different in <= alpha."""
+    sim = null_studies.simulate(np.random.default_rng(g), N_NULL, g, scenario=scenario, fixed_corpora=True,
+                                sizes=(100, 200))
+    fwer = float(null_studies.family_rejects(sim, "these-corpora").any(-1).mean())
+    one = float((null_studies.these_corpora_p(sim, 0, 1) <= 0.05).mean())
+    print(f"\nthese-corpora, {scenario}, {g} corpora: family-wise false-positive rate {fwer:.3f}, one comparison "
+          f"{one:.3f} ({N_NULL} studies)")
+    assert fwer <= 0.07 and one <= 0.07
+
+
+def test_these_corpora_claim_has_power_at_four_to_eight_corpora():
+    """+5 UAR points for encoder 0 on every cell: found against both others at every G = 4..8
+    (100 studies each; power >= 0.8 required), never in the wrong direction; encoders 1 and 2
+    stay equal."""
+    for g in range(4, 9):
+        sim = null_studies.simulate(np.random.default_rng(40 + g), 100, g, planted=[0.05, 0, 0], fixed_corpora=True,
+                                    sizes=(100, 150))
+        rej = null_studies.family_rejects(sim, "these-corpora")
+        d = null_studies.uar(sim).mean((-1, -2))
+        power = float(rej[:, 0].mean())
+        print(f"\nthese-corpora, {g} corpora, +5 points: power {power:.2f} / {rej[:, 1].mean():.2f}; "
+              f"1 vs 2 rejected {rej[:, 2].mean():.2f}")
+        assert power >= 0.8 and rej[:, 1].mean() >= 0.8
+        assert np.all(d[rej[:, 0], 0] > d[rej[:, 0], 1])
+        assert rej[:, 2].mean() <= 0.1
+
+
+@pytest.mark.parametrize("scenario", ["mixed", "target-dominated"])
+def test_new_corpora_claim_holds_under_nulls(scenario):
+    """Encoder x corpus effects random (exchangeable encoders over corpora), 8 corpora so the
+    test can reject: both the family-wise rate and one comparison's rate stay <= alpha."""
+    sim = null_studies.simulate(np.random.default_rng(8), 400, 8, scenario=scenario, sizes=(100, 150))
+    fwer = float(null_studies.family_rejects(sim, "new-corpora").any(-1).mean())
+    one = float((null_studies.new_corpora_p(sim, 0, 1) <= 0.05).mean())
+    u = null_studies.uar(sim).mean(-1)
+    by_source = metrics.holm(np.stack([metrics.signflip_pvalues(u[:, a] - u[:, b], clusters=sim["src"])
+                                       for a, b in PAIRS], -1))
+    fwer_source = float((by_source <= 0.05).any(-1).mean())
+    print(f"\nnew-corpora, {scenario}, 8 corpora: family-wise {fwer:.3f}, one comparison {one:.3f}; sign flips "
+          f"by source alone: family-wise {fwer_source:.3f} (400 studies)")
+    assert fwer <= 0.07 and one <= 0.07
+    assert fwer_source > 0.07  # the target role left free: why corpora count in both roles
+
+
+def test_new_corpora_claim_power_follows_its_floor():
+    """+5 points on every cell: with 3 encoders (Holm x 3) nothing can be found below 7 corpora
+    (p >= 2 / 2^G); at 7 and 8 corpora it is."""
+    power = {}
+    for g in range(4, 9):
+        sim = null_studies.simulate(np.random.default_rng(50 + g), 100, g, planted=[0.05, 0, 0], sizes=(100, 150))
+        power[g] = float(null_studies.family_rejects(sim, "new-corpora")[:, 0].mean())
+    print(f"\nnew-corpora, +5 points, power by corpora: {power}")
+    assert power[4] == power[5] == power[6] == 0.0
+    assert power[7] >= 0.25 and power[8] >= 0.5
+
+
+@pytest.mark.parametrize("scenario,g", [("mixed", 4), ("target-dominated", 5), ("mixed", 8)])
+def test_ranking_holds_under_nulls(scenario, g):
+    """Exchangeable encoders: "some pair's average ranks differ by more than cd" in <= alpha of
+    studies with the corpus-level cd; Nemenyi's cd over pairs as independent blocks does not."""
+    sim = null_studies.simulate(np.random.default_rng(60 + g), 400, g, scenario=scenario, sizes=(100, 150))
+    exceeds, classic = null_studies.ranking_exceeds(sim, n_perm=1000)
+    print(f"\nranking, {scenario}, {g} corpora: differs by more than cd in {exceeds.mean():.3f}; "
+          f"Nemenyi over pairs {classic.mean():.3f} (400 studies)")
+    assert exceeds.mean() <= 0.07
+    assert classic.mean() > 0.1
+
+
+def test_rank_permutation_with_two_encoders_is_the_sign_flip():
+    """k = 2: relabelling within a corpus flips its pseudo-value about 1.5, so friedman_p is the
+    sign-flip p of the rank pseudo-values; with 3 corpora every relabelling is enumerated."""
+    rng = np.random.default_rng(0)
+    src = np.array([a for a in range(5) for b in range(5) if a != b])
+    tgt = np.array([b for a in range(5) for b in range(5) if a != b])
+    member = np.zeros((20, 5), bool)
+    member[np.arange(20), src] = member[np.arange(20), tgt] = True
+    scores = rng.normal(0, 1, (20, 2)) + np.array([0.8, 0.0])
+    ranks, avg = metrics.average_ranks(scores)
+    out = metrics.rank_permutation_test(ranks, member)
+    pv = metrics.corpus_pseudovalues(ranks[:, 0], member)
+    assert out["p"] == pytest.approx(metrics.signflip_pvalues(pv - 1.5))
+    np.testing.assert_allclose(out["avg_ranks"], avg)
+    assert out["p_min"] == pytest.approx(2 / 2 ** 5)
+    # three corpora, three encoders: 6^3 relabellings, p_min 6 / 216; two corpora: descriptive
+    three = metrics.rank_permutation_test(metrics.average_ranks(rng.normal(0, 1, (6, 3)))[0], _member(3))
+    assert three["p_min"] == pytest.approx(6 / 216)
+    assert three["descriptive"] == (three["cd"] == np.inf)  # a cd of k - 1 or more could never be exceeded
+    two = metrics.rank_permutation_test(np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]), _member(2))
+    assert two["descriptive"] and two["cd"] == np.inf
+
+
+def _member(g):
+    pairs = [(a, b) for a in range(g) for b in range(g) if a != b]
+    m = np.zeros((len(pairs), g), bool)
+    for i, (a, b) in enumerate(pairs):
+        m[i, a] = m[i, b] = True
+    return m
+
+
+def test_claim_floors_from_the_design():
+    """Five corpora, three encoders: these-corpora has no floor; new-corpora's best p is 1/16,
+    3/16 after Holm, so it needs 7 corpora; a report-wide family of 6 tables (18 comparisons)
+    needs 18 x 2 / 2^G <= 0.05: 10."""
+    a, b, r = metrics.claim_floors(n_corpora=5, n_encoders=3, n_seeds=5, n_tables=6)
+    assert a["claim"] == "these-corpora" and a["reachable"] and a["p_min"] == 0.0
+    assert b["p_min"] == 1 / 16 and b["family_size"] == 3 and b["p_min_adjusted"] == 3 / 16
+    assert not b["reachable"] and b["corpora_needed"] == 7
+    assert r["claim"] == "ranking" and r["p_min"] == pytest.approx(6.0 ** -4) and r["reachable"]
+    _, wide, _ = metrics.claim_floors(n_corpora=5, n_encoders=3, n_seeds=5, n_tables=6, family="report")
+    assert wide["family_size"] == 18 and wide["corpora_needed"] == 10
+    one_seed, *_ = metrics.claim_floors(n_corpora=8, n_encoders=2, n_seeds=1, n_tables=1)
+    assert not one_seed["reachable"] and "seeds" in one_seed["why"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(g=st.integers(3, 7), seed=st.integers(0, 2 ** 16))
+def test_pseudovalues_put_each_corpus_effect_in_its_own_value(g, seed):
+    """For any differences their mean is T; when a pair's difference is its source's effect
+    plus its target's, corpus g's pseudo-value is exactly its two effects (nothing of the
+    others leaks in), which is why sign-flipping them treats corpora as the units."""
+    rng = np.random.default_rng(seed)
+    m = _member(g)
+    d = rng.normal(0, 1, len(m))
+    assert metrics.corpus_pseudovalues(d, m).mean() == pytest.approx(d.mean())
+    alpha, beta = rng.normal(0, 1, g), rng.normal(0, 1, g)
+    pairs = [(a, b) for a in range(g) for b in range(g) if a != b]
+    additive = np.array([alpha[a] + beta[b] for a, b in pairs])
+    np.testing.assert_allclose(metrics.corpus_pseudovalues(additive, m), alpha + beta, atol=1e-9)
+
+
+def test_rank_permutations_for_many_encoders_are_sampled():
+    """Nine encoders: 9! relabellings per corpus are sampled, not enumerated (memory stays small)."""
+    rng = np.random.default_rng(1)
+    ranks, _ = metrics.average_ranks(rng.normal(0, 1, (20, 9)))
+    out = metrics.rank_permutation_test(ranks, _member(5), n_perm=500)
+    assert out["p_min"] == pytest.approx(1 / 501) and 0 < out["p"] <= 1

@@ -97,6 +97,30 @@ def test_bad_values_are_config_errors(tmp_path):
         parse_args(["--seeds", "0,x"])
 
 
+def test_wrong_types_and_unknown_keys_name_file_section_key_type_and_value(tmp_path):
+    f = tmp_path / "study.toml"
+    for text, message in [
+            ('[train]\nmax_epochs = "ten"\n', '[train] max_epochs = "ten": expected a whole number, found a string'),
+            ("[train]\nlr = true\n", "[train] lr = true: expected a number, found true or false"),
+            ("[train]\npatience = 2.5\n", "[train] patience = 2.5: expected a whole number, found a number"),
+            ('[train]\nstandardize = "yes"\n', '[train] standardize = "yes": expected true or false, found a string'),
+            ('[head.fcn]\nhidden = [64, "x"]\n', '[head.fcn] hidden = [64, "x"]: expected a list of whole numbers'),
+            ("[train]\nmax_epoch = 3\n", "unknown [train] keys ['max_epoch']; known: optimizer, lr"),
+            ("[head.fcn]\nwidth = 3\n", "unknown [head.fcn] keys ['width']"),
+            ("[head.mlp]\nhidden = [3]\n", "[head.mlp]: not a head kind")]:
+        f.write_text(text)
+        with pytest.raises(ConfigError) as e:
+            load_config(f)
+        assert str(e.value).startswith(f"{f}: ") and message in str(e.value), (text, str(e.value))
+    f.write_text('[train]\nlr = 1\nmax_epochs = 3\npatience = 2\n[head.cnn]\nconv_channels = [8, 16]\n')
+    assert load_config(f).train == {"lr": 1, "max_epochs": 3, "patience": 2}  # a whole number is a number
+
+
+def test_wait_is_how_a_run_waits_not_what_it_computes():
+    assert parse_args(["--wait"]).wait and not parse_args([]).wait
+    assert parse_args(["--wait"]).fingerprint() == parse_args([]).fingerprint()
+
+
 def test_save_models():
     assert load_config("default").save_models == ["cross", "loco"]
     assert parse_args(["--save-models", "all"]).save_models == ["same", "cross", "loco"]

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     from jaxser.corpora.card import describe, render, to_jsonable, write_csv
     from jaxser.corpora.schema import CorpusError
 
-    ap = argparse.ArgumentParser(prog="python -m jaxser.corpora")
+    ap = argparse.ArgumentParser(allow_abbrev=False, prog="python -m jaxser.corpora")
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("describe", prog="jaxser describe",
                        help="corpus card: counts, speakers, durations, sample rates, problems",

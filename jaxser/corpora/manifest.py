@@ -8,7 +8,9 @@ problem is reported with the manifest file and its line number.
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -48,12 +50,32 @@ def default_name(manifest: Path) -> str:
     return name or "manifest"
 
 
+#: the text encodings a manifest may use
+ENCODINGS = "UTF-8, with or without a byte-order mark (ASCII is UTF-8)"
+
+
+def read_text(manifest: Path) -> str:
+    """The manifest's text; bytes that are not UTF-8 stop with the line and byte offset of the
+    first one, so the user can find it (a Latin-1 or Windows-1252 export, typically)."""
+    data = manifest.read_bytes()
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        start, end = bom + e.start, bom + e.end  # offsets in the file, byte-order mark included
+        line = data.count(b"\n", 0, start) + 1
+        column = start - (data.rfind(b"\n", 0, start) + 1)
+        raise CorpusError(f"manifest: {manifest} line {line} (byte offset {start}, column byte {column}): bytes "
+                          f"{data[start:end]!r} are not UTF-8; accepted encodings: {ENCODINGS}; re-save the file "
+                          "as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+
+
 def read_rows(manifest: Path) -> list[tuple[int, dict]]:
     """(line number, row) pairs; CSV by header, JSONL one object per line."""
     suffix = manifest.suffix.lower()
     rows: list[tuple[int, dict]] = []
     if suffix == ".csv" or suffix == ".tsv":
-        with open(manifest, newline="", encoding="utf-8-sig") as f:
+        with io.StringIO(read_text(manifest), newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
             header = [c.strip() for c in reader.fieldnames or ()]
             missing = [c for c in REQUIRED if c not in header]
@@ -65,7 +87,7 @@ def read_rows(manifest: Path) -> list[tuple[int, dict]]:
                     raise CorpusError(f"manifest: {manifest} line {reader.line_num}: more fields than columns")
                 rows.append((reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items()}))
     elif suffix in (".jsonl", ".ndjson"):
-        with open(manifest, encoding="utf-8") as f:
+        with io.StringIO(read_text(manifest)) as f:
             for line, text in enumerate(f, start=1):
                 if not text.strip():
                     continue
@@ -99,6 +121,7 @@ def read_manifest(root, name: str | None = None, *, label_map: Mapping[str, str]
     if not rows:
         raise CorpusError(f"manifest: {manifest} has no rows")
     out = []
+    line_of: dict[str, int] = {}  # utterance id -> the line that gave it
     for line, row in rows:
         where = f"{manifest} line {line}"
         missing = [c for c in REQUIRED if not row.get(c)]
@@ -113,6 +136,11 @@ def read_manifest(root, name: str | None = None, *, label_map: Mapping[str, str]
             raise CorpusError(f"manifest: {where}: gender {row['gender']!r} is not one of {', '.join(GENDERS)}")
         label = row["emotion"]
         utt = row.get("id") or (p.with_suffix("").as_posix() if not p.is_absolute() else p.stem)
+        if utt in line_of:
+            raise CorpusError(f"manifest: {manifest} lines {line_of[utt]} and {line}: both give the utterance id "
+                              f"{utt!r}; ids must be unique: give each row its own id (the id column, or else the "
+                              "audio path, names it)")
+        line_of[utt] = line
         out.append(dict(
             utt=utt,
             path=str(path.resolve()),

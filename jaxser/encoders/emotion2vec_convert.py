@@ -136,7 +136,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, allow_pickle=None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxser.encoders.emotion2vec_convert",
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m jaxser.encoders.emotion2vec_convert",
                                      description="emotion2vec release (config.yaml + model.pt / emotion2vec_base.pt) "
                                                  "-> model.safetensors + config.json for jaxser")
     parser.add_argument("src", help="release folder, or its .pt file")

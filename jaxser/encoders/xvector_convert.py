@@ -206,7 +206,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, allow_pickle=None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jaxser.encoders.xvector_convert",
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m jaxser.encoders.xvector_convert",
                                      description="SpeechBrain x-vector folder (hyperparams.yaml + "
                                                  "embedding_model.ckpt) -> model.safetensors + config.json")
     parser.add_argument("src")

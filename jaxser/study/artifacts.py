@@ -86,6 +86,7 @@ def _read_json(path: Path, check: Callable[[object], None], what_to_do: str):
         check(obj)
         return obj
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
+        io.raise_system_fault(e, path)
         raise _damaged(path, e, what_to_do) from None
 
 
@@ -93,6 +94,7 @@ def _read_parquet(path: Path, columns: tuple[str, ...], what_to_do: str) -> pd.D
     try:
         df = pd.read_parquet(path)
     except Exception as e:  # pyarrow raises several types for damaged files
+        io.raise_system_fault(e, path)
         raise _damaged(path, e, what_to_do) from None
     if set(columns) - set(df.columns):
         raise _damaged(path, ValueError(f"missing columns {sorted(set(columns) - set(df.columns))}"), what_to_do)
@@ -348,6 +350,7 @@ def verify_predictions(path: Path, *, fingerprint: str, identity: dict[str, str]
     try:
         table = pq.read_table(path, page_checksum_verification=True)
     except Exception as e:  # pyarrow raises several types for damaged files
+        io.raise_system_fault(e, path)  # not a reason to set the file aside
         return f"unreadable ({_first_line(e)})"
     meta = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (table.schema.metadata or {}).items()}
     if any(k not in meta for k in PRED_META) or meta.get("jaxser.identity_sha256") != _meta_digest(meta):
@@ -401,6 +404,15 @@ def set_aside_strays(run_dir: Path, expected: set[Path], fingerprint: str, log) 
         if found and found != fingerprint:
             raise _foreign(path, found, fingerprint)
         log(f"{path}: not a model of this study; moved to {set_aside(path).name}")
+
+
+def refuse_foreign_predictions(run_dir: Path, fingerprint: str) -> None:
+    """Stop (ForeignPredictions) when a predictions file in the run directory is another
+    study's: checked before anything of this study is written there."""
+    for path in sorted((Path(run_dir) / PREDICTIONS_DIR).glob("*.parquet")):
+        found = predictions_fingerprint(path)
+        if found and found != fingerprint:
+            raise _foreign(path, found, fingerprint)
 
 
 # ----------------------------------------------------------------------------- saved models
@@ -503,11 +515,13 @@ def read_model(path: Path) -> SavedModel:
         if missing:
             raise ValueError(f"missing fields {sorted(missing)}")
     except (OSError, UnicodeDecodeError, ValueError) as e:
+        io.raise_system_fault(e, path / MODEL_FILE)
         raise SavedModelError(f"{path / MODEL_FILE} is damaged ({_first_line(e)}); {redo}") from None
     heads = path / body["tensors"]["file"]
     try:
         data = heads.read_bytes()
     except OSError as e:
+        io.raise_system_fault(e, heads)
         raise SavedModelError(f"{heads}: unreadable ({_first_line(e)}); {redo}") from None
     if hashlib.sha256(data).hexdigest() != body["tensors"]["sha256"]:
         raise SavedModelError(f"{heads} is damaged (its checksum differs from {MODEL_FILE}'s); {redo}")

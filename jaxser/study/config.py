@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import tomllib
+import types
+import typing
 from pathlib import Path
 
 from jaxser.errors import UserError
@@ -51,10 +53,12 @@ class StudyConfig:
     train: dict = dataclasses.field(default_factory=dict)
     corpus_options: dict = dataclasses.field(default_factory=dict)
     split: str = DEFAULT_SPLIT   # same-corpus folds disjoint in "speaker" or in "speaker+text"
+    family: str = "table"        # Holm's family in the report: "table" (setting, head, layer) or "report"
     cache: str | None = None
     skip_errors: bool = False
     workers: int | None = None   # models trained concurrently; None: one per core (up to 4) on CPU, 1 elsewhere
     save_models: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_SAVE_MODELS))  # settings
+    wait: bool = False           # wait for another runner on the same run directory instead of stopping
     emobox: str | None = None    # split "emobox": the EmoBox checkout (or its data/ folder)
     emobox_mismatch: str = "error"  # EmoBox's lists vs the corpora on disk: "error" stops, "warn" goes on
     dry_run: bool = False        # stop after writing metadata, cells and splits
@@ -68,21 +72,22 @@ class StudyConfig:
         # saved does not change any result either
         # where the EmoBox checkout lives and what a mismatch does are not results either (the
         # checkout's commit and every disagreement are recorded in manifest.json)
-        for k in ("out_dir", "cache", "bootstrap", "workers", "skip_errors", "save_models", "emobox",
+        for k in ("out_dir", "cache", "bootstrap", "workers", "skip_errors", "save_models", "wait", "emobox",
                   "emobox_mismatch", "dry_run"):
             d.pop(k)
         # the default split is left out so that studies defined before the option keep their
         # fingerprint (and their run directories resume)
         if d["split"] == DEFAULT_SPLIT:
             d.pop("split")
+        d.pop("family")  # which Holm family the report uses changes no result
         return d
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.study(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-_RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split", "save_models", "emobox",
-             "emobox_mismatch"}
+_RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split", "save_models", "family",
+             "emobox", "emobox_mismatch"}
 _MODEL_KEYS = {"encoders", "heads", "layers"}
 _TOP_KEYS = {"run", "corpora", "models", "head", "train", "corpus_options"}
 
@@ -160,6 +165,19 @@ def load_config(name_or_path: str | os.PathLike = "default") -> StudyConfig:
     if set(models) - _MODEL_KEYS:
         raise ConfigError(f"{path}: unknown [models] keys {sorted(set(models) - _MODEL_KEYS)}; "
                           f"known: {sorted(_MODEL_KEYS)}")
+    from jaxser.heads import HEAD_KINDS, HeadConfig
+    from jaxser.train import TrainConfig
+
+    train = _table(raw.get("train", {}), f"{path}: train")
+    if "layer" in train:
+        raise ConfigError(f"{path}: [train] layer: the layer is chosen by [models] layers (or --layer); remove it "
+                          "from [train]")
+    check_fields(path, "train", train, TrainConfig, skip=("layer",))
+    for kind, options in _table(raw.get("head", {}), f"{path}: head").items():
+        if kind not in HEAD_KINDS:
+            raise ConfigError(f"{path}: [head.{kind}]: not a head kind; use [head.<kind>] with a kind among "
+                              f"{', '.join(HEAD_KINDS)}")
+        check_fields(path, f"head.{kind}", _table(options, f"{path}: head.{kind}"), HeadConfig, skip=("kind",))
     labels = run.get("labels", "shared")
     return StudyConfig(
         out_dir=str(run.get("out_dir", "runs/" + path.stem)),
@@ -178,9 +196,46 @@ def load_config(name_or_path: str | os.PathLike = "default") -> StudyConfig:
         split=str(run.get("split", DEFAULT_SPLIT)),
         save_models=save_models_setting(run.get("save_models", list(DEFAULT_SAVE_MODELS)),
                                         f"{path}: [run] save_models"),
+        family=str(run.get("family", "table")),
         emobox=None if run.get("emobox") is None else str(run["emobox"]),
         emobox_mismatch=str(run.get("emobox_mismatch", "error")),
     )
+
+
+def check_fields(path: Path, section: str, table: dict, cls, skip: tuple[str, ...] = ()) -> None:
+    """A config table's keys and value types against the dataclass it configures: an unknown key
+    or a value of the wrong type (`[train] max_epochs = "ten"`) names the file, the section, the
+    key, the type expected and the value found."""
+    hints = {k: v for k, v in typing.get_type_hints(cls).items() if k not in skip}
+    unknown = sorted(set(table) - set(hints))
+    if unknown:
+        raise ConfigError(f"{path}: unknown [{section}] keys {unknown}; known: {', '.join(hints)} (docs/training.md)")
+    for key, value in table.items():
+        if not _has_type(value, hints[key]):
+            raise ConfigError(f"{path}: [{section}] {key} = {json.dumps(value, default=str)}: expected "
+                              f"{_type_name(hints[key])}, found {_type_name(type(value))}")
+
+
+def _has_type(value, hint) -> bool:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_has_type(value, a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:  # tuple[X, ...]: a TOML list of X
+        return isinstance(value, (list, tuple)) and all(_has_type(v, typing.get_args(hint)[0]) for v in value)
+    if hint is float:  # a whole number is a number too
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint in (int, str, bool, type(None)):
+        return type(value) is hint
+    return True
+
+
+def _type_name(hint) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is tuple or hint in (list, tuple):
+        args = typing.get_args(hint)
+        return f"a list of {_type_name(args[0]).removeprefix('a ')}s" if args else "a list"
+    return {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
+            dict: "a table"}.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _split_list(s: str) -> list[str]:
@@ -189,7 +244,7 @@ def _split_list(s: str) -> list[str]:
 
 def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog, description="Run (or resume) a cross-corpus SER benchmark: corpora -> embeddings -> "
+        allow_abbrev=False, prog=prog, description="Run (or resume) a cross-corpus SER benchmark: corpora -> embeddings -> "
         "cells -> train -> report. With no options: the embedded synthetic study.",
         epilog="Options override the config file. A run directory holds one study: re-running the same "
         "command resumes it, and a changed study is refused there (give it another --out).")
@@ -235,6 +290,9 @@ def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
     p.add_argument("--save-models", metavar="WHICH",
                    help="trained models saved under RUN/models for jaxser predict: 'all', 'none', or settings "
                         f"(comma-separated; default {','.join(DEFAULT_SAVE_MODELS)})")
+    p.add_argument("--wait", action="store_true",
+                   help="when another run holds the run directory, wait for it to finish (then resume what it "
+                        "left) instead of stopping")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error (also JAXSER_DEBUG=1)")
     return p
 
@@ -277,6 +335,7 @@ def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
         cfg.out_dir = f"{cfg.out_dir.rstrip('/')}-{cfg.fingerprint()}"
     cfg.cache = a.cache
     cfg.skip_errors = a.skip_errors
+    cfg.wait = a.wait
     if a.workers is not None:
         if a.workers < 1:
             raise ConfigError(f"--workers {a.workers}: expected >= 1")
@@ -318,6 +377,9 @@ def validate(cfg: StudyConfig) -> None:
                           f"({', '.join(EMOTIONS)})")
     if cfg.k_folds < 2:
         raise ConfigError(f"k_folds {cfg.k_folds} ([run] k_folds / --k-folds): use 2 or more")
+    if cfg.family not in ("table", "report"):
+        raise ConfigError(f"family {cfg.family!r} ([run] family): use 'table' (Holm per setting, head and layer) "
+                          "or 'report' (one family for the whole report)")
     if cfg.bootstrap < 0:
         raise ConfigError(f"bootstrap {cfg.bootstrap} ([run] bootstrap / --bootstrap): use 0 or more")
     for layer in cfg.layers:

@@ -9,9 +9,9 @@ comes from jaxser.metrics; this module only chooses what to show and formats it.
 Same-corpus results pool each seed's predictions over the folds (every utterance is tested
 once), then average over seeds. Per-cell intervals are 95% percentile bootstraps over test
 utterances of the seed-mean metric, resampling the same utterances for every seed.
-Comparisons of encoders use the corpus pair as the unit (docs/statistics.md), because a
-claim about transfer is a claim about other pairs and other training runs, not about these
-test utterances.
+Comparisons of encoders answer two labelled questions (docs/statistics.md): on these corpora
+(training seeds and test utterances are the random units) and on new corpora (corpora are the
+units, as sources and as targets); rankings use corpora as units too.
 """
 from __future__ import annotations
 
@@ -136,8 +136,9 @@ def _read_json(path: Path, kind: type) -> object:
     return obj
 
 
-def write_report(run_dir: str | Path, *, bootstrap: int = 1000) -> pd.DataFrame:
-    """Write results.csv/json, significance.csv, report.md, table.tex and figures/ for a finished run."""
+def write_report(run_dir: str | Path, *, bootstrap: int = 1000, family: str = "table") -> pd.DataFrame:
+    """Write results.csv/json, significance.csv, report.md, table.tex and figures/ for a finished run.
+    ``family``: Holm's family, "table" (each setting, head and layer) or "report" (all of them)."""
     from jaxser.io import atomic_write_text
 
     run = Path(run_dir)
@@ -149,7 +150,7 @@ def write_report(run_dir: str | Path, *, bootstrap: int = 1000) -> pd.DataFrame:
     atomic_write_text(run / "results.csv", results.to_csv(index=False))
     atomic_write_text(run / "results.json", results.to_json(orient="records", indent=1))
     scores = metrics.unit_scores(preds, cells=cells)
-    sig = metrics.significance_rows(scores=scores, alpha=ALPHA)
+    sig = metrics.significance_rows(preds, scores=scores, alpha=ALPHA, family=family)
     atomic_write_text(run / "significance.csv", sig.to_csv(index=False))
     ranks = metrics.friedman_rows(scores=scores, settings=("cross",), alpha=ALPHA)
     gaps = metrics.gap_rows(scores=scores)
@@ -250,6 +251,8 @@ def _sig_table(sig: pd.DataFrame) -> pd.DataFrame:
         "significant": sig["significant"].map(lambda s: "yes" if s else "no"),
         "units (independent)": [f"{u} ({c})" for u, c in zip(sig["n_units"], sig["n_clusters"])],
     })
+    if "claim" in sig and (sig["claim"] == "these-corpora").all():  # a t-test: no design floor
+        t = t.drop(columns=["smallest possible p"]).rename(columns={"units (independent)": "units (model groups)"})
     return t
 
 
@@ -308,7 +311,8 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile=No
                     "the same label set (otherwise their chance levels differ and the difference means nothing).",
                     "", _md_table(gt)]
         out += _ranking_section(rank, ranks, head, layer, fig_of)
-        s = sig[(sig["head"] == head) & (sig["layer"] == layer)]
+        s = sig.assign(family_size=sig.groupby(["claim", "holm_family"])["p"].transform("count"))
+        s = s[(s["head"] == head) & (s["layer"] == layer)]
         out += _significance_section(s.sort_values("setting", key=lambda c: c.map(
             {k: i for i, k in enumerate(SETTING_TITLES)}), kind="stable"))
     out += _speaker_text_section(cells)
@@ -353,12 +357,20 @@ def _ranking_section(rank, ranks, head, layer, fig_of) -> list[str]:
     cd_fig = fig_of.get(f"critical-difference {head}/{layer}")
     if len(fr) and cd_fig:
         f0 = fr.iloc[0]
-        out += ["", f"![critical-difference diagram {head}/{layer}]({cd_fig})", "",
-                f"Friedman test over {int(f0['n_blocks'])} corpus pairs (blocks) and {len(fr)} encoders: "
-                f"p = {format_p(f0['friedman_p'])}. Critical difference (Nemenyi, α = {ALPHA}): "
-                f"{f0['cd']:.2f} ranks; encoders joined by a bar are not significantly different. Rank 1 = best "
-                "on a pair. Pairs with the same source share a trained model, so with few corpora this "
-                f"ranking is descriptive (see {DOCS})."]
+        out += ["", f"![critical-difference diagram {head}/{layer}]({cd_fig})", ""]
+        words = (f"Average ranks over {int(f0['n_blocks'])} corpus pairs (rank 1 = best on a pair) of {len(fr)} "
+                 f"encoders. The test treats the {int(f0['n_corpora'])} corpora as the units (a pair shares its "
+                 "source's trained model and its target's test set with other pairs): encoders are relabelled "
+                 "within each corpus' jackknife pseudo-values. ")
+        if f0["ranking"] == "descriptive":
+            out += [words + f"With {int(f0['n_corpora'])} corpora no difference of average ranks could exceed the "
+                    f"critical difference at α = {ALPHA}: the diagram is **descriptive** and claims nothing "
+                    f"(see {DOCS})."]
+        else:
+            out += [words + f"Friedman p = {format_p(f0['friedman_p'])} (smallest possible "
+                    f"{format_p(f0['p_min'])}). Critical difference at α = {ALPHA}: {f0['cd']:.2f} ranks; "
+                    "encoders joined by a bar are not significantly different. If all encoders were equally good, "
+                    f"some pair would differ by more than the CD in at most {ALPHA:.0%} of studies (see {DOCS})."]
     else:
         n_enc = int(r["cross_uar"].notna().sum())
         why = ("only one encoder has cross-corpus results" if n_enc < 2 else
@@ -374,17 +386,38 @@ def _significance_section(s: pd.DataFrame) -> list[str]:
     out = ["", "### Are the differences between encoders significant?", ""]
     if s.empty:
         return out + ["No comparisons: fewer than two encoders have results on common cells."]
-    out += ["Each row compares two encoders (A has the higher mean). The unit of the test is the result cell: "
-            "a corpus pair for cross-corpus, a corpus (folds pooled) for same-corpus, a held-out corpus for LOCO; "
-            "each encoder's score on a unit is its UAR averaged over seeds, so differences between seeds and "
-            "between corpus pairs count as noise, not only the choice of test utterances. p is a sign-flip "
-            "permutation test of the mean difference over units; cross-corpus pairs trained on the same source "
-            "share a model and are flipped together (\"independent\" counts those groups). The 95% CI is the "
-            "range of differences that test does not reject. **Significant** means the Holm-adjusted p is "
-            f"≤ {ALPHA} within one setting, head and layer: if all encoders there were equally good, the chance "
-            "of any row being marked significant would be at most 5%. With few corpora the smallest possible p "
-            f"exceeds {ALPHA} and nothing can be significant, whatever the difference. Details: {DOCS}; all "
-            "rows: `significance.csv`.", "", _md_table(_sig_table(s))]
+    family = s["holm_family"].iloc[0] if "holm_family" in s else ""
+    scope = ("the whole report (every setting, head and layer)" if family == "report"
+             else "one setting, head and layer")
+    out += ["Each row compares two encoders (A has the higher mean UAR). The unit is the result cell: a corpus "
+            "pair for cross-corpus, a corpus (folds pooled) for same-corpus, a held-out corpus for LOCO; each "
+            "encoder's score on a unit is its UAR averaged over seeds. Two questions are asked of every pair, "
+            f"each with its own Holm correction over {scope}: **significant** means the Holm-adjusted p is "
+            f"≤ {ALPHA}, so if all encoders were equally good the chance of any row of that question being "
+            f"marked significant would be at most 5%. Details: {DOCS}; all rows: `significance.csv`."]
+    a = s[s["claim"] == "these-corpora"]
+    if len(a):
+        out += ["", "**On these corpora** — would A still beat B on *these* corpora with other training seeds and "
+                "other test utterances drawn from the same corpora? The corpora are fixed: this says nothing about "
+                "other corpora. p is a t-test whose variance adds how much each trained model's score moves from "
+                "seed to seed and how much the score would move with another sample of test utterances (paired: "
+                "both encoders are scored on the same utterances).", "", _md_table(_sig_table(a))]
+        if a["p"].isna().any():
+            out += ["", "A row without p: its models were trained with one seed, so seed-to-seed variation cannot "
+                    "be measured; train with 2 or more seeds."]
+    b = s[s["claim"] == "new-corpora"]
+    if len(b):
+        per = b.groupby(["n_clusters", "p_min"], sort=False)["setting"].agg(lambda c: ", ".join(dict.fromkeys(c)))
+        floors = "; ".join(f"{format_p(pm)} with {n} corpora" + (f" ({st})" if len(per) > 1 else "")
+                           for (n, pm), st in per.items())
+        adj = (b["p_min"] * b["family_size"]).clip(upper=1)  # Holm's first step: the best a family can do
+        out += ["", "**On new corpora** — would A beat B on corpora like these that are *not* in the study? Each "
+                "corpus is one unit, as a training and as a test corpus (jackknife pseudo-values over corpora, "
+                "sign-flip test), so an encoder that happens to suit one corpus counts once. Smallest achievable "
+                f"p of this design: {floors}" + ("" if (adj <= ALPHA).any() else
+                f"; after Holm no row can reach {ALPHA} whatever the differences: this study has too few corpora "
+                "to claim anything about new corpora (a non-significant row here says nothing either way)") + ".",
+                "", _md_table(_sig_table(b))]
     return out
 
 
@@ -514,9 +547,14 @@ def _figures(run: Path, results: pd.DataFrame, ranks: pd.DataFrame, preds: pd.Da
         out.append((f"ranking {head}/{layer}", f"figures/{name}"))
     for (head, layer), fr in ranks[ranks["setting"] == "cross"].groupby(["head", "layer"]):
         fig, ax = plt.subplots(figsize=(7, 0.45 * ((len(fr) + 1) // 2) + 1.6))
-        metrics.draw_cd_diagram(ax, fr["avg_rank"].to_numpy(), float(fr["cd"].iloc[0]), fr["encoder"].tolist(),
-                                title=f"Average rank over {int(fr['n_blocks'].iloc[0])} corpus pairs — head {head}, "
-                                      f"layer {layer} (Friedman p {format_p(fr['friedman_p'].iloc[0])})")
+        f0 = fr.iloc[0]
+        descriptive = f0["ranking"] == "descriptive"
+        metrics.draw_cd_diagram(ax, fr["avg_rank"].to_numpy(), float(f0["cd"]), fr["encoder"].tolist(),
+                                descriptive=descriptive,
+                                title=f"Average rank over {int(f0['n_blocks'])} corpus pairs, {int(f0['n_corpora'])} "
+                                      f"corpora — head {head}, layer {layer}\n"
+                                      + ("descriptive: too few corpora for a ranking claim" if descriptive else
+                                         f"Friedman p {format_p(f0['friedman_p'])}, corpora as units"))
         name = f"cd_{_safe(head)}_{_safe(layer)}.png"
         _save(fig, fig_dir / name)
         out.append((f"critical-difference {head}/{layer}", f"figures/{name}"))
@@ -706,3 +744,32 @@ def _layer_figures(run: Path, profile: pd.DataFrame, weights: dict) -> list[tupl
         _save(fig, fig_dir / name)
         out.append((f"layer weights {enc}/{head}", f"figures/{name}"))
     return out
+
+
+def statistics_plan(cfg) -> list[str]:
+    """What the report's claims can reach, from a study config alone (printed before a run):
+    one line per claim, and a warning when no comparison on new corpora can be significant."""
+    n_tables = len([s for s in cfg.settings if s != "loco" or len(cfg.corpora) >= 3]) * len(cfg.heads) * len(cfg.layers)
+    family = getattr(cfg, "family", "table")
+    rows = metrics.claim_floors(n_corpora=len(cfg.corpora), n_encoders=len(cfg.encoders), n_seeds=len(cfg.seeds),
+                                n_tables=n_tables, family=family, alpha=ALPHA)
+    scope = "the report" if family == "report" else "each table"
+    a, b, r = rows
+    if len(cfg.encoders) < 2:
+        return ["statistics: one encoder: no comparisons or rankings to test"]
+
+    def fp(p):
+        return f"{p:.3g}"
+
+    out = ["statistics: on these corpora: " + (
+        f"no floor on p (seeds and test utterances are the units); Holm over {a['family_size']} comparisons in "
+        f"{scope}" if a["reachable"] else f"no comparison can be tested ({a['why']})")]
+    out.append(f"statistics: on new corpora: smallest p {fp(b['p_min'])} with {len(cfg.corpora)} corpora (2 / 2^corpora), "
+               f"{fp(b['p_min_adjusted'])} after Holm over {b['family_size']} comparisons in {scope}")
+    if not b["reachable"]:
+        out.append(f"warning: no comparison on new corpora can be significant at {ALPHA} with {len(cfg.corpora)} "
+                   f"corpora ({b['why']}); the report still gives the differences and their p")
+    out.append(f"statistics: ranking (corpora as units): smallest Friedman p {fp(r['p_min'])}"
+               + ("" if r["reachable"] else "; the critical-difference diagram will be descriptive"))
+    return out
+

@@ -8,6 +8,7 @@ process 0 writes the run's metadata and, after a barrier, the report.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import platform
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from jaxser import io as jio
 from jaxser.errors import CacheError, RunDirError
 from jaxser.io import cache_root
 from jaxser.study import artifacts, schedule
@@ -67,7 +69,12 @@ def compile_clock() -> CompileClock:
 
 
 def run(cfg: StudyConfig, *, log=print) -> Path:
-    """Run (or resume) the study; returns the run directory."""
+    """Run (or resume) the study; returns the run directory (locked for the run's life)."""
+    with contextlib.ExitStack() as held:
+        return _run(cfg, log, held)
+
+
+def _run(cfg: StudyConfig, log, held: contextlib.ExitStack) -> Path:
     from jaxser import sharding
 
     t_start = time.perf_counter()
@@ -79,8 +86,11 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
     lead = me == 0
     persistent_compilation_cache(cfg.cache)
     preflight(cfg)
-    out = claim_run_dir(cfg, lead=lead, log=log)
+    out = claim_run_dir(cfg, lead=lead, log=log, held=held, alone=n_proc == 1)
 
+    from jaxser.study.report import statistics_plan
+    for line in statistics_plan(cfg) if lead else []:  # what the report's claims can reach
+        log(line)
     t0 = time.perf_counter()
     stage(log, "corpora")
     datasets, roots = load_corpora(cfg, log)
@@ -126,7 +136,7 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
 
     t0 = time.perf_counter()
     stage(log, "report")
-    write_report(out, bootstrap=cfg.bootstrap)
+    write_report(out, bootstrap=cfg.bootstrap, family=cfg.family)
     timings["report_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_start
     artifacts.write_manifest(out, {**manifest, "timings": timings})
@@ -152,16 +162,23 @@ def persistent_compilation_cache(cache: str | None) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
-def claim_run_dir(cfg: StudyConfig, *, lead: bool, log) -> Path:
+def claim_run_dir(cfg: StudyConfig, *, lead: bool, log, held: contextlib.ExitStack | None = None,
+                  alone: bool = True) -> Path:
     """The run directory, refused when it holds another study's results (the message lists the
-    settings that differ); study.json (re)written. A directory whose earlier run stopped before
-    training anything (a bad corpus root, say) is taken over: there is nothing in it to lose."""
+    settings that differ); study.json (re)written only once the study is accepted. A directory
+    whose earlier run stopped before training anything (a bad corpus root, say) is taken over:
+    there is nothing in it to lose. The lead process locks it into `held` (one runner per run
+    directory; `cfg.wait` waits for another one instead of stopping) and sweeps the temporary
+    files killed runs left (`alone`: every one, as no other process writes there)."""
     out = Path(cfg.out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunDirError(f"--out {out}: cannot create the run directory ({e.strerror or e}); choose a "
                           "writable path") from None
+    if lead and held is not None:
+        held.enter_context(run_dir_lock(out, wait=cfg.wait, log=log))
+        jio.sweep_temps(out, alone=alone)
     prev = artifacts.read_study(out)
     if prev is not None:
         if prev["fingerprint"] != cfg.fingerprint() and has_results(out):
@@ -170,9 +187,30 @@ def claim_run_dir(cfg: StudyConfig, *, lead: bool, log) -> Path:
                               f"give this one its own --out DIR, or delete {out} to replace them")
         if lead and prev["fingerprint"] == cfg.fingerprint():
             log(f"resuming the run in {out}")
+    else:  # study.json gone: the predictions still say whose they are
+        artifacts.refuse_foreign_predictions(out, cfg.fingerprint())
     if lead:
         artifacts.write_study(out, cfg.fingerprint(), cfg.study())
     return out
+
+
+def run_dir_lock(out: Path, *, wait: bool, log):
+    """The run directory's lock (`RUN/.lock`, naming its holder): a second runner on the same
+    --out stops at once naming the holder, or with --wait waits for it to finish."""
+    def busy(holder: str) -> None:
+        if not wait:
+            raise RunDirError(f"--out {out} is in use by another jaxser run ({holder}); let it finish, re-run "
+                              "with --wait to wait for it, or choose another --out")
+        log(f"--out {out} is in use by another jaxser run ({holder}); waiting for it to finish (--wait)")
+        if _on_run_lock_busy is not None:
+            _on_run_lock_busy(out)
+    return jio.exclusive_lock(out / LOCK, on_busy=busy)
+
+
+#: the run directory's lock file
+LOCK = ".lock"
+#: test hook: called when --wait starts waiting for another runner, so tests order on events
+_on_run_lock_busy = None
 
 
 def has_results(out: Path) -> bool:
