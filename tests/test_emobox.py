@@ -373,3 +373,19 @@ def test_cells_follow_any_partition(n_spk, n_folds, per, valid, root, seed):
             assert not (fit & val or fit & test or val & test)
             if valid and want_val:
                 assert val == want_val
+
+
+def test_cli_mismatch_is_one_line_and_recorded(setup, tmp_path, capsys):
+    from jaxser.study.run import main
+
+    roots, box, _ = setup
+    (roots["savee"] / "AudioData" / "KL" / "h01.wav").unlink()
+    out = tmp_path / "run"
+    argv = ["--dry-run", "--split", "emobox", "--emobox", str(box), "--corpus", f"ravdess={roots['ravdess']}",
+            "--corpus", f"savee={roots['savee']}", "--encoder", "mfcc", "--settings", "same", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "savee: 1 EmoBox records without a file" in err[0]
+    assert artifacts.read_manifest(out)["emobox"]["corpora"]["savee"]["missing"]["examples"] == ["KL_h01.wav"]
+    assert main([*argv, "--emobox-mismatch", "warn"]) == 0
+    assert sum(c["n_test"] for c in artifacts.read_cells(out) if c["source"] == "savee") == 31

@@ -91,3 +91,11 @@ def test_report_of_an_emobox_run_sets_published_numbers_beside_ours(tmp_path):
         ("cross", "savee", "ravdess")}
     text = (out / "report.md").read_text()
     assert "## Published numbers (EmoBox)" in text and "Table 5" in text
+    # EmoBox's scores per fold, for every encoder, and their mean over folds
+    folds = pd.read_csv(out / published.FOLDS_FILE, dtype={"fold": str})
+    rav = folds[(folds["encoder"] == "mfcc") & (folds["source"] == "ravdess")]
+    assert list(rav["fold"]) == ["0", "1", "2", "mean"]
+    assert rav["uar"].iloc[-1] == pytest.approx(rav["uar"].iloc[:-1].mean())
+    same = comp[(comp["setting"] == "same") & (comp["source"] == "ravdess") & (comp["metric"] == "uar")]
+    wl = folds[(folds["encoder"] == "wavlm-large") & (folds["source"] == "ravdess") & (folds["fold"] == "mean")]
+    assert same["jaxser"].iloc[0] == pytest.approx(wl["uar"].iloc[0])

@@ -28,6 +28,8 @@ COLUMNS = ("paper", "table", "via", "setting", "corpus", "train", "test", "model
 #: what each setting of EmoBox's protocol is compared on (the paper's cross-corpus table has accuracy only)
 COMPARED = {"same": ("uar", "accuracy", "macro_f1"), "cross": ("accuracy", "uar")}
 COMPARISON_FILE = "published.csv"
+#: an EmoBox run's scores as EmoBox reports them: per fold, and the mean over folds
+FOLDS_FILE = "emobox_folds.csv"
 
 
 class PublishedError(UserError, ValueError):
@@ -57,6 +59,25 @@ def _fold_metrics(g: pd.DataFrame, n_classes: int, n_boot: int, rng) -> tuple[di
         return point, None
     boot = resampled_metrics(y, p, n_classes, rng.integers(0, len(y), size=(n_boot, len(y))))
     return point, {m: v.mean(0) for m, v in boot.items()}
+
+
+def fold_scores(preds: pd.DataFrame, cells: list[dict]) -> pd.DataFrame:
+    """Every model's same-corpus scores per EmoBox fold (seed means, percent) and, in rows with
+    fold "mean", their mean over the corpus' folds: EmoBox's UA (uar), WA (accuracy) and F1."""
+    info = {c["name"]: c for c in cells}
+    rows = []
+    keys = ["encoder", "head", "layer", "source"]
+    same = preds[preds["setting"] == "same"]
+    for key, g in same.groupby(keys, sort=False):
+        per = []
+        for name, fg in g.groupby("cell", sort=False):
+            point, _ = _fold_metrics(fg, len(info[name]["labels"]), 0, None)
+            per.append({**dict(zip(keys, key)), "fold": str(info[name]["fold"]),
+                        **{m: 100 * point[m] for m in COMPARED["same"]}})
+        per.sort(key=lambda r: int(r["fold"]))
+        rows += per + [{**dict(zip(keys, key)), "fold": "mean",
+                        **{m: float(np.mean([r[m] for r in per])) for m in COMPARED["same"]}}]
+    return pd.DataFrame(rows)
 
 
 def comparison(preds: pd.DataFrame, cells: list[dict], *, table: pd.DataFrame | None = None, n_boot: int = 1000,
