@@ -389,3 +389,28 @@ def test_cli_mismatch_is_one_line_and_recorded(setup, tmp_path, capsys):
     assert artifacts.read_manifest(out)["emobox"]["corpora"]["savee"]["missing"]["examples"] == ["KL_h01.wav"]
     assert main([*argv, "--emobox-mismatch", "warn"]) == 0
     assert sum(c["n_test"] for c in artifacts.read_cells(out) if c["source"] == "savee") == 31
+
+
+@pytest.mark.skipif(emobox_root() is None, reason="no EmoBox checkout (JAXSER_EMOBOX or emobox/ beside the repo)")
+def test_real_lists_resolve_against_release_layouts():
+    """EmoBox's real RAVDESS and SAVEE lists, folds and track2 lists against the paths their
+    loaders give for the release layouts (RAVDESS's Actor_XX/ folders, SAVEE's AudioData/XX/):
+    every record matches one file and every track2 name one utterance."""
+    data = emobox.data_dir(emobox_root())
+    rows = []
+    for corpus in ("ravdess", "savee"):
+        lm = json.loads((data / corpus / "label_map.json").read_text())
+        for rec in emobox.read_jsonl(data / corpus / f"{corpus}.jsonl"):
+            name = rec["wav"].split("/")[-1]
+            path = (f"Actor_{name[-6:-4]}/{name}" if corpus == "ravdess"
+                    else "AudioData/{}/{}".format(*name.split("_", 1)))
+            spk = path.split("/")[-2].removeprefix("Actor_")
+            rows.append({"id": f"{corpus}/{name[:-4]}", "corpus": corpus, "path": path,
+                         "emotion": lm[rec["emo"]].lower(), "speaker": f"{corpus}/{spk}", "group": f"{corpus}/{spk}"})
+    meta = pd.DataFrame(rows)
+    study = emobox.Study(meta, emobox_root())
+    cells = study.cells(["same", "cross"], labels=list(emobox.TRACK_LABELS))
+    study.check(print)  # nothing to report: every record has its file and every name one utterance
+    assert {len(study.track(c)) for c in ("ravdess", "savee")} == {240}
+    assert [c.fold for c in cells if c.source == "ravdess" and c.setting == "same"] == [1, 2, 3, 4, 5, 6]
+    assert study.counts["ravdess"] == {"records": 1440, "matched": 1440, "utterances": 1440}
