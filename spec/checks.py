@@ -566,15 +566,19 @@ def check_emobox(run_dir: str | Path, emobox: str | Path | None = None) -> list[
         return out + ["metadata.parquet has no path column: EmoBox's lists cannot be compared"]
 
     by_name: dict[tuple[str, str], list] = {}
-    for i, corpus, p in zip(meta.index, meta["corpus"], meta["path"]):
+    starts = meta["start"] if "start" in meta else pd.Series(np.nan, index=meta.index)
+    for i, corpus, p, t0 in zip(meta.index, meta["corpus"], meta["path"], starts):
         key = _emobox_key(corpus, p)
-        by_name.setdefault((corpus, key.split("/")[-1]), []).append((i, key))
+        by_name.setdefault((corpus, key.split("/")[-1]), []).append((i, key, t0))
 
-    def ids_of(corpus: str, wavs) -> set:
+    def ids_of(corpus: str, recs) -> set:
+        """Utterances of records; a segment (PAVOQUE) is also matched by its start time."""
         found = set()
-        for w in wavs:
-            k = _emobox_key(corpus, w)
-            found |= {i for i, key in by_name.get((corpus, k.split("/")[-1]), []) if _same_file(key, k)}
+        for r in recs:
+            k = _emobox_key(corpus, r["wav"])
+            t = r.get("start_time")
+            found |= {i for i, key, t0 in by_name.get((corpus, k.split("/")[-1]), []) if _same_file(key, k)
+                      and (t is None or t0 != t0 or abs(float(t0) - float(t)) < 0.005)}
         return found
 
     def records(f: Path) -> list[dict]:
@@ -594,7 +598,7 @@ def check_emobox(run_dir: str | Path, emobox: str | Path | None = None) -> list[
                                                 f"{c['source']}_{role}_fold{c['fold']}.jsonl")
                           if (folder / n).is_file()), None)
                 if f is not None:
-                    got = ids_of(c["source"], [r["wav"] for r in records(f)])
+                    got = ids_of(c["source"], records(f))
                     want[role] = {i for i in got if meta.loc[i, "emotion"] in labs}
             if "test" not in want or "train" not in want:
                 out.append(f"{c['name']}: EmoBox's partition files are missing in {folder}")

@@ -414,3 +414,39 @@ def test_real_lists_resolve_against_release_layouts():
     assert {len(study.track(c)) for c in ("ravdess", "savee")} == {240}
     assert [c.fold for c in cells if c.source == "ravdess" and c.setting == "same"] == [1, 2, 3, 4, 5, 6]
     assert study.counts["ravdess"] == {"records": 1440, "matched": 1440, "utterances": 1440}
+
+
+def test_segments_match_by_file_and_start(tmp_path):
+    """PAVOQUE's utterances are spans of one recording per style: EmoBox lists each with its
+    start_time, jaxser's rows carry `start`; both the cells and the spec match on it."""
+    data = tmp_path / "data" / "pavoque"
+    data.mkdir(parents=True)
+    (data / "label_map.json").write_text(json.dumps({"angry": "Angry", "neutral": "Neutral", "sad": "Sad",
+                                                     "happy": "Happy", "poker": "Poker"}))
+    spans = [(style, round(2.5 * k, 2)) for style in ("angry", "happy") for k in range(6)]
+
+    def rec(style, t0):
+        return {**_record("pavoque", f"{style}_{t0}", f"pavoque-{style}.flac", style, 44_100),
+                "start_time": t0, "end_time": t0 + 2.0}
+    _write_jsonl(data / "fold_1" / "pavoque_train_fold_1.jsonl", [rec(s, t) for s, t in spans if t < 10])
+    _write_jsonl(data / "fold_1" / "pavoque_test_fold_1.jsonl", [rec(s, t) for s, t in spans if t >= 10])
+    meta = pd.DataFrame({"id": [f"pavoque/{s}-{t}" for s, t in spans], "corpus": "pavoque",
+                         "path": [f"pavoque-{s}.flac" for s, _ in spans], "start": [t for _, t in spans],
+                         "emotion": [s for s, _ in spans], "speaker": "pavoque/spk", "group": "pavoque/spk"})
+    study = emobox.Study(meta, tmp_path)
+    (cell,) = study.cells(["same"])
+    study.check(print)
+    assert sorted(meta["id"].to_numpy()[cell.test]) == ["pavoque/angry-10.0", "pavoque/angry-12.5",
+                                                         "pavoque/happy-10.0", "pavoque/happy-12.5"]
+    assert not cell.val_speaker_disjoint and len(cell.fit) + len(cell.val) == 8  # one speaker: by utterance
+    run = tmp_path / "run"
+    run.mkdir()
+    meta.to_parquet(run / artifacts.METADATA_FILE, index=False)
+    artifacts.write_cells(run, [cell])
+    artifacts.write_splits(run, [cell], meta["id"].to_numpy())
+    artifacts.write_manifest(run, {"config": {}, "fingerprint": "f" * 12, "emobox": study.report()})
+    assert check_emobox(run) == []
+    cell.test = cell.test[:-1]  # one segment of the test file left out
+    artifacts.write_cells(run, [cell])
+    artifacts.write_splits(run, [cell], meta["id"].to_numpy())
+    assert any("EmoBox's test file lists 4" in p for p in check_emobox(run))
