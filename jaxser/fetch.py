@@ -13,14 +13,19 @@ import sys
 from pathlib import Path
 
 
-def fetch(names: list[str], log=print) -> list[str]:
-    """Load each encoder once (downloading what is missing); the problems, one line each."""
+def fetch(names: list[str], log=print, *, update: bool = False) -> list[str]:
+    """Load each encoder once (downloading what is missing); the problems, one line each.
+    `update`: repos the registry does not pin resolve `main` again and their recorded commit moves."""
+    import contextlib
+
     from jaxser import encoders
+    from jaxser.encoders import hf
 
     problems = []
     for name in dict.fromkeys(names):
         try:
-            enc = encoders.load(name)
+            with hf.updating_pins() if update else contextlib.nullcontext():
+                enc = encoders.load(name)
         except encoders.EncoderError as e:
             problems.append(f"{name}: {e}")
             log(f"{name}: FAILED")
@@ -44,6 +49,9 @@ def main(argv=None) -> int:
     p.add_argument("encoders", nargs="*", metavar="ENCODER",
                    help="registry names, Hub ids (owner/name[@revision]), TF-Hub handles or folders")
     p.add_argument("--config", help="a study config (a path, or a shipped name such as paper): fetch its encoders")
+    p.add_argument("--update", action="store_true",
+                   help="repos without a pinned revision: fetch their current main and record its commit "
+                        "(without it, such a repo stays at the commit it was first fetched at)")
     args = p.parse_args(argv)
     names = list(args.encoders)
     if args.config:
@@ -52,7 +60,7 @@ def main(argv=None) -> int:
         names = list(load_config(args.config).encoders) + names
     if not names:
         p.error("name encoders or give --config")
-    problems = fetch(names)
+    problems = fetch(names, update=args.update)
     if problems:
         raise UserError(f"{len(problems)} of {len(set(names))} encoders cannot be had:\n  " + "\n  ".join(problems))
     return 0

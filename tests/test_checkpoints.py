@@ -317,3 +317,39 @@ def test_study_reports_every_missing_encoder_and_corpus_before_any_work(hub, cap
                  "/no/such/EmoDB"):
         assert what in err, what
     assert not (tmp_path / "run").exists()  # nothing claimed, nothing computed
+
+
+def test_unpinned_repos_stay_at_their_first_commit(tmp_path, monkeypatch):
+    """A repo the registry does not pin is used at the commit it was first fetched at: a later
+    re-upload to main changes nothing until `jaxser fetch --update` moves the pin."""
+    import huggingface_hub
+
+    from jaxser.cli import main
+
+    first, second = "1" * 40, "2" * 40
+    state = {"main": first}
+    folders = {first: DATA / "wav2vec2-bin", second: REFERENCE / "wav2vec2-base"}
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(hf, "pins_file", lambda: cache / "jaxser-pins.json")
+
+    def snapshot_download(repo_id, *, revision=None, allow_patterns=None, **kw):
+        commit = state["main"] if revision in (None, "main") else revision
+        if commit not in folders:
+            raise huggingface_hub.errors.RevisionNotFoundError(f"Invalid rev id: {revision}")
+        snap = cache / ("models--" + repo_id.replace("/", "--")) / "snapshots" / commit
+        snap.mkdir(parents=True, exist_ok=True)
+        for f in folders[commit].iterdir():
+            if any(fnmatch.fnmatch(f.name, p) for p in allow_patterns or ["*"]):
+                shutil.copy(f, snap / f.name)
+        return str(snap)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    assert encoders.load("org/unpinned").provenance["revision"] == first
+    assert hf.read_pins() == {"org/unpinned": first}
+    state["main"] = second  # the publisher re-uploads
+    assert encoders.load("org/unpinned").provenance["revision"] == first
+    assert main(["fetch", "--update", "org/unpinned"]) == 0
+    assert hf.read_pins() == {"org/unpinned": second}
+    assert encoders.load("org/unpinned").provenance["revision"] == second
+    assert encoders.load(f"org/unpinned@{first}").provenance["revision"] == first  # an explicit revision wins
+    assert hf.read_pins() == {"org/unpinned": second}

@@ -44,29 +44,39 @@ def test_cli_usage():
 
 
 def test_encoder_names_route_to_their_family(monkeypatch, tmp_path):
-    """A missing local folder is named as such (not sent to the Hub); Hub ids reach the right family."""
+    """A missing local folder is named as such (not sent to the Hub); a Hub id reaches its family
+    through its own config files (config.json's model_type, a FunASR config.yaml, a SpeechBrain
+    hyperparams.yaml), fetched first; offline, the error names the id and `jaxser fetch`."""
+    import json
+
+    import huggingface_hub
+
     from jaxser import encoders
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for missing in ("/no/such/models/my-xlsr", "./no-such-dir/model", str(tmp_path / "gone")):
         with pytest.raises(encoders.EncoderError, match="does not exist"):
             encoders.load(missing)
-    for hub_id, family in (("facebook/w2v-bert-2.0", "w2v_bert"), ("emotion2vec/emotion2vec_plus_large", "emotion2vec"),
-                           ("openai/whisper-tiny", "whisper"), ("facebook/wav2vec2-base", "wav2vec2")):
-        seen = []
-        import importlib
-        real = importlib.import_module
+    with pytest.raises(encoders.EncoderError, match=r"org/unknown.*jaxser fetch org/unknown"):
+        encoders.load("org/unknown")
+    repos = {"org/a-bert": {"config.json": json.dumps({"model_type": "wav2vec2-bert"})},
+             "org/b-whisper": {"config.json": json.dumps({"model_type": "whisper"})},
+             "org/c-w2v": {"config.json": json.dumps({"model_type": "wavlm"})},
+             "org/d-e2v": {"config.yaml": "model: Emotion2vec\n"},
+             "org/e-sb": {"hyperparams.yaml": "n_mels: 24\n"}}
 
-        def spy(name, *a, **kw):
-            if name.startswith("jaxser.encoders."):
-                seen.append(name.rsplit(".", 1)[1])
-            return real(name, *a, **kw)
+    def snapshot_download(repo_id, revision=None, allow_patterns=None, **kw):
+        snap = tmp_path / "hub" / repo_id.replace("/", "--")
+        snap.mkdir(parents=True, exist_ok=True)
+        for name, text in repos[repo_id].items():
+            (snap / name).write_text(text)
+        return str(snap)
 
-        monkeypatch.setattr(encoders.importlib, "import_module", spy)
-        with pytest.raises(encoders.EncoderError):
-            encoders.load(hub_id)
-        monkeypatch.setattr(encoders.importlib, "import_module", real)
-        assert seen == [family], (hub_id, seen)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    families = {"org/a-bert": "w2v_bert", "org/b-whisper": "whisper", "org/c-w2v": "wav2vec2",
+                "org/d-e2v": "emotion2vec", "org/e-sb": "xvector"}
+    for repo, family in families.items():
+        assert encoders._entry(repo, {})[0] == family, repo
     release = tmp_path / "e2v"
     release.mkdir()
     (release / "config.yaml").write_text("model_conf: {}\n")

@@ -9,8 +9,10 @@ Every download goes through `snapshot`, which names the exact files, revision an
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -41,14 +43,65 @@ def warn_allow_pickle(allow_pickle) -> None:
                       "restricted reader, which never runs code from them", DeprecationWarning, stacklevel=3)
 
 
+def pins_file() -> Path:
+    """Where the commits of unpinned Hub repos are recorded when first fetched: beside the
+    Hugging Face cache, so every machine sharing the cache uses the same weights."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / "jaxser-pins.json"
+
+
+def read_pins() -> dict[str, str]:
+    try:
+        pins = json.loads(pins_file().read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError) as e:
+        raise EncoderError(f"{pins_file()}: unreadable ({e}); delete it to pin every unpinned repo again "
+                           "at its current commit") from None
+    return {str(k): str(v) for k, v in pins.items()} if isinstance(pins, dict) else {}
+
+
+def pin(repo: str, commit: str) -> None:
+    """Record `repo`'s commit (first use pins it; `jaxser fetch --update` moves the pin)."""
+    from jaxser.io import atomic_write_json, exclusive_lock
+
+    f = pins_file()
+    f.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(f.with_suffix(".lock")):
+        pins = read_pins()
+        if pins.get(repo) != commit:
+            atomic_write_json(f, {**pins, repo: commit})
+
+
+_updating = threading.local()
+
+
+@contextlib.contextmanager
+def updating_pins():
+    """Within the block, unpinned repos resolve `main` again and their pins move (`jaxser fetch --update`)."""
+    _updating.on = True
+    try:
+        yield
+    finally:
+        _updating.on = False
+
+
 def snapshot(repo: str, revision: str | None, patterns: list[str]) -> Path:
     """The local snapshot folder of `repo` at `revision` holding the files matching `patterns`
-    (downloaded into the Hugging Face cache when missing)."""
+    (downloaded into the Hugging Face cache when missing).
+
+    With no revision, a repo is used at the commit it was first fetched at (recorded in
+    `pins_file()`), so a re-upload of its weights never changes a study silently; within
+    `updating_pins()` it resolves `main` again and the pin moves."""
+    update = getattr(_updating, "on", False)
+    pinned = None if revision is not None or update else read_pins().get(repo)
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo, revision=revision, allow_patterns=list(patterns)))
+        local = Path(snapshot_download(repo, revision=revision or pinned, allow_patterns=list(patterns)))
     except Exception as e:
+        revision = revision or pinned
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
         first = str(e).splitlines()[0] if str(e) else ""
         at = f"@{revision}" if revision else ""
@@ -57,6 +110,9 @@ def snapshot(repo: str, revision: str | None, patterns: list[str]) -> Path:
             f"{type(e).__name__}: {first}). On a machine with Hub access run `jaxser fetch {repo}{at}` "
             "(it fills the Hugging Face cache, HF_HOME, that this machine must share), or download the files into a "
             "folder and pass its path instead.") from None
+    if revision is None and local.parent.name == "snapshots":
+        pin(repo, local.name)
+    return local
 
 
 def resolve(source: str | os.PathLike, *, revision: str | None = None, allow_pickle=None) -> Path:
