@@ -450,3 +450,39 @@ def test_segments_match_by_file_and_start(tmp_path):
     artifacts.write_cells(run, [cell])
     artifacts.write_splits(run, [cell], meta["id"].to_numpy())
     assert any("EmoBox's test file lists 4" in p for p in check_emobox(run))
+
+
+def test_a_whole_emobox_run_passes_the_spec(setup, tmp_path):
+    """Trained end to end on EmoBox's folds and track (MFCC, one seed, a few epochs): the spec's
+    run checks hold (check_emobox included), the report scores EmoBox's way."""
+    from jaxser.study.run import main
+    from spec.checks import check_run
+
+    roots, box, _ = setup
+    cfg = tmp_path / "study.toml"
+    cfg.write_text(f'''
+[run]
+seeds = [0]
+settings = ["same", "cross"]
+labels = ["angry", "happy", "neutral", "sad"]
+split = "emobox"
+emobox = "{box}"
+bootstrap = 50
+[corpora]
+ravdess = "{roots['ravdess']}"
+savee = "{roots['savee']}"
+[models]
+encoders = ["mfcc"]
+heads = ["fcn"]
+[train]
+max_epochs = 3
+patience = 2
+''')
+    out = tmp_path / "run"
+    assert main(["--config", str(cfg), "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    assert check_run(out) == []
+    manifest = artifacts.read_manifest(out)
+    assert manifest["emobox"]["corpora"]["ravdess"]["matched"] == 32
+    folds = pd.read_csv(out / "emobox_folds.csv", dtype={"fold": str})
+    assert list(folds.loc[folds["source"] == "savee", "fold"]) == ["1", "2", "mean"]
+    assert "No published number" in (out / "report.md").read_text()  # MFCC is not in the paper
