@@ -88,7 +88,19 @@ def test_report_of_an_emobox_run_sets_published_numbers_beside_ours(tmp_path):
     assert set(comp["encoder"]) == {"wavlm-large"}  # mfcc is not in the paper
     assert set(zip(comp["setting"], comp["source"], comp["target"])) == {
         ("same", "ravdess", "ravdess"), ("same", "savee", "savee"), ("cross", "ravdess", "savee"),
-        ("cross", "savee", "ravdess")}
+        ("cross", "savee", "ravdess"), ("cross", "mean", "mean")}
+    # the track's mean over pairs, on both sides
+    acc = comp[(comp["setting"] == "cross") & (comp["metric"] == "accuracy")].set_index("source")
+    assert acc.loc["mean", "jaxser"] == pytest.approx(acc.drop("mean")["jaxser"].mean())
+    assert acc.loc["mean", "published"] == pytest.approx(acc.drop("mean")["published"].mean())
+    assert acc.loc["mean", "ci_low"] <= acc.loc["mean", "jaxser"] <= acc.loc["mean", "ci_high"]
+    track = pd.read_csv(out / published.TRACK_FILE)
+    mf = track[track["encoder"] == "mfcc"].set_index("source")
+    assert list(mf.index) == ["ravdess", "savee", "mean"]
+    assert mf.loc["mean", "accuracy"] == pytest.approx(mf.drop("mean")["accuracy"].mean())
+    results = pd.read_csv(out / "results.csv")
+    r = results[(results["encoder"] == "mfcc") & (results["setting"] == "cross") & (results["source"] == "savee")]
+    assert mf.loc["savee", "accuracy"] == pytest.approx(100 * r["accuracy_mean"].iloc[0])
     text = (out / "report.md").read_text()
     assert "## Published numbers (EmoBox)" in text and "Table 5" in text
     # EmoBox's scores per fold, for every encoder, and their mean over folds

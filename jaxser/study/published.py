@@ -28,8 +28,10 @@ COLUMNS = ("paper", "table", "via", "setting", "corpus", "train", "test", "model
 #: what each setting of EmoBox's protocol is compared on (the paper's cross-corpus table has accuracy only)
 COMPARED = {"same": ("uar", "accuracy", "macro_f1"), "cross": ("accuracy", "uar")}
 COMPARISON_FILE = "published.csv"
-#: an EmoBox run's scores as EmoBox reports them: per fold, and the mean over folds
+#: an EmoBox run's scores as EmoBox reports them: per fold and the mean over folds; per track
+#: pair and the mean over pairs
 FOLDS_FILE = "emobox_folds.csv"
+TRACK_FILE = "emobox_track.csv"
 
 
 class PublishedError(UserError, ValueError):
@@ -90,6 +92,7 @@ def comparison(preds: pd.DataFrame, cells: list[dict], *, table: pd.DataFrame | 
     rng = np.random.default_rng(seed)
     rows = []
     keys = ["encoder", "head", "layer", "setting", "source", "target"]
+    pairs: dict[tuple, list] = {}  # (encoder, head, layer, metric) -> each cross pair's (value, draws, published)
     for key, g in preds.groupby(keys, sort=False):
         enc, head, layer, setting, source, target = key
         pub = table[(table["encoder"] == enc) & (table["setting"] == setting) & (table["train"] == source)
@@ -111,6 +114,39 @@ def comparison(preds: pd.DataFrame, cells: list[dict], *, table: pd.DataFrame | 
                          "ci_low": float(lo), "ci_high": float(hi), "published": float(ref["value"]),
                          "paper_model": ref["model"], "source_table": f"{ref['paper']}, {ref['table']}",
                          "differs": bool(n_boot) and not lo <= float(ref["value"]) <= hi})
+            if setting == "cross":
+                pairs.setdefault((enc, head, layer, m), []).append(
+                    (value, draws if n_boot else None, float(ref["value"]), rows[-1]))
+    for (enc, head, layer, m), got in pairs.items():  # the track's mean over the pairs both have
+        if len(got) < 2:
+            continue
+        value, ref = float(np.mean([v for v, *_ in got])), float(np.mean([p for _, _, p, _ in got]))
+        lo = hi = np.nan
+        if n_boot:  # pairs resampled independently (their test sets differ or are resampled apart)
+            lo, hi = np.percentile(np.mean([d for _, d, _, _ in got], axis=0), [2.5, 97.5])
+        rows.append({"encoder": enc, "head": head, "layer": layer, "setting": "cross", "source": "mean",
+                     "target": "mean", "metric": m, "folds": len(got), "jaxser": value, "ci_low": float(lo),
+                     "ci_high": float(hi), "published": ref, "paper_model": got[0][3]["paper_model"],
+                     "source_table": got[0][3]["source_table"] + f" (mean of {len(got)} pairs)",
+                     "differs": bool(n_boot) and not lo <= ref <= hi})
+    return pd.DataFrame(rows)
+
+
+def track_scores(preds: pd.DataFrame, cells: list[dict]) -> pd.DataFrame:
+    """Every model's cross-corpus scores per pair (seed means, percent: accuracy, the track's
+    number, and UAR) and, in rows with source and target "mean", their mean over the pairs."""
+    info = {c["name"]: c for c in cells}
+    rows = []
+    keys = ["encoder", "head", "layer"]
+    cross = preds[preds["setting"] == "cross"]
+    for key, g in cross.groupby(keys, sort=False):
+        per = []
+        for (a, b), pg in g.groupby(["source", "target"], sort=False):
+            point, _ = _fold_metrics(pg, len(info[pg["cell"].iloc[0]]["labels"]), 0, None)
+            per.append({**dict(zip(keys, key)), "source": a, "target": b,
+                        **{m: 100 * point[m] for m in COMPARED["cross"]}})
+        rows += per + [{**dict(zip(keys, key)), "source": "mean", "target": "mean",
+                        **{m: float(np.mean([r[m] for r in per])) for m in COMPARED["cross"]}}]
     return pd.DataFrame(rows)
 
 

@@ -165,6 +165,7 @@ def write_report(run_dir: str | Path, *, bootstrap: int = 1000, family: str = "t
         comp = published.comparison(preds, cells, n_boot=bootstrap)
         atomic_write_text(run / published.COMPARISON_FILE, comp.to_csv(index=False))
         atomic_write_text(run / published.FOLDS_FILE, published.fold_scores(preds, cells).to_csv(index=False))
+        atomic_write_text(run / published.TRACK_FILE, published.track_scores(preds, cells).to_csv(index=False))
         text += "\n".join(published.markdown(comp)) + "\n"
     atomic_write_text(run / "report.md", text)
     atomic_write_text(run / "table.tex", _latex(results))
