@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -129,7 +128,8 @@ def partition(data: Path, corpus: str) -> Partition:
     for code, name in raw.items():
         lab = str(name).strip().lower()
         if lab not in EMOTIONS:
-            raise EmoBoxError(f"{lm_path}: class {name!r} (code {code!r}) is not a jaxser label ({', '.join(EMOTIONS)})")
+            raise EmoBoxError(f"{lm_path}: class {name!r} (code {code!r}) is not a jaxser label "
+                              f"({', '.join(EMOTIONS)})")
         labels[str(code)] = lab
     folds = []
     for d in sorted(folder.glob("fold_*"), key=lambda p: int(re.sub(r"\D", "", p.name) or 0)):
@@ -146,16 +146,44 @@ def partition(data: Path, corpus: str) -> Partition:
     return Partition(corpus, labels, folds, listing if listing.is_file() else None)
 
 
+def git_commit(folder: Path) -> str | None:
+    """The commit checked out in the git repository holding `folder`, read from its files
+    (`.git/HEAD`, the ref it names or `packed-refs`): no git program runs, so nothing in the
+    checkout's configuration can."""
+    for top in [Path(folder).resolve(), *Path(folder).resolve().parents]:
+        dot = top / ".git"
+        if dot.is_file():  # a worktree or submodule: "gitdir: <path>"
+            text = dot.read_text(errors="replace").strip()
+            dot = (top / text.removeprefix("gitdir:").strip()).resolve() if text.startswith("gitdir:") else dot
+        if not (dot / "HEAD").is_file():
+            continue
+        head = (dot / "HEAD").read_text(errors="replace").strip()
+        if re.fullmatch(r"[0-9a-f]{40}", head):
+            return head
+        ref = head.removeprefix("ref:").strip()
+        common = dot
+        if (dot / "commondir").is_file():
+            common = (dot / (dot / "commondir").read_text().strip()).resolve()
+        for base in (dot, common):
+            if (base / ref).is_file():
+                sha = (base / ref).read_text(errors="replace").strip()
+                return sha if re.fullmatch(r"[0-9a-f]{40}", sha) else None
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text(errors="replace").splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[1] == ref and re.fullmatch(r"[0-9a-f]{40}", parts[0]):
+                    return parts[0]
+        return None
+    return None
+
+
 def provenance(data: Path, files) -> dict:
     """What manifest.json records of the EmoBox files a study used: the checkout's git commit,
     else the sha256 of every file."""
     root = Path(data).resolve()
-    try:
-        r = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        commit = r.stdout.strip() if r.returncode == 0 else ""
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    if re.fullmatch(r"[0-9a-f]{40}", commit):
+    commit = git_commit(root)
+    if commit:
         return {"data": str(root), "commit": commit}
     digests = {}
     for f in sorted({Path(f).resolve() for f in files}):

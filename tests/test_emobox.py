@@ -177,7 +177,8 @@ def test_mismatches_are_counted_listed_and_stop_the_run(setup, tmp_path):
     assert rep["ravdess"]["missing"] == {"count": 1, "examples": [
         f"audio/Audio_Speech_Actors_01-24/Actor_01/{rav_name('01', '05', 1)}"]}
     assert rep["savee"]["unlisted"]["count"] == 0  # h03 is happy, outside EmoBox's (edited) classes
-    assert rep["savee"]["label"]["count"] == 8 and "EmoBox sad (h), jaxser happy" in rep["savee"]["label"]["examples"][0]
+    assert rep["savee"]["label"]["count"] == 8
+    assert "EmoBox sad (h), jaxser happy" in rep["savee"]["label"]["examples"][0]
     assert any("1 EmoBox records without a file" in line for line in logged)
     # warn: reported, and the run goes on with the utterances that match
     warn = emobox.Study(meta, box, mismatch="warn")
@@ -206,7 +207,8 @@ def test_meld_names_resolved_by_split_label_and_speaker(tmp_path):
     (data / "meld").mkdir()
     (data / "meld" / "label_map.json").write_text("{}")
     rows = [("train_splits/dia1_utt0", "neutral", "Ross"), ("dev_splits_complete/dia1_utt0", "sad", "Ross"),
-            ("train_splits/dia2_utt3", "angry", "Chandler"), ("output_repeated_splits_test/dia2_utt3", "angry", "Monica"),
+            ("train_splits/dia2_utt3", "angry", "Chandler"),
+            ("output_repeated_splits_test/dia2_utt3", "angry", "Monica"),
             ("train_splits/dia5_utt1", "happy", "Joey"), ("output_repeated_splits_test/dia5_utt1", "happy", "Joey")]
     meta = pd.DataFrame({"id": [f"meld/{i}" for i in range(len(rows))], "corpus": "meld",
                          "path": [f"MELD.Raw/{p}.mp4" for p, _, _ in rows], "emotion": [e for _, e, _ in rows],
@@ -486,3 +488,25 @@ patience = 2
     folds = pd.read_csv(out / "emobox_folds.csv", dtype={"fold": str})
     assert list(folds.loc[folds["source"] == "savee", "fold"]) == ["1", "2", "mean"]
     assert "No published number" in (out / "report.md").read_text()  # MFCC is not in the paper
+
+
+def test_provenance_is_the_commit_of_a_checkout_else_digests(tmp_path):
+    import hashlib
+    import subprocess
+
+    box = make_emobox(tmp_path / "EmoBox")
+    lm = box / "data" / "savee" / "label_map.json"
+    rep = emobox.provenance(box / "data", [lm])
+    assert rep["commit"] is None
+    assert rep["sha256"] == {"savee/label_map.json": hashlib.sha256(lm.read_bytes()).hexdigest()}
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(box), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              check=True, capture_output=True, text=True).stdout.strip()
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "lists")
+    head = git("rev-parse", "HEAD")
+    assert emobox.provenance(box / "data", [lm]) == {"data": str((box / "data").resolve()), "commit": head}
+    git("pack-refs", "--all")  # the branch's ref now lives in packed-refs only
+    assert emobox.git_commit(box / "data") == head
