@@ -325,6 +325,7 @@ class Study:
         paths = self.meta["path"].to_numpy()
         listed: set[int] = set()
         seen: dict[str, int | None] = {}
+        key_of: dict[int, str] = {}  # row -> the record key that claimed it
         n_records = 0
         for f in part.files():
             self.used.append(f)
@@ -340,10 +341,16 @@ class Study:
                 if key not in seen:
                     n_records += 1
                     row, n = matcher.find(key)
+                    if row is not None and key_of.setdefault(row, key) != key:
+                        # two records, one file: a root pointed inside a folder EmoBox lists beside
+                        # others with the same names (Oréau's two sessions)
+                        probs.add("ambiguous", f"{rel} and {key_of[row]} both match {paths[row]}")
+                        row = None
                     seen[key] = row
                     if row is None:
-                        probs.add("ambiguous" if n > 1 else "missing",
-                                  f"{rel} ({n} files match)" if n > 1 else rel)
+                        if n != 1:  # (one candidate: already reported as claimed by another record)
+                            probs.add("ambiguous" if n > 1 else "missing",
+                                      f"{rel} ({n} files match)" if n > 1 else rel)
                     elif self.emotion[row] != part.labels[code]:
                         probs.add("label", f"{paths[row]}: EmoBox {part.labels[code]} ({code}), "
                                            f"jaxser {self.emotion[row]}")

@@ -510,3 +510,23 @@ def test_provenance_is_the_commit_of_a_checkout_else_digests(tmp_path):
     assert emobox.provenance(box / "data", [lm]) == {"data": str((box / "data").resolve()), "commit": head}
     git("pack-refs", "--all")  # the branch's ref now lives in packed-refs only
     assert emobox.git_commit(box / "data") == head
+
+
+def test_two_records_claiming_one_file_are_ambiguous(tmp_path):
+    """Oréau's two sessions share file names: a root inside one of them must not let the other
+    session's records match its files."""
+    data = tmp_path / "data" / "oreau"
+    data.mkdir(parents=True)
+    (data / "label_map.json").write_text(json.dumps({"J": "Happy", "T": "Sad"}))
+    recs = [_record("oreau", f"{s}-{n}", f"{s}/f/sessj/{n}", n[5], 48_000)
+            for s in ("OreauFR_01", "OreauFR_02") for n in ("10a01Ja.wav", "10a01Ta.wav")]
+    _write_jsonl(data / "fold_1" / "oreau_train_fold_1.jsonl", recs[:2])
+    _write_jsonl(data / "fold_1" / "oreau_test_fold_1.jsonl", recs[2:])
+    meta = pd.DataFrame({"id": ["oreau/a", "oreau/b"], "corpus": "oreau",
+                         "path": ["f/sessj/10a01Ja.wav", "f/sessj/10a01Ta.wav"],  # the root: OreauFR_01
+                         "emotion": ["happy", "sad"], "speaker": "oreau/10", "group": "oreau/10"})
+    study = emobox.Study(meta, tmp_path, mismatch="warn")
+    with pytest.raises(emobox.EmoBoxError, match="no test utterance"):
+        study.cells(["same"])
+    rep = study.report()["corpora"]["oreau"]
+    assert rep["ambiguous"]["count"] == 2 and "OreauFR_02/f/sessj/10a01Ja.wav and" in rep["ambiguous"]["examples"][0]
