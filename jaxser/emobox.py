@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -215,12 +216,21 @@ def _meld_key(path: str) -> str:
     return "/".join(path.split("/")[-2:])
 
 
+def _file_name(path: str) -> str:
+    # CaFE: EmoBox's list spells the Colère and Dégoût folders as CP437 read back as Windows-1252
+    # (`ColŠre`, `D‚go–t`), as some copies of the zip unpack; the file name (speaker, emotion,
+    # intensity, sentence) identifies the recording alone
+    return path.split("/")[-1]
+
+
 #: corpus -> its rule turning a path (EmoBox's or the loader's) into the matching key
-KEY_RULES = {"savee": _savee_key, "meld": _meld_key}
+KEY_RULES = {"savee": _savee_key, "meld": _meld_key, "cafe": _file_name}
 
 
 def _key(corpus: str, path: str, start=None) -> str:
-    key = KEY_RULES.get(corpus, lambda p: p)(path.replace("\\", "/"))
+    # NFC: a folder such as Oréau's `OréauFR_01` may be stored decomposed (NFD) on disk
+    path = unicodedata.normalize("NFC", path.replace("\\", "/"))
+    key = KEY_RULES.get(corpus, lambda p: p)(path)
     if start is not None and start == start:  # a segment of a longer recording (PAVOQUE)
         key += f"@{float(start):.2f}"
     return key

@@ -530,3 +530,32 @@ def test_two_records_claiming_one_file_are_ambiguous(tmp_path):
         study.cells(["same"])
     rep = study.report()["corpora"]["oreau"]
     assert rep["ambiguous"]["count"] == 2 and "OreauFR_02/f/sessj/10a01Ja.wav and" in rep["ambiguous"]["examples"][0]
+
+
+def test_cafe_garbled_folders_and_decomposed_accents_match(tmp_path):
+    """EmoBox's CaFE list garbles Colère/Dégoût (CP437 read as Windows-1252); a disk may store
+    Oréau's accented folder decomposed (NFD). Both still match, by rule and by NFC."""
+    import unicodedata
+
+    data = tmp_path / "data"
+    for corpus, lm, wavs in (("cafe", {"c": "Angry", "d": "Disgust"},
+                              [("CaFE_48k/ColŠre/Fort/01-C-2-1.wav", "c"),
+                               ("CaFE_48k/D‚go–t/Faible/02-D-1-3.wav", "d")]),
+                             ("oreau", {"J": "Happy", "T": "Sad"},
+                              [("OréauFR_01/f/sessj/10a01Ja.wav", "J"), ("OréauFR_01/m/sesst/11a01Ta.wav", "T")])):
+        (data / corpus).mkdir(parents=True)
+        (data / corpus / "label_map.json").write_text(json.dumps(lm))
+        recs = [_record(corpus, str(i), w, code, 48_000) for i, (w, code) in enumerate(wavs)]
+        _write_jsonl(data / corpus / "fold_1" / f"{corpus}_train_fold_1.jsonl", recs[:1])
+        _write_jsonl(data / corpus / "fold_1" / f"{corpus}_test_fold_1.jsonl", recs[1:])
+    paths = ["CaFE_48k/Colère/Fort/01-C-2-1.wav", "CaFE_48k/Dégoût/Faible/02-D-1-3.wav",
+             unicodedata.normalize("NFD", "OréauFR_01/f/sessj/10a01Ja.wav"),
+             unicodedata.normalize("NFD", "OréauFR_01/m/sesst/11a01Ta.wav")]
+    meta = pd.DataFrame({"id": [f"x/{i}" for i in range(4)], "corpus": ["cafe", "cafe", "oreau", "oreau"],
+                         "path": paths, "emotion": ["angry", "disgust", "happy", "sad"],
+                         "speaker": ["cafe/01", "cafe/02", "oreau/10", "oreau/11"]})
+    meta["group"] = meta["speaker"]
+    study = emobox.Study(meta, tmp_path)
+    cells = study.cells(["same"])
+    study.check(print)
+    assert [meta["id"].to_numpy()[c.test].tolist() for c in cells] == [["x/1"], ["x/3"]]
