@@ -219,12 +219,14 @@ def _meld_key(path: str) -> str:
 def _file_name(path: str) -> str:
     # CaFE: EmoBox's list spells the Colère and Dégoût folders as CP437 read back as Windows-1252
     # (`ColŠre`, `D‚go–t`), as some copies of the zip unpack; the file name (speaker, emotion,
-    # intensity, sentence) identifies the recording alone
+    # intensity, sentence) identifies the recording alone. ESD: EmoBox lists
+    # `0005/Neutral/0005_000001.wav`, older copies add `train/`, `evaluation/` or `test/` below
+    # the emotion; the file name (speaker, utterance number) identifies the recording alone
     return path.split("/")[-1]
 
 
 #: corpus -> its rule turning a path (EmoBox's or the loader's) into the matching key
-KEY_RULES = {"savee": _savee_key, "meld": _meld_key, "cafe": _file_name}
+KEY_RULES = {"savee": _savee_key, "meld": _meld_key, "cafe": _file_name, "esd": _file_name}
 
 
 def _key(corpus: str, path: str, start=None) -> str:

@@ -502,12 +502,12 @@ def check_significance(sig: pd.DataFrame, per_seed: pd.DataFrame, preds: pd.Data
 
 def _emobox_key(corpus: str, path: str) -> str:
     """EmoBox's documented path rules, written out again: SAVEE flat `JE_n23.wav` = release
-    `AudioData/JE/n23.wav`; a MELD clip is its split folder and file name; a CaFE recording its
-    file name; paths compared in Unicode NFC."""
+    `AudioData/JE/n23.wav`; a MELD clip is its split folder and file name; a CaFE or ESD
+    recording its file name; paths compared in Unicode NFC."""
     parts = unicodedata.normalize("NFC", str(path)).replace("\\", "/").split("/")
     if parts[0] == "downloads" and len(parts) > 2:
         parts = parts[2:]
-    if corpus == "cafe":  # EmoBox's list garbles two folder names; the file name is unique
+    if corpus in ("cafe", "esd"):  # garbled folder names (CaFE), split folders (ESD): names are unique
         return parts[-1]
     if corpus == "savee":
         return parts[-1] if "_" in parts[-1] or len(parts) < 2 else f"{parts[-2]}_{parts[-1]}"
