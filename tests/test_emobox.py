@@ -490,7 +490,9 @@ patience = 2
     assert manifest["emobox"]["corpora"]["ravdess"]["matched"] == 32
     folds = pd.read_csv(out / "emobox_folds.csv", dtype={"fold": str})
     assert list(folds.loc[folds["source"] == "savee", "fold"]) == ["1", "2", "mean"]
-    assert "No published number" in (out / "report.md").read_text()  # MFCC is not in the paper
+    text = (out / "report.md").read_text()
+    assert "No published number" in text  # MFCC is not in the paper
+    assert "Same-corpus: EmoBox's folds" in text and "test on all of the target" not in text
 
 
 def test_provenance_is_the_commit_of_a_checkout_else_digests(tmp_path):

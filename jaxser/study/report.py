@@ -287,9 +287,14 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile=No
                f"git {str(manifest.get('git', ''))[:10]}.")
     folds = ("folds disjoint in speaker and sentence (speaker+text, see below)"
              if any(c.get("split") == "speaker+text" for c in cells) else "speaker-independent folds")
-    out += ["", f"All numbers are UAR (%) as mean ± std over seeds. Same-corpus: {folds}, each "
-                "utterance tested once. Cross-corpus: train on the source, test on all of the target. Model "
-                "selection on a speaker-disjoint split of the source only.",
+    protocol = (f"Same-corpus: {folds}, each utterance tested once. Cross-corpus: train on the source, test on all "
+                "of the target. Model selection on a speaker-disjoint split of the source only.")
+    if any(c.get("split") == "emobox" for c in cells):  # EmoBox's partitions (docs/emobox.md)
+        protocol = ("Same-corpus: EmoBox's folds, as its partition files list them (folds pooled here; EmoBox's "
+                    "mean over folds below). Cross-corpus: train on the source less its own track list, test on "
+                    "the target's balanced EmoBox track list. Model selection on EmoBox's validation file where "
+                    "it has one, else on a speaker-disjoint split of the source's training data.")
+    out += ["", f"All numbers are UAR (%) as mean ± std over seeds. {protocol}",
             "", "**Label sets and chance.** UARs are only comparable within one label set (chance = 100/classes). "
                 "Every table's first row gives each column's chance level and label set:", ""]
     out += [f"- {k}: {', '.join(canonical_labels(s.split('|')))} ({len(s.split('|'))} classes, chance "
