@@ -1027,8 +1027,8 @@ def significance_rows(preds=None, *, scores=None, cells=None, metric: str = "uar
     """
     import pandas as pd
 
-    if metric not in REPORTED:
-        raise StatisticsError(f"unknown metric {metric!r}; expected one of {list(REPORTED)}")
+    if metric not in REPORTED + DIMENSIONAL_REPORTED:
+        raise StatisticsError(f"unknown metric {metric!r}; expected one of {list(REPORTED + DIMENSIONAL_REPORTED)}")
     claims = (claim,) if isinstance(claim, str) else tuple(claim)
     if not claims or set(claims) - set(CLAIMS):
         raise StatisticsError(f"claim={claim!r}; expected one or both of {list(CLAIMS)}")
@@ -1281,3 +1281,143 @@ def gap_rows(preds=None, *, scores=None, cells=None, metric: str = "uar"):
                 row["note"] = f"label sets differ ({s['labels']} vs {r['labels']})"
         rows.append(row)
     return pd.DataFrame(rows, columns=["encoder", "head", "layer", "source", "target", "cross", "same", "gap", "note"])
+
+
+# ----------------------------------------------------------------------------- dimensional (regression)
+# Arousal, valence and dominance are scored by Lin's concordance correlation coefficient, the
+# metric of the dimensional SER literature (AVEC, the Odyssey 2024 challenge), with Pearson r
+# and the mean absolute error beside it. All three are vectorised over leading axes and
+# computed from weighted moments, so a bootstrap resample is one matrix product of its draw
+# counts, as for the confusion-count metrics above.
+
+DIMENSIONAL_REPORTED = ("ccc", "pearson", "mae")
+
+
+def _regression_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y, p = np.broadcast_arrays(np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64))
+    if y.shape[-1] == 0:
+        raise ValueError("regression metrics need at least one value")
+    if not (np.isfinite(y).all() and np.isfinite(p).all()):
+        raise ValueError("regression metrics need finite targets and predictions (drop rows without a rating)")
+    return y, p
+
+
+def _moments(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Weighted means, (biased) variances and covariance over the last axis; ``w`` [..., N]
+    non-negative weights (None: all 1). Centred on the unweighted means first, so the
+    differences of large sums never lose the variance of values far from 0."""
+    cy, cp = y.mean(-1, keepdims=True), p.mean(-1, keepdims=True)
+    yc, pc = y - cy, p - cp
+    if w is None:
+        w = np.ones(y.shape[-1])
+    n = w.sum(-1)
+    my, mp = (w * yc).sum(-1) / n, (w * pc).sum(-1) / n
+    vy = (w * yc * yc).sum(-1) / n - my ** 2
+    vp = (w * pc * pc).sum(-1) / n - mp ** 2
+    cov = (w * yc * pc).sum(-1) / n - my * mp
+    return my + cy[..., 0], mp + cp[..., 0], np.maximum(vy, 0.0), np.maximum(vp, 0.0), cov
+
+
+def _ccc_from(my, mp, vy, vp, cov) -> np.ndarray:
+    den = vy + vp + (my - mp) ** 2
+    return np.where(den > 0, 2 * cov / np.where(den > 0, den, 1.0), 1.0)  # den 0: p == y, constant
+
+
+def _pearson_from(vy, vp, cov) -> np.ndarray:
+    den = np.sqrt(vy * vp)
+    return np.where(den > 0, cov / np.where(den > 0, den, 1.0), 0.0)  # a constant side: r undefined, 0
+
+
+def ccc(y_true, y_pred) -> float | np.ndarray:
+    """Lin's (1989) concordance correlation coefficient over the last axis:
+    2 cov(y, p) / (var(y) + var(p) + (mean(y) - mean(p))^2), with population (biased) moments
+    as Lin defines it. It is Pearson's r scaled down by any difference in scale or location,
+    so |CCC| <= |r| and CCC = 1 only when the predictions equal the targets. Two equal
+    constant vectors score 1; a constant prediction of a varying target scores 0."""
+    y, p = _regression_pair(y_true, y_pred)
+    out = _ccc_from(*_moments(y, p))
+    return float(out) if out.ndim == 0 else out
+
+
+def pearson(y_true, y_pred) -> float | np.ndarray:
+    """Pearson's correlation over the last axis (0 when either side is constant)."""
+    y, p = _regression_pair(y_true, y_pred)
+    _, _, vy, vp, cov = _moments(y, p)
+    out = _pearson_from(vy, vp, cov)
+    return float(out) if out.ndim == 0 else out
+
+
+def mae(y_true, y_pred) -> float | np.ndarray:
+    """Mean absolute error over the last axis."""
+    y, p = _regression_pair(y_true, y_pred)
+    out = np.abs(y - p).mean(-1)
+    return float(out) if out.ndim == 0 else out
+
+
+def regression_metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """CCC, Pearson r and MAE of many target/prediction vectors at once (y, p [..., N]), with
+    optional per-utterance weights ``w`` [..., N] (a bootstrap resample's draw counts)."""
+    y, p = _regression_pair(y, p)
+    if w is not None:
+        w = np.broadcast_to(np.asarray(w, np.float64), y.shape)
+    my, mp, vy, vp, cov = _moments(y, p, w)
+    err = np.abs(y - p)
+    return {"ccc": _ccc_from(my, mp, vy, vp, cov), "pearson": _pearson_from(vy, vp, cov),
+            "mae": err.mean(-1) if w is None else (w * err).sum(-1) / w.sum(-1)}
+
+
+def resampled_regression_metrics(y: np.ndarray, p: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """``regression_metrics(y[idx], p[..., idx])`` without building the resamples: y [N], p [S, N]
+    (or [N]), idx [B, N] bootstrap draws -> arrays [S, B] (or [B]). A resample only changes how
+    often each utterance counts, so it is the weighted metric with the draw counts as weights."""
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    single = p.ndim == 1
+    p = p[None] if single else p
+    b, n = idx.shape
+    w = np.bincount((np.arange(b)[:, None] * n + idx).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+    out = regression_metrics(np.broadcast_to(y, (p.shape[0], b, n)), p[:, None, :], w[None])
+    return {k: v[0] for k, v in out.items()} if single else out
+
+
+def regression_bootstrap_ci(y, p, metric: str = "ccc", n_boot: int = 1000, alpha: float = 0.05,
+                            seed: int = 0) -> tuple[float, float, float]:
+    """Percentile bootstrap over test utterances of a seed-averaged regression metric:
+    (point estimate, low, high). ``p`` [N] or [S, N] (one row per seed); each replicate
+    resamples the utterances once for every seed, as ``bootstrap_ci`` does for UAR."""
+    if metric not in DIMENSIONAL_REPORTED:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {DIMENSIONAL_REPORTED}")
+    if not 0 < alpha < 1 or n_boot < 1:
+        raise ValueError(f"regression_bootstrap_ci: alpha={alpha} must be in (0, 1), n_boot={n_boot} >= 1")
+    y = np.asarray(y, np.float64)
+    p = np.atleast_2d(np.asarray(p, np.float64))
+    point = float(regression_metrics(y, p)[metric].mean())
+    rng = np.random.default_rng(seed)
+    reps = np.concatenate([resampled_regression_metrics(y, p, rng.integers(0, y.size, size=(min(_BLOCK, n_boot - s),
+                                                                                         y.size)))[metric].mean(0)
+                           for s in range(0, n_boot, _BLOCK)])
+    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+    return point, float(lo), float(hi)
+
+
+def dimensional_unit_scores(preds):
+    """``unit_scores`` for a dimensional study: one row per encoder, head, layer, setting,
+    source, target, seed and dimension, with CCC, Pearson r and MAE, n_test, a fingerprint of
+    the tested utterances, and ``labels`` = the dimension (so ``significance_rows(...,
+    metric="ccc", by_label_set=True)`` compares encoders per dimension). ``preds``: the long
+    table (encoder, head, layer, setting, source, target, seed, dimension, id, true, pred);
+    same-corpus folds are pooled per seed."""
+    import pandas as pd
+
+    need = ["encoder", "head", "layer", "setting", "source", "target", "seed", "dimension", "id", "true", "pred"]
+    missing = [c for c in need if c not in preds]
+    if missing:
+        raise StatisticsError(f"dimensional predictions table lacks columns {missing}")
+    df = preds.assign(layer=preds["layer"].astype(str))
+    rows = []
+    for key, g in df.groupby(["encoder", *UNIT_KEYS, "seed", "dimension"], sort=True, observed=True):
+        m = regression_metrics(g["true"].to_numpy(), g["pred"].to_numpy())
+        h = pd.util.hash_array(g["id"].astype(str).to_numpy())
+        rows.append({**dict(zip(["encoder", *UNIT_KEYS, "seed", "dimension"], key)), "n_test": len(g),
+                     **{k: float(v) for k, v in m.items()}, "ids": np.bitwise_xor.reduce(h), "labels": key[-1]})
+    return pd.DataFrame(rows, columns=["encoder", *UNIT_KEYS, "seed", "dimension", "n_test",
+                                       *DIMENSIONAL_REPORTED, "ids", "labels"])

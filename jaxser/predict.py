@@ -11,6 +11,10 @@ program (`jaxser.train.Trainer.predict_probs`); the seeds' probabilities are ave
     model = load_model("runs/mine/models/<name>")
     preds = model.predict(["a.wav", "b.wav"])      # paths or 16 kHz float waveforms
     preds.emotions, preds.probs                     # [N] labels, [N, C] mean over seeds
+
+A dimensional model (a study with task = "dimensional") predicts its dimensions instead: `probs`
+[N, K] are arousal/valence/dominance on the corpus-free [0, 1] scale (the seeds' mean), and the
+CSV has one column per dimension.
 """
 from __future__ import annotations
 
@@ -42,10 +46,13 @@ class Predictions:
     probs: np.ndarray
     seed_probs: np.ndarray
     names: list[str]
+    task: str = "categorical"   # "dimensional": labels are dimensions, probs their values in [0, 1]
 
     @property
     def emotions(self) -> list[str]:
         """The predicted emotion of each input (highest mean probability)."""
+        if self.task == "dimensional":
+            raise PredictError("a dimensional model predicts " + ", ".join(self.labels) + ", not emotions: read .probs")
         return [self.labels[i] for i in self.probs.argmax(-1)]
 
     def to_csv(self) -> str:
@@ -54,6 +61,11 @@ class Predictions:
 
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
+        if self.task == "dimensional":  # `file,<dimension>...` on the [0, 1] scale
+            w.writerow(["file", *self.labels])
+            for name, p in zip(self.names, self.probs):
+                w.writerow([name, *(repr(float(v)) for v in p)])
+            return buf.getvalue()
         w.writerow(["file", "emotion", *(f"p_{lab}" for lab in self.labels)])
         for name, emo, p in zip(self.names, self.emotions, self.probs):
             w.writerow([name, emo, *(repr(float(v)) for v in p)])
@@ -85,7 +97,9 @@ class Model:
         feat_shape = (n_layers, dim) if n_layers else (dim,)
         # prediction does not depend on the optimiser settings: the trainer's defaults build the
         # same prediction program the run used
-        self._trainer = Trainer(head, TrainConfig(), len(self.labels), n_layers, feat_shape)
+        self.task = info.get("task", "categorical")
+        self.y_mean, self.y_std = saved.y_mean, saved.y_std
+        self._trainer = Trainer(head, TrainConfig(), len(self.labels), n_layers, feat_shape, self.task)
         self._params = tree.map(jnp.asarray, saved.params)
         self._encoder = None
 
@@ -111,7 +125,8 @@ class Model:
         return enc
 
     def seed_probs_of_embeddings(self, x: np.ndarray) -> np.ndarray:
-        """[S, N, C] probabilities of encoder embeddings x [N, layers, dim]."""
+        """[S, N, C] probabilities of encoder embeddings x [N, layers, dim] (dimensional: [S, N, K]
+        values on the [0, 1] scale)."""
         from jaxser.train import model_inputs
 
         x = np.asarray(x, np.float32)
@@ -119,7 +134,8 @@ class Model:
         if x.ndim != 3 or x.shape[1:] != want:
             raise PredictError(f"embeddings of shape {x.shape}; {self.path} takes [N, {want[0]}, {want[1]}] "
                                f"({self.encoder_name})")
-        return self._trainer.predict_probs(self._params, model_inputs(x, self.layer, self.mean, self.std))
+        out = self._trainer.predict_probs(self._params, model_inputs(x, self.layer, self.mean, self.std))
+        return out if self.y_mean is None else out * self.y_std + self.y_mean
 
     def embed(self, inputs: Sequence, encoder=None) -> np.ndarray:
         """Embeddings [N, layers, dim] of audio paths or 16 kHz float waveforms."""
@@ -147,7 +163,7 @@ class Model:
         seed_probs = self.seed_probs_of_embeddings(self.embed(inputs, encoder))
         if names is None:
             names = [str(w) if isinstance(w, (str, Path)) else f"#{i}" for i, w in enumerate(inputs)]
-        return Predictions(self.labels, seed_probs.mean(axis=0), seed_probs, list(names))
+        return Predictions(self.labels, seed_probs.mean(axis=0), seed_probs, list(names), self.task)
 
 
 def load_model(path) -> Model:

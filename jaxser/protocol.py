@@ -45,8 +45,8 @@ def label_set(source_labels: Iterable[str], target_labels: Iterable[str] | None 
               fixed: Sequence[str] | None = None) -> tuple[str, ...]:
     """The classes of a cell: the fixed set when configured, else those shared by source and
     target (same-corpus: the corpus' own classes)."""
-    src = set(source_labels)
-    tgt = src if target_labels is None else set(target_labels)
+    src = set(source_labels) - {""}   # "": a row rated only on dimensions, no class
+    tgt = src if target_labels is None else set(target_labels) - {""}
     if fixed:
         out = canonical_order(fixed)
         missing = [lab for lab in out if lab not in src]
@@ -310,4 +310,29 @@ def make_cells(corpus: Sequence[str], groups: Sequence[str], emotion: Sequence[s
             test = rows(in_b, labs)
             cells.append(Cell("loco", "+".join(others), b, -1, labs, fit, val, test, disjoint,
                               excluded=int(in_b.sum() - len(test)), split=split))
+    return cells
+
+
+#: the placeholder class of a rated utterance when cells are built for the dimensional task
+_RATED = "neutral"
+
+
+def make_dimensional_cells(corpus: Sequence[str], groups: Sequence[str], rated: Sequence[bool],
+                           dimensions: Sequence[str], **kw) -> list[Cell]:
+    """The cells of a dimensional study: the same settings, folds, validation splits and
+    pairs as ``make_cells`` (speaker-independent, selection on the source only), over the
+    utterances rated on every dimension of the study (``rated``); the others are excluded
+    from training and testing and counted in ``excluded``. A cell's ``labels`` are the
+    dimensions. ``kw``: make_cells' settings, k, seed, split, text, val_frac."""
+    corpus, rated = np.asarray(corpus), np.asarray(rated, bool)
+    if not dimensions:
+        raise ProtocolError("the dimensional task needs at least one dimension")
+    for c in dict.fromkeys(corpus.tolist()):
+        if not rated[corpus == c].any():
+            raise ProtocolError(f"corpus {c}: no utterance is rated on all of {', '.join(dimensions)}; drop it "
+                                "from the study or ask for fewer dimensions")
+    placeholder = np.where(rated, _RATED, "")
+    cells = make_cells(corpus, groups, placeholder, labels=[_RATED], same_labels="fixed", **kw)
+    for c in cells:
+        c.labels = tuple(dimensions)
     return cells

@@ -46,6 +46,12 @@ from jaxser.heads import HeadConfig, make_head
 from jaxser.sharding import SEED_AXIS
 
 OPTIMIZERS = ("adam", "sgd")
+#: what a model learns: classes (softmax over labels) or dimensions (one regression output each)
+TASKS = ("categorical", "dimensional")
+#: the losses of the dimensional task; "ccc" (1 - mean CCC over the dimensions) is the default
+#: because the task is scored by CCC, and MSE alone shrinks predictions towards the mean, which
+#: CCC punishes (docs/training.md)
+DIMENSIONAL_LOSSES = ("ccc", "mse")
 _VAL_CHUNK = 32     # rows per validation forward pass in training (ceil(n_val / 32) passes per epoch)
 _PRED_CHUNK = 128   # rows per prediction call after training (bounds CNN activation memory)
 
@@ -69,6 +75,9 @@ class TrainConfig:
     class_weights:  None, or "balanced" (weight_c = n_fit / (C * count_c), as scikit-learn) to
                     counter class imbalance in the loss.
     standardize:    z-score every input dimension with statistics of the fit split only.
+    loss:           the dimensional task's loss, "ccc" (1 - CCC, the default) or "mse";
+                    None: the task's default (cross-entropy for classes, which is the only
+                    categorical loss).
     layer:          which encoder layer to use (int, negative counts from the top), or
                     "weighted" for a learned softmax-weighted sum over all layers.
     """
@@ -82,6 +91,7 @@ class TrainConfig:
     class_weights: str | None = None
     standardize: bool = True
     layer: int | str = -1
+    loss: str | None = None
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -95,13 +105,17 @@ class TrainConfig:
                              f"and lr={self.lr} must be positive")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"TrainConfig.patience={self.patience}; expected >= 1 or None")
+        if self.loss not in (None, *DIMENSIONAL_LOSSES):
+            raise ValueError(f"TrainConfig.loss={self.loss!r}; expected None or one of {DIMENSIONAL_LOSSES} "
+                             "(dimensional task; classes always train on cross-entropy)")
 
 
 @dataclass
 class ModelData:
     """One model's data: fit and validation splits, and name -> test embeddings to predict
     after selection. Embeddings are [N, L, D] (or [N, D]) floats, labels ints in
-    [0, n_classes)."""
+    [0, n_classes). Dimensional task (``task="dimensional"``): targets are floats [N, K] on
+    the corpus-free [0, 1] scale, one column per dimension, and ``n_classes`` is K."""
 
     x_fit: Any
     y_fit: Any
@@ -109,6 +123,7 @@ class ModelData:
     y_val: Any
     tests: Mapping[str, Any]
     n_classes: int
+    task: str = "categorical"
 
 
 @dataclass
@@ -134,6 +149,10 @@ class ModelResult:
     slot_epochs:      seed-epochs its stack's program computed (slots x loop iterations, summed
                       over devices), shared by the stack's models: count it once per stack. The
                       seed-epochs the model needed are its seeds' own stopping epochs.
+    y_mean, y_std:    dimensional task: the fit split's target statistics [K] the model was
+                      trained standardised with; ``probs`` are then predictions [S, N, K] on
+                      the targets' [0, 1] scale (de-standardised), and ``val_uar`` /
+                      ``val_uar_history`` hold the validation mean CCC, the selection criterion.
     """
 
     probs: dict[str, np.ndarray]
@@ -151,6 +170,8 @@ class ModelResult:
     layer: int | None = None
     layer_weights: np.ndarray | None = None
     slot_epochs: int = 0
+    y_mean: np.ndarray | None = None
+    y_std: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------- data preparation
@@ -244,6 +265,9 @@ class PreparedData:
     n_classes: int
     n_layers: int | None       # set when layer == "weighted"
     layer: int | None = None   # the selected layer as a non-negative index (None: "weighted")
+    task: str = "categorical"
+    y_mean: np.ndarray | None = None   # dimensional: fit-split target statistics [K]
+    y_std: np.ndarray | None = None
 
     def arrays(self) -> dict:
         """The trainer's ``data`` argument: fit and validation arrays and their real row counts."""
@@ -262,6 +286,7 @@ class CheckedData:
     y_val: np.ndarray
     tests: dict[str, np.ndarray]
     n_classes: int
+    task: str = "categorical"
 
     @property
     def n_layers(self) -> int:
@@ -272,8 +297,13 @@ def check(model: ModelData) -> CheckedData:
     """Check a model's data: 3-d float embeddings with one per-row shape, finite rows, integer
     labels in range, non-empty fit and validation splits."""
     n_classes = int(model.n_classes)
-    if n_classes < 2:
+    task = getattr(model, "task", "categorical")
+    if task not in TASKS:
+        raise ValueError(f"task={task!r}; expected one of {TASKS}")
+    if task == "categorical" and n_classes < 2:
         raise ValueError(f"n_classes={n_classes}; a classifier needs at least 2 classes")
+    if task == "dimensional" and n_classes < 1:
+        raise ValueError(f"n_classes={n_classes}; the dimensional task needs at least 1 dimension")
     x_fit = _as_3d(model.x_fit, "x_fit")
     x_val = _as_3d(model.x_val, "x_val")
     shape = x_fit.shape[1:]
@@ -283,15 +313,36 @@ def check(model: ModelData) -> CheckedData:
         raise ValueError("x_val is empty: model selection needs a validation split")
     if x_val.shape[1:] != shape:
         raise ValueError(f"x_val has per-row shape {x_val.shape[1:]}, x_fit has {shape}")
-    y_fit = _check_labels(model.y_fit, x_fit.shape[0], n_classes, "y_fit")
-    y_val = _check_labels(model.y_val, x_val.shape[0], n_classes, "y_val")
+    check_y = _check_labels if task == "categorical" else _check_targets
+    y_fit = check_y(model.y_fit, x_fit.shape[0], n_classes, "y_fit")
+    y_val = check_y(model.y_val, x_val.shape[0], n_classes, "y_val")
     test3 = {}
     for name, xt in model.tests.items():
         xt = _as_3d(xt, f"tests[{name!r}]")
         if xt.shape[1:] != shape:
             raise ValueError(f"tests[{name!r}] has per-row shape {xt.shape[1:]}, x_fit has {shape}")
         test3[name] = xt
-    return CheckedData(x_fit, y_fit, x_val, y_val, test3, n_classes)
+    return CheckedData(x_fit, y_fit, x_val, y_val, test3, n_classes, task)
+
+
+def _check_targets(y: np.ndarray, n: int, k: int, what: str) -> np.ndarray:
+    """Dimensional targets: finite floats [n, k] (rows lacking a rating are the protocol's to drop)."""
+    y = np.asarray(y)
+    if y.shape != (n, k) or not np.issubdtype(y.dtype, np.floating):
+        raise ValueError(f"{what}: expected float targets [{n}, {k}] (one column per dimension), got "
+                         f"{y.dtype} {y.shape}")
+    if not np.isfinite(y).all():
+        raise ValueError(f"{what}: targets must be finite (drop the rows without a rating)")
+    return y.astype(np.float32)
+
+
+def target_stats(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std of the fit split's targets (std 1 for a constant dimension):
+    the model learns z-scored targets, so every dimension weighs alike in the loss whatever
+    its spread, and no statistic of validation or test rows is used."""
+    y = np.asarray(y, np.float64)
+    mean, std = y.mean(0), y.std(0)
+    return mean.astype(np.float32), np.where(std > 1e-8, std, 1.0).astype(np.float32)
 
 
 def prepare(model: ModelData | CheckedData, config: TrainConfig, rows: int | None = None) -> PreparedData:
@@ -311,18 +362,29 @@ def prepare(model: ModelData | CheckedData, config: TrainConfig, rows: int | Non
     def norm(x):
         return model_inputs(x, config.layer, mean, std)
 
-    w = (balanced_class_weights(y_fit, n_classes) if config.class_weights == "balanced"
-         else np.ones(n_classes, np.float32))
     n_val = data.x_val.shape[0]
     n_fit = data.x_fit.shape[0]
     # n <= capacity, so padding to a multiple of the capacity pads to exactly the capacity
     fit_rows, val_rows = capacity(max(n_fit, rows or 0)), capacity(max(n_val, rows or 0))
+    y_mean = y_std = None
+    if data.task == "dimensional":
+        if config.class_weights is not None:
+            raise ValueError("class_weights apply to classes; the dimensional task has none")
+        y_mean, y_std = target_stats(y_fit)  # fit split only
+        y_fit, y_val = (y_fit - y_mean) / y_std, (y_val - y_mean) / y_std
+        w_fit, val_fill = np.ones(n_fit, np.float32), np.nan   # NaN marks validation padding
+    else:
+        w = (balanced_class_weights(y_fit, n_classes) if config.class_weights == "balanced"
+             else np.ones(n_classes, np.float32))
+        w_fit, val_fill = w[y_fit], -1
     return PreparedData(
         x_fit=sharding.pad_rows(norm(data.x_fit), fit_rows, fill=0), y_fit=sharding.pad_rows(y_fit, fit_rows, fill=0),
-        w_fit=sharding.pad_rows(w[y_fit], fit_rows, fill=0), n_fit=n_fit,
-        x_val=sharding.pad_rows(norm(data.x_val), val_rows, fill=0), y_val=sharding.pad_rows(y_val, val_rows, fill=-1),
+        w_fit=sharding.pad_rows(w_fit, fit_rows, fill=0), n_fit=n_fit,
+        x_val=sharding.pad_rows(norm(data.x_val), val_rows, fill=0),
+        y_val=sharding.pad_rows(y_val, val_rows, fill=val_fill),
         n_val=n_val, tests={k: norm(v) for k, v in data.tests.items()}, mean=mean, std=std, n_classes=n_classes,
-        n_layers=n_layers if config.layer == "weighted" else None, layer=layer)
+        n_layers=n_layers if config.layer == "weighted" else None, layer=layer, task=data.task, y_mean=y_mean,
+        y_std=y_std)
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -347,6 +409,24 @@ def _uar(counts: jax.Array) -> jax.Array:
     return recall.sum() / jnp.maximum((count > 0).sum(), 1)
 
 
+def _moment_sums(y: jax.Array, p: jax.Array, w: jax.Array) -> jax.Array:
+    """[6, K]: weighted row count and sums of y, p, y^2, p^2, y*p per dimension (w 0 on padding).
+    Summed over chunks, they give the CCC of all of them (``_ccc``)."""
+    w = w[:, None]
+    return jnp.stack([jnp.broadcast_to(w, y.shape).sum(0), (w * y).sum(0), (w * p).sum(0), (w * y * y).sum(0),
+                      (w * p * p).sum(0), (w * y * p).sum(0)])
+
+
+def _ccc(sums: jax.Array) -> jax.Array:
+    """Lin's CCC per dimension [K] from ``_moment_sums`` (population moments, as
+    ``jaxser.metrics.ccc``); a degenerate denominator gives 0."""
+    n = jnp.maximum(sums[0], 1e-12)
+    my, mp = sums[1] / n, sums[2] / n
+    vy, vp, cov = sums[3] / n - my * my, sums[4] / n - mp * mp, sums[5] / n - my * mp
+    den = vy + vp + (my - mp) ** 2
+    return jnp.where(den > 1e-12, 2 * cov / jnp.maximum(den, 1e-12), 0.0)
+
+
 def _make_tx(config: TrainConfig) -> optax.GradientTransformation:
     if config.optimizer == "adam":
         if config.weight_decay:
@@ -368,8 +448,10 @@ class Trainer:
     single ``predict`` program."""
 
     def __init__(self, head: HeadConfig, config: TrainConfig, n_classes: int, n_layers: int | None,
-                 feat_shape: tuple[int, ...]):
+                 feat_shape: tuple[int, ...], task: str = "categorical"):
         self.n_classes = n_classes
+        self.task = task
+        self.regression_loss = config.loss or DIMENSIONAL_LOSSES[0]
         self.model = make_head(head, n_classes, n_layers=n_layers)
         self.tx = _make_tx(config)
         self.batch = config.batch_size
@@ -377,14 +459,15 @@ class Trainer:
         self.patience = config.patience if config.patience is not None else config.max_epochs + 1
         self.feat_shape = feat_shape
         self.fit = jax.jit(self._fit, static_argnames=("n_slots", "uniform"))
-        self.predict = jax.jit(jax.vmap(self._softmax, in_axes=(0, None)))
+        self.predict = jax.jit(jax.vmap(self._softmax if task == "categorical" else self._output, in_axes=(0, None)))
 
     @classmethod
     def for_data(cls, prepared: PreparedData, head: HeadConfig, config: TrainConfig) -> "Trainer":
         """The (cached) trainer of a prepared model. Config fields that only change the data
         (loss weights, normalisation, layer choice) share programs."""
         config = replace(config, class_weights=None, standardize=True, layer=0)
-        return _cached_trainer(head, config, prepared.n_classes, prepared.n_layers, prepared.x_fit.shape[1:])
+        return _cached_trainer(head, config, prepared.n_classes, prepared.n_layers, prepared.x_fit.shape[1:],
+                               prepared.task)
 
     @staticmethod
     def clear_cache() -> None:
@@ -401,13 +484,22 @@ class Trainer:
                     k_shuf=k_shuf, k_drop=k_drop)
 
     def loss(self, params, xb, yb, wb, key):
-        """Weighted mean cross-entropy of a minibatch (weights 0 on masked rows), dropout on."""
+        """Weighted mean cross-entropy of a minibatch (weights 0 on masked rows), dropout on.
+        Dimensional task: 1 - mean CCC over the dimensions, or the mean squared error, of the
+        standardised targets (``TrainConfig.loss``)."""
         logits = self.model.apply({"params": params}, xb, train=True, rngs={"dropout": key})
+        if self.task == "dimensional":
+            if self.regression_loss == "mse":
+                return jnp.sum(wb[:, None] * (logits - yb) ** 2) / (jnp.maximum(jnp.sum(wb), 1e-12) * yb.shape[-1])
+            return 1.0 - _ccc(_moment_sums(yb, logits, wb)).mean()
         nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), yb[:, None], axis=1)[:, 0]
         return jnp.sum(wb * nll) / jnp.maximum(jnp.sum(wb), 1e-12)
 
     def _softmax(self, params, x: jax.Array) -> jax.Array:
         return jax.nn.softmax(self.model.apply({"params": params}, x, train=False))
+
+    def _output(self, params, x: jax.Array) -> jax.Array:
+        return self.model.apply({"params": params}, x, train=False)
 
     def val_uar(self, params, data: dict, job: jax.Array, uniform: bool = False) -> jax.Array:
         """Validation UAR of job ``job`` over its real rows only: ceil(n_val / _VAL_CHUNK)
@@ -419,6 +511,15 @@ class Trainer:
             return counts + _class_counts(yc, jnp.argmax(logits, axis=-1), self.n_classes)
 
         n_chunks = (data["n_val"][0 if uniform else job] + _VAL_CHUNK - 1) // _VAL_CHUNK
+        if self.task == "dimensional":  # the validation mean CCC (NaN targets mark padding)
+            def moments(i, sums):
+                xc = _job_rows(data["x_val"], job, i * _VAL_CHUNK, _VAL_CHUNK)
+                yc = _job_rows(data["y_val"], job, i * _VAL_CHUNK, _VAL_CHUNK)
+                real = ~jnp.isnan(yc[:, 0])
+                pred = self.model.apply({"params": params}, xc, train=False)
+                return sums + _moment_sums(jnp.where(real[:, None], yc, 0.0), pred, real.astype(jnp.float32))
+            sums = jax.lax.fori_loop(0, n_chunks, moments, jnp.zeros((6, self.n_classes), jnp.float32))
+            return _ccc(sums).mean()
         return _uar(jax.lax.fori_loop(0, n_chunks, chunk, jnp.zeros((2, self.n_classes), jnp.float32)))
 
     @staticmethod
@@ -542,7 +643,8 @@ class Trainer:
 
 
     def predict_probs(self, params, x: np.ndarray, put: Callable = jnp.asarray) -> np.ndarray:
-        """[S, N, C] probabilities of x under seed-stacked params, _PRED_CHUNK rows per call
+        """[S, N, C] probabilities (dimensional: standardised predictions [S, N, K]) of x under
+        seed-stacked params, _PRED_CHUNK rows per call
         (the last chunk zero-padded), so every validation and test set of a head goes through
         one small compiled program. put: how a chunk is placed (the params' mesh)."""
         s = jax.tree.leaves(params)[0].shape[0]
@@ -556,8 +658,8 @@ class Trainer:
 
 @functools.lru_cache(maxsize=256)
 def _cached_trainer(head: HeadConfig, config: TrainConfig, n_classes: int, n_layers: int | None,
-                    feat_shape: tuple[int, ...]) -> Trainer:
-    return Trainer(head, config, n_classes, n_layers, feat_shape)
+                    feat_shape: tuple[int, ...], task: str = "categorical") -> Trainer:
+    return Trainer(head, config, n_classes, n_layers, feat_shape, task)
 
 
 # ----------------------------------------------------------------------------- the training path
@@ -619,7 +721,7 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
 
     groups: dict[tuple, list[int]] = {}
     for i, prep in enumerate(preps):
-        groups.setdefault((prep.n_classes, prep.n_layers, prep.x_fit.shape), []).append(i)
+        groups.setdefault((prep.task, prep.n_classes, prep.n_layers, prep.x_fit.shape), []).append(i)
 
     place = sharding.lane_placement(sharding.resolve_mesh(mesh, axis=SEED_AXIS, devices="all"))
     stacks = []   # (trainer, model indices) of each compiled program to run
@@ -705,7 +807,8 @@ def _train_queue(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...],
     n_jobs, k = len(preps), len(seeds)
     val_rows = max(p.x_val.shape[0] for p in preps)  # capacities are powers of two: a multiple of each
     arrays = [dict(p.arrays(), x_val=sharding.pad_rows(p.x_val, val_rows, fill=0),
-                   y_val=sharding.pad_rows(p.y_val, val_rows, fill=-1)) for p in preps]
+                   y_val=sharding.pad_rows(p.y_val, val_rows, fill=np.nan if p.task == "dimensional" else -1))
+              for p in preps]
     data = {key: place.rep(np.stack([a[key] for a in arrays])) for key in arrays[0]}
     n_units = n_jobs * k
     per_lane = -(-n_units // place.lanes)
@@ -737,14 +840,18 @@ def _results(tr: Trainer, preps: list[PreparedData], host: dict, seeds: tuple[in
         params = jax.tree.map(lambda a: a[j], host["best"])
         kept = jax.tree.map(place.rep, params)
         epochs_run = int(host["epochs"][j].max())
+
+        def out(x):  # dimensional: predictions back on the targets' [0, 1] scale
+            o = tr.predict_probs(kept, x, place.rep)
+            return (o if p.y_mean is None else o * p.y_std + p.y_mean).astype(np.float32)
         results.append(ModelResult(
-            probs={name: tr.predict_probs(kept, xt, place.rep).astype(np.float32) for name, xt in p.tests.items()},
+            probs={name: out(xt) for name, xt in p.tests.items()},
             val_uar=host["best_uar"][j], best_epoch=host["best_epoch"][j],
-            val_probs=tr.predict_probs(kept, p.x_val[:p.n_val], place.rep).astype(np.float32),
+            val_probs=out(p.x_val[:p.n_val]),
             val_uar_history=np.ascontiguousarray(host["history"][j, :, :epochs_run].T),
             epochs_run=epochs_run, seeds=seeds, params=params, mean=p.mean, std=p.std,
             n_devices=place.devices, stack_size=len(preps), layer=p.layer,
-            layer_weights=_layer_weights(params), slot_epochs=host["slot_epochs"]))
+            layer_weights=_layer_weights(params), slot_epochs=host["slot_epochs"], y_mean=p.y_mean, y_std=p.y_std))
     return results
 
 

@@ -208,6 +208,8 @@ def check_run(run_dir: str | Path) -> list[str]:
     if not frames:
         return out
     preds = pd.concat(frames, ignore_index=True)
+    if (manifest.get("protocol") or {}).get("task") == "dimensional":
+        return out + check_dimensional_run(run, manifest, meta, splits, cells, preds)
     lengths = preds["probs"].map(len).to_numpy()
     if (lengths == 0).any():
         out.append(f"{int((lengths == 0).sum())} predictions have no probabilities")
@@ -634,4 +636,161 @@ def check_emobox(run_dir: str | Path, emobox: str | Path | None = None) -> list[
                 if leak:
                     out.append(f"{c['name']}: trains on {len(leak)} utterances of {c['source']}'s own track2 test "
                                f"list, e.g. {leak[0]}")
+    return out
+
+
+# ----------------------------------------------------------------------------- the dimensional task
+
+def _ccc(y: np.ndarray, p: np.ndarray) -> float:
+    """Lin's CCC written out: 2 cov / (var_y + var_p + (mean_y - mean_p)^2), population moments."""
+    my, mp = y.mean(), p.mean()
+    cov = ((y - my) * (p - mp)).mean()
+    den = y.var() + p.var() + (my - mp) ** 2
+    return 2 * cov / den if den > 0 else 1.0
+
+
+def check_dimensional_run(run: Path, manifest: dict, meta: pd.DataFrame, splits: pd.DataFrame, cells: list,
+                          preds: pd.DataFrame) -> list[str]:
+    """A dimensional run (task "dimensional"): every model, cell and seed present; speaker,
+    recording and target-corpus leakage; every rated target utterance tested; targets are the
+    declared scale mapped to [0, 1]; the saved models' target standardisation equals the fit
+    split's statistics (no validation or test statistic); selection did not depend on the
+    target (one validation score and epoch per trained model and seed, whatever it was tested
+    on); CCC recomputed from predictions agrees with results.csv and significance.csv."""
+    from jaxser import metrics
+
+    out: list[str] = []
+    proto = load_protocol()
+    tol = proto["metrics"]["metric_tolerance"]
+    cfg, seeds = manifest["config"], sorted(manifest["seeds"])
+    dims = list(manifest["protocol"].get("dimensions") or [])
+    scales = manifest["protocol"].get("scales") or {}
+    if not dims or set(dims) - set(meta.columns):
+        return [f"dimensional run: metadata.parquet lacks the target columns {dims}"]
+    rated = meta[dims].notna().all(axis=1)
+    # targets on [0, 1] by each corpus' declared scale: within [0, 1], and every declared corpus
+    for c in sorted(set(meta["corpus"])):
+        if c not in scales or set(dims) - set(scales[c]):
+            out.append(f"manifest.json declares no scale of {dims} for corpus {c}")
+    v = meta.loc[rated, dims].to_numpy(float)
+    if v.size and (v.min() < -1e-9 or v.max() > 1 + 1e-9):
+        out.append("metadata targets outside [0, 1]: not mapped by the declared scales")
+    have = set(map(tuple, preds[["encoder", "head", "layer", "cell"]].astype(str).drop_duplicates().to_numpy()))
+    for e in cfg["encoders"]:
+        for h in cfg["heads"]:
+            for layer in cfg["layers"]:
+                for c in cells:
+                    if (e, h, str(layer), c["name"]) not in have:
+                        out.append(f"missing predictions for {e}/{h}/layer {layer}/{c['name']}")
+    for key, s in preds.groupby(["encoder", "head", "layer", "cell"])["seed"].agg(lambda s: sorted(set(s))).items():
+        if s != seeds:
+            out.append(f"{'/'.join(map(str, key))}: seeds {s}, configured {seeds}")
+    if set(preds["dimension"]) != set(dims):
+        out.append(f"predictions hold dimensions {sorted(set(preds['dimension']))}, the study {dims}")
+    digest = meta["audio_sha256"] if "audio_sha256" in meta else None
+    for c in cells:
+        if list(c["labels"]) != dims:
+            out.append(f"{c['name']}: dimensions {c['labels']}, the study {dims}")
+        tr = splits[splits["train_key"] == c["train_key"]]
+        train_ids, test_ids = tr["id"].to_numpy(), preds.loc[preds["cell"] == c["name"], "id"].unique()
+        tr_meta, te_meta = meta.loc[train_ids], meta.loc[test_ids]
+        if set(tr_meta["speaker"]) & set(te_meta["speaker"]):
+            out.append(f"{c['name']}: test speakers also in training/validation")
+        if digest is not None and (set(digest.loc[train_ids]) & set(digest.loc[test_ids])) - {""}:
+            out.append(f"{c['name']}: the same recording in training/validation and test")
+        if set(te_meta["corpus"]) != {c["target"]}:
+            out.append(f"{c['name']}: test utterances from {sorted(set(te_meta['corpus']))}")
+        if c["setting"] != "same" and c["target"] in set(tr_meta["corpus"]):
+            out.append(f"{c['name']}: target-corpus utterances used in training or model selection")
+        if set(tr_meta["corpus"]) - set(c["source"].split("+")):
+            out.append(f"{c['name']}: training uses corpora outside its source")
+        if not rated.loc[train_ids].all() or not rated.loc[test_ids].all():
+            out.append(f"{c['name']}: utterances without every rating of the study trained or tested on")
+        fit, val = tr[tr["role"] == "fit"], tr[tr["role"] == "val"]
+        if c["val_speaker_disjoint"] and set(meta.loc[fit["id"], "speaker"]) & set(meta.loc[val["id"], "speaker"]):
+            out.append(f"{c['name']}: validation speakers overlap the fit split")
+        if c["setting"] != "same":
+            n_target = int(((meta["corpus"] == c["target"]) & rated).sum())
+            if len(test_ids) != n_target:
+                out.append(f"{c['name']}: {len(test_ids)} test utterances, the target has {n_target} rated ones")
+    for corpus in sorted({c["source"] for c in cells if c["setting"] == "same"}):
+        names = [c["name"] for c in cells if c["setting"] == "same" and c["source"] == corpus]
+        usable = set(meta.index[(meta["corpus"] == corpus) & rated])
+        for key, g in preds[preds["cell"].isin(names)].groupby(["encoder", "head", "layer", "seed", "dimension"]):
+            counts = g["id"].value_counts()
+            if set(counts.index) != usable or (counts != 1).any():
+                out.append(f"same:{corpus} {key}: rated utterances not tested exactly once")
+                break
+    # the predictions' targets are the metadata's
+    for d in dims:
+        sub = preds[preds["dimension"] == d]
+        if np.abs(sub["true"].to_numpy(float) - meta.loc[sub["id"], d].to_numpy(float)).max(initial=0) > 1e-6:
+            out.append(f"predictions' {d} targets differ from metadata.parquet's")
+    # selection on the source only: one validation score and epoch per trained model and seed
+    per_model = preds.groupby(["encoder", "head", "layer", "train_key", "seed"])[["val_ccc", "best_epoch"]].nunique()
+    if (per_model > 1).any().any():
+        out.append("a model's validation score or selected epoch differs between its test sets: selection "
+                   "depended on what it was tested on")
+    # target standardisation: the fit split's statistics
+    for path in sorted((run / "models").glob("*/model.json")):
+        info = json.loads(path.read_text())
+        if info.get("task") != "dimensional":
+            out.append(f"{path}: a saved model of a dimensional run that does not say so")
+            continue
+        from safetensors.numpy import load
+
+        t = load((path.parent / info["tensors"]["file"]).read_bytes())
+        fit_ids = splits.loc[(splits["train_key"] == info["train_key"]) & (splits["role"] == "fit"), "id"]
+        y = meta.loc[fit_ids, info["dimensions"]].to_numpy(np.float64)
+        if "targets/mean" not in t or np.abs(t["targets/mean"] - y.mean(0)).max() > 1e-5 or \
+                np.abs(t["targets/std"] - np.where(y.std(0) > 1e-8, y.std(0), 1)).max() > 1e-5:
+            out.append(f"{path.parent.name}: target standardisation is not the fit split's mean and std")
+    # CCC recomputed from predictions
+    rows = []
+    for key, g in preds.groupby(["encoder", "head", "layer", "setting", "source", "target", "dimension", "seed"]):
+        rows.append((*key, _ccc(g["true"].to_numpy(float), g["pred"].to_numpy(float))))
+    per_seed = pd.DataFrame(rows, columns=["encoder", "head", "layer", "setting", "source", "target", "dimension",
+                                           "seed", "ccc"])
+    per_seed["layer"] = per_seed["layer"].astype(str)
+    keys = ["encoder", "head", "layer", "setting", "source", "target", "dimension"]
+    agg = per_seed.groupby(keys)["ccc"].mean().reset_index()
+    res = pd.read_csv(run / "results.csv")
+    res["layer"] = res["layer"].astype(str)
+    merged = res.merge(agg, on=keys, how="outer", indicator=True)
+    for _, r in merged.iterrows():
+        where = f"{r['encoder']}/{r['head']}/{r['setting']}:{r['source']}->{r['target']} {r['dimension']}"
+        if r["_merge"] != "both":
+            out.append(f"results/predictions mismatch for {where} ({r['_merge']})")
+        elif abs(r["ccc_mean"] - r["ccc"]) > tol:
+            out.append(f"{where}: ccc {r['ccc_mean']:.6f} in results, {r['ccc']:.6f} recomputed from predictions")
+    try:
+        sig = pd.read_csv(run / "significance.csv")
+    except pd.errors.EmptyDataError:
+        sig = pd.DataFrame()
+    stats = proto["statistics"]
+    units = per_seed.groupby(["dimension", "setting", "head", "layer", "source", "target", "encoder"])["ccc"].mean()
+    units = units.unstack("encoder")
+    for i, r in sig.iterrows():
+        key = (r["dimension"], r["setting"], r["head"], str(r["layer"]))
+        tab = units.loc[key][[r["encoder_a"], r["encoder_b"]]].dropna()
+        d = tab[r["encoder_a"]] - tab[r["encoder_b"]]
+        if abs(d.mean() - r["diff_ccc"]) > tol:
+            out.append(f"significance.csv row {i + 2}: diff_ccc {r['diff_ccc']:.6f}, recomputed {d.mean():.6f}")
+        if r.get("claim") != "new-corpora":
+            out.append(f"significance.csv row {i + 2}: claim {r.get('claim')!r}; CCC is compared on new corpora only")
+            continue
+        pv = _pseudovalues(d, r["setting"])
+        p = metrics.signflip_test(pv, alpha=stats["alpha"])["p"] if len(pv) > 1 and np.isfinite(pv).all() else 1.0
+        if abs(p - r["p"]) > 1e-9:
+            out.append(f"significance.csv row {i + 2}: p {r['p']:.6g}, the protocol's test gives {p:.6g}")
+    if len(sig):
+        for key, fam in sig.groupby(list(proto["dimensional"]["holm_family"]), sort=False):
+            if np.abs(metrics.holm(fam["p"].to_numpy(float)) - fam["p_adjusted"].to_numpy(float)).max() > 1e-9:
+                out.append(f"significance.csv {'/'.join(map(str, key))}: p_adjusted is not Holm's adjustment of p "
+                           "within the dimension's family")
+    n_enc = len(cfg["encoders"])
+    want = sum(1 for _ in units.groupby(level=[0, 1, 2, 3])) * n_enc * (n_enc - 1) // 2
+    if len(sig) != want:
+        out.append(f"significance.csv has {len(sig)} comparisons, expected {want} (every encoder pair per "
+                   "dimension, setting, head and layer)")
     return out

@@ -163,3 +163,11 @@ def test_speaker_text_defects_are_caught():
     leak = np.flatnonzero(df["text"].isin(test_text) & ~df["speaker"].isin(test_spk))[:1]
     c.fit = np.concatenate([c.fit, leak])
     assert any(c.name in p and "sentence ids in both" in p for p in check_cells(df, cells, k=3))
+
+
+def test_dimensional_constants_match_protocol_toml():
+    from jaxser import dimensional, metrics
+
+    dim = load_protocol()["dimensional"]
+    assert tuple(dim["dimensions"]) == dimensional.DIMENSIONS
+    assert tuple(dim["reported"]) == metrics.DIMENSIONAL_REPORTED

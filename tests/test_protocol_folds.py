@@ -170,3 +170,41 @@ def test_missing_ids_fall_back_to_speaker_folds():
         assert [c.fit.tolist() for c in got] == [c.fit.tolist() for c in plain]
         assert all(c.split == "speaker" and c.meta["split_note"].startswith(note) for c in got)
     assert all(c.split == "speaker+text" for c in cells if c.source == "c0")
+
+
+def test_rows_rated_only_on_dimensions_are_excluded_from_categorical_cells_and_counted():
+    """A row with emotion "" (rated on arousal/valence/dominance only) has no class: categorical
+    cells leave it out of training and testing and count it as excluded."""
+    from jaxser.protocol import make_cells
+
+    corpus = np.array(["a"] * 12 + ["b"] * 12)
+    groups = np.array([f"{c}{i % 4}" for i, c in enumerate(corpus)])
+    emotion = np.array(["angry", "sad", "happy"] * 8, dtype=object)
+    emotion[[0, 13]] = ""
+    cells = make_cells(corpus, groups, emotion, settings=("same", "cross"), k=2)
+    for c in cells:
+        used = np.concatenate([c.fit, c.val, c.test])
+        assert 0 not in used and 13 not in used
+        assert "" not in c.labels
+    assert all(c.excluded == 1 for c in cells if c.setting == "cross")
+
+
+def test_dimensional_cells_follow_the_categorical_protocol_over_rated_rows():
+    from jaxser.protocol import ProtocolError, make_dimensional_cells
+
+    corpus = np.array(["a"] * 12 + ["b"] * 12 + ["c"] * 12)
+    groups = np.array([f"{c}{i % 4}" for i, c in enumerate(corpus)])
+    rated = np.ones(36, bool)
+    rated[[1, 14, 30]] = False
+    cells = make_dimensional_cells(corpus, groups, rated, ["arousal", "valence"], k=3)
+    assert {c.setting for c in cells} == {"same", "cross", "loco"}
+    for c in cells:
+        assert c.labels == ("arousal", "valence") and c.train_key.endswith("[arousal,valence]")
+        train_rows = np.concatenate([c.fit, c.val])
+        assert rated[np.concatenate([train_rows, c.test])].all()
+        assert not set(groups[c.test]) & set(groups[train_rows])
+        if c.setting != "same":
+            assert c.excluded == int((~rated[corpus == c.target]).sum())
+            assert c.target not in set(corpus[train_rows])
+    with pytest.raises(ProtocolError, match="corpus b"):
+        make_dimensional_cells(corpus, groups, rated & (corpus != "b"), ["arousal"], k=3)

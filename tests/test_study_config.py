@@ -161,3 +161,39 @@ def test_emobox_all_names_every_emobox_corpus_jaxser_loads():
     assert set(cfg.corpora) == real - {"emns", "pavoque"}
     assert cfg.settings == ["same"] and cfg.labels is None
     assert all(root == f"downloads/{name}" for name, root in cfg.corpora.items())
+
+
+def test_the_dimensional_task_from_toml_and_command_line(tmp_path):
+    default = load_config("default")
+    fp = default.fingerprint()
+    assert "task" not in default.study() and "dimensions" not in default.study()  # categorical studies keep theirs
+    cfg = parse_args(["--task", "dimensional", "--dimensions", "valence,arousal"])
+    assert cfg.task == "dimensional" and cfg.dimensions == ["arousal", "valence"]
+    assert cfg.fingerprint() != fp and cfg.study()["task"] == "dimensional" and "labels" not in cfg.study()
+    toml = tmp_path / "dim.toml"
+    toml.write_text('[run]\ntask = "dimensional"\ndimensions = ["dominance"]\n[corpora]\na = ""\nb = ""\n'
+                    '[models]\nencoders = ["mfcc"]\n[train]\nloss = "mse"\n')
+    cfg = load_config(toml)
+    validate(cfg)
+    assert cfg.dimensions == ["dominance"] and cfg.train["loss"] == "mse"
+    assert study_config.train_config(cfg, "last").loss == "mse"
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--task", "dimensional", "--dimensions", "arousal,joy"], "dimensions"),
+    (["--task", "dimensional", "--layer", "best"], "layer sweeps"),
+])
+def test_bad_dimensional_settings_are_config_errors(argv, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_args(argv)
+
+
+def test_a_loss_without_the_dimensional_task_is_refused(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('[corpora]\na = ""\nb = ""\n[models]\nencoders = ["mfcc"]\n[train]\nloss = "ccc"\n')
+    with pytest.raises(ConfigError, match="cross-entropy"):
+        validate(load_config(toml))
+    toml.write_text('[run]\ntask = "dimensional"\n[corpora]\na = ""\nb = ""\n[models]\nencoders = ["mfcc"]\n'
+                    '[train]\nloss = "huber"\n')
+    with pytest.raises(ConfigError, match="loss"):
+        validate(load_config(toml))

@@ -45,8 +45,9 @@ def _split(rows, counts):
 
 def test_features_match_feature_extractor(source):
     case = fixtures.load("w2v-bert", source)
-    np.testing.assert_array_equal(w2v_bert.mel_filters(), case.ref["mel_filters"])
-    np.testing.assert_array_equal(w2v_bert.povey_window(), case.ref["window"])
+    # float64 tables: stored outputs agree to rounding (libm's results differ by a few ulp across CPUs)
+    np.testing.assert_allclose(w2v_bert.mel_filters(), case.ref["mel_filters"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(w2v_bert.povey_window(), case.ref["window"], rtol=0, atol=1e-12)
     waves = case.waves()
     assert tuple(w.size for w in waves) == LENGTHS
     enc = w2v_bert.load("random")
@@ -128,7 +129,8 @@ def test_checkpoint_errors_name_the_key_or_setting(tmp_path):
 
 def test_missing_checkpoint_says_what_to_download(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(EncoderError, match=r"facebook/w2v-bert-2\.0.*config\.json \+ model\.safetensors.*folder"):
+    with pytest.raises(EncoderError, match=r"config\.json.*\*\.safetensors.* of facebook/w2v-bert-2\.0@[0-9a-f]{40}.*"
+                                           r"jaxser fetch facebook/w2v-bert-2\.0@.*folder"):
         encoders.load("w2v-bert-2.0")
 
 

@@ -137,8 +137,12 @@ def read_manifest(run_dir: Path) -> dict:
     return _read_json(Path(run_dir) / MANIFEST_FILE, check, _RERUN)
 
 
+#: a dimensional study's metadata also holds each utterance's [0, 1]-scaled targets
+TARGET_COLUMNS = ("arousal", "valence", "dominance")
+
+
 def write_metadata(run_dir: Path, meta: pd.DataFrame) -> None:
-    cols = list(METADATA_COLUMNS) + [c for c in OPTIONAL_METADATA if c in meta]
+    cols = list(METADATA_COLUMNS) + [c for c in (*OPTIONAL_METADATA, *TARGET_COLUMNS) if c in meta.columns]
     write_parquet(meta[cols], Path(run_dir) / METADATA_FILE)
 
 
@@ -282,6 +286,52 @@ def predictions_table(identity: dict[str, str], cells, probs: dict[str, np.ndarr
     return pa.table(arrays, schema=predictions_schema(chosen_layer is not None))
 
 
+def dimensional_predictions_schema():
+    """The predictions columns of a dimensional model: a row per (cell, seed, test utterance,
+    dimension), targets and predictions on the corpus-free [0, 1] scale."""
+    import pyarrow as pa
+
+    s = pa.large_string()
+    return pa.schema([("encoder", s), ("head", s), ("layer", s), ("cell", s), ("setting", s), ("source", s),
+                      ("target", s), ("fold", pa.int64()), ("seed", pa.int64()), ("train_key", s), ("id", s),
+                      ("dimension", s), ("true", pa.float64()), ("pred", pa.float64()), ("val_ccc", pa.float64()),
+                      ("best_epoch", pa.int64())])
+
+
+def dimensional_predictions_table(identity: dict[str, str], cells, preds: dict[str, np.ndarray], val_ccc,
+                                  best_epoch, seeds: list[int], ids: np.ndarray, targets: np.ndarray):
+    """One dimensional model's predictions as an Arrow table, seed-major then utterance then
+    dimension within a cell. `preds`: cell name -> [S, N, K]; `targets`: the metadata's
+    [rows, K] scaled targets, in the cells' dimension order."""
+    import pyarrow as pa
+
+    n_seeds = len(seeds)
+    cols: dict[str, list] = {}
+    for c in cells:
+        p = np.asarray(preds[c.name], np.float64)  # [S, N, K]
+        _, n, k = p.shape
+        rows = n_seeds * n * k
+        part = {
+            "encoder": [identity["encoder"]] * rows, "head": [identity["head"]] * rows,
+            "layer": [identity["layer"]] * rows, "cell": [c.name] * rows, "setting": [c.setting] * rows,
+            "source": [c.source] * rows, "target": [c.target] * rows, "fold": np.full(rows, c.fold, np.int64),
+            "seed": np.repeat(np.asarray(seeds, np.int64), n * k), "train_key": [identity["train_key"]] * rows,
+            "id": np.tile(np.repeat(ids[c.test], k), n_seeds), "dimension": list(c.labels) * (n_seeds * n),
+            "true": np.tile(np.asarray(targets[c.test], np.float64).ravel(), n_seeds), "pred": p.ravel(),
+            "val_ccc": np.repeat(np.asarray(val_ccc, np.float64), n * k),
+            "best_epoch": np.repeat(np.asarray(best_epoch, np.int64), n * k),
+        }
+        for key, v in part.items():
+            cols.setdefault(key, []).append(v)
+    arrays = {}
+    for key, parts in cols.items():
+        if isinstance(parts[0], np.ndarray) and parts[0].dtype != object and parts[0].dtype.kind != "U":
+            arrays[key] = pa.array(np.concatenate(parts))
+        else:
+            arrays[key] = pa.array([str(x) for part in parts for x in part], pa.large_string())
+    return pa.table(arrays, schema=dimensional_predictions_schema())
+
+
 def write_predictions_file(path: Path, table, identity: dict[str, str], layer_weights=None) -> None:
     """Atomically, with the study/model identity in the footer and page checksums on the data.
     `layer_weights`: a layer mix's learned weights [seeds, layers], kept in the footer."""
@@ -335,13 +385,14 @@ def _foreign(path: Path, found: str, fingerprint: str) -> ForeignPredictions:
 
 
 def verify_predictions(path: Path, *, fingerprint: str, identity: dict[str, str], seeds: list[int],
-                       cells: dict[str, tuple[np.ndarray, int]]) -> str | None:
+                       cells: dict[str, tuple[np.ndarray, int]], task: str = "categorical") -> str | None:
     """Why the predictions file at `path` cannot be trusted (None when it can).
 
     Checked: it reads (page checksums verified), has the expected schema, was written by this
     study (raises ForeignPredictions otherwise) for this model, and holds each expected cell's
     test utterances once per seed, in order, with finite probabilities over the cell's classes.
-    `cells`: cell name -> (test ids, number of classes).
+    `cells`: cell name -> (test ids, number of classes). Dimensional task: a row per dimension
+    of each of them (the number of classes is the number of dimensions), finite predictions.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -360,7 +411,9 @@ def verify_predictions(path: Path, *, fingerprint: str, identity: dict[str, str]
     want = {f"jaxser.{k}": str(v) for k, v in identity.items()}
     if any(meta[k] != v for k, v in want.items()):
         return "written for another model: " + ", ".join(f"{k} {meta[k]!r}" for k in want if meta[k] != want[k])
-    expected = predictions_schema(chosen_layer=identity.get("layer") == "best")
+    dimensional = task == "dimensional"
+    expected = dimensional_predictions_schema() if dimensional else predictions_schema(
+        chosen_layer=identity.get("layer") == "best")
     if table.schema.names != expected.names or any(
             not (a.type == b.type or (pa.types.is_list(a.type) and pa.types.is_list(b.type)
                                       and a.type.value_type == b.type.value_type))
@@ -375,6 +428,17 @@ def verify_predictions(path: Path, *, fingerprint: str, identity: dict[str, str]
     for name, (test_ids, n_classes) in cells.items():
         sel = np.flatnonzero(cell == name)
         n = len(test_ids)
+        if dimensional:
+            if len(sel) != n_seeds * n * n_classes:
+                return (f"cell {name}: {len(sel)} rows, expected {n_seeds} seeds x {n} utterances x {n_classes} "
+                        "dimensions")
+            if not (np.array_equal(ids[sel], np.tile(np.repeat(np.asarray(test_ids, object), n_classes), n_seeds))
+                    and np.array_equal(seed[sel], np.repeat(np.asarray(seeds, np.int64), n * n_classes))):
+                return f"cell {name}: not each test utterance and dimension once per seed {seeds}"
+            pred = table.column("pred").take(pa.array(sel)).to_numpy()
+            if not np.isfinite(pred).all():
+                return f"cell {name}: non-finite predictions"
+            continue
         if len(sel) != n_seeds * n:
             return f"cell {name}: {len(sel)} rows, expected {n_seeds} seeds x {n} test utterances"
         if not (np.array_equal(ids[sel], np.tile(np.asarray(test_ids, object), n_seeds))
@@ -458,12 +522,15 @@ def _json_digest(body: dict) -> str:
                           .encode()).hexdigest()
 
 
-def write_model(path: Path, params: dict, mean: np.ndarray | None, std: np.ndarray | None, info: dict) -> None:
+def write_model(path: Path, params: dict, mean: np.ndarray | None, std: np.ndarray | None, info: dict,
+                targets: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Save a trained model: the tensors, then model.json naming their checksum (written last,
     each atomically, so a model.json always describes a complete tensors file).
 
     `params`: the head's parameter tree, every leaf stacked over seeds [S, ...]; `mean`, `std`:
-    the fit split's standardisation statistics (None when not standardised); `info`: MODEL_KEYS.
+    the fit split's standardisation statistics (None when not standardised); `info`: MODEL_KEYS;
+    `targets`: a dimensional model's fit-split target statistics (mean, std) [K], which map
+    its outputs back to the [0, 1] scale.
     """
     from safetensors.numpy import save
 
@@ -474,6 +541,9 @@ def write_model(path: Path, params: dict, mean: np.ndarray | None, std: np.ndarr
     if mean is not None:
         tensors["standardize/mean"] = np.ascontiguousarray(mean, np.float32)
         tensors["standardize/std"] = np.ascontiguousarray(std, np.float32)
+    if targets is not None:
+        tensors["targets/mean"] = np.ascontiguousarray(targets[0], np.float32)
+        tensors["targets/std"] = np.ascontiguousarray(targets[1], np.float32)
     data = save(tensors, metadata={"format": MODEL_FORMAT})
     path = Path(path)
     io.atomic_write_bytes(path / HEADS_FILE, data)
@@ -491,6 +561,8 @@ class SavedModel:
     params: dict
     mean: np.ndarray | None
     std: np.ndarray | None
+    y_mean: np.ndarray | None = None   # dimensional: target statistics, outputs * y_std + y_mean
+    y_std: np.ndarray | None = None
 
 
 _MODEL_HINT = "a saved model is a folder RUN/models/<name> written by jaxser run (--save-models all saves every model)"
@@ -534,7 +606,11 @@ def read_model(path: Path) -> SavedModel:
         raise SavedModelError(f"{heads}: parameters are not stacked over the {n_seeds} seeds of {MODEL_FILE}; {redo}")
     if (mean is None) != (std is None) or (mean is not None and (mean.shape[-1] != dim or mean.shape != std.shape)):
         raise SavedModelError(f"{heads}: standardisation statistics do not fit the encoder's width {dim}; {redo}")
-    return SavedModel(path, body, params, mean, std)
+    y_mean, y_std = tensors.get("targets/mean"), tensors.get("targets/std")
+    if body.get("task") == "dimensional" and (y_mean is None or y_std is None
+                                              or y_mean.shape != (len(body.get("dimensions", [])),)):
+        raise SavedModelError(f"{heads}: a dimensional model without target statistics for its dimensions; {redo}")
+    return SavedModel(path, body, params, mean, std, y_mean, y_std)
 
 
 def verify_model(path: Path, *, fingerprint: str, identity: dict[str, str]) -> str | None:

@@ -31,6 +31,10 @@ STUDY_SPLITS = ("speaker", "speaker+text", "emobox")
 LAYER_SWEEPS = ("all", "best")
 #: which trained models a run saves by default (jaxser predict): the ones trained on whole corpora
 DEFAULT_SAVE_MODELS = ("cross", "loco")
+#: what a study learns: "categorical" (emotion classes) or "dimensional" (arousal, valence,
+#: dominance regression scored by CCC)
+TASKS = ("categorical", "dimensional")
+DEFAULT_TASK = "categorical"
 
 
 class ConfigError(UserError, ValueError):
@@ -58,6 +62,8 @@ class StudyConfig:
     skip_errors: bool = False
     workers: int | None = None   # models trained concurrently; None: one per core (up to 4) on CPU, 1 elsewhere
     save_models: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_SAVE_MODELS))  # settings
+    task: str = DEFAULT_TASK
+    dimensions: list[str] = dataclasses.field(default_factory=lambda: ["arousal", "valence", "dominance"])
     wait: bool = False           # wait for another runner on the same run directory instead of stopping
     emobox: str | None = None    # split "emobox": the EmoBox checkout (or its data/ folder)
     emobox_mismatch: str = "error"  # EmoBox's lists vs the corpora on disk: "error" stops, "warn" goes on
@@ -80,6 +86,13 @@ class StudyConfig:
         if d["split"] == DEFAULT_SPLIT:
             d.pop("split")
         d.pop("family")  # which Holm family the report uses changes no result
+        # likewise the categorical task, whose studies keep their fingerprints; its dimensions
+        # are not used
+        if d["task"] == DEFAULT_TASK:
+            d.pop("task")
+            d.pop("dimensions")
+        else:
+            d.pop("labels")  # classes play no part in a dimensional study
         return d
 
     def fingerprint(self) -> str:
@@ -87,7 +100,7 @@ class StudyConfig:
 
 
 _RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split", "save_models", "family",
-             "emobox", "emobox_mismatch"}
+             "task", "dimensions", "emobox", "emobox_mismatch"}
 _MODEL_KEYS = {"encoders", "heads", "layers"}
 _TOP_KEYS = {"run", "corpora", "models", "head", "train", "corpus_options"}
 
@@ -196,6 +209,8 @@ def load_config(name_or_path: str | os.PathLike = "default") -> StudyConfig:
         split=str(run.get("split", DEFAULT_SPLIT)),
         save_models=save_models_setting(run.get("save_models", list(DEFAULT_SAVE_MODELS)),
                                         f"{path}: [run] save_models"),
+        task=str(run.get("task", DEFAULT_TASK)),
+        dimensions=_strings(run.get("dimensions", ["arousal", "valence", "dominance"]), f"{path}: [run] dimensions"),
         family=str(run.get("family", "table")),
         emobox=None if run.get("emobox") is None else str(run["emobox"]),
         emobox_mismatch=str(run.get("emobox_mismatch", "error")),
@@ -277,6 +292,11 @@ def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="load the corpora, build the cells, write metadata.parquet, cells.json and splits.parquet "
                         "to the run directory, and stop before extracting anything")
+    p.add_argument("--task", choices=TASKS,
+                   help="categorical (emotion classes, scored by UAR; default) or dimensional (arousal/valence/"
+                        "dominance regression on each corpus' declared scale mapped to [0, 1], scored by CCC)")
+    p.add_argument("--dimensions", metavar="LIST",
+                   help="dimensional task: comma-separated subset of arousal,valence,dominance (default all)")
     p.add_argument("--k-folds", type=int, metavar="K", help="same-corpus folds per corpus (default 5)")
     p.add_argument("--bootstrap", type=int, metavar="N", help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--out", metavar="DIR",
@@ -325,6 +345,10 @@ def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
     if a.emobox_mismatch:
         cfg.emobox_mismatch = a.emobox_mismatch
     cfg.dry_run = a.dry_run
+    if a.task:
+        cfg.task = a.task
+    if a.dimensions:
+        cfg.dimensions = _split_list(a.dimensions)
     if a.k_folds:
         cfg.k_folds = a.k_folds
     if a.bootstrap is not None:
@@ -366,6 +390,9 @@ def validate(cfg: StudyConfig) -> None:
     if cfg.split == "emobox" and not cfg.emobox:
         raise ConfigError('split "emobox" needs the EmoBox checkout: [run] emobox = "DIR" or --emobox DIR '
                           "(git clone https://github.com/emo-box/EmoBox)")
+    if cfg.split == "emobox" and cfg.task == "dimensional":
+        raise ConfigError('split "emobox": EmoBox partitions categorical labels; its folds are not defined for '
+                          "the dimensional task (use split speaker)")
     if cfg.split == "emobox" and "loco" in cfg.settings:
         raise ConfigError('split "emobox": EmoBox defines same-corpus folds and a cross-corpus track, no '
                           "leave-one-corpus-out; use settings same and/or cross")
@@ -375,6 +402,25 @@ def validate(cfg: StudyConfig) -> None:
     if cfg.labels and set(cfg.labels) - set(EMOTIONS):
         raise ConfigError(f"labels {sorted(set(cfg.labels) - set(EMOTIONS))} are not known labels "
                           f"({', '.join(EMOTIONS)})")
+    if cfg.task not in TASKS:
+        raise ConfigError(f"task {cfg.task!r} ([run] task / --task): use one of {', '.join(TASKS)}")
+    if cfg.task == "dimensional":
+        from jaxser.dimensional import DIMENSIONS
+
+        dims = cfg.dimensions
+        if not dims or set(dims) - set(DIMENSIONS) or len(set(dims)) != len(dims):
+            raise ConfigError(f"dimensions {cfg.dimensions} ([run] dimensions / --dimensions): use distinct names "
+                              f"among {', '.join(DIMENSIONS)}")
+        cfg.dimensions = [d for d in DIMENSIONS if d in cfg.dimensions]  # one order: report and fingerprint
+        sweeps = [layer for layer in cfg.layers if layer in LAYER_SWEEPS]
+        if sweeps:
+            raise ConfigError(f"layers {sweeps} ([models] layers / --layer): the dimensional task trains one layer "
+                              "per model ('last', an index or 'weighted'); layer sweeps are categorical only")
+        if cfg.train.get("class_weights"):
+            raise ConfigError("[train] class_weights: the dimensional task has no classes; remove it")
+    elif cfg.train.get("loss") is not None:
+        raise ConfigError(f"[train] loss = {cfg.train['loss']!r}: the categorical task trains on cross-entropy; "
+                          "loss chooses the dimensional task's loss (task = \"dimensional\")")
     if cfg.k_folds < 2:
         raise ConfigError(f"k_folds {cfg.k_folds} ([run] k_folds / --k-folds): use 2 or more")
     if cfg.family not in ("table", "report"):

@@ -146,6 +146,10 @@ def write_report(run_dir: str | Path, *, bootstrap: int = 1000, family: str = "t
     preds["layer"] = preds["layer"].astype(str)
     cells = _read_json(run / "cells.json", list)
     manifest = _read_json(run / "manifest.json", dict)
+    if manifest.get("protocol", {}).get("task") == "dimensional":
+        from jaxser.study import report_dimensional
+
+        return report_dimensional.write_report(run, preds, cells, manifest, bootstrap=bootstrap, family=family)
     results = compute_results(preds, cells, n_boot=bootstrap)
     atomic_write_text(run / "results.csv", results.to_csv(index=False))
     atomic_write_text(run / "results.json", results.to_json(orient="records", indent=1))

@@ -94,10 +94,15 @@ def _run(cfg: StudyConfig, log, held: contextlib.ExitStack) -> Path:
     t0 = time.perf_counter()
     stage(log, "corpora")
     datasets, roots = load_corpora(cfg, log)
+    if cfg.task == "dimensional":  # before extraction: every corpus rates the study's dimensions on a declared scale
+        from jaxser.dimensional import corpus_targets
+
+        for name, ds in datasets.items():
+            corpus_targets(ds, name, cfg.dimensions)
     timings["corpora_s"] = time.perf_counter() - t0
 
     if cfg.dry_run:  # the protocol alone: nothing is extracted or trained
-        meta, skipped, duplicates = study_metadata(datasets, {}, log)
+        meta, skipped, duplicates = study_metadata(datasets, {}, log, dimensions=study_dimensions(cfg))
         cells, extra = study_cells(cfg, meta, log)
         manifest = {**study_manifest(cfg, out, datasets, roots, {}, skipped, duplicates, len(cells)), **extra,
                     "dry_run": True}
@@ -113,7 +118,7 @@ def _run(cfg: StudyConfig, log, held: contextlib.ExitStack) -> Path:
     timings["extract_s"] = time.perf_counter() - t0
     timings["compile_extract_s"] = clock.total - c0
 
-    meta, skipped, duplicates = study_metadata(datasets, emb, log)
+    meta, skipped, duplicates = study_metadata(datasets, emb, log, dimensions=study_dimensions(cfg))
     cells, extra = study_cells(cfg, meta, log)
     manifest = {**study_manifest(cfg, out, datasets, roots, enc_info, skipped, duplicates, len(cells)), **extra}
     if lead:
@@ -329,19 +334,25 @@ def extract_embeddings(cfg: StudyConfig, datasets: dict, log, timings: dict) -> 
 
 # ----------------------------------------------------------------------------- 3. metadata and cells
 
-def study_metadata(datasets: dict, emb: dict, log) -> tuple[pd.DataFrame, dict, dict]:
+def study_metadata(datasets: dict, emb: dict, log, dimensions=None) -> tuple[pd.DataFrame, dict, dict]:
     """The study's utterances (artifacts.METADATA_COLUMNS), what was skipped and what dropped.
 
     Rows skipped by any encoder are dropped for all (same test sets), and of several copies of
     one recording only the first is kept: otherwise the same audio could sit in training and
-    in test. Returns (metadata, skipped id -> why, dropped id -> kept id).
+    in test. Returns (metadata, skipped id -> why, dropped id -> kept id). ``dimensions``
+    (dimensional task): each row also carries its targets on the [0, 1] scale, one column per
+    dimension (NaN where the corpus did not rate it).
     """
     from jaxser import corpora
 
     frames = []
-    for ds in datasets.values():
+    for name, ds in datasets.items():
         extra = [c for c in artifacts.OPTIONAL_METADATA if c in ds.column_names]
         df = ds.select_columns(list(artifacts.CORPUS_COLUMNS) + extra).to_pandas()
+        if dimensions:
+            from jaxser.dimensional import corpus_targets
+
+            df[list(dimensions)] = corpus_targets(ds, name, dimensions)
         df["group"] = corpora.fold_groups(ds)
         df["audio_sha256"] = corpora.content_digests(ds)
         df["audio"] = list(ds["audio"])
@@ -364,12 +375,22 @@ def study_metadata(datasets: dict, emb: dict, log) -> tuple[pd.DataFrame, dict, 
     return meta, skipped, duplicates
 
 
+def study_dimensions(cfg: StudyConfig) -> list[str] | None:
+    """The dimensions a dimensional study regresses (None for the categorical task)."""
+    return list(cfg.dimensions) if cfg.task == "dimensional" else None
+
+
 def study_cells(cfg: StudyConfig, meta: pd.DataFrame, log) -> tuple[list, dict]:
     """The study's cells, and what manifest.json records of how they were made (split "emobox":
     EmoBox's files, their commit or digests, and every disagreement with the corpora on disk;
     with emobox_mismatch "error" a disagreement stops the run once it is recorded)."""
     from jaxser import protocol
 
+    dims = study_dimensions(cfg)
+    if dims:  # the utterances rated on every dimension of the study; scales mapped to [0, 1]
+        return protocol.make_dimensional_cells(meta["corpus"], meta["group"], meta[dims].notna().all(axis=1),
+                                               dims, settings=cfg.settings, k=cfg.k_folds, seed=0, split=cfg.split,
+                                               text=meta["text"]), {}
     if cfg.split != "emobox":
         return protocol.make_cells(meta["corpus"], meta["group"], meta["emotion"], settings=cfg.settings,
                                    k=cfg.k_folds, labels=cfg.labels, seed=0, split=cfg.split,
@@ -430,8 +451,17 @@ def study_manifest(cfg: StudyConfig, out: Path, datasets: dict, roots: dict, enc
         "protocol": {"k_folds": cfg.k_folds, "labels": cfg.labels or "shared", "split": cfg.split,
                      "validation": ("EmoBox's validation file, else a speaker-disjoint split of the training fold"
                                     if cfg.split == "emobox" else "speaker-disjoint source split"),
-                     "cells": n_cells},
+                     "cells": n_cells,
+                     **({"task": "dimensional", "labels": None, "dimensions": list(cfg.dimensions),
+                         "scales": {c: dimension_scales(c) for c in datasets},
+                         "selection": "source-validation mean CCC"} if cfg.task == "dimensional" else {})},
     }
+
+
+def dimension_scales(corpus: str) -> dict:
+    from jaxser.dimensional import dimension_ranges
+
+    return {d: list(r) for d, r in dimension_ranges(corpus).items()}
 
 
 # ----------------------------------------------------------------------------- 4. train
@@ -449,6 +479,7 @@ class TrainingData:
     policy: schedule.DevicePolicy
     rows_cap: int                    # the largest fit or validation split of the study
     encoders: dict = dataclasses.field(default_factory=dict)  # encoder -> fingerprint, layers, dim
+    targets: np.ndarray | None = None  # dimensional task: [rows, dimensions] on the [0, 1] scale
 
     @classmethod
     def of(cls, cfg: StudyConfig, meta: pd.DataFrame, cells: list, emb: dict,
@@ -458,7 +489,8 @@ class TrainingData:
             groups.setdefault(c.train_key, []).append(c)
         return cls(cfg=cfg, groups=groups, ids=meta["id"].to_numpy(), emotion=meta["emotion"].to_numpy(),
                    corpus=meta["corpus"].to_numpy(), emb=emb, policy=schedule.device_policy(cfg.workers),
-                   rows_cap=max(max(len(c.fit), len(c.val)) for c in cells), encoders=dict(encoders or {}))
+                   rows_cap=max(max(len(c.fit), len(c.val)) for c in cells), encoders=dict(encoders or {}),
+                   targets=(meta[list(cfg.dimensions)].to_numpy(np.float32) if cfg.task == "dimensional" else None))
 
     def embedding_shape(self, enc_name: str) -> tuple[int, ...]:
         return next(iter(self.emb[enc_name].values())).x.shape[1:]
@@ -501,11 +533,13 @@ def train_unit(data: TrainingData, unit: schedule.Unit) -> list:
         lab_index = {lab: i for i, lab in enumerate(cs[0].labels)}
 
         def labels_of(rows):
+            if data.targets is not None:  # dimensional: [0, 1]-scaled targets, one column per dimension
+                return data.targets[rows]
             return np.array([lab_index[v] for v in data.emotion[rows]], np.int32)
         jobs.append(train.ModelData(embedding_rows(data, enc_name, cs[0].fit), labels_of(cs[0].fit),
                                    embedding_rows(data, enc_name, cs[0].val), labels_of(cs[0].val),
                                    {c.name: embedding_rows(data, enc_name, c.test) for c in cs},
-                                   n_classes=len(cs[0].labels)))
+                                   n_classes=len(cs[0].labels), task=data.cfg.task))
     rows = schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap)
     if layer == schedule.SWEEP:  # every hidden state, stacked in one program per training set
         return train.train_layers(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds, rows=rows,
@@ -539,7 +573,10 @@ def save_model(data: TrainingData, out: Path, model: schedule.Model, key: str, r
             "labels": list(cell.labels), "seeds": list(data.cfg.seeds), "train_key": key, "setting": cell.setting,
             "source": cell.source, "val_uar": [float(v) for v in res.val_uar],
             "best_epoch": [int(v) for v in res.best_epoch]}
-    artifacts.write_model(artifacts.model_dir(out, *model, key), res.params, res.mean, res.std, info)
+    if data.targets is not None:  # outputs are the dimensions, on the corpus-free [0, 1] scale
+        info.update(task="dimensional", dimensions=list(cell.labels), val_ccc=info.pop("val_uar"))
+    artifacts.write_model(artifacts.model_dir(out, *model, key), res.params, res.mean, res.std, info,
+                          targets=None if res.y_mean is None else (res.y_mean, res.y_std))
 
 
 def write_unit(data: TrainingData, out: Path, unit: schedule.Unit, results: list) -> None:
@@ -553,9 +590,13 @@ def write_unit(data: TrainingData, out: Path, unit: schedule.Unit, results: list
             if saves_model(data, key, name):
                 save_model(data, out, model, key, res)
             identity = artifacts.model_identity(*model, key)
-            table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar,
-                                                res.best_epoch, data.cfg.seeds, data.ids, data.emotion,
-                                                chosen_layer=chosen)
+            if data.targets is not None:
+                table = artifacts.dimensional_predictions_table(identity, data.groups[key], res.probs, res.val_uar,
+                                                                res.best_epoch, data.cfg.seeds, data.ids, data.targets)
+            else:
+                table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar,
+                                                    res.best_epoch, data.cfg.seeds, data.ids, data.emotion,
+                                                    chosen_layer=chosen)
             artifacts.write_predictions_file(artifacts.predictions_path(out, *model, key), table,
                                              {"study_fingerprint": data.cfg.fingerprint(), **identity},
                                              layer_weights=res.layer_weights)
@@ -588,7 +629,7 @@ def one_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: 
             return True
     why = artifacts.verify_predictions(path, fingerprint=data.cfg.fingerprint(),
                                        identity=artifacts.model_identity(*model, key), seeds=data.cfg.seeds,
-                                       cells=data.test_sets(key))
+                                       cells=data.test_sets(key), task=data.cfg.task)
     if why is None:
         return False
     log(f"{path}: {why}; moved to {artifacts.set_aside(path).name}, retraining this model")
