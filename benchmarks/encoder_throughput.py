@@ -157,7 +157,7 @@ def main() -> None:
 
     t_flax, t_bf, t_torch = [], [], []
     for r in range(rounds):
-        enc.stats = {"samples": 0, "padded_samples": 0}
+        enc.valid_units = enc.padded_units = 0
         t0 = time.perf_counter()
         enc.embed(waves)
         t_flax.append(time.perf_counter() - t0)
@@ -286,7 +286,7 @@ def extract_one(policy: str, quick: bool) -> None:
     if opts.get("buckets") == "fine":
         from jaxser.encoders.base import geometric_buckets
 
-        opts["buckets"] = geometric_buckets()
+        opts["buckets"] = geometric_buckets(ratio=2 ** (1 / 8))
     compile_s = CompileClock()
     enc = encoders.load("random-wav2vec2", **opts)
     out = []
@@ -354,7 +354,7 @@ def run_w2v_bert(args, n: int, rounds: int) -> None:
     print(f"jaxser warm-up (compiles {compilations} shapes + one pass): {warm:.1f} s")
     t_flax, t_torch = [], []
     for r in range(rounds):
-        enc.stats = {"frames": 0, "padded_frames": 0}
+        enc.valid_units = enc.padded_units = 0
         t0 = time.perf_counter()
         enc.embed(waves)
         t_flax.append(time.perf_counter() - t0)

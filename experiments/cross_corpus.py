@@ -10,11 +10,9 @@ folds, every ordered cross-corpus pair and leave-one-corpus-out, and writes a ru
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from jaxser.study.run import main as run_main
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROG = "python -m experiments.cross_corpus"
 
 

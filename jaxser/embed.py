@@ -72,11 +72,6 @@ FINAL = "embeddings.npz"
 LOCK = ".lock"
 SIDECAR = ".sha256.json"
 
-# Kept importable for callers written before jaxser.io existed; new code imports jaxser.io.
-cache_root = jio.cache_root
-atomic_write_text = jio.atomic_write_text
-_atomic_save = jio.atomic_write
-
 # Test hooks: called with the entry folder when its lock is found busy (before waiting) and
 # once the lock is held, so tests can order two processes on events instead of sleeps.
 _on_lock_busy: Callable[[Path], None] | None = None
@@ -230,7 +225,7 @@ def _batches(order: list[int], lengths: dict[int, int], max_batch_samples: int, 
 
 def cache_dir_for(encoder, ds, cache: str | os.PathLike | None = None) -> Path:
     corpus = ds[0]["corpus"] if len(ds) else "empty"
-    return Path(cache or cache_root()) / "embeddings" / f"v{CACHE_VERSION}" / f"{encoder.fingerprint}" / \
+    return Path(cache or jio.cache_root()) / "embeddings" / f"v{CACHE_VERSION}" / f"{encoder.fingerprint}" / \
         f"{corpus}-{corpus_fingerprint(ds)}"
 
 
@@ -511,7 +506,7 @@ def _main(argv=None) -> int:
     p = argparse.ArgumentParser(allow_abbrev=False, prog="jaxser embed", description="Extract and cache embeddings.")
     p.add_argument("--encoder", action="append", required=True, help="registry name, Hub id, handle or folder")
     p.add_argument("--corpus", action="append", required=True, help="NAME=ROOT (synthetic corpora: NAME)")
-    p.add_argument("--cache", default=None, help=f"cache folder (default {cache_root()})")
+    p.add_argument("--cache", default=None, help=f"cache folder (default {jio.cache_root()})")
     p.add_argument("--skip-errors", action="store_true",
                    help="skip and list unreadable audio (and audio whose embedding is not finite) instead of failing")
     p.add_argument("--chunk-size", type=_positive_int, default=256,

@@ -10,8 +10,6 @@ import pytest
 from jaxser.cli import main
 from tests.helpers.tiny_study import tiny_study
 
-pytest.importorskip("opensmile")
-
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):

@@ -14,8 +14,6 @@ from jaxser.study import ConfigError, load_config, validate
 from jaxser.study.run import main, run
 from spec.checks import check_run
 
-pytest.importorskip("opensmile")
-
 
 def _cfg(out, **kw):
     cfg = load_config("default")

@@ -132,17 +132,20 @@ def test_speechbrain_folder_reads_as_released(folders, tmp_path):
     np.testing.assert_array_equal(direct.embed(w), converted.embed(w))
 
 
-def test_older_convert_spelling_still_works(folders, tmp_path, capsys):
-    """`python -m jaxser.encoders.xvector convert ...` and `xvector.convert` predate xvector_convert."""
+def test_convert_in_process_and_its_errors(folders, tmp_path, capsys):
+    """`xvector_convert.main` (what `python -m jaxser.encoders.xvector_convert` runs) in-process:
+    the same files as the command line, and a folder that is not a release is one error line."""
     sb, conv = folders
-    assert xvector.main(["convert", str(sb), str(tmp_path / "old")]) == 0
+    assert xvector_convert.main([str(sb), str(tmp_path / "again")]) == 0
     for name in ("config.json", "model.safetensors", "hyperparams.yaml"):
-        assert (tmp_path / "old" / name).is_file()
-    assert load_file(str(tmp_path / "old" / "model.safetensors")).keys() == load_file(
+        assert (tmp_path / "again" / name).is_file()
+    assert load_file(str(tmp_path / "again" / "model.safetensors")).keys() == load_file(
         str(conv / "model.safetensors")).keys()
-    assert xvector.main(["nonsense"]) == 2 and "xvector_convert" in capsys.readouterr().err
-    assert xvector.convert is xvector_convert.convert
-    assert xvector.read_speechbrain is xvector_convert.read_speechbrain
+    capsys.readouterr()
+    (tmp_path / "empty").mkdir()
+    assert xvector_convert.main([str(tmp_path / "empty"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and str(tmp_path / "empty") in err
 
 
 def test_embedding_normalisation(folders):

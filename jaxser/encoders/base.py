@@ -61,39 +61,102 @@ class Encoder:
         return f"{type(self).__name__}(name={self.name!r}, layers={self.num_layers}, dim={self.dim})"
 
 
-class BucketStats:
-    """What the jitted, length-bucketed encoders share: the padded-batch loop (`_run`), pooled
-    and frame-level embedding, one entry in `traces` per compiled shape, and `stats` counting
-    valid vs computed (padded) units since construction.
+DTYPES = ("float32", "bfloat16")
+#: the bucket ladder and batch reach every batched encoder uses by default (ratio 2^(1/6) from
+#: 0.5 s; a batch also takes the next-shorter bucket): chosen by the padding waste and compiled
+#: shapes `benchmarks/bucket_plans.py` measures (docs/speed.md)
+BUCKET_RATIO, BATCH_STRETCH = 2 ** (1 / 6), 1.2
 
-    A subclass provides `_prepare(waveforms) -> items` (per-utterance arrays whose first axis is
-    what is padded: samples or feature frames), `_batches(items)` yielding (indices, padded
-    length), `_pool_fn`, `_frames_fn(layer)` (the jitted frame-level forward of one layer) and
-    `_valid_frames(n)` (output frames of an item of n units)."""
 
-    traces: list
-    stats: dict
+class BatchedEncoder(Encoder):
+    """A jitted encoder that pads utterances into length-bucketed batches: the one home of the
+    settings checks, the batched forward loop, valid-frame pooling and the padding/compilation
+    counters of every JAX family.
+
+    A family module supplies only its model: `_prepare(waveforms) -> items` (per-utterance
+    arrays whose first axis is what is padded: samples, or feature frames when `unit` says so)
+    and its `forward(arch, params, x, n, dtype=, collect=None, upto=None) -> [L + 1, B, ...]`
+    (stacked `collect(state, frame_mask)` of every hidden state) through `_use_forward`; `arch`
+    gives `frames(n)`, an item's output frames (override `_valid_frames` where items are frames).
+
+    Counters since construction: `traces` (one entry per compiled shape), `valid_units` and
+    `padded_units` (what the model computed on, in `unit`s), hence `padding_waste`."""
+
+    unit: str = "samples"  # what `_prepare`'s items count along their first axis
+    units_per_second: float = 16_000.0
     mesh: Any = None
 
-    def _run(self, items, fn):
+    def _setup(self, *, dtype: str, buckets: Sequence[int] | None, ladder: Sequence[int],
+               batch_seconds: float = 32.0, max_batch: int = 16, batch_stretch: float = BATCH_STRETCH,
+               mesh=None) -> None:
+        """Check and store the settings every batched encoder shares (before any weight is placed)."""
         import jax.numpy as jnp
 
-        valid_key, padded_key = self.stats
+        from jaxser import sharding
+
+        self.mesh = sharding.resolve_mesh(mesh)  # data parallel: batches split over the mesh's devices
+        if dtype not in DTYPES:
+            raise EncoderError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+        self.dtype = dtype
+        self._jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+        self.buckets = tuple(int(b) for b in (buckets or ladder))
+        if not self.buckets or list(self.buckets) != sorted(set(self.buckets)) or self.buckets[0] <= 0:
+            raise EncoderError(f"buckets must be increasing positive {self.unit} counts, got {self.buckets}")
+        if int(max_batch) < 1:
+            raise EncoderError(f"max_batch must be >= 1, got {max_batch}")
+        if not batch_stretch >= 1.0:
+            raise EncoderError(f"batch_stretch must be at least 1.0 (1.0: one bucket per batch), got {batch_stretch}")
+        self.batch_seconds, self.max_batch = float(batch_seconds), int(max_batch)
+        self.batch_stretch = float(batch_stretch)
+        self.traces: list[tuple] = []  # one entry per compilation (shape), see `compilations`
+        self._frame_fns: dict[int, Any] = {}
+        self.valid_units = self.padded_units = 0
+
+    def _use_forward(self, forward) -> None:
+        """Pool (and slice frames of) `forward` jitted, in the compute dtype; one trace per shape."""
+        self._states = functools.partial(forward, self.arch, dtype=self._jdt)
+        self._pool_fn = pooled_fn(self._states, self.traces)
+
+    def _frames_fn(self, layer: int):
+        return frames_fn(self._states, self.traces, layer)
+
+    def _valid_frames(self, n: int) -> int:
+        return int(self.arch.frames(n))
+
+    def frames(self, n_samples: int) -> int:
+        """Number of frames (hidden-state positions) the model produces for an utterance of n samples."""
+        return int(self.arch.frames(int(n_samples)))
+
+    def _batches(self, items) -> list[tuple[list[int], int]]:
+        """(indices, padded length) batches of `plan_batches`: about `batch_seconds` of padded input each."""
+        return plan_batches([x.shape[0] for x in items], self.buckets, max_batch=self.max_batch,
+                            batch_samples=int(self.batch_seconds * self.units_per_second),
+                            stretch=self.batch_stretch)
+
+    def _fn_params(self):
+        """What the jitted forwards take as their first argument (the device-placed weights)."""
+        return self.params
+
+    def _run(self, items, fn):
+        """Yield (indices, valid lengths, output rows) for every planned batch of `items` through `fn`."""
+        import jax.numpy as jnp
+
+        params = self._fn_params()
         for idx, blen in self._batches(items):
             batch = np.zeros((len(idx), blen) + items[idx[0]].shape[1:], np.float32)
             n = np.zeros((len(idx),), np.int32)
             for r, i in enumerate(idx):
                 batch[r, : items[i].shape[0]] = items[i]
                 n[r] = items[i].shape[0]
-            self.stats[valid_key] += int(n.sum())
-            self.stats[padded_key] += len(idx) * blen
+            self.valid_units += int(n.sum())
+            self.padded_units += len(idx) * blen
             if self.mesh is None:
-                yield idx, n, np.asarray(fn(self.params, jnp.asarray(batch), jnp.asarray(n)))
+                yield idx, n, np.asarray(fn(params, jnp.asarray(batch), jnp.asarray(n)))
             else:  # pad rows to a multiple of the device count, drop them after
                 from jaxser import sharding
 
                 (b, nd), real = sharding.shard_batch(self.mesh, batch, n)
-                yield idx, n, np.asarray(sharding.unpad(fn(self.params, b, nd), real))
+                yield idx, n, np.asarray(sharding.unpad(fn(params, b, nd), real))
 
     def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
         items = self._prepare(waveforms)
@@ -102,12 +165,15 @@ class BucketStats:
             out[idx] = res
         return out
 
+    def _layer_index(self, layer: int) -> int:
+        if not -self.num_layers <= layer < self.num_layers:
+            raise ValueError(f"{self.name}: layer {layer} out of range for {self.num_layers} hidden states")
+        return layer % self.num_layers
+
     def embed_frames(self, waveforms: Sequence[np.ndarray], layer: int = -1) -> list[np.ndarray]:
         """Frame-level hidden states of one layer (index into the hidden states, negative
         allowed): a list of float32 [T_i, dim]."""
-        if not -self.num_layers <= layer < self.num_layers:
-            raise ValueError(f"{self.name}: layer {layer} out of range for {self.num_layers} hidden states")
-        layer %= self.num_layers
+        layer = self._layer_index(layer)
         if layer not in self._frame_fns:
             self._frame_fns[layer] = self._frames_fn(layer)
         items = self._prepare(waveforms)
@@ -124,8 +190,43 @@ class BucketStats:
     @property
     def padding_waste(self) -> float:
         """Fraction of computed samples (or frames) that were padding (length buckets)."""
-        valid, padded = self.stats.values()
-        return 0.0 if padded == 0 else 1.0 - valid / padded
+        return 0.0 if self.padded_units == 0 else 1.0 - self.valid_units / self.padded_units
+
+
+def mean_valid(h, mask):
+    """[B, T, D] -> [B, D]: mean over each row's valid frames, float32 accumulation."""
+    import jax.numpy as jnp
+
+    s = jnp.einsum("btd,bt->bd", h, mask.astype(h.dtype), preferred_element_type=jnp.float32)
+    return s / jnp.sum(mask, 1, dtype=jnp.float32)[:, None]
+
+
+def _pooled(states, counter, params, x, n):
+    import jax.numpy as jnp
+
+    counter.append(("pooled",) + x.shape)  # runs only while tracing = once per compiled shape
+    return jnp.transpose(states(params, x, n, collect=mean_valid), (1, 0, 2))
+
+
+def _frames(states, counter, layer, params, x, n):
+    import jax.numpy as jnp
+
+    counter.append(("frames", layer) + x.shape)
+    return states(params, x, n, upto=layer)[layer].astype(jnp.float32)
+
+
+def pooled_fn(states, counter: list):
+    """jit of `states` mean-pooled over valid frames: (params, x [B, T, ...], n [B]) -> [B, L + 1, D]."""
+    import jax
+
+    return jax.jit(functools.partial(_pooled, states, counter))
+
+
+def frames_fn(states, counter: list, layer: int):
+    """jit of hidden state `layer` of `states`: (params, x, n) -> float32 [B, T, D] (padded frames are garbage)."""
+    import jax
+
+    return jax.jit(functools.partial(_frames, states, counter, layer))
 
 
 def check_waveforms(name: str, waveforms, min_samples: int = 1, why: str = "") -> list[np.ndarray]:
@@ -171,23 +272,8 @@ def bucket_length(n: int, buckets: Sequence[int]) -> int:
     return -(-n // top) * top
 
 
-def bucket_batches(lengths: Sequence[int], buckets: Sequence[int], *, units_per_batch: float, max_batch: int):
-    """(indices, bucket length) groups: items of one bucket together, batch sizes powers of two
-    (bounded shapes, no dummy rows), about `units_per_batch` padded units (samples or frames) each."""
-    by_bucket: dict[int, list[int]] = {}
-    for i, n in enumerate(lengths):
-        by_bucket.setdefault(bucket_length(int(n), buckets), []).append(i)
-    for blen, idx in sorted(by_bucket.items()):
-        cap = max(1, min(max_batch, int(units_per_batch // blen)))
-        cap = 1 << (cap.bit_length() - 1)
-        while idx:
-            size = min(cap, 1 << (len(idx).bit_length() - 1))
-            yield idx[:size], blen
-            idx = idx[size:]
-
-
 def geometric_buckets(sample_rate: int = 16_000, min_seconds: float = 0.5, max_seconds: float = 30.0,
-                      ratio: float = 2 ** 0.125) -> tuple[int, ...]:
+                      ratio: float = BUCKET_RATIO) -> tuple[int, ...]:
     """Length buckets min_seconds * ratio^i, multiples of the 20 ms (320 sample) frame hop, up to the
     first one of at least max_seconds: an utterance is padded to its bucket by less than a factor
     `ratio` (plus the rounding to the hop), by about half of that on average."""
@@ -198,19 +284,10 @@ def geometric_buckets(sample_rate: int = 16_000, min_seconds: float = 0.5, max_s
     return tuple(sorted(set(out)))
 
 
-def default_buckets(sample_rate: int = 16_000, max_seconds: float = 30.0) -> tuple[int, ...]:
-    """Geometric length buckets (ratio 2^(1/4)) from 1 s: padding waste <= ~19% worst case, ~9%
-    on average, with about four compiled shapes per doubling of length."""
-    out, s = [], 1.0
-    while s < max_seconds * 1.0001:
-        out.append(int(round(s * sample_rate / 320)) * 320)  # multiple of the 20 ms frame hop
-        s *= 2 ** 0.25
-    return tuple(sorted(set(out)))
-
-
 def plan_batches(lengths: Sequence[int], buckets: Sequence[int], *, batch_samples: int, max_batch: int,
-                 stretch: float = 1.2) -> list[tuple[list[int], int]]:
-    """(indices, padded length) batches for utterances of `lengths` samples, few distinct shapes.
+                 stretch: float = BATCH_STRETCH) -> list[tuple[list[int], int]]:
+    """(indices, padded length) batches for utterances of `lengths` samples (or frames: `buckets`
+    and `batch_samples` count the same unit), few distinct shapes.
 
     Every compiled (rows, length) shape costs a compilation, so the plan keeps both axes coarse:
     rows are powers of two (no dummy rows), at most `max_batch` and about `batch_samples` of padded

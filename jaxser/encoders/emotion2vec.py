@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import json
 import math
 from functools import partial
 from pathlib import Path
@@ -49,9 +48,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxser.encoders.activations import layer_norm
-from jaxser.encoders.base import (BucketStats, Encoder, EncoderError, bucket_batches, check_waveforms, digest,
-                                  min_samples_why)
+from jaxser.encoders.activations import layer_norm, valid_group_norm
+from jaxser.encoders.base import (BATCH_STRETCH, BatchedEncoder, EncoderError, check_waveforms, digest,
+                                  geometric_buckets, min_samples_why)
 
 MODEL_TYPE = "emotion2vec"
 SAMPLE_RATE = 16_000
@@ -94,10 +93,6 @@ class Arch:
     alibi_heads: int
     scale_per_head: bool
     scale_per_layer: bool
-
-    @property
-    def head_dim(self) -> int:
-        return self.embed // self.heads
 
     @property
     def blocks(self) -> int:
@@ -356,11 +351,12 @@ def _conv(x, w, stride=1, pad=(0, 0), groups=1):
                                         dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=groups)
 
 
-def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dtype=jnp.float32, collect=None):
-    """Padded (already normalised) waveforms [B, N] + valid lengths [B] -> (stacked `collect(state, mask)`
-    over the 1 + prenet + depth states, frame mask [B, T]). `collect` defaults to the identity
-    ([L, B, T, D]); pooling inside it avoids materialising every layer's frames. States beyond an
-    utterance's valid frames are garbage by design and must be masked."""
+def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dtype=jnp.float32, collect=None,
+            upto: int | None = None):
+    """Padded (already normalised) waveforms [B, N] + valid lengths [B] -> stacked `collect(state,
+    frame_mask)` over the 1 + prenet + depth states. `collect` defaults to the identity ([L, B, T, D]);
+    pooling inside it avoids materialising every layer's frames. States beyond an utterance's valid
+    frames are garbage by design and must be masked. `upto` as in the wav2vec2 family (unrolled blocks)."""
     collect = collect or (lambda h, m: h)
     p = jax.tree.map(lambda a: a.astype(dtype), params)
     x = wave.astype(dtype)[..., None]
@@ -371,13 +367,7 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
         if arch.extractor_mode == "layer_norm":
             x = layer_norm(x, layer["g"], layer["b"], _TORCH_EPS)
         elif i == 0:  # Fp32GroupNorm(C, C): per-channel statistics over the VALID frames only
-            m = (jnp.arange(x.shape[1])[None, :] < n[:, None]).astype(jnp.float32)
-            cnt = jnp.maximum(n, 1).astype(jnp.float32)[:, None, None]
-            x32 = x.astype(jnp.float32)
-            x32 = x32 - jnp.einsum("btc,bt->bc", x32, m)[:, None] / cnt
-            var = jnp.einsum("btc,bt->bc", x32 * x32, m)[:, None] / cnt
-            x32 = x32 * jax.lax.rsqrt(var + _TORCH_EPS)
-            x = (x32 * layer["g"].astype(jnp.float32) + layer["b"].astype(jnp.float32)).astype(dtype)
+            x = valid_group_norm(x, n, layer["g"], layer["b"], _TORCH_EPS)
         x = _gelu(x)
     B, T, _ = x.shape
     mask = jnp.arange(T)[None, :] < n[:, None]  # [B, T]
@@ -394,7 +384,8 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
         h = _gelu(layer_norm(h, None, None, _TORCH_EPS))
     x = x + h
 
-    E, D, H, hd = arch.extra, arch.embed, arch.heads, arch.head_dim
+    E, D, H = arch.extra, arch.embed, arch.heads
+    hd = D // H
     if E:
         x = jnp.concatenate([jnp.broadcast_to(p["extra"][None], (B, E, D)).astype(dtype), x], axis=1)
     S = E + T
@@ -443,63 +434,29 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
         if l == n_blocks - 1 and p["final_norm"] is not None:
             x = layer_norm(x, p["final_norm"]["g"], p["final_norm"]["b"], arch.eps)
         states.append(collect(x[:, E:], mask))
-    return jnp.stack(states), mask
-
-
-def _mean_valid(h, mask):
-    """[B, T, D] -> [B, D]: mean over each row's valid frames, float32 accumulation."""
-    s = jnp.einsum("btd,bt->bd", h, mask.astype(h.dtype), preferred_element_type=jnp.float32)
-    return s / jnp.sum(mask, 1, dtype=jnp.float32)[:, None]
-
-
-def _pooled(arch, dtype, counter, params, wave, n):
-    counter.append(("pooled",) + wave.shape)  # runs only while tracing = once per compiled shape
-    pooled, _ = forward(arch, params, wave, n, dtype, collect=_mean_valid)  # [L, B, D]
-    return jnp.transpose(pooled, (1, 0, 2))
-
-
-def _frames(arch, dtype, counter, layer, params, wave, n):
-    counter.append(("frames", layer) + wave.shape)
-    hs, _ = forward(arch, params, wave, n, dtype)
-    return hs[layer].astype(jnp.float32)
+    return jnp.stack(states)
 
 
 # ----------------------------------------------------------------------------- encoder
-class Emotion2VecEncoder(BucketStats, Encoder):
+class Emotion2VecEncoder(BatchedEncoder):
     """Every emotion2vec layer, mean-pooled over each utterance's frames: [B, 1 + prenet + depth, D]."""
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
                  dtype: str = "float32", normalize: bool = True, buckets: Sequence[int] | None = None,
-                 batch_seconds: float = 32.0, max_batch: int = 16, mesh=None):
+                 batch_seconds: float = 32.0, max_batch: int = 16, batch_stretch: float = BATCH_STRETCH, mesh=None):
         from jaxser import sharding
-        from jaxser.encoders.base import geometric_buckets
 
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
-        self.mesh = sharding.resolve_mesh(mesh)
         self.dim, self.num_layers = arch.embed, 1 + arch.blocks
         self.normalize = bool(normalize)
-        if dtype not in ("float32", "bfloat16"):
-            raise EncoderError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-        self.dtype = dtype
-        self.buckets = tuple(int(b) for b in (buckets or geometric_buckets(self.sample_rate)))
-        if not self.buckets or list(self.buckets) != sorted(set(self.buckets)) or self.buckets[0] <= 0:
-            raise EncoderError(f"buckets must be increasing positive sample counts, got {self.buckets}")
-        if int(max_batch) < 1:
-            raise EncoderError(f"max_batch must be >= 1, got {max_batch}")
-        self.batch_seconds, self.max_batch = float(batch_seconds), int(max_batch)
-        self._jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+        self._setup(dtype=dtype, buckets=buckets, ladder=geometric_buckets(self.sample_rate),
+                    batch_seconds=batch_seconds, max_batch=max_batch, batch_stretch=batch_stretch, mesh=mesh)
         # the ALiBi slopes and scales stay float32 (they are added to float32 scores)
         keep32 = {"alibi_slopes", "alibi_scale"}
         cast = {k: (v if k in keep32 else jax.tree.map(lambda a: jnp.asarray(a, self._jdt), v))
                 for k, v in params.items()}
         self.params = sharding.replicate(self.mesh, cast)
-        self.traces: list[tuple] = []  # one entry per compilation (shape)
-        self._pool_fn = jax.jit(partial(_pooled, arch, self._jdt, self.traces))
-        self._frame_fns: dict[int, Any] = {}
-        self.stats = {"samples": 0, "padded_samples": 0}
-
-    def frames(self, n_samples: int) -> int:
-        return int(self.arch.frames(int(n_samples)))
+        self._use_forward(forward)
 
     def _prepare(self, waveforms) -> list[np.ndarray]:
         out = []
@@ -509,17 +466,6 @@ class Emotion2VecEncoder(BucketStats, Encoder):
                 w = ((w64 - w64.mean()) / np.sqrt(w64.var() + _TORCH_EPS)).astype(np.float32)
             out.append(w)
         return out
-
-    def _batches(self, waves):
-        """Same-bucket utterances together, about `batch_seconds` of padded audio per batch."""
-        return bucket_batches([w.size for w in waves], self.buckets,
-                              units_per_batch=self.batch_seconds * self.sample_rate, max_batch=self.max_batch)
-
-    def _frames_fn(self, layer: int):
-        return jax.jit(partial(_frames, self.arch, self._jdt, self.traces, layer))
-
-    def _valid_frames(self, n_samples: int) -> int:
-        return self.arch.frames(n_samples)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -537,7 +483,7 @@ PRESETS: dict[str, dict] = {
     "base": {**_COMMON, "embed_dim": 768, "depth": 8, "num_heads": 12, "num_alibi_heads": 12, "prenet_depth": 4,
              "feature_encoder_spec": _REAL_SPEC},
 }
-_BATCH_KW = ("batch_seconds", "max_batch", "mesh")
+_BATCH_KW = ("batch_seconds", "max_batch", "batch_stretch", "mesh")
 
 
 def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
@@ -561,23 +507,12 @@ def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
 
 def read_converted(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """(config, weights) of a converted folder (config.json + model.safetensors), safetensors only."""
-    from safetensors.numpy import load_file
+    from jaxser.encoders import hf
 
-    path = Path(path)
-    try:
-        cfg = json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as e:
-        raise EncoderError(f"{path}/config.json is not valid JSON: {e}") from None
-    if not isinstance(cfg, dict):
-        raise EncoderError(f"{path}/config.json: expected a JSON object")
-    arch_from_config(cfg, path / "config.json")
-    try:
-        weights = load_file(str(path / "model.safetensors"))
-    except Exception as e:
-        raise EncoderError(f"{path}/model.safetensors: unreadable ({type(e).__name__}: {e}); load the release "
-                           "folder itself, or convert it again with `python -m jaxser.encoders.emotion2vec_convert "
-                           "SRC DST`") from None
-    return cfg, {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in weights.items()}
+    cfg, weights = hf.read_converted(path, "load the release folder itself, or convert it again with "
+                                           "`python -m jaxser.encoders.emotion2vec_convert SRC DST`")
+    arch_from_config(cfg, Path(path) / "config.json")
+    return cfg, weights
 
 
 def read_folder(path: Path, *, allow_pickle=None) -> tuple[dict, dict[str, np.ndarray]]:
@@ -618,19 +553,13 @@ def load(source: str = "random", *, dtype: str = "float32", revision: str | None
     config entries).
 
     normalize: the input layer norm; default = the config's `normalize` (true for every release).
-    Batching: batch_seconds (padded audio per batch, default 32), max_batch (default 16); mesh as for
-    the wav2vec2 family (batches split over the devices, parameters replicated).
+    Batching (as for the wav2vec2 family): batch_seconds (padded audio per batch, default 32), max_batch
+    (default 16), batch_stretch (default 1.2); mesh (batches split over the devices, parameters replicated).
     """
     from jaxser.encoders import hf
 
     batch_kw = {k: kw.pop(k) for k in _BATCH_KW if k in kw}
-    if source == "random":
-        preset = preset or "tiny"
-        config = hf.preset_config(PRESETS, preset, kw)
-        arch = arch_from_config(config, f"preset {preset!r}")
-        weights = random_weights(arch, seed)
-        name, where = f"random-emotion2vec-{preset}", f"random preset {preset!r}"
-    else:
+    if source != "random":  # a release or converted folder (its own reader: not a transformers layout)
         if kw:
             raise TypeError(f"unexpected keyword arguments for a checkpoint: {sorted(kw)}")
         if preset is not None:
@@ -639,6 +568,10 @@ def load(source: str = "random", *, dtype: str = "float32", revision: str | None
         config, weights = read_folder(path, allow_pickle=allow_pickle)
         arch = arch_from_config(config, path / "config.json" if (path / "config.json").exists() else path)
         name, where = str(source), path
+    else:
+        preset, config, arch, weights, where = hf.random_preset(PRESETS, preset, kw, default="tiny", seed=seed,
+                                                                make_arch=arch_from_config, make_weights=random_weights)
+        name = f"random-emotion2vec-{preset}"
     params = convert_params(arch, weights, where)
     do_norm = arch.normalize if normalize is None else bool(normalize)
     used = set(expected_shapes(arch))

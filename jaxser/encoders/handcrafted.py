@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxser.encoders.base import Encoder, EncoderError, bucket_length, default_buckets, digest
+from jaxser.encoders.base import Encoder, EncoderError, bucket_length, digest, geometric_buckets
 
 SAMPLE_RATE = 16_000
 KINDS = ("egemaps", "mfcc")
@@ -241,6 +241,11 @@ def _mfcc_stats(x, nvalid, *, cfg: MFCCConfig, window, fb, dct):
     return jnp.concatenate([mean, std], axis=-1)
 
 
+#: MFCC's coarser ladder (ratio 2^(1/4), 1 s to 2^(19/4) = 26.9 s): a front end this cheap gains more
+#: from fewer compiled shapes than from less padding, and these lengths keep its cached features
+MFCC_BUCKETS = geometric_buckets(SAMPLE_RATE, min_seconds=1.0, max_seconds=26.9, ratio=2 ** 0.25)
+
+
 class MFCCEncoder(Encoder):
     """Mean + std of MFCCs (+ deltas) and log-mel energies over an utterance: [B, 1, 2 * frame_dim]."""
 
@@ -256,7 +261,7 @@ class MFCCEncoder(Encoder):
         self.name = "mfcc"
         self.batch_seconds = float(batch_seconds)
         # every bucket holds at least one full frame
-        self.buckets = tuple(sorted(max(int(b), cfg.win_length) for b in (buckets or default_buckets())))
+        self.buckets = tuple(sorted(max(int(b), cfg.win_length) for b in (buckets or MFCC_BUCKETS)))
         self.feature_names = cfg.feature_names()
         self.dim = len(self.feature_names)
         window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(cfg.win_length) / cfg.win_length))  # periodic Hann

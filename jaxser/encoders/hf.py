@@ -238,6 +238,58 @@ def preset_config(presets: dict, preset: str, overrides: dict) -> dict:
     return {**presets[preset], **overrides}
 
 
+def random_preset(presets: dict, preset: str | None, overrides: dict, *, default: str, make_arch, make_weights,
+                  seed: int) -> tuple[str, dict, object, dict[str, np.ndarray], str]:
+    """(preset, config, arch, weights, where) of seeded random weights under the checkpoint's own names,
+    so a random model takes the real loading path (`make_arch(config, where)`, `make_weights(arch, seed)`)."""
+    preset = preset or default
+    config = preset_config(presets, preset, overrides)
+    arch = make_arch(config, f"preset {preset!r}")
+    return preset, config, arch, make_weights(arch, seed), f"random preset {preset!r}"
+
+
+def random_tensor(rng: np.random.Generator, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """One seeded float32 tensor of a random-weights model (float64 draws, rounded once): norm gains
+    near 1, fan-in scaled normals for matrices, small values for vectors."""
+    if "norm.weight" in name:
+        return (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+    if len(shape) >= 2:
+        return (rng.standard_normal(shape) / np.sqrt(int(np.prod(shape[1:])))).astype(np.float32)
+    return (0.02 * rng.standard_normal(shape)).astype(np.float32)
+
+
+def check_preprocessor(path: Path, want: dict, kind: str | None = None) -> None:
+    """preprocessor_config.json, when the folder has one, must describe the front end jaxser
+    implements: `feature_extractor_type` `kind` (when given) and the values of `want`."""
+    f = Path(path) / "preprocessor_config.json"
+    if not f.exists():
+        return
+    try:
+        pc = json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise EncoderError(f"{f} is not valid JSON: {e}") from None
+    got = pc.get("feature_extractor_type", kind)
+    if kind is not None and got != kind:
+        raise EncoderError(f"{f}: feature_extractor_type {got!r}; jaxser implements {kind} only")
+    bad = {k: (pc[k], v) for k, v in want.items() if k in pc and int(pc[k]) != v}
+    if bad:
+        raise EncoderError(f"{f}: front end differs from what jaxser implements (got, expected): {bad}")
+
+
+def read_converted(path: Path, hint: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """(config, float32 weights) of a folder jaxser converted (config.json + model.safetensors),
+    through safetensors only; `hint` ends the message when the folder is unusable."""
+    path = Path(path)
+    cfg = read_config(path)
+    if not isinstance(cfg, dict):
+        raise EncoderError(f"{path}/config.json: expected a JSON object; {hint}")
+    try:
+        weights = read_tensors(path / "model.safetensors")
+    except EncoderError as e:
+        raise EncoderError(f"{e}; {hint}") from None
+    return cfg, {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in weights.items()}
+
+
 def open_checkpoint(source, *, revision: str | None = None, allow_pickle=None, preset=None,
                     overrides: dict | None = None):
     """(folder, config) of a checkpoint source, refusing options that only apply to random weights."""

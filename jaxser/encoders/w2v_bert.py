@@ -27,9 +27,6 @@ only feed `last_hidden_state`, never `hidden_states`, so they are not computed h
 from __future__ import annotations
 
 import dataclasses
-import json
-from functools import partial
-from pathlib import Path
 from typing import Any, Sequence
 
 import jax
@@ -38,7 +35,8 @@ import numpy as np
 
 from jaxser.encoders import hf
 from jaxser.encoders.activations import ACTIVATIONS, layer_norm
-from jaxser.encoders.base import BucketStats, Encoder, EncoderError, bucket_batches, check_waveforms, digest
+from jaxser.encoders.base import (BATCH_STRETCH, BatchedEncoder, EncoderError, check_waveforms, digest,
+                                  geometric_buckets)
 
 SAMPLE_RATE = 16_000
 FRAME = 400  # 25 ms
@@ -326,63 +324,32 @@ def forward(arch: Arch, params: dict, feats: jax.Array, n_frames: jax.Array, dty
     return jnp.concatenate([first[None], rest], axis=0)
 
 
-def _mean_valid(h, mask):
-    """[B, T, D] -> [B, D]: mean over each row's valid frames, float32 accumulation."""
-    s = jnp.einsum("btd,bt->bd", h, mask.astype(h.dtype), preferred_element_type=jnp.float32)
-    return s / jnp.sum(mask, 1, dtype=jnp.float32)[:, None]
-
-
-def _pooled(arch, dtype, counter, params, feats, n):
-    counter.append(("pooled",) + feats.shape)  # runs only while tracing = once per compiled shape
-    return jnp.transpose(forward(arch, params, feats, n, dtype, collect=_mean_valid), (1, 0, 2))
-
-
-def _frames(arch, dtype, counter, layer, params, feats, n):
-    counter.append(("frames", layer) + feats.shape)
-    return forward(arch, params, feats, n, dtype, upto=layer)[-1].astype(jnp.float32)
-
-
 # ----------------------------------------------------------------------------- encoder
-def frame_buckets(min_frames: int = 25, max_frames: int = 1500, ratio: float = 2 ** 0.125) -> tuple[int, ...]:
-    """Geometric buckets of encoder frames (50 per second), ratio 2^(1/8): <= 9% padding for
-    about eight compiled shapes per doubling of length; 0.5 s to 30 s, then multiples of 30 s."""
-    out, s = [], float(min_frames)
-    while s < max_frames * ratio:
-        out.append(min(max_frames, int(round(s))))
-        s *= ratio
-    return tuple(sorted(set(out)))
+def frame_buckets() -> tuple[int, ...]:
+    """The default ladder (`base.geometric_buckets`) in encoder frames (one per 320 samples, 50 a second)."""
+    return tuple(b // HOP // STRIDE for b in geometric_buckets(SAMPLE_RATE))
 
 
-class W2VBertEncoder(BucketStats, Encoder):
+class W2VBertEncoder(BatchedEncoder):
     """Every hidden state of a w2v-BERT 2.0 encoder, mean-pooled over each utterance's frames."""
+
+    unit, units_per_second = "frames", SAMPLE_RATE / (HOP * STRIDE)  # stacked feature frames are padded
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
                  dtype: str = "float32", buckets: Sequence[int] | None = None, batch_seconds: float = 32.0,
-                 max_batch: int = 16, mesh=None, shard_params: bool = False):
+                 max_batch: int = 16, batch_stretch: float = BATCH_STRETCH, mesh=None, shard_params: bool = False):
         from jaxser import sharding
 
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
-        self.mesh = sharding.resolve_mesh(mesh)  # data parallel: batches split over the mesh's devices
         self.dim, self.num_layers = arch.hidden, arch.layers + 1
-        if dtype not in ("float32", "bfloat16"):
-            raise EncoderError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-        self.dtype = dtype
-        self.buckets = tuple(int(b) for b in (buckets or frame_buckets()))
-        if not self.buckets or list(self.buckets) != sorted(set(self.buckets)) or self.buckets[0] <= 0:
-            raise EncoderError(f"buckets must be increasing positive frame counts, got {self.buckets}")
-        if int(max_batch) < 1:
-            raise EncoderError(f"max_batch must be >= 1, got {max_batch}")
-        self.batch_seconds, self.max_batch = float(batch_seconds), int(max_batch)
-        self._jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+        self._setup(dtype=dtype, buckets=buckets, ladder=frame_buckets(), batch_seconds=batch_seconds,
+                    max_batch=max_batch, batch_stretch=batch_stretch, mesh=mesh)
         params = jax.tree.map(lambda a: jnp.asarray(a, self._jdt), params)
         if shard_params:  # the per-layer weights are stacked for lax.scan: never split the layer axis
             self.params = {k: sharding.fsdp(self.mesh, v, stacked=(k == "layers")) for k, v in params.items()}
         else:
             self.params = sharding.replicate(self.mesh, params)
-        self.traces: list[tuple] = []  # one entry per compilation (shape), see `compilations`
-        self._pool_fn = jax.jit(partial(_pooled, arch, self._jdt, self.traces))
-        self._frame_fns: dict[int, Any] = {}
-        self.stats = {"frames": 0, "padded_frames": 0}
+        self._use_forward(forward)
 
     def frames(self, n_samples: int) -> int:
         """Encoder frames of an utterance of n samples (= hidden-state frames, 50 per second)."""
@@ -397,15 +364,6 @@ class W2VBertEncoder(BucketStats, Encoder):
         """SeamlessM4TFeatureExtractor's `input_features` of each waveform, valid frames only:
         a list of float32 [frames(n), 160]."""
         return self._prepare(waveforms)
-
-    def _batches(self, feats: list[np.ndarray]):
-        """Same-bucket utterances together, about `batch_seconds` of padded audio (50 frames a
-        second) per batch."""
-        return bucket_batches([f.shape[0] for f in feats], self.buckets,
-                              units_per_batch=self.batch_seconds * 50, max_batch=self.max_batch)
-
-    def _frames_fn(self, layer: int):
-        return jax.jit(partial(_frames, self.arch, self._jdt, self.traces, layer))
 
     def _valid_frames(self, n_frames: int) -> int:
         return n_frames
@@ -423,7 +381,7 @@ PRESETS: dict[str, dict] = {
     # facebook/w2v-bert-2.0 sizes (~580M parameters)
     "large": dict(_REAL, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
 }
-_BATCH_KW = ("batch_seconds", "max_batch", "mesh", "shard_params")
+_BATCH_KW = ("batch_seconds", "max_batch", "batch_stretch", "mesh", "shard_params")
 
 
 def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
@@ -432,33 +390,11 @@ def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     out = {}
     for k, shape in expected_shapes(arch).items():
-        if "norm.weight" in k:
-            out[k] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
-        elif k.endswith("distance_embedding.weight"):
+        if k.endswith("distance_embedding.weight"):
             out[k] = (rng.standard_normal(shape) / np.sqrt(shape[1])).astype(np.float32)
-        elif len(shape) >= 2:
-            out[k] = (rng.standard_normal(shape) / np.sqrt(int(np.prod(shape[1:])))).astype(np.float32)
         else:
-            out[k] = (0.02 * rng.standard_normal(shape)).astype(np.float32)
+            out[k] = hf.random_tensor(rng, k, shape)
     return out
-
-
-def _check_preprocessor(path: Path) -> None:
-    """preprocessor_config.json, when present, must describe the front end implemented here."""
-    f = Path(path) / "preprocessor_config.json"
-    if not f.exists():
-        return
-    try:
-        pc = json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise EncoderError(f"{f} is not valid JSON: {e}") from None
-    kind = pc.get("feature_extractor_type", "SeamlessM4TFeatureExtractor")
-    if kind != "SeamlessM4TFeatureExtractor":
-        raise EncoderError(f"{f}: feature_extractor_type {kind!r}; jaxser implements SeamlessM4TFeatureExtractor only")
-    want = {"feature_size": N_MELS, "num_mel_bins": N_MELS, "stride": STRIDE, "sampling_rate": SAMPLE_RATE}
-    bad = {k: (pc[k], v) for k, v in want.items() if k in pc and int(pc[k]) != v}
-    if bad:
-        raise EncoderError(f"{f}: front end differs from what jaxser implements (got, expected): {bad}")
 
 
 def load(source: str = "random", *, dtype: str = "float32", revision: str | None = None, allow_pickle=None,
@@ -469,21 +405,21 @@ def load(source: str = "random", *, dtype: str = "float32", revision: str | None
     source="random": the architecture of `preset` ("tiny" default, "small", "large") with seeded
       random weights, no download; further keyword arguments override config entries.
     buckets: encoder-frame lengths (50 per second) a batch is padded to (default `frame_buckets()`).
-    Batching: batch_seconds (padded audio per batch, default 32), max_batch (default 16).
+    Batching: batch_seconds (padded audio per batch, default 32), max_batch (default 16), batch_stretch
+      (default 1.2), as for the wav2vec2 family.
     mesh / shard_params: as for the wav2vec2 family (docs/scaling.md); neither enters the fingerprint.
     """
     batch_kw = {k: kw.pop(k) for k in _BATCH_KW if k in kw}
     if source == "random":
-        preset = preset or "tiny"
-        config = hf.preset_config(PRESETS, preset, kw)
-        arch = arch_from_config(config, f"preset {preset!r}")
-        weights = random_weights(arch, seed)
-        name, where = f"random-w2v-bert-{preset}", f"random preset {preset!r}"
+        preset, config, arch, weights, where = hf.random_preset(PRESETS, preset, kw, default="tiny", seed=seed,
+                                                         make_arch=arch_from_config, make_weights=random_weights)
+        name = f"random-w2v-bert-{preset}"
     else:
         path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset,
                                           overrides=kw)
         arch = arch_from_config(config, path / "config.json")
-        _check_preprocessor(path)
+        hf.check_preprocessor(path, {"feature_size": N_MELS, "num_mel_bins": N_MELS, "stride": STRIDE,
+                                     "sampling_rate": SAMPLE_RATE}, kind="SeamlessM4TFeatureExtractor")
         weights = hf.strip_prefix(hf.read_weights(path), TASK_PREFIXES)
         name, where = str(source), path
     params = convert(arch, weights, where)

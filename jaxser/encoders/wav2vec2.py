@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,17 +35,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxser.encoders import hf
-from jaxser.encoders.activations import ACTIVATIONS, layer_norm
+from jaxser.encoders.activations import ACTIVATIONS, layer_norm, valid_group_norm
 from jaxser.encoders.base import (
-    BucketStats,
-    Encoder,
+    BATCH_STRETCH,
+    BUCKET_RATIO,  # noqa: F401  (the default ladder's ratio, beside BATCH_STRETCH)
+    BatchedEncoder,
     EncoderError,
     check_waveforms,
     cpu_bf16_matrix_units,
     digest,
     geometric_buckets,
     min_samples_why,
-    plan_batches,
 )
 
 MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "unispeech-sat", "data2vec-audio")
@@ -352,10 +351,12 @@ def _pos_conv(x, w, b, arch):
     return y + b.astype(x.dtype)
 
 
-def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dtype=jnp.float32, collect=None):
-    """Padded waveforms [B, N] + valid lengths [B] -> (stacked `collect(hidden_state, mask)` over the
-    L + 1 hidden states, frame mask [B, T]). `collect` defaults to the identity ([L + 1, B, T, D]);
-    pooling inside it avoids materialising every layer's frames.
+def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dtype=jnp.float32, collect=None,
+            upto: int | None = None):
+    """Padded waveforms [B, N] + valid lengths [B] -> stacked `collect(hidden_state, frame_mask)` over
+    the L + 1 hidden states. `collect` defaults to the identity ([L + 1, B, T, D]); pooling inside it
+    avoids materialising every layer's frames. `upto` is accepted for the base's frame slicing; the
+    layers are unrolled, so XLA drops those past the sliced one anyway.
 
     Hidden states beyond an utterance's valid frames are garbage by design and must be masked."""
     collect = collect or (lambda h, m: h)
@@ -383,15 +384,7 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
         if arch.feat_norm == "layer":
             x = layer_norm(x, layer["g"], layer["beta"], _TORCH_LN_EPS)
         elif i == 0:  # GroupNorm(C groups): per-channel statistics over VALID frames only
-            # (sums over time as mask-vector products: XLA:CPU reduces a middle axis ~8x slower)
-            m = (jnp.arange(x.shape[1])[None, :] < n[:, None]).astype(jnp.float32)
-            cnt = jnp.maximum(n, 1).astype(jnp.float32)[:, None, None]
-            x32 = x.astype(jnp.float32)
-            mu = jnp.einsum("btc,bt->bc", x32, m)[:, None] / cnt
-            x32 = x32 - mu
-            var = jnp.einsum("btc,bt->bc", x32 * x32, m)[:, None] / cnt
-            x32 = x32 * jax.lax.rsqrt(var + _TORCH_LN_EPS)
-            x = (x32 * layer["g"].astype(jnp.float32) + layer["beta"].astype(jnp.float32)).astype(dtype)
+            x = valid_group_norm(x, n, layer["g"], layer["beta"], _TORCH_LN_EPS)
         x = feat_act(x)
     B, T, _ = x.shape
     mask = jnp.arange(T)[None, :] < n[:, None]  # [B, T]
@@ -456,36 +449,11 @@ def forward(arch: Arch, params: dict, wave: jax.Array, n_samples: jax.Array, dty
     for lp in p["layers"]:
         x, c = layer(x, lp)
         hs.append(c)
-    return jnp.stack(hs), mask
-
-
-def _mean_valid(h, mask):
-    """[B, T, D] -> [B, D]: mean over each row's valid frames, float32 accumulation."""
-    m = mask.astype(h.dtype)
-    s = jnp.einsum("btd,bt->bd", h, m, preferred_element_type=jnp.float32)
-    return s / jnp.sum(mask, 1, dtype=jnp.float32)[:, None]
-
-
-def _pooled(arch, dtype, counter, params, wave, n):
-    counter.append(("pooled",) + wave.shape)  # runs only while tracing = once per compiled shape
-    pooled, _ = forward(arch, params, wave, n, dtype, collect=_mean_valid)  # [L + 1, B, D]
-    return jnp.transpose(pooled, (1, 0, 2))
-
-
-def _frames(arch, dtype, counter, layer, params, wave, n):
-    counter.append(("frames", layer) + wave.shape)
-    hs, _ = forward(arch, params, wave, n, dtype)
-    return hs[layer].astype(jnp.float32)
+    return jnp.stack(hs)
 
 
 # ----------------------------------------------------------------------------- encoder
-#: wav2vec2's default ladder (2^(1/6) from 0.5 s) and how far a batch reaches down it (one step):
-#: measured over the four synthetic corpora, 16 compiled shapes and 8 % padding against 48 and
-#: 4.5 % for the 2^(1/8) ladder batched bucket by bucket (docs/speed.md)
-BUCKET_RATIO, BATCH_STRETCH = 2 ** (1 / 6), 1.2
-
-
-class Wav2Vec2Encoder(BucketStats, Encoder):
+class Wav2Vec2Encoder(BatchedEncoder):
     """Every hidden state of a wav2vec2-family model, mean-pooled over each utterance's frames."""
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
@@ -495,34 +463,15 @@ class Wav2Vec2Encoder(BucketStats, Encoder):
         from jaxser import sharding
 
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
-        # data parallel: batches split over the mesh's devices, parameters replicated
-        self.mesh = sharding.resolve_mesh(mesh)
         self.dim, self.num_layers = arch.hidden, arch.layers + 1
         self.normalize = bool(normalize)
-        if dtype not in ("float32", "bfloat16"):
-            raise EncoderError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-        self.dtype = dtype
-        self.buckets = tuple(int(b) for b in (buckets or geometric_buckets(self.sample_rate, ratio=BUCKET_RATIO)))
-        if not self.buckets or list(self.buckets) != sorted(set(self.buckets)) or self.buckets[0] <= 0:
-            raise EncoderError(f"buckets must be increasing positive sample counts, got {self.buckets}")
-        self.batch_seconds, self.max_batch = float(batch_seconds), int(max_batch)
-        if not batch_stretch >= 1.0:
-            raise EncoderError(f"batch_stretch must be at least 1.0 (1.0: one bucket per batch), got {batch_stretch}")
-        self.batch_stretch = float(batch_stretch)
-        jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+        self._setup(dtype=dtype, buckets=buckets, ladder=geometric_buckets(self.sample_rate),
+                    batch_seconds=batch_seconds, max_batch=max_batch, batch_stretch=batch_stretch, mesh=mesh)
         # weights live on device in the compute dtype (halves memory traffic in bfloat16)
         place = sharding.fsdp if shard_params else sharding.replicate
-        self.params = place(self.mesh, jax.tree.map(lambda a: jnp.asarray(a, jdt), params))
-        self.traces: list[tuple] = []  # one entry per compilation (shape), see `compilations`
-        self._pool_fn = jax.jit(partial(_pooled, arch, jdt, self.traces))
-        self._frame_fns: dict[int, Any] = {}
-        self.stats = {"samples": 0, "padded_samples": 0}
+        self.params = place(self.mesh, jax.tree.map(lambda a: jnp.asarray(a, self._jdt), params))
+        self._use_forward(forward)
 
-    def frames(self, n_samples: int) -> int:
-        """Number of frames the model produces for an utterance of n samples."""
-        return int(self.arch.frames(int(n_samples)))
-
-    # -- batching
     def _prepare(self, waveforms) -> list[np.ndarray]:
         out = []
         for w in check_waveforms(self.name, waveforms, self.arch.min_samples, min_samples_why(self)):
@@ -530,19 +479,6 @@ class Wav2Vec2Encoder(BucketStats, Encoder):
                 w = ((w - w.mean()) / np.sqrt(w.var() + 1e-7)).astype(np.float32)
             out.append(w)
         return out
-
-    def _batches(self, waves: list[np.ndarray]):
-        """(indices, bucket length) batches: see `base.plan_batches` (few shapes, no dummy rows),
-        about `batch_seconds` of padded audio per batch."""
-        yield from plan_batches([w.size for w in waves], self.buckets, max_batch=self.max_batch,
-                                batch_samples=int(self.batch_seconds * self.sample_rate), stretch=self.batch_stretch)
-
-    def _frames_fn(self, layer: int):
-        jdt = jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32
-        return jax.jit(partial(_frames, self.arch, jdt, self.traces, layer))
-
-    def _valid_frames(self, n_samples: int) -> int:
-        return self.arch.frames(n_samples)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -610,11 +546,9 @@ def load(source: str = "random", *, dtype: str = "float32", revision: str | None
     """
     batch_kw = {k: kw.pop(k) for k in _BATCH_KW if k in kw}
     if source == "random":
-        preset = preset or "small"
-        config = hf.preset_config(PRESETS, preset, kw)
-        arch = arch_from_config(config, f"preset {preset!r}")
-        weights = random_weights(arch, seed)
-        name, where = f"random-{arch.model_type}-{preset}", f"random preset {preset!r}"
+        preset, config, arch, weights, where = hf.random_preset(PRESETS, preset, kw, default="small", seed=seed,
+                                                         make_arch=arch_from_config, make_weights=random_weights)
+        name = f"random-{arch.model_type}-{preset}"
         do_norm = bool(normalize) if normalize is not None else False
     else:
         path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset,

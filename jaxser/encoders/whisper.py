@@ -23,10 +23,8 @@ encoder's final layer norm (transformers ties it to `last_hidden_state` for Whis
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from functools import partial
-from pathlib import Path
 from typing import Any, Sequence
 
 import jax
@@ -35,7 +33,7 @@ import numpy as np
 
 from jaxser.encoders import hf
 from jaxser.encoders.activations import ACTIVATIONS
-from jaxser.encoders.base import Encoder, EncoderError, check_waveforms, digest
+from jaxser.encoders.base import BatchedEncoder, EncoderError, check_waveforms, digest
 
 SAMPLE_RATE = 16_000
 N_FFT = 400
@@ -122,10 +120,6 @@ class Arch:
     n_mels: int
     positions: int  # max_source_positions: encoder frames per window (1500 = 30 s)
     act: str
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.heads
 
     @property
     def window_samples(self) -> int:
@@ -264,7 +258,7 @@ def _attention(q, k, v):
 
 def _layer_fn(arch: Arch):
     act = _ACTS[arch.act]
-    H, hd = arch.heads, arch.head_dim
+    H, hd = arch.heads, arch.d_model // arch.heads
 
     def layer(x, lp):
         B, T, D = x.shape
@@ -296,10 +290,12 @@ def _prepare(arch, dtype, params, front, wave):
     return p, x
 
 
-def _pooled(arch, dtype, counter, params, front, wave, n_frames):
-    """Padded windows [B, window] + valid encoder frames [B] -> pooled float32 [B, L + 1, D]."""
+def _pooled(arch, dtype, counter, params, wave, n_samples):
+    """Padded windows [B, window] + valid samples [B] -> pooled float32 [B, L + 1, D] over the
+    ceil(ceil(n / 160) / 2) encoder frames that cover audio."""
     counter.append(("pooled",) + wave.shape)  # runs only while tracing = once per compiled shape
-    p, x = _prepare(arch, dtype, params, front, wave)
+    p, x = _prepare(arch, dtype, params["model"], params["front"], wave)
+    n_frames = -(-(-(-n_samples // HOP)) // 2)
     m = (jnp.arange(x.shape[1])[None, :] < n_frames[:, None]).astype(jnp.float32)
     m = m / jnp.sum(m, 1, keepdims=True)
 
@@ -318,10 +314,10 @@ def _pooled(arch, dtype, counter, params, front, wave, n_frames):
     return out.transpose(1, 0, 2)
 
 
-def _frames(arch, dtype, counter, layer_idx, params, front, wave):
+def _frames(arch, dtype, counter, layer_idx, params, wave, n_samples):
     """Hidden state `layer_idx` (0 .. L) of padded windows, float32 [B, positions, D]."""
     counter.append(("frames", layer_idx) + wave.shape)
-    p, x = _prepare(arch, dtype, params, front, wave)
+    p, x = _prepare(arch, dtype, params["model"], params["front"], wave)
     if layer_idx > 0:
         layer = _layer_fn(arch)
         sub = jax.tree.map(lambda a: a[:layer_idx], p["layers"])
@@ -332,26 +328,24 @@ def _frames(arch, dtype, counter, layer_idx, params, front, wave):
 
 
 # ----------------------------------------------------------------------------- encoder
-class WhisperEncoder(Encoder):
-    """Every hidden state of a Whisper encoder, mean-pooled over the frames that cover audio."""
+class WhisperEncoder(BatchedEncoder):
+    """Every hidden state of a Whisper encoder, mean-pooled over the frames that cover audio.
+
+    Its batches hold 30 s windows (one bucket: the window), so the base's loop runs them; pooling
+    and frame output are per utterance, over its windows in time order."""
 
     def __init__(self, arch: Arch, params: dict, *, config: dict, name: str, fingerprint: str,
                  dtype: str = "float32", max_batch: int = 8, mesh=None, shard_params: bool = False):
         from jaxser import sharding
 
         self.arch, self.config, self.name, self.fingerprint = arch, config, name, fingerprint
-        # data parallel: batches split over the mesh's devices, parameters replicated, or with
-        # shard_params split too (fully sharded: for checkpoints too big for one device)
-        self.mesh = sharding.resolve_mesh(mesh)
         self.dim, self.num_layers = arch.d_model, arch.layers + 1
-        if dtype not in ("float32", "bfloat16"):
-            raise EncoderError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
-        if int(max_batch) < 1:
-            raise EncoderError(f"max_batch must be >= 1, got {max_batch}")
-        self.dtype, self.max_batch = dtype, int(max_batch)
-        self._jdt = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+        W = arch.window_samples
+        self._setup(dtype=dtype, buckets=(W,), ladder=(W,), max_batch=max_batch, mesh=mesh,
+                    batch_seconds=int(max_batch) * W / self.sample_rate)
         # weights live on device in the compute dtype; the front end stays float32 and replicated
-        # (<= 0.1 MB of mel filters and window: not worth an all-gather on every call)
+        # (<= 0.1 MB of mel filters and window: not worth an all-gather on every call). With
+        # shard_params the weights are split too (fully sharded: for checkpoints too big for one device)
         params = jax.tree.map(lambda a: jnp.asarray(a, self._jdt), params)
         if shard_params:  # the per-layer weights are stacked for lax.scan: never split the layer axis
             self.params = {k: sharding.fsdp(self.mesh, v, stacked=(k == "layers")) for k, v in params.items()}
@@ -359,14 +353,11 @@ class WhisperEncoder(Encoder):
             self.params = sharding.replicate(self.mesh, params)
         self.front = sharding.replicate(self.mesh, {"filters": jnp.asarray(mel_filters(arch.n_mels)),
                                                     "window": jnp.asarray(hann_window())})
-        self.traces: list[tuple] = []  # one entry per compilation (shape), see `compilations`
         self._pool_fn = jax.jit(partial(_pooled, arch, self._jdt, self.traces))
-        self._frame_fns: dict[int, Any] = {}
         self._mel_fn = jax.jit(log_mel)
 
-    @property
-    def compilations(self) -> int:
-        return len(self.traces)
+    def _fn_params(self):
+        return {"model": self.params, "front": self.front}
 
     @property
     def window_samples(self) -> int:
@@ -379,43 +370,21 @@ class WhisperEncoder(Encoder):
         return full * self.arch.positions + (encoder_frames(rest) if rest else 0)
 
     # -- inputs
-    def _check(self, waveforms) -> list[np.ndarray]:
-        return check_waveforms(self.name, waveforms)
-
-    def _windows(self, waves):
-        """(utterance index, window samples) for every 30 s window, in order."""
+    def _windows(self, waveforms) -> tuple[list[int], list[np.ndarray]]:
+        """(owner utterance, window samples) of every 30 s window, in order."""
         W = self.window_samples
-        return [(i, w[s: s + W]) for i, w in enumerate(waves) for s in range(0, w.size, W)]
+        pairs = [(i, w[s: s + W]) for i, w in enumerate(check_waveforms(self.name, waveforms))
+                 for s in range(0, w.size, W)]
+        return [i for i, _ in pairs], [w for _, w in pairs]
 
-    def _run(self, windows, fn, with_frames: bool):
-        """Batches of windows zero-padded to 30 s; batch sizes are powers of two <= max_batch
-        (binary split of the remainder: no dummy rows, at most log2(max_batch) + 1 shapes)."""
-        W, cap = self.window_samples, 1 << (self.max_batch.bit_length() - 1)
-        start = 0
-        while start < len(windows):
-            size = min(cap, 1 << ((len(windows) - start).bit_length() - 1))
-            chunk = windows[start: start + size]
-            batch = np.zeros((size, W), np.float32)
-            n = np.zeros((size,), np.int32)
-            for r, (_, w) in enumerate(chunk):
-                batch[r, : w.size] = w
-                n[r] = encoder_frames(w.size)
-            if self.mesh is None:
-                args = (self.params, self.front, jnp.asarray(batch)) + ((jnp.asarray(n),) if with_frames else ())
-                yield start, n, np.asarray(fn(*args))
-            else:  # pad rows to a multiple of the device count, drop them after
-                from jaxser import sharding
-
-                (b, nd), real = sharding.shard_batch(self.mesh, batch, n)
-                args = (self.params, self.front, b) + ((nd,) if with_frames else ())
-                yield start, n, sharding.unpad(fn(*args), real)
-            start += size
+    def _frames_fn(self, layer: int):
+        return jax.jit(partial(_frames, self.arch, self._jdt, self.traces, layer))
 
     # -- public
     def log_mel(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         """WhisperFeatureExtractor's `input_features` for the first 30 s of each waveform:
         float32 [B, n_mels, 3000]."""
-        waves = self._check(waveforms)
+        waves = check_waveforms(self.name, waveforms)
         batch = np.zeros((len(waves), self.window_samples), np.float32)
         for r, w in enumerate(waves):
             w = w[: self.window_samples]
@@ -423,34 +392,29 @@ class WhisperEncoder(Encoder):
         return np.asarray(self._mel_fn(jnp.asarray(batch), self.front["filters"], self.front["window"])).transpose(0, 2, 1)
 
     def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
-        waves = self._check(waveforms)
-        windows = self._windows(waves)
-        owner = np.array([i for i, _ in windows])
-        sums = np.zeros((len(waves), self.num_layers, self.dim), np.float64)
-        counts = np.zeros((len(waves),), np.float64)
-        for start, n, res in self._run(windows, self._pool_fn, True):
-            for r in range(len(n)):  # weighted by valid frames: the mean over every valid frame of the file
-                i = owner[start + r]
-                sums[i] += n[r] * res[r].astype(np.float64)
-                counts[i] += n[r]
+        owner, windows = self._windows(waveforms)
+        sums = np.zeros((len(waveforms), self.num_layers, self.dim), np.float64)
+        counts = np.zeros((len(waveforms),), np.float64)
+        for idx, n, res in self._run(windows, self._pool_fn):
+            for r, j in enumerate(idx):  # weighted by valid frames: the mean over every valid frame of the file
+                f = encoder_frames(int(n[r]))
+                sums[owner[j]] += f * res[r].astype(np.float64)
+                counts[owner[j]] += f
         return (sums / counts[:, None, None]).astype(np.float32)
 
     def embed_frames(self, waveforms: Sequence[np.ndarray], layer: int = -1) -> list[np.ndarray]:
         """Frame-level hidden states of one layer (index into the L + 1 states, negative allowed):
         a list of float32 [T_i, dim], T_i = `frames(n_samples)` (valid frames of every window,
         concatenated in time order)."""
-        if not -self.num_layers <= layer < self.num_layers:
-            raise ValueError(f"{self.name}: layer {layer} out of range for {self.num_layers} hidden states")
-        layer %= self.num_layers
+        layer = self._layer_index(layer)
         if layer not in self._frame_fns:
-            self._frame_fns[layer] = jax.jit(partial(_frames, self.arch, self._jdt, self.traces, layer))
-        waves = self._check(waveforms)
-        windows = self._windows(waves)
-        parts: list[list[np.ndarray]] = [[] for _ in waves]
-        for start, n, res in self._run(windows, self._frame_fns[layer], False):
-            for r in range(len(n)):
-                parts[windows[start + r][0]].append(res[r, : n[r]].copy())
-        return [np.concatenate(p, axis=0) for p in parts]
+            self._frame_fns[layer] = self._frames_fn(layer)
+        owner, windows = self._windows(waveforms)
+        parts: list[dict[int, np.ndarray]] = [{} for _ in waveforms]
+        for idx, n, res in self._run(windows, self._frame_fns[layer]):
+            for r, j in enumerate(idx):
+                parts[owner[j]][j] = res[r, : encoder_frames(int(n[r]))].copy()
+        return [np.concatenate([p[j] for j in sorted(p)], axis=0) for p in parts]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -479,28 +443,9 @@ def random_weights(arch: Arch, seed: int = 0) -> dict[str, np.ndarray]:
     for k, shape in expected_shapes(arch).items():
         if k == "embed_positions.weight":
             out[k] = sinusoids(*shape)
-        elif "layer_norm.weight" in k:
-            out[k] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
-        elif len(shape) >= 2:
-            out[k] = (rng.standard_normal(shape) / np.sqrt(int(np.prod(shape[1:])))).astype(np.float32)
-        else:
-            out[k] = (0.02 * rng.standard_normal(shape)).astype(np.float32)
+        else:  # whisper's norm gains are all "layer_norm.weight"
+            out[k] = hf.random_tensor(rng, k, shape)
     return out
-
-
-def _check_preprocessor(path: Path, arch: Arch) -> None:
-    """preprocessor_config.json, when present, must describe the front end implemented here."""
-    f = Path(path) / "preprocessor_config.json"
-    if not f.exists():
-        return
-    try:
-        pc = json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise EncoderError(f"{f} is not valid JSON: {e}") from None
-    want = {"feature_size": arch.n_mels, "n_fft": N_FFT, "hop_length": HOP, "sampling_rate": SAMPLE_RATE}
-    bad = {k: (pc[k], v) for k, v in want.items() if k in pc and int(pc[k]) != v}
-    if bad:
-        raise EncoderError(f"{f}: front end differs from what jaxser implements (got, expected): {bad}")
 
 
 def load(source: str = "random", *, dtype: str = "float32", revision: str | None = None, allow_pickle=None,
@@ -518,16 +463,16 @@ def load(source: str = "random", *, dtype: str = "float32", revision: str | None
       for one device); without a mesh it changes nothing. Neither enters the fingerprint.
     """
     if source == "random":
-        preset = preset or "tiny"
-        config = hf.preset_config(PRESETS, preset, kw)
-        arch = arch_from_config(config, f"preset {preset!r}")
-        weights, ignore = random_weights(arch, seed), ()
-        name, where = f"random-whisper-{preset}", f"random preset {preset!r}"
+        preset, config, arch, weights, where = hf.random_preset(PRESETS, preset, kw, default="tiny", seed=seed,
+                                                         make_arch=arch_from_config, make_weights=random_weights)
+        ignore = ()
+        name = f"random-whisper-{preset}"
     else:
         path, config = hf.open_checkpoint(source, revision=revision, allow_pickle=allow_pickle, preset=preset,
                                           overrides=kw)
         arch = arch_from_config(config, path / "config.json")
-        _check_preprocessor(path, arch)
+        hf.check_preprocessor(path, {"feature_size": arch.n_mels, "n_fft": N_FFT, "hop_length": HOP,
+                                     "sampling_rate": SAMPLE_RATE})
         weights, ignore, prefix = encoder_weights(hf.read_weights(path))
         name = str(source)
         where = f"{path} (Whisper encoder keys, prefix {prefix!r} stripped)" if prefix else path

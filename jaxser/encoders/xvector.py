@@ -29,9 +29,7 @@ can also write a `model.safetensors` + `config.json` folder).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxser.encoders import hf
-from jaxser.encoders.base import Encoder, EncoderError, bucket_length, check_waveforms, default_buckets, digest
+from jaxser.encoders.base import Encoder, EncoderError, check_waveforms, digest, geometric_buckets, plan_batches
 
 HUB_ID = "speechbrain/spkrec-xvect-voxceleb"
 MODEL_TYPE = "speechbrain-xvector"
@@ -323,7 +321,7 @@ class XVectorEncoder(Encoder):
         if int(max_batch) < 1:
             raise EncoderError(f"max_batch must be >= 1, got {max_batch}")
         self.max_batch = int(max_batch)
-        self.buckets = tuple(sorted(int(b) for b in (buckets or default_buckets(SAMPLE_RATE))))
+        self.buckets = tuple(sorted(int(b) for b in (buckets or geometric_buckets(SAMPLE_RATE))))
         self.params = jax.tree.map(jnp.asarray, params)
         self.front = {"filters": jnp.asarray(filterbank(arch)), "window": jnp.asarray(stft_window(arch))}
         self.emb_mean = jnp.zeros((arch.lin_neurons,), jnp.float32) if emb_mean is None else jnp.asarray(emb_mean)
@@ -349,23 +347,14 @@ class XVectorEncoder(Encoder):
                                "std is NaN below that)")
 
     def _batches(self, waves: list[np.ndarray]):
-        """(indices, padded batch [b, bucket], valid frames [b]): same-bucket utterances together, batch
-        sizes powers of two <= max_batch (no dummy rows; a bounded number of compiled shapes)."""
-        cap = 1 << (self.max_batch.bit_length() - 1)
-        groups: dict[int, list[int]] = {}
-        for i, w in enumerate(waves):
-            groups.setdefault(bucket_length(w.size, self.buckets), []).append(i)
-        for N, idx in sorted(groups.items()):
-            start = 0
-            while start < len(idx):
-                size = min(cap, 1 << ((len(idx) - start).bit_length() - 1))
-                chunk = idx[start: start + size]
-                batch = np.zeros((size, N), np.float32)
-                for r, i in enumerate(chunk):
-                    batch[r, : waves[i].size] = waves[i]
-                n = np.array([self.arch.frames(waves[i].size) for i in chunk], np.int32)
-                yield chunk, batch, n
-                start += size
+        """(indices, padded batch [b, bucket], valid frames [b]): `base.plan_batches` (the default reach),
+        batch sizes powers of two <= max_batch (no dummy rows; a bounded number of compiled shapes)."""
+        for chunk, N in plan_batches([w.size for w in waves], self.buckets, batch_samples=self.max_batch * 2 ** 40,
+                                     max_batch=self.max_batch):
+            batch = np.zeros((len(chunk), N), np.float32)
+            for r, i in enumerate(chunk):
+                batch[r, : waves[i].size] = waves[i]
+            yield chunk, batch, np.array([self.arch.frames(waves[i].size) for i in chunk], np.int32)
 
     def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
         waves = self._check(waveforms)
@@ -389,21 +378,11 @@ class XVectorEncoder(Encoder):
 # ----------------------------------------------------------------------------- converted folders
 def read_converted(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """(config, weights) of a converted folder, through safetensors only."""
-    from safetensors.numpy import load_file
-
-    path = Path(path)
-    try:
-        cfg = json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as e:
-        raise EncoderError(f"{path}/config.json is not valid JSON: {e}") from None
-    if not isinstance(cfg, dict) or cfg.get("model_type") != MODEL_TYPE:
-        got = cfg.get("model_type") if isinstance(cfg, dict) else cfg
-        raise EncoderError(f"{path}/config.json: model_type {got!r} is not {MODEL_TYPE!r} (not a converted x-vector "
-                           "folder; convert SpeechBrain's with `python -m jaxser.encoders.xvector_convert`)")
-    try:
-        weights = load_file(str(path / "model.safetensors"))
-    except Exception as e:
-        raise EncoderError(f"{path}/model.safetensors: unreadable ({type(e).__name__}: {e})") from None
+    hint = "convert SpeechBrain's folder with `python -m jaxser.encoders.xvector_convert`"
+    cfg, weights = hf.read_converted(path, hint)
+    if cfg.get("model_type") != MODEL_TYPE:
+        raise EncoderError(f"{path}/config.json: model_type {cfg.get('model_type')!r} is not {MODEL_TYPE!r} (not a "
+                           f"converted x-vector folder; {hint})")
     return cfg, {k: v.astype(np.float32) for k, v in weights.items()}
 
 
@@ -498,34 +477,3 @@ def load(source: str = "random", *, revision: str | None = None, allow_pickle=No
         enc.provenance = provenance(path, [f for f in (path / n for n in RELEASE_FILES)
                                            if f.suffix in (".ckpt", ".safetensors") and f.exists()])
     return enc
-
-
-# ----------------------------------------------------------------------------- older spellings
-#: names that moved to jaxser.encoders.xvector_convert, still reachable from here
-_MOVED_TO_CONVERT = ("config_from_hyperparams", "read_speechbrain", "convert")
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_CONVERT:
-        from jaxser.encoders import xvector_convert
-
-        return getattr(xvector_convert, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m jaxser.encoders.xvector convert SRC DST`: the older spelling of
-    `python -m jaxser.encoders.xvector_convert SRC DST`."""
-    from jaxser.encoders import xvector_convert
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] != ["convert"]:
-        print("usage: python -m jaxser.encoders.xvector convert SRC DST\n"
-              "       (the same as: python -m jaxser.encoders.xvector_convert SRC DST)",
-              file=sys.stderr)
-        return 2
-    return xvector_convert.main(args[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
