@@ -1,4 +1,4 @@
-"""The `jaxser` command: `jaxser run | embed | describe | predict | fetch`, each with its own `--help`.
+"""The `jaxser` command: `jaxser run | embed | describe | corpora | predict | fetch`, each with its own `--help`.
 
 Every sub-command reports a problem the user can fix as one line, `error: <what> — <what to
 do>`, on stderr with exit status 2 (`jaxser.errors.report`); `--debug` (or JAXSER_DEBUG=1)
@@ -17,6 +17,7 @@ COMMANDS = {
                                 "synthetic study"),
     "embed": ("jaxser.embed", "extract and cache the embeddings of corpora"),
     "describe": ("jaxser.corpora.__main__", "print a corpus card: counts, speakers, durations, problems"),
+    "corpora": ("jaxser.corpora.__main__", "list every corpus jaxser loads (names, languages, sizes, licences)"),
     "predict": ("jaxser.predict", "predict the emotion of audio files with a model a study saved"),
     "fetch": ("jaxser.fetch", "download and verify the checkpoints of a study's encoders (for offline compute nodes)"),
 }
@@ -52,6 +53,8 @@ def main(argv=None) -> int:
     rest = argv[at + 1:]
     if a.command == "describe":
         rest = ["describe", *rest]
+    elif a.command == "corpora":
+        rest = ["list", *rest]
     module = COMMANDS[a.command][0]
     return report(lambda args: importlib.import_module(module).main(args), rest)
 

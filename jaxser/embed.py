@@ -501,7 +501,8 @@ def _positive_int(s: str) -> int:
 
 
 def _main(argv=None) -> int:
-    from jaxser import corpora, encoders
+    from jaxser import encoders
+    from jaxser.study.run import load_corpus
 
     p = argparse.ArgumentParser(allow_abbrev=False, prog="jaxser embed", description="Extract and cache embeddings.")
     p.add_argument("--encoder", action="append", required=True, help="registry name, Hub id, handle or folder")
@@ -517,7 +518,7 @@ def _main(argv=None) -> int:
         enc = encoders.load(enc_name)
         for spec in a.corpus:
             name, root = _parse_corpus(spec)
-            ds = corpora.load(name, root, skip_errors=a.skip_errors)
+            ds = load_corpus(name, root, {}, a.skip_errors)  # registry, synthetic or manifest: as `jaxser run`
             t0 = time.perf_counter()
             e = embed(enc, ds, cache=a.cache, skip_errors=a.skip_errors, chunk_size=a.chunk_size)
             print(f"{enc_name} x {name}: {e.x.shape} in {time.perf_counter() - t0:.1f}s -> {e.path}"

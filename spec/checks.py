@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -247,7 +248,7 @@ def check_run(run_dir: str | Path) -> list[str]:
         out.append("metadata.parquet has no audio_sha256 column: the same recording on both sides of a split "
                    "cannot be ruled out")
     for c in cells:
-        tr = splits[splits["train_key"] == c["train_key"]]
+        tr = splits[(splits["train_key"] == c["train_key"]) & splits["role"].isin(["fit", "val"])]
         train_ids = tr["id"].to_numpy()
         test_ids = preds.loc[preds["cell"] == c["name"], "id"].unique()
         if len(train_ids) == 0:
@@ -259,7 +260,9 @@ def check_run(run_dir: str | Path) -> list[str]:
             continue
         tr_meta, te_meta = meta.loc[train_ids], meta.loc[test_ids]
         leak = set(tr_meta["speaker"]) & set(te_meta["speaker"])
-        if leak:
+        # EmoBox's own folds are the definition there (MELD's train and test share the cast):
+        # check_emobox compares them with the partition files instead
+        if leak and not (c.get("split") == "emobox" and c["setting"] == "same"):
             out.append(f"{c['name']}: test speakers also in training/validation: {sorted(leak)[:5]}")
         if digest is not None:
             shared = (set(digest.loc[train_ids]) & set(digest.loc[test_ids])) - {""}
@@ -287,7 +290,7 @@ def check_run(run_dir: str | Path) -> list[str]:
                 meta.loc[meta["corpus"] == c["target"], "emotion"])
             if labs != shared:
                 out.append(f"{c['name']}: label set is not the shared set {sorted(shared)}")
-        if c["setting"] != "same":
+        if c["setting"] != "same" and c.get("split") != "emobox":  # EmoBox's track tests its balanced lists
             n_target = int(((meta["corpus"] == c["target"]) & meta["emotion"].isin(labs)).sum())
             if len(test_ids) != n_target:
                 out.append(f"{c['name']}: {len(test_ids)} test utterances, target has {n_target} in the label set")
@@ -298,7 +301,7 @@ def check_run(run_dir: str | Path) -> list[str]:
                 out += sentence_leaks(c["name"], tr_meta["corpus"], tr_meta["text"], te_meta["corpus"],
                                       te_meta["text"])
     # same-corpus: each usable utterance tested exactly once per model and seed
-    same = [c for c in cells if c["setting"] == "same"]
+    same = [c for c in cells if c["setting"] == "same" and c.get("split") != "emobox"]  # EmoBox: check_emobox
     for corpus in sorted({c["source"] for c in same}):
         names = [c["name"] for c in same if c["source"] == corpus]
         labs = set(next(c["labels"] for c in same if c["source"] == corpus))
@@ -341,6 +344,8 @@ def check_run(run_dir: str | Path) -> list[str]:
 
     # 4. layer "best" was chosen on source validation only
     out += check_layer_choice(preds)
+    if (manifest.get("protocol") or {}).get("split") == "emobox":
+        out += check_emobox(run)
 
     # 5. significance.csv agrees with the predictions
     try:
@@ -492,6 +497,145 @@ def check_significance(sig: pd.DataFrame, per_seed: pd.DataFrame, preds: pd.Data
                     if len(common) and (*key, claim, frozenset((encs[a], encs[b]))) not in seen:
                         out.append(f"significance.csv: no row comparing {encs[a]} and {encs[b]} in "
                                    f"{'/'.join(map(str, key))} ({claim})")
+    return out
+
+
+# ----------------------------------------------------------------------------- EmoBox's partitions
+
+def _emobox_key(corpus: str, path: str) -> str:
+    """EmoBox's documented path rules, written out again: SAVEE flat `JE_n23.wav` = release
+    `AudioData/JE/n23.wav`; a MELD clip is its split folder and file name; a CaFE or ESD
+    recording its file name; paths compared in Unicode NFC."""
+    parts = unicodedata.normalize("NFC", str(path)).replace("\\", "/").split("/")
+    if parts[0] == "downloads" and len(parts) > 2:
+        parts = parts[2:]
+    if corpus in ("cafe", "esd"):  # garbled folder names (CaFE), split folders (ESD): names are unique
+        return parts[-1]
+    if corpus == "savee":
+        return parts[-1] if "_" in parts[-1] or len(parts) < 2 else f"{parts[-2]}_{parts[-1]}"
+    if corpus == "meld":
+        return "/".join(parts[-2:])
+    return "/".join(parts)
+
+
+def _same_file(a: str, b: str) -> bool:
+    return a == b or a.endswith("/" + b) or b.endswith("/" + a)
+
+
+def check_protocol(run_dir: str | Path) -> list[str]:
+    """What a run directory's protocol files alone show (a --dry-run directory too): every cell's
+    fit, validation and test utterances are known and disjoint, and its source alone trains."""
+    run = Path(run_dir)
+    meta = pd.read_parquet(run / "metadata.parquet").set_index("id")
+    splits = pd.read_parquet(run / "splits.parquet")
+    cells = json.loads((run / "cells.json").read_text())
+    out = []
+    if "cell" not in splits or not (splits["role"] == "test").any():
+        return ["splits.parquet lists no test utterances (role test, column cell)"]
+    for c in cells:
+        tr = splits[(splits["train_key"] == c["train_key"]) & splits["role"].isin(["fit", "val"])]
+        te = splits.loc[(splits["role"] == "test") & (splits["cell"] == c["name"]), "id"]
+        fit, val = set(tr.loc[tr["role"] == "fit", "id"]), set(tr.loc[tr["role"] == "val", "id"])
+        if len(te) != c["n_test"] or len(fit) != c["n_fit"] or len(val) != c["n_val"]:
+            out.append(f"{c['name']}: splits.parquet disagrees with cells.json's counts")
+        for a, b, what in ((fit, val, "fit/val"), (fit, set(te), "fit/test"), (val, set(te), "val/test")):
+            if a & b:
+                out.append(f"{c['name']}: {what} share {len(a & b)} utterances")
+        unknown = (fit | val | set(te)) - set(meta.index)
+        if unknown:
+            out.append(f"{c['name']}: ids not in metadata: {sorted(unknown)[:3]}")
+            continue
+        if set(meta.loc[sorted(fit | val), "corpus"]) - set(c["source"].split("+")):
+            out.append(f"{c['name']}: training or model selection uses corpora outside the source")
+        if set(meta.loc[list(te), "corpus"]) - {c["target"]}:
+            out.append(f"{c['name']}: test utterances outside the target")
+    return out
+
+
+def check_emobox(run_dir: str | Path, emobox: str | Path | None = None) -> list[str]:
+    """An EmoBox run against EmoBox's files (the folder manifest.json names, or `emobox`):
+    each same-corpus fold tests exactly its test file's utterances and trains and selects on
+    exactly its train (and valid) file's, within the cell's classes; each cross cell tests
+    utterances of the target's track2 list only and never trains on the source's own list."""
+    run = Path(run_dir)
+    manifest = json.loads((run / "manifest.json").read_text())
+    data = Path(emobox or (manifest.get("emobox") or {}).get("data") or "")
+    if (data / "data").is_dir():
+        data = data / "data"
+    if not data.is_dir():
+        return [f"EmoBox data folder {data} not found: give it to check the folds"]
+    out = check_protocol(run)
+    meta = pd.read_parquet(run / "metadata.parquet").set_index("id")
+    splits = pd.read_parquet(run / "splits.parquet")
+    cells = json.loads((run / "cells.json").read_text())
+    if "path" not in meta:
+        return out + ["metadata.parquet has no path column: EmoBox's lists cannot be compared"]
+
+    by_name: dict[tuple[str, str], list] = {}
+    starts = meta["start"] if "start" in meta else pd.Series(np.nan, index=meta.index)
+    for i, corpus, p, t0 in zip(meta.index, meta["corpus"], meta["path"], starts):
+        key = _emobox_key(corpus, p)
+        by_name.setdefault((corpus, key.split("/")[-1]), []).append((i, key, t0))
+
+    def ids_of(corpus: str, recs) -> set:
+        """Utterances of records; a segment (PAVOQUE) is also matched by its start time."""
+        found = set()
+        for r in recs:
+            k = _emobox_key(corpus, r["wav"])
+            t = r.get("start_time")
+            found |= {i for i, key, t0 in by_name.get((corpus, k.split("/")[-1]), []) if _same_file(key, k)
+                      and (t is None or t0 != t0 or abs(float(t0) - float(t)) < 0.005)}
+        return found
+
+    def records(f: Path) -> list[dict]:
+        return [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    track = {"iemocap": "IEMOCAP", "meld": "MELD", "ravdess": "RAVDESS", "savee": "SAVEE"}
+    for c in cells:
+        labs = set(c["labels"])
+        tr = splits[(splits["train_key"] == c["train_key"]) & splits["role"].isin(["fit", "val"])]
+        train = set(tr["id"])
+        test = set(splits.loc[(splits["role"] == "test") & (splits["cell"] == c["name"]), "id"])
+        if c["setting"] == "same":
+            folder = data / c["source"] / f"fold_{c['fold']}"
+            want = {}
+            for role in ("train", "test", "valid"):
+                f = next((folder / n for n in (f"{c['source']}_{role}_fold_{c['fold']}.jsonl",
+                                                f"{c['source']}_{role}_fold{c['fold']}.jsonl")
+                          if (folder / n).is_file()), None)
+                if f is not None:
+                    got = ids_of(c["source"], records(f))
+                    want[role] = {i for i in got if meta.loc[i, "emotion"] in labs}
+            if "test" not in want or "train" not in want:
+                out.append(f"{c['name']}: EmoBox's partition files are missing in {folder}")
+                continue
+            if test != want["test"]:
+                out.append(f"{c['name']}: tests {len(test)} utterances, EmoBox's test file lists {len(want['test'])} "
+                           f"(differing: {sorted(test ^ want['test'])[:3]})")
+            expected = want["train"] | want.get("valid", set())
+            if train != expected:
+                out.append(f"{c['name']}: trains/selects on {len(train)} utterances, EmoBox's train"
+                           f"{' and valid' if 'valid' in want else ''} files list {len(expected)}")
+        elif c["setting"] == "cross":
+            f = data / "track2" / f"{track.get(c['target'], c['target'])}_selected_balenced.jsonl"
+            if not f.is_file():
+                out.append(f"{c['name']}: no EmoBox track2 list for {c['target']} ({f})")
+                continue
+            stems = {Path(_emobox_key(c["target"], r["wav_filename"])).stem for r in records(f)}
+            off = [i for i in test if Path(_emobox_key(c["target"], meta.loc[i, "path"])).stem not in stems]
+            if off:
+                out.append(f"{c['name']}: {len(off)} test utterances are not on EmoBox's track2 list, e.g. {off[0]}")
+            if len(test) > len(stems):
+                out.append(f"{c['name']}: {len(test)} test utterances, the track2 list has {len(stems)}")
+            own = data / "track2" / f"{track.get(c['source'], '')}_selected_balenced.jsonl"
+            if c["source"] in track and c["source"] != "meld" and own.is_file():  # MELD's names repeat
+                own_stems = {Path(_emobox_key(c["source"], r["wav_filename"])).stem for r in records(own)}
+                src = meta.loc[sorted(train)]
+                leak = [i for i, p in zip(src.index, src["path"]) if Path(_emobox_key(c["source"], p)).stem
+                        in own_stems and meta.loc[i, "emotion"] in labs]
+                if leak:
+                    out.append(f"{c['name']}: trains on {len(leak)} utterances of {c['source']}'s own track2 test "
+                               f"list, e.g. {leak[0]}")
     return out
 
 

@@ -217,3 +217,28 @@ def test_abbreviated_options_are_refused(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["run", "--seed", "0,1", "--out", str(tmp_path / "r")])
     assert e.value.code == 2 and "unrecognized arguments: --seed" in capsys.readouterr().err
+
+
+def test_embed_and_describe_take_a_manifest_under_any_name(capsys, tmp_path):
+    """`jaxser embed` and `jaxser describe` name a manifest corpus as `jaxser run` does (NAME=PATH)."""
+    import numpy as np
+    import soundfile as sf
+
+    for i in range(2):
+        sf.write(tmp_path / f"u{i}.wav", np.sin(np.linspace(0, 400, 16_000)).astype(np.float32) * 0.1, 16_000)
+    (tmp_path / "mine.csv").write_text("path,speaker,emotion\nu0.wav,s1,angry\nu1.wav,s2,sad\n")
+    assert main(["describe", f"mine={tmp_path / 'mine.csv'}", "--no-hash"]) == 0
+    assert "== mine" in capsys.readouterr().out
+    assert main(["embed", "--encoder", "mfcc", "--corpus", f"mine={tmp_path / 'mine.csv'}",
+                 "--cache", str(tmp_path / "cache")]) == 0
+    assert "mfcc x mine: (2, 1, 160)" in capsys.readouterr().out
+
+
+def test_corpora_lists_every_loader(capsys):
+    from jaxser import corpora
+
+    assert main(["corpora"]) == 0
+    out = capsys.readouterr().out
+    names = {line.split()[0] for line in out.splitlines()[1:]}
+    assert names == set(corpora.available())
+    assert "turevdb" in out and "synthetic" in out

@@ -94,8 +94,14 @@ def test_cells_splits_metadata_manifest_round_trip(tmp_path):
 
     artifacts.write_splits(tmp_path, cells, IDS)
     splits = artifacts.read_splits(tmp_path)
-    assert splits.values.tolist() == [[cells[0].train_key, "fit", u] for u in ("u0", "u1", "u2")] + [
+    train_rows = splits[splits["role"] != "test"]
+    assert train_rows[list(artifacts.SPLITS_COLUMNS)].values.tolist() == [
+        [cells[0].train_key, "fit", u] for u in ("u0", "u1", "u2")] + [
         [cells[0].train_key, "val", "u3"]]  # one training set: written once
+    assert (train_rows[artifacts.SPLITS_CELL] == "").all()
+    # then every cell's test utterances, named by cell
+    test_rows = splits[splits["role"] == "test"]
+    assert test_rows.values.tolist() == [["", "test", u, c.name] for c in cells for u in IDS[c.test]]
 
     meta = pd.DataFrame({c: [f"{c}{i}" for i in range(3)] for c in artifacts.METADATA_COLUMNS})
     artifacts.write_metadata(tmp_path, meta.assign(extra=1))

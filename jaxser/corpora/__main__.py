@@ -1,4 +1,5 @@
-"""`python -m jaxser.corpora describe NAME=ROOT [NAME=ROOT ...]` prints each corpus' card.
+"""`python -m jaxser.corpora describe NAME=ROOT [NAME=ROOT ...]` prints each corpus' card;
+`python -m jaxser.corpora list` (`jaxser corpora`) lists every corpus jaxser loads.
 
 A synthetic corpus is named alone (no `=ROOT`). Loader options: `-o NAME.key=value` (value
 parsed as JSON when it can be, e.g. `-o iemocap.merge_excited=true -o baved.level_map=strict`).
@@ -28,13 +29,36 @@ def _parse_options(items, ap: argparse.ArgumentParser) -> dict[str, dict]:
     return out
 
 
+def listing() -> str:
+    """One line per registry corpus: name, language and its loader's CARD (published size, licence, source)."""
+    from jaxser import corpora
+    from jaxser.corpora.synthetic import CORPORA
+
+    lines = [f"{'name':<16}{'language':<10}{'utterances':>11}{'hours':>8}  {'speakers':<22}licence; source"]
+    for name in corpora.available():
+        if name in CORPORA:
+            lines.append(f"{name:<16}{'synthetic':<10}{'':>11}{'':>8}  {'':<22}generated, no download")
+            continue
+        mod = corpora.module(name)
+        card = getattr(mod, "CARD", None) or {}
+        lang = getattr(mod, "LANGUAGE", "") or ("yours" if name == "manifest" else "")
+        lines.append(f"{name:<16}{lang:<10}{str(card.get('utterances', '')):>11}{str(card.get('hours', '')):>8}  "
+                     f"{str(card.get('speakers', '')):<22}" + ("; ".join(str(card[k]) for k in ("licence", "source")
+                                                                         if card.get(k)) or "see docs/corpora.md"))
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
-    from jaxser.corpora import canonical_name
+    from jaxser.corpora import available, canonical_name
     from jaxser.corpora.card import describe, render, to_jsonable, write_csv
+    from jaxser.corpora.manifest import find_manifest
     from jaxser.corpora.schema import CorpusError
 
     ap = argparse.ArgumentParser(allow_abbrev=False, prog="python -m jaxser.corpora")
     sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", prog="jaxser corpora", help="every corpus jaxser loads: name, language, size, licence",
+                   description="List every corpus jaxser loads (registry names), with what its owners publish "
+                               "where the loader records it: size, hours, speakers, licence, where to get it.")
     d = sub.add_parser("describe", prog="jaxser describe",
                        help="corpus card: counts, speakers, durations, sample rates, problems",
                        description="Print each corpus' card: counts, speakers, durations, sample rates, problems.")
@@ -47,15 +71,25 @@ def main(argv=None) -> int:
     d.add_argument("--max-rows", type=int, default=20, metavar="N", help="rows per table in the text output (default 20)")
     d.add_argument("--strict", action="store_true", help="exit 1 when any problem is found")
     args = ap.parse_args(argv)
+    if args.command == "list":
+        print(listing())
+        return 0
 
     opts = _parse_options(args.option, d)
     cards, any_problem = {}, False
     for spec in args.corpora:
         name, sep, root = spec.partition("=")
         key = canonical_name(name)
+        options = opts.get(key, {})
+        if key not in available() and sep and os.path.exists(os.path.expanduser(root)):
+            try:  # any other name with a manifest: your own corpus, as `jaxser run --corpus NAME=PATH` takes it
+                find_manifest(os.path.expanduser(root))
+                key, options = "manifest", {"name": name, **options}
+            except CorpusError:
+                pass
         try:
             card = describe(key, os.path.expanduser(root) if sep else None, decode=not args.no_decode,
-                            hashes=not args.no_hash, **opts.get(key, {}))
+                            hashes=not args.no_hash, **options)
         except (CorpusError, TypeError) as e:
             print(f"error: {spec}: {e}", file=sys.stderr)
             return 2

@@ -8,7 +8,8 @@ what it reads and names a damaged file in a one-line `RunDirError`.
     manifest.json       config, versions, corpora, encoders, skipped and duplicate utterances, timings
     metadata.parquet    one row per utterance in the study (METADATA_COLUMNS)
     cells.json          one entry per protocol cell (CELL_KEYS)
-    splits.parquet      the fit/validation utterances of each training set (train_key, role, id)
+    splits.parquet      the fit/validation utterances of each training set (train_key, role, id) and
+                        each cell's test utterances (role test, the cell's name in `cell`)
     predictions/*.parquet  one file per trained model: a row per (cell, seed, test utterance),
                         the study fingerprint and model identity in the footer, page checksums
     models/<name>/      a saved model (`jaxser predict`): heads.safetensors (head parameters
@@ -46,9 +47,15 @@ MODEL_FORMAT = "jaxser.model/1"
 #: the corpus columns kept per utterance; the runner adds `group` (fold group) and `audio_sha256`
 CORPUS_COLUMNS = ("id", "corpus", "speaker", "gender", "language", "emotion", "duration", "text")
 METADATA_COLUMNS = (*CORPUS_COLUMNS, "group", "audio_sha256")
+#: metadata columns written where the corpora have them: the file relative to its corpus root,
+#: and a segment's span in it (so a protocol can be checked against file lists from the run alone)
+OPTIONAL_METADATA = ("path", "start", "end")
 CELL_KEYS = ("name", "setting", "source", "target", "fold", "labels", "train_key", "val_speaker_disjoint",
              "excluded", "split", "excluded_train", "n_fit", "n_val", "n_test")
 SPLITS_COLUMNS = ("train_key", "role", "id")
+#: the column naming a test row's cell (empty on fit and validation rows, which a train key names;
+#: test rows have an empty train key)
+SPLITS_CELL = "cell"
 
 
 class ForeignPredictions(RunDirError):
@@ -135,7 +142,7 @@ TARGET_COLUMNS = ("arousal", "valence", "dominance")
 
 
 def write_metadata(run_dir: Path, meta: pd.DataFrame) -> None:
-    cols = list(METADATA_COLUMNS) + [c for c in TARGET_COLUMNS if c in meta.columns]
+    cols = list(METADATA_COLUMNS) + [c for c in (*OPTIONAL_METADATA, *TARGET_COLUMNS) if c in meta.columns]
     write_parquet(meta[cols], Path(run_dir) / METADATA_FILE)
 
 
@@ -167,15 +174,19 @@ def read_cells(run_dir: Path) -> list[dict]:
 
 
 def splits_frame(cells, ids: np.ndarray) -> pd.DataFrame:
-    """The fit and validation utterances of each training set (one per train key)."""
-    rows: list[tuple[str, str, str]] = []
+    """The fit and validation utterances of each training set (one per train key), then every
+    cell's test utterances (role "test", the cell in `cell`, no train key: a reader selecting a
+    training set by its key gets exactly its fit and validation rows, as before)."""
+    rows: list[tuple[str, str, str, str]] = []
     first_of: dict[str, object] = {}
     for c in cells:
         first_of.setdefault(c.train_key, c)
     for key, c in first_of.items():
-        rows += [(key, "fit", u) for u in ids[c.fit]]
-        rows += [(key, "val", u) for u in ids[c.val]]
-    return pd.DataFrame(rows, columns=list(SPLITS_COLUMNS))
+        rows += [(key, "fit", u, "") for u in ids[c.fit]]
+        rows += [(key, "val", u, "") for u in ids[c.val]]
+    for c in cells:
+        rows += [("", "test", u, c.name) for u in ids[c.test]]
+    return pd.DataFrame(rows, columns=[*SPLITS_COLUMNS, SPLITS_CELL])
 
 
 def write_splits(run_dir: Path, cells, ids: np.ndarray) -> None:

@@ -23,6 +23,9 @@ from jaxser.errors import UserError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 DEFAULT_SPLIT = "speaker"
+#: same-corpus splits a study may ask for: the protocol's own, or EmoBox's published partitions
+#: (`jaxser.emobox`; needs `emobox = DIR`, the EmoBox checkout)
+STUDY_SPLITS = ("speaker", "speaker+text", "emobox")
 #: layer names that train one model per hidden state ('all' reports every layer, 'best' the one
 #: chosen per training set on source-validation UAR)
 LAYER_SWEEPS = ("all", "best")
@@ -62,6 +65,9 @@ class StudyConfig:
     task: str = DEFAULT_TASK
     dimensions: list[str] = dataclasses.field(default_factory=lambda: ["arousal", "valence", "dominance"])
     wait: bool = False           # wait for another runner on the same run directory instead of stopping
+    emobox: str | None = None    # split "emobox": the EmoBox checkout (or its data/ folder)
+    emobox_mismatch: str = "error"  # EmoBox's lists vs the corpora on disk: "error" stops, "warn" goes on
+    dry_run: bool = False        # stop after writing metadata, cells and splits
 
     def study(self) -> dict:
         """What defines the results (not where they are written): the resume key."""
@@ -70,7 +76,10 @@ class StudyConfig:
         # on, not what a finished run contains (the skipped files are listed in manifest.json),
         # so the suggested re-run with --skip-errors resumes the same study; which models are
         # saved does not change any result either
-        for k in ("out_dir", "cache", "bootstrap", "workers", "skip_errors", "save_models", "wait"):
+        # where the EmoBox checkout lives and what a mismatch does are not results either (the
+        # checkout's commit and every disagreement are recorded in manifest.json)
+        for k in ("out_dir", "cache", "bootstrap", "workers", "skip_errors", "save_models", "wait", "emobox",
+                  "emobox_mismatch", "dry_run"):
             d.pop(k)
         # the default split is left out so that studies defined before the option keep their
         # fingerprint (and their run directories resume)
@@ -91,7 +100,7 @@ class StudyConfig:
 
 
 _RUN_KEYS = {"out_dir", "seeds", "settings", "labels", "k_folds", "bootstrap", "split", "save_models", "family",
-             "task", "dimensions"}
+             "task", "dimensions", "emobox", "emobox_mismatch"}
 _MODEL_KEYS = {"encoders", "heads", "layers"}
 _TOP_KEYS = {"run", "corpora", "models", "head", "train", "corpus_options"}
 
@@ -203,6 +212,8 @@ def load_config(name_or_path: str | os.PathLike = "default") -> StudyConfig:
         task=str(run.get("task", DEFAULT_TASK)),
         dimensions=_strings(run.get("dimensions", ["arousal", "valence", "dominance"]), f"{path}: [run] dimensions"),
         family=str(run.get("family", "table")),
+        emobox=None if run.get("emobox") is None else str(run["emobox"]),
+        emobox_mismatch=str(run.get("emobox_mismatch", "error")),
     )
 
 
@@ -272,7 +283,15 @@ def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
                         "source and target share)")
     p.add_argument("--settings", metavar="LIST", help="comma-separated subset of same,cross,loco")
     p.add_argument("--split", metavar="SPLIT",
-                   help="same-corpus folds disjoint in 'speaker' (default) or 'speaker+text' (speaker and sentence)")
+                   help="same-corpus folds disjoint in 'speaker' (default) or 'speaker+text' (speaker and sentence), "
+                        "or 'emobox': EmoBox's published folds and cross-corpus track (needs --emobox)")
+    p.add_argument("--emobox", metavar="DIR", help="the EmoBox checkout (or its data/ folder) for --split emobox")
+    p.add_argument("--emobox-mismatch", choices=["error", "warn"],
+                   help="when EmoBox's lists and the corpora on disk disagree: stop (error, default) or report "
+                        "and run on the utterances that match (warn)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="load the corpora, build the cells, write metadata.parquet, cells.json and splits.parquet "
+                        "to the run directory, and stop before extracting anything")
     p.add_argument("--task", choices=TASKS,
                    help="categorical (emotion classes, scored by UAR; default) or dimensional (arousal/valence/"
                         "dominance regression on each corpus' declared scale mapped to [0, 1], scored by CCC)")
@@ -321,6 +340,11 @@ def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
         cfg.settings = _split_list(a.settings)
     if a.split:
         cfg.split = a.split
+    if a.emobox:
+        cfg.emobox = a.emobox
+    if a.emobox_mismatch:
+        cfg.emobox_mismatch = a.emobox_mismatch
+    cfg.dry_run = a.dry_run
     if a.task:
         cfg.task = a.task
     if a.dimensions:
@@ -349,7 +373,7 @@ def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
 def validate(cfg: StudyConfig) -> None:
     from jaxser.corpora.schema import EMOTIONS
     from jaxser.heads import HEAD_KINDS
-    from jaxser.protocol import SETTINGS, SPLITS
+    from jaxser.protocol import SETTINGS
 
     if len(cfg.corpora) < 2 and set(cfg.settings) - {"same"}:
         raise ConfigError(f"cross-corpus settings need >= 2 corpora, got {list(cfg.corpora)}")
@@ -361,8 +385,20 @@ def validate(cfg: StudyConfig) -> None:
         raise ConfigError(f"seeds must be distinct and non-empty, got {cfg.seeds}")
     if set(cfg.settings) - set(SETTINGS):
         raise ConfigError(f"unknown settings {sorted(set(cfg.settings) - set(SETTINGS))}; known: {SETTINGS}")
-    if cfg.split not in SPLITS:
-        raise ConfigError(f"split {cfg.split!r} ([run] split / --split): use one of {', '.join(SPLITS)}")
+    if cfg.split not in STUDY_SPLITS:
+        raise ConfigError(f"split {cfg.split!r} ([run] split / --split): use one of {', '.join(STUDY_SPLITS)}")
+    if cfg.split == "emobox" and not cfg.emobox:
+        raise ConfigError('split "emobox" needs the EmoBox checkout: [run] emobox = "DIR" or --emobox DIR '
+                          "(git clone https://github.com/emo-box/EmoBox)")
+    if cfg.split == "emobox" and cfg.task == "dimensional":
+        raise ConfigError('split "emobox": EmoBox partitions categorical labels; its folds are not defined for '
+                          "the dimensional task (use split speaker)")
+    if cfg.split == "emobox" and "loco" in cfg.settings:
+        raise ConfigError('split "emobox": EmoBox defines same-corpus folds and a cross-corpus track, no '
+                          "leave-one-corpus-out; use settings same and/or cross")
+    if cfg.emobox_mismatch not in ("error", "warn"):
+        raise ConfigError(f"emobox_mismatch {cfg.emobox_mismatch!r} ([run] emobox_mismatch / --emobox-mismatch): "
+                          "use error or warn")
     if cfg.labels and set(cfg.labels) - set(EMOTIONS):
         raise ConfigError(f"labels {sorted(set(cfg.labels) - set(EMOTIONS))} are not known labels "
                           f"({', '.join(EMOTIONS)})")

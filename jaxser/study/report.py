@@ -162,7 +162,16 @@ def write_report(run_dir: str | Path, *, bootstrap: int = 1000, family: str = "t
     profile = layer_profile(results, gaps)
     figs = _figures(run, results, ranks, preds)
     figs += _layer_figures(run, profile, layer_weights(run))
-    atomic_write_text(run / "report.md", _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile))
+    text = _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile)
+    if (manifest.get("protocol") or {}).get("split") == "emobox":  # the paper's numbers beside ours
+        from jaxser.study import published
+
+        comp = published.comparison(preds, cells, n_boot=bootstrap)
+        atomic_write_text(run / published.COMPARISON_FILE, comp.to_csv(index=False))
+        atomic_write_text(run / published.FOLDS_FILE, published.fold_scores(preds, cells).to_csv(index=False))
+        atomic_write_text(run / published.TRACK_FILE, published.track_scores(preds, cells).to_csv(index=False))
+        text += "\n".join(published.markdown(comp)) + "\n"
+    atomic_write_text(run / "report.md", text)
     atomic_write_text(run / "table.tex", _latex(results))
     return results
 
@@ -282,9 +291,14 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile=No
                f"git {str(manifest.get('git', ''))[:10]}.")
     folds = ("folds disjoint in speaker and sentence (speaker+text, see below)"
              if any(c.get("split") == "speaker+text" for c in cells) else "speaker-independent folds")
-    out += ["", f"All numbers are UAR (%) as mean ± std over seeds. Same-corpus: {folds}, each "
-                "utterance tested once. Cross-corpus: train on the source, test on all of the target. Model "
-                "selection on a speaker-disjoint split of the source only.",
+    protocol = (f"Same-corpus: {folds}, each utterance tested once. Cross-corpus: train on the source, test on all "
+                "of the target. Model selection on a speaker-disjoint split of the source only.")
+    if any(c.get("split") == "emobox" for c in cells):  # EmoBox's partitions (docs/emobox.md)
+        protocol = ("Same-corpus: EmoBox's folds, as its partition files list them (folds pooled here; EmoBox's "
+                    "mean over folds below). Cross-corpus: train on the source less its own track list, test on "
+                    "the target's balanced EmoBox track list. Model selection on EmoBox's validation file where "
+                    "it has one, else on a speaker-disjoint split of the source's training data.")
+    out += ["", f"All numbers are UAR (%) as mean ± std over seeds. {protocol}",
             "", "**Label sets and chance.** UARs are only comparable within one label set (chance = 100/classes). "
                 "Every table's first row gives each column's chance level and label set:", ""]
     out += [f"- {k}: {', '.join(canonical_labels(s.split('|')))} ({len(s.split('|'))} classes, chance "

@@ -75,7 +75,7 @@ def run(cfg: StudyConfig, *, log=print) -> Path:
 
 
 def _run(cfg: StudyConfig, log, held: contextlib.ExitStack) -> Path:
-    from jaxser import protocol, sharding
+    from jaxser import sharding
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -101,27 +101,28 @@ def _run(cfg: StudyConfig, log, held: contextlib.ExitStack) -> Path:
             corpus_targets(ds, name, cfg.dimensions)
     timings["corpora_s"] = time.perf_counter() - t0
 
+    if cfg.dry_run:  # the protocol alone: nothing is extracted or trained
+        meta, skipped, duplicates = study_metadata(datasets, {}, log, dimensions=study_dimensions(cfg))
+        cells, extra = study_cells(cfg, meta, log)
+        manifest = {**study_manifest(cfg, out, datasets, roots, {}, skipped, duplicates, len(cells)), **extra,
+                    "dry_run": True}
+        if lead:
+            write_protocol(out, meta, cells, manifest)
+        log(f"dry run: {len(cells)} cells over {len(meta)} utterances written to {out} (metadata.parquet, "
+            "cells.json, splits.parquet); nothing extracted")
+        return out
+
     clock = compile_clock()
     t0, c0 = time.perf_counter(), clock.total
     emb, enc_info = extract_embeddings(cfg, datasets, log, timings)
     timings["extract_s"] = time.perf_counter() - t0
     timings["compile_extract_s"] = clock.total - c0
 
-    dims = cfg.dimensions if cfg.task == "dimensional" else None
-    meta, skipped, duplicates = study_metadata(datasets, emb, log, dimensions=dims)
-    if dims:  # the utterances rated on every dimension of the study; scales mapped to [0, 1]
-        cells = protocol.make_dimensional_cells(meta["corpus"], meta["group"], meta[dims].notna().all(axis=1),
-                                                dims, settings=cfg.settings, k=cfg.k_folds, seed=0, split=cfg.split,
-                                                text=meta["text"])
-    else:
-        cells = protocol.make_cells(meta["corpus"], meta["group"], meta["emotion"], settings=cfg.settings,
-                                    k=cfg.k_folds, labels=cfg.labels, seed=0, split=cfg.split, text=meta["text"])
-    manifest = study_manifest(cfg, out, datasets, roots, enc_info, skipped, duplicates, len(cells))
+    meta, skipped, duplicates = study_metadata(datasets, emb, log, dimensions=study_dimensions(cfg))
+    cells, extra = study_cells(cfg, meta, log)
+    manifest = {**study_manifest(cfg, out, datasets, roots, enc_info, skipped, duplicates, len(cells)), **extra}
     if lead:
-        artifacts.write_metadata(out, meta)
-        artifacts.write_cells(out, cells)
-        artifacts.write_splits(out, cells, meta["id"].to_numpy())
-        artifacts.write_manifest(out, manifest)
+        write_protocol(out, meta, cells, manifest)
 
     t0, c0 = time.perf_counter(), clock.total
     train_models(cfg, out, TrainingData.of(cfg, meta, cells, emb, enc_info), process=me, n_processes=n_proc,
@@ -274,7 +275,7 @@ def preflight(cfg: StudyConfig) -> None:
             problems.append(f"corpus {name}: needs its folder (--corpus {name}=ROOT)")
         elif not there:
             problems.append(f"corpus {name}: {root} does not exist")
-    for name in cfg.encoders:
+    for name in [] if cfg.dry_run else cfg.encoders:  # a dry run extracts nothing
         problem = encoders.locate(name)
         if problem:
             problems.append(f"encoder {name}: {problem}")
@@ -346,7 +347,8 @@ def study_metadata(datasets: dict, emb: dict, log, dimensions=None) -> tuple[pd.
 
     frames = []
     for name, ds in datasets.items():
-        df = ds.select_columns(list(artifacts.CORPUS_COLUMNS)).to_pandas()
+        extra = [c for c in artifacts.OPTIONAL_METADATA if c in ds.column_names]
+        df = ds.select_columns(list(artifacts.CORPUS_COLUMNS) + extra).to_pandas()
         if dimensions:
             from jaxser.dimensional import corpus_targets
 
@@ -371,6 +373,49 @@ def study_metadata(datasets: dict, emb: dict, log, dimensions=None) -> tuple[pd.
             f"(e.g. {next(iter(duplicates))} = {next(iter(duplicates.values()))}); listed in manifest.json")
         meta = meta[~dup].reset_index(drop=True)
     return meta, skipped, duplicates
+
+
+def study_dimensions(cfg: StudyConfig) -> list[str] | None:
+    """The dimensions a dimensional study regresses (None for the categorical task)."""
+    return list(cfg.dimensions) if cfg.task == "dimensional" else None
+
+
+def study_cells(cfg: StudyConfig, meta: pd.DataFrame, log) -> tuple[list, dict]:
+    """The study's cells, and what manifest.json records of how they were made (split "emobox":
+    EmoBox's files, their commit or digests, and every disagreement with the corpora on disk;
+    with emobox_mismatch "error" a disagreement stops the run once it is recorded)."""
+    from jaxser import protocol
+
+    dims = study_dimensions(cfg)
+    if dims:  # the utterances rated on every dimension of the study; scales mapped to [0, 1]
+        return protocol.make_dimensional_cells(meta["corpus"], meta["group"], meta[dims].notna().all(axis=1),
+                                               dims, settings=cfg.settings, k=cfg.k_folds, seed=0, split=cfg.split,
+                                               text=meta["text"]), {}
+    if cfg.split != "emobox":
+        return protocol.make_cells(meta["corpus"], meta["group"], meta["emotion"], settings=cfg.settings,
+                                   k=cfg.k_folds, labels=cfg.labels, seed=0, split=cfg.split,
+                                   text=meta["text"]), {}
+    from jaxser import emobox
+
+    study = emobox.Study(meta, cfg.emobox, mismatch=cfg.emobox_mismatch)
+    try:
+        cells = study.cells(cfg.settings, labels=cfg.labels, seed=0)
+        study.check(log)
+    except emobox.EmoBoxError:
+        if study.problems:  # what was found so far is worth keeping for the user
+            artifacts.write_manifest(Path(cfg.out_dir), {"config": {**cfg.study(), "out_dir": cfg.out_dir},
+                                                         "fingerprint": cfg.fingerprint(),
+                                                         "emobox": study.report()})
+        raise
+    return cells, {"emobox": study.report()}
+
+
+def write_protocol(out: Path, meta: pd.DataFrame, cells: list, manifest: dict) -> None:
+    """metadata.parquet, cells.json, splits.parquet and manifest.json: the protocol of a run."""
+    artifacts.write_metadata(out, meta)
+    artifacts.write_cells(out, cells)
+    artifacts.write_splits(out, cells, meta["id"].to_numpy())
+    artifacts.write_manifest(out, manifest)
 
 
 def _git_hash() -> str:
@@ -404,7 +449,9 @@ def study_manifest(cfg: StudyConfig, out: Path, datasets: dict, roots: dict, enc
                     for c, ds in datasets.items()},
         "encoders": enc_info, "skipped": skipped, "duplicates": duplicates,
         "protocol": {"k_folds": cfg.k_folds, "labels": cfg.labels or "shared", "split": cfg.split,
-                     "validation": "speaker-disjoint source split", "cells": n_cells,
+                     "validation": ("EmoBox's validation file, else a speaker-disjoint split of the training fold"
+                                    if cfg.split == "emobox" else "speaker-disjoint source split"),
+                     "cells": n_cells,
                      **({"task": "dimensional", "labels": None, "dimensions": list(cfg.dimensions),
                          "scales": {c: dimension_scales(ds) for c, ds in datasets.items()},
                          "selection": "source-validation mean CCC"} if cfg.task == "dimensional" else {})},
@@ -646,6 +693,10 @@ def _main(argv=None, *, prog: str = "jaxser run") -> int:
     cfg = parse_args(argv, prog=prog)
     try:
         out = run(cfg)
+        if cfg.dry_run:
+            print(f"\nprotocol: {out / artifacts.CELLS_FILE}, {out / artifacts.SPLITS_FILE}, "
+                  f"{out / artifacts.METADATA_FILE}")
+            return 0
     except AudioError as e:
         if cfg.skip_errors:
             raise
@@ -661,8 +712,9 @@ def _main(argv=None, *, prog: str = "jaxser run") -> int:
 
 def timing_summary(timings: dict) -> str:
     """One line of stage timings from manifest.json's, e.g. `corpora 1.2s, extract 14.3s
-    (mfcc 14.3s; compiling 6.1s), train 10.7s (compiling 4.2s), report 5.0s; total 31.2s`
-    (compiling: summed over threads, see ``CompileClock``)."""
+    (mfcc 14.3s; compiling 6.1 CPU-s), train 10.7s (compiling 4.2 CPU-s), report 5.0s; total 31.2s`:
+    stages in wall seconds, compiling in CPU seconds summed over threads (``CompileClock``), which
+    can exceed the stage's wall time."""
     def t(s):
         return f"{s / 60:.1f}min" if s >= 600 else f"{s:.1f}s"
     per_enc = {k[len("extract_"):-2]: v for k, v in timings.items() if k.startswith("extract_") and k != "extract_s"}
@@ -671,7 +723,8 @@ def timing_summary(timings: dict) -> str:
         if f"{name}_s" in timings:
             notes = [", ".join(f"{e} {t(v)}" for e, v in per_enc.items())] if name == "extract" and per_enc else []
             if f"compile_{name}_s" in timings:
-                notes.append(f"compiling {t(timings[f'compile_{name}_s'])}")
+                c = timings[f"compile_{name}_s"]
+                notes.append(f"compiling {c / 60:.1f} CPU-min" if c >= 600 else f"compiling {c:.1f} CPU-s")
             extra = f" ({'; '.join(notes)})" if notes else ""
             parts.append(f"{name} {t(timings[f'{name}_s'])}{extra}")
     total = f"; total {t(timings['total_s'])}" if "total_s" in timings else ""
