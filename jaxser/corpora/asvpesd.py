@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from jaxser.corpora.schema import CorpusError, find_audio, map_label
+from jaxser.corpora.schema import CorpusError, find_audio, map_label, parse_files
 
 NAME = "asvpesd"
 LANGUAGE = "und"
@@ -84,18 +84,4 @@ def records(root, *, include_unknown: bool = False, errors: list | None = None,
     """One record per WAV below root (code 17 only with `include_unknown`); `errors` collects
     per-file CorpusErrors instead of raising, `excluded` counts the codes left out."""
     mapping = label_map(include_unknown=include_unknown)
-    out = []
-    for p in find_audio(root, NAME):
-        try:
-            r = parse(p, mapping)
-        except CorpusError as e:
-            if errors is None:
-                raise
-            errors.append(e)
-            continue
-        if isinstance(r, str):
-            if excluded is not None:
-                excluded[r] += 1
-        else:
-            out.append(r)
-    return out
+    return parse_files(find_audio(root, NAME), lambda p: parse(p, mapping), errors, excluded)

@@ -27,7 +27,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from jaxser.corpora.schema import EMOTIONS, CorpusError, UnknownLabelError, find_audio, map_label
+from jaxser.corpora.schema import EMOTIONS, CorpusError, UnknownLabelError, find_audio, map_label, parse_files
 
 NAME = "baved"
 LANGUAGE = "ar"
@@ -88,18 +88,4 @@ def records(root, *, level_map: str | dict = DEFAULT_LEVEL_MAP, errors: list | N
     instead of raising, `excluded` counts the levels left out."""
     root = Path(root)
     mapping = label_map(level_map=level_map)
-    out = []
-    for p in find_audio(root, NAME):
-        try:
-            r = parse(p, root, mapping)
-        except CorpusError as e:
-            if errors is None:
-                raise
-            errors.append(e)
-            continue
-        if isinstance(r, str):
-            if excluded is not None:
-                excluded[r] += 1
-        else:
-            out.append(r)
-    return out
+    return parse_files(find_audio(root, NAME), lambda p: parse(p, root, mapping), errors, excluded)

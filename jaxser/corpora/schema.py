@@ -352,18 +352,26 @@ def drop_duplicate_copies(corpus: str, records: list[dict]) -> list[dict]:
     return out
 
 
-def parse_files(paths, parse, errors: list | None = None) -> list[dict]:
+def parse_files(paths, parse, errors: list | None = None, excluded=None) -> list[dict]:
     """`parse(path)` for every path. Without `errors` the first CorpusError propagates; with a
     list, per-file CorpusErrors are collected there and the file skipped (the corpus card uses
-    this to list every problem instead of stopping at the first)."""
+    this to list every problem instead of stopping at the first). A `parse` that returns a
+    string instead of a record leaves the file out by design: the string is its raw label,
+    counted in the `excluded` Counter when one is given."""
     out = []
     for p in paths:
         try:
-            out.append(parse(p))
+            r = parse(p)
         except CorpusError as e:
             if errors is None:
                 raise
             errors.append(e)
+            continue
+        if isinstance(r, str):
+            if excluded is not None:
+                excluded[r] += 1
+        else:
+            out.append(r)
     return out
 
 
