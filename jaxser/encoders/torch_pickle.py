@@ -39,6 +39,7 @@ _TORCH_DTYPES = {"float32": "float32", "float": "float32", "float64": "float64",
                  "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "int64": "int64", "long": "int64",
                  "int32": "int32", "int": "int32", "int16": "int16", "short": "int16", "int8": "int8",
                  "uint8": "uint8", "bool": "bool", "complex64": "complex64", "complex128": "complex128"}
+_KNOWN_DTYPES = frozenset(_STORAGES.values()) | frozenset(_TORCH_DTYPES.values())
 #: the largest pickle stream read (a state dict's pickle is kilobytes; this bounds a zip bomb)
 MAX_PICKLE_BYTES = 256 << 20
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -49,7 +50,9 @@ class CheckpointError(EncoderError):
     """A checkpoint that cannot be read safely, or is damaged."""
 
 
-def _dtype(name: str) -> np.dtype:
+def _dtype(name) -> np.dtype:
+    if name not in _KNOWN_DTYPES:  # a stand-in's attribute rewritten by a BUILD opcode, say
+        raise CheckpointError(f"refused element type {str(name)[:40]!r}: only numeric tensors are read")
     if name == "bfloat16":
         import ml_dtypes
 
