@@ -2,7 +2,7 @@
 
 Every tree is built in the release's real layout and metadata format (tests/helpers/
 emobox_b_trees.py) and loaded through `jaxser.corpora.load`, the path a user takes. Where an
-EmoBox checkout sits beside the repository (or EMOBOX_CHECKOUT names one), a sample of its
+EmoBox checkout sits beside the repository (or JAXSER_EMOBOX names one), a sample of its
 file list is laid out as a tree and the loader must yield the same files and labels."""
 from __future__ import annotations
 
@@ -412,7 +412,7 @@ def test_m3ed_missing_wav_warns_and_unknown_code_refused(tmp_path):
 
 
 def _emobox() -> Path | None:
-    env = os.environ.get("EMOBOX_CHECKOUT")
+    env = os.environ.get("JAXSER_EMOBOX")
     cand = Path(env) if env else Path(__file__).resolve().parents[1].parent / "emobox"
     return cand if (cand / "data").is_dir() else None
 
@@ -420,7 +420,7 @@ def _emobox() -> Path | None:
 def _emobox_rows(name: str, n: int = 24) -> list[dict]:
     base = _emobox()
     if base is None:
-        pytest.skip("no EmoBox checkout beside the repository (set EMOBOX_CHECKOUT)")
+        pytest.skip("no EmoBox checkout beside the repository (set JAXSER_EMOBOX)")
     d = base / "data" / name
     f = d / f"{name}.jsonl"
     files = [f] if f.is_file() else sorted(d.glob(f"fold_*/{name}_test*_fold_*.jsonl"))
