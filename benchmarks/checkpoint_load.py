@@ -58,7 +58,8 @@ out = encoders.load(str(FOLDER / "st"))
 
 
 def _one(kind: str, folder: Path) -> dict:
-    code = ("import time, resource\nfrom pathlib import Path\nFOLDER = Path(%r)\nt0 = time.perf_counter()\n" % str(folder)
+    code = ("import time, resource\nfrom pathlib import Path\nFOLDER = Path(%r)\nt0 = time.perf_counter()\n"
+            % str(folder)
             + WORK[kind] + "\nimport json\nprint(json.dumps({'s': time.perf_counter() - t0, 'rss_mib': "
             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

@@ -2,9 +2,10 @@
 
 The embedded default's models on one cheap encoder (default ``egemaps``): one model per train
 key of its settings (same: 4 corpora x 5 speaker folds; cross: one per source corpus, tested on the
-other three; loco: one per held-out corpus; 20 + 4 + 4 = 28 models), its heads (FCN; the default's lighter CNN), its TrainConfig (Adam,
-lr 1e-3, batch 32, at most 30 epochs, patience 5 on source-validation UAR), 5 seeds, and every
-model's test sets predicted with the kept parameters. Data are built through the public API
+other three; loco: one per held-out corpus; 20 + 4 + 4 = 28 models), its heads (FCN; the default's
+lighter CNN), its TrainConfig (Adam, lr 1e-3, batch 32, at most 30 epochs, patience 5 on
+source-validation UAR), 5 seeds, and every model's test sets predicted with the kept parameters.
+Data are built through the public API
 (jaxser.study.config for the default's settings, jaxser.corpora, jaxser.encoders, jaxser.embed,
 jaxser.protocol); the embeddings come from the cache ($JAXSER_CACHE) and loading them is not
 timed.
@@ -336,7 +337,8 @@ def main(argv=None) -> dict | None:
         nd = sum(map(sum, need))
         tse = sum(map(sum, t["stops"]))
         print(f"{kind}: jaxser cold {j['cold_s']:.2f} s, warm {j['warm_s']:.2f} s (stacks of {j['stack_sizes']}); "
-              f"torch {t['s']:.2f} s -> torch/jaxser {t['s'] / j['warm_s']:.2f}x warm, {t['s'] / j['cold_s']:.2f}x cold")
+              f"torch {t['s']:.2f} s -> torch/jaxser {t['s'] / j['warm_s']:.2f}x warm, "
+              f"{t['s'] / j['cold_s']:.2f}x cold")
         c = j["compile_s"]
         print(f"{kind}: the cold call's compilation (CPU s, summed over threads): trace {c['trace']:.2f}, "
               f"lower {c['lower']:.2f}, XLA {c['xla']:.2f}; total {sum(c.values()):.2f}")
@@ -354,7 +356,8 @@ def main(argv=None) -> dict | None:
         tot["torch_se"] += tse
     load = os.getloadavg()
     print(f"total: jaxser warm {tot['warm']:.2f} s, cold {tot['cold']:.2f} s, torch {tot['torch']:.2f} s "
-          f"({tot['torch_se']} seed-epochs, {a.torch_threads} threads); load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+          f"({tot['torch_se']} seed-epochs, {a.torch_threads} threads); "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     res = {"jaxser_warm_s": round(tot["warm"], 3), "jaxser_cold_s": round(tot["cold"], 3),
            "torch_s": round(tot["torch"], 3), "ratio_warm": round(tot["torch"] / tot["warm"], 3),
            "ratio_cold": round(tot["torch"] / tot["cold"], 3), "seed_epochs": tot["se"],

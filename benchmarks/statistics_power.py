@@ -51,7 +51,8 @@ def main(argv=None) -> dict:
                 sim = null_studies.simulate(np.random.default_rng(1000 * g + int(1000 * e) + fixed), n, g,
                                             planted=[e, 0.0, 0.0], fixed_corpora=fixed)
                 if fixed:
-                    power["these-corpora"][e].append(float(null_studies.family_rejects(sim, "these-corpora")[:, 0].mean()))
+                    rejects = null_studies.family_rejects(sim, "these-corpora")
+                    power["these-corpora"][e].append(float(rejects[:, 0].mean()))
                 else:
                     power["new-corpora"][e].append(float(null_studies.family_rejects(sim, "new-corpora")[:, 0].mean()))
                     power["ranking"][e].append(float(_rank_found(sim)))

@@ -122,7 +122,8 @@ def main(argv=None):
     assert rv.epochs_run == rl.epochs_run == a.epochs
     diff = float(np.abs(rv.probs["test"] - rl.probs["test"]).max())
     print(f"cold (compile + run): vmap {cold_v:.2f} s, loop {cold_l:.2f} s, ratio {cold_l / cold_v:.2f}x")
-    print(f"warm (run only, best of {a.repeat}): vmap {warm_v:.2f} s, loop {warm_l:.2f} s, ratio {warm_l / warm_v:.2f}x")
+    print(f"warm (run only, best of {a.repeat}): vmap {warm_v:.2f} s, loop {warm_l:.2f} s, "
+          f"ratio {warm_l / warm_v:.2f}x")
     print(f"max |p_vmap - p_loop| = {diff:.2e}")
     if a.per_step:
         timed(per_step_loop)  # compile

@@ -373,7 +373,7 @@ class _Extraction:
 
     def _compute(self, todo: list[int], pool: ThreadPoolExecutor, bar) -> Entries:
         """Decode and embed utterances `todo` (indices); refused ones become skip reasons."""
-        sr, enc, ids = self.sr, self.encoder, self.ids
+        enc, ids = self.encoder, self.ids
         out: Entries = {}
 
         def decode(i):

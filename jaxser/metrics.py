@@ -1151,7 +1151,8 @@ def rank_permutation_test(ranks, membership, *, alpha: float = 0.05, n_perm: int
     and cd the smallest value that the range (best minus worst average rank) exceeds in at
     most alpha of them, so "some pair differs by more than cd" happens in at most alpha of
     null studies. Where no range can exceed it (no relabelling does, or it is at least k - 1,
-    the widest average ranks can be: too few corpora) cd is inf and ``descriptive`` is True. p_min: the smallest p the design can give.
+    the widest average ranks can be: too few corpora) cd is inf and ``descriptive`` is True.
+    p_min: the smallest p the design can give.
     """
     r = np.asarray(ranks, np.float64)
     k = r.shape[-1]

@@ -190,7 +190,8 @@ def audio_files(paths: Sequence[str]) -> list[Path]:
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(allow_abbrev=False, prog="jaxser predict", description="Predict the emotion of audio files with a "
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="jaxser predict",
+                                description="Predict the emotion of audio files with a "
                                 "model a study saved (RUN/models/<name>).")
     p.add_argument("--model", required=True, metavar="DIR", help="a saved model folder, RUN/models/<name>")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files, or folders searched recursively")

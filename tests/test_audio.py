@@ -13,7 +13,8 @@ from jaxser import audio, corpora
 from jaxser.audio import AudioError
 
 from tests.helpers import corpus_fixtures as fx
-from tests.helpers.corpus_release_trees import make_aesdd, make_baved, make_cafe, make_iemocap, make_shemo, make_subesco, make_urdu
+from tests.helpers.corpus_release_trees import (make_aesdd, make_baved, make_cafe, make_iemocap, make_shemo,
+                                               make_subesco, make_urdu)
 
 
 def _float_wav(path: Path, wave: np.ndarray, sr: int = 16_000) -> Path:

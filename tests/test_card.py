@@ -13,8 +13,8 @@ import pytest
 from jaxser import audio, corpora
 from jaxser.corpora import __main__ as cli
 from jaxser.corpora.card import TABLES, describe, render
-from tests.helpers.corpus_release_trees import (make_aesdd, make_baved, make_cafe, make_iemocap, make_shemo, make_subesco,
-                               make_urdu, tone)
+from tests.helpers.corpus_release_trees import (make_aesdd, make_baved, make_cafe, make_iemocap, make_shemo,
+                                               make_subesco, make_urdu, tone)
 
 #: corpus -> (fixture, native rate, utterances in the clean fixture, planted files:
 #: (corrupt, all-zero, duplicate-of-first-file, unknown code))

@@ -359,7 +359,8 @@ def test_a_build_opcode_cannot_turn_a_storage_into_objects(tmp_path):
     """BUILD on a storage stand-in (setting its element type to `object`) is refused, so no array of
     Python object pointers can be made from file bytes."""
     payload = (b"\x80\x02" + b"ctorch._utils\n_rebuild_tensor_v2\n" + b"(("
-               + b"X\x07\x00\x00\x00storage" + b"ctorch\nFloatStorage\n" + b"}X\x05\x00\x00\x00dtypeX\x06\x00\x00\x00object"
+               + b"X\x07\x00\x00\x00storage" + b"ctorch\nFloatStorage\n"
+               + b"}X\x05\x00\x00\x00dtypeX\x06\x00\x00\x00object"
                + b"s" + b"b"  # {"dtype": "object"} set onto the storage type by BUILD
                + b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x02tQK\x00K\x02\x85K\x01\x85\x89}tR.")
     f = _torch_zip(tmp_path / "objects.pt", payload, {"0": b"\0" * 8})

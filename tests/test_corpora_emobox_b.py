@@ -572,6 +572,7 @@ patience = 1
     import pandas as pd
 
     res = pd.read_csv(out / "results.csv")
-    assert sorted(zip(res["source"], res["target"], res["n_test"])) == [("mead", "pavoque", 12), ("pavoque", "mead", 18)]
+    pairs = sorted(zip(res["source"], res["target"], res["n_test"]))
+    assert pairs == [("mead", "pavoque", 12), ("pavoque", "mead", 18)]
     meta = pd.read_parquet(out / "metadata.parquet")
     assert meta["audio_sha256"].nunique() == len(meta)  # 12 segments of 3 files: 12 recordings

@@ -207,8 +207,10 @@ def test_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(EncoderError, match=rf"missing 1 keys.*{blk.replace('.', '[.]')}"):
         emotion2vec.load(_edited(conv, tmp_path / "a", lambda t: t.pop(blk)))
     with pytest.raises(EncoderError, match=r"unexpected 1 keys.*blocks\.9\.attn\.qkv\.weight"):
-        emotion2vec.load(_edited(conv, tmp_path / "b", lambda t: t.update({"blocks.9.attn.qkv.weight": t["blocks.0.attn.qkv.weight"]})))
-    with pytest.raises(EncoderError, match=r"relative_positional_encoder\.1\.0\.weight has shape \(32, 8, 19\).*\(32, 8, 9\)"):
+        emotion2vec.load(_edited(conv, tmp_path / "b",
+                                 lambda t: t.update({"blocks.9.attn.qkv.weight": t["blocks.0.attn.qkv.weight"]})))
+    with pytest.raises(EncoderError,
+                       match=r"relative_positional_encoder\.1\.0\.weight has shape \(32, 8, 19\).*\(32, 8, 9\)"):
         emotion2vec.load(_edited(conv, tmp_path / "c", config={"conv_pos_width": 45}))
     with pytest.raises(EncoderError, match="model_type 'wav2vec2'"):
         emotion2vec.load(_edited(conv, tmp_path / "d", config={"model_type": "wav2vec2"}))

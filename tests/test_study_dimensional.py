@@ -140,7 +140,6 @@ def test_the_spec_passes_and_catches_a_target_statistic(dim_run, tmp_path):
 
 
 def test_a_saved_dimensional_model_predicts_new_audio(dim_run, tmp_path):
-    import soundfile as sf
 
     from jaxser.predict import load_model, main
 

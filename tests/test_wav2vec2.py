@@ -128,7 +128,8 @@ def test_checkpoint_errors_are_clear(tmp_path):
     with pytest.raises(EncoderError, match=r"unexpected 1 keys.*layers\.7"):
         wav2vec2.load(folder("extra", extra))
     # training-only keys are ignored deliberately
-    ok = {**w, "quantizer.codevectors": np.zeros((1, 4, 2), np.float32), "project_q.weight": np.zeros((2, 2), np.float32)}
+    ok = {**w, "quantizer.codevectors": np.zeros((1, 4, 2), np.float32),
+          "project_q.weight": np.zeros((2, 2), np.float32)}
     wav2vec2.load(folder("train_keys", ok))
     bad = {**w, "feature_projection.projection.weight": np.zeros((32, 17), np.float32)}
     with pytest.raises(EncoderError, match=r"feature_projection\.projection\.weight has shape \(32, 17\)"):

@@ -68,7 +68,8 @@ def main(argv=None) -> int:
     d.add_argument("--no-hash", action="store_true", help="skip the duplicate-content check")
     d.add_argument("--json", metavar="PATH", help="also write all cards as JSON ('-' for stdout, replaces text)")
     d.add_argument("--csv-dir", metavar="DIR", help="also write every table as DIR/<corpus>_<table>.csv")
-    d.add_argument("--max-rows", type=int, default=20, metavar="N", help="rows per table in the text output (default 20)")
+    d.add_argument("--max-rows", type=int, default=20, metavar="N",
+                   help="rows per table in the text output (default 20)")
     d.add_argument("--strict", action="store_true", help="exit 1 when any problem is found")
     args = ap.parse_args(argv)
     if args.command == "list":

@@ -1,6 +1,6 @@
 """eNTERFACE'05 (Martin, Kotsia, Macq & Pitas 2006): audio-visual emotion database, 42
-subjects by its owners' count (43 subject folders in the archive) reacting to six scenarios with five sentences each; the audio track of each `.avi`
-is decoded through `jaxser.audio` (PyAV).
+subjects by its owners' count (43 subject folders in the archive) reacting to six scenarios with
+five sentences each; the audio track of each `.avi` is decoded through `jaxser.audio` (PyAV).
 
 Layout: `subject 1/anger/sentence 1/s1_an_1.avi`. The subject, emotion and sentence come
 from the folders and must agree with the file name, except for the release's irregular

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 from jaxser.corpora.schema import CorpusError, find_file, map_label
 

@@ -179,7 +179,8 @@ def build_dataset(corpus: str, root: str | os.PathLike, records: list[dict], *, 
                 raise CorpusError(f"{corpus}: {p}: no emotion and no arousal/valence/dominance rating; a row "
                                   "needs one or the other")
         elif r["emotion"] not in EMOTIONS:
-            raise CorpusError(f"{corpus}: {p}: emotion {r['emotion']!r} is not a known label (jaxser.corpora.schema.EMOTIONS)")
+            raise CorpusError(f"{corpus}: {p}: emotion {r['emotion']!r} is not a known label "
+                              "(jaxser.corpora.schema.EMOTIONS)")
         if r["gender"] not in GENDERS:
             raise CorpusError(f"{corpus}: {p}: gender {r['gender']!r} not in {GENDERS}")
         try:

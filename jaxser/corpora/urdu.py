@@ -2,7 +2,8 @@
 languages"): 400 utterances from Urdu talk shows, four emotions. The paper and README speak
 of 38 speakers (27 male, 11 female), but the released file names carry only 29 speaker codes
 (SM1-SM7 and SM17-SM27: 18 male; SF1-SF11: 11 female; per the repository's file list), so a
-speaker-independent split sees 29 speakers. Distributed as github.com/siddiquelatif/URDU-Dataset with one folder per emotion
+speaker-independent split sees 29 speakers. Distributed as github.com/siddiquelatif/URDU-Dataset
+with one folder per emotion
 (`Angry/ Happy/ Neutral/ Sad/`) and names like `SM1_F10_A010.wav`:
 
     S<M|F><speaker number>_F<file number of that speaker>_<emotion letter><running index>

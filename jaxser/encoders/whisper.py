@@ -389,7 +389,8 @@ class WhisperEncoder(BatchedEncoder):
         for r, w in enumerate(waves):
             w = w[: self.window_samples]
             batch[r, : w.size] = w
-        return np.asarray(self._mel_fn(jnp.asarray(batch), self.front["filters"], self.front["window"])).transpose(0, 2, 1)
+        mel = self._mel_fn(jnp.asarray(batch), self.front["filters"], self.front["window"])
+        return np.asarray(mel).transpose(0, 2, 1)
 
     def _embed(self, waveforms: list[np.ndarray]) -> np.ndarray:
         owner, windows = self._windows(waveforms)

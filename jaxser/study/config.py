@@ -259,7 +259,8 @@ def _split_list(s: str) -> list[str]:
 
 def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        allow_abbrev=False, prog=prog, description="Run (or resume) a cross-corpus SER benchmark: corpora -> embeddings -> "
+        allow_abbrev=False, prog=prog,
+        description="Run (or resume) a cross-corpus SER benchmark: corpora -> embeddings -> "
         "cells -> train -> report. With no options: the embedded synthetic study.",
         epilog="Options override the config file. A run directory holds one study: re-running the same "
         "command resumes it, and a changed study is refused there (give it another --out).")

@@ -775,7 +775,8 @@ def statistics_plan(cfg) -> list[str]:
     out = ["statistics: on these corpora: " + (
         f"no floor on p (seeds and test utterances are the units); Holm over {a['family_size']} comparisons in "
         f"{scope}" if a["reachable"] else f"no comparison can be tested ({a['why']})")]
-    out.append(f"statistics: on new corpora: smallest p {fp(b['p_min'])} with {len(cfg.corpora)} corpora (2 / 2^corpora), "
+    out.append(f"statistics: on new corpora: smallest p {fp(b['p_min'])} with {len(cfg.corpora)} corpora "
+               "(2 / 2^corpora), "
                f"{fp(b['p_min_adjusted'])} after Holm over {b['family_size']} comparisons in {scope}")
     if not b["reachable"]:
         out.append(f"warning: no comparison on new corpora can be significant at {ALPHA} with {len(cfg.corpora)} "

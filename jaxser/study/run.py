@@ -188,7 +188,8 @@ def claim_run_dir(cfg: StudyConfig, *, lead: bool, log, held: contextlib.ExitSta
     if prev is not None:
         if prev["fingerprint"] != cfg.fingerprint() and has_results(out):
             diff = study_diff(prev.get("study") or {}, cfg.study())
-            raise ConfigError(f"{out} holds the results of a different study ({'; '.join(diff) or 'different settings'}); "
+            raise ConfigError(f"{out} holds the results of a different study "
+                              f"({'; '.join(diff) or 'different settings'}); "
                               f"give this one its own --out DIR, or delete {out} to replace them")
         if lead and prev["fingerprint"] == cfg.fingerprint():
             log(f"resuming the run in {out}")

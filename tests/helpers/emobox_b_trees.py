@@ -166,11 +166,14 @@ def make_pavoque(root: Path, segments: dict[str, list[tuple]] | None = None, sec
 def make_m3ed(root: Path, *, missing_wav: bool = False, code: str = "Anger") -> Path:
     ann = {"rucikeaidewomen": {"rucikeaidewomen_1": {
         "SpeakerInfo": {"A": {"Name": "林君霞", "Gender": "female"}, "B": {"Name": "王大力", "Gender": "male"}},
-        "Dialog": {"rucikeaidewomen_1_1": {"Speaker": "A", "Text": "你好", "EmoAnnotation": {"final_main_emo": "Neutral"}},
-                   "rucikeaidewomen_1_4": {"Speaker": "B", "Text": "走开", "EmoAnnotation": {"final_main_emo": "Disgust"}}}}},
+        "Dialog": {"rucikeaidewomen_1_1": {"Speaker": "A", "Text": "你好",
+                                           "EmoAnnotation": {"final_main_emo": "Neutral"}},
+                   "rucikeaidewomen_1_4": {"Speaker": "B", "Text": "走开",
+                                           "EmoAnnotation": {"final_main_emo": "Disgust"}}}}},
         "shaonianpai": {"shaonianpai_1": {
             "SpeakerInfo": {"A": {"Name": "林妙妙", "Gender": "female"}},
-            "Dialog": {"shaonianpai_1_1": {"Speaker": "A", "Text": "不行", "EmoAnnotation": {"final_main_emo": code}}}}}}
+            "Dialog": {"shaonianpai_1_1": {"Speaker": "A", "Text": "不行",
+                                           "EmoAnnotation": {"final_main_emo": code}}}}}}
     (root / "splitInfo").mkdir(parents=True, exist_ok=True)
     (root / "annotation.json").write_text(json.dumps(ann, ensure_ascii=False), encoding="utf-8")
     (root / "splitInfo" / "movie_list_train.txt").write_text("rucikeaidewomen\n")

@@ -367,7 +367,8 @@ def utterance_reference(model: Emotion2vec, wave: np.ndarray):
 
 
 # ------------------------------------------------------------------ configs and files
-def model_conf(embed_dim=32, depth=2, num_heads=4, prenet_depth=2, extra_tokens=3, spec=None, extractor_mode="layer_norm",
+def model_conf(embed_dim=32, depth=2, num_heads=4, prenet_depth=2, extra_tokens=3, spec=None,
+               extractor_mode="layer_norm",
                conv_pos_width=15, conv_pos_depth=5, conv_pos_groups=4, conv_pos_pre_ln=False, layer_norm_first=False,
                per_layer_scale=False, normalize=True, num_alibi_heads=None) -> dict:
     """A FunASR `model_conf` with the released flags at a tiny size (the released values: embed_dim 768,
@@ -414,7 +415,8 @@ def build(conf: dict, seed: int = 0, vocab_size: int = 9) -> Emotion2vec:
     """A reference model with every parameter perturbed away from its trivial init (unit gains, zero biases,
     zero extra tokens, unit ALiBi scales), some ALiBi scales negative to exercise the clamp."""
     conf = {**conf, "modalities": {"audio": {**conf["modalities"]["audio"]}}}
-    conf["modalities"]["audio"]["feature_encoder_spec"] = _eval_spec(conf["modalities"]["audio"]["feature_encoder_spec"])
+    audio = conf["modalities"]["audio"]
+    audio["feature_encoder_spec"] = _eval_spec(audio["feature_encoder_spec"])
     torch.manual_seed(seed)
     model = Emotion2vec(conf, vocab_size=vocab_size).eval()
     with torch.no_grad():

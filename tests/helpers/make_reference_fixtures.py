@@ -97,7 +97,8 @@ def _w2v_model(kind, stable=False, task=False, seed=0, **extra):
     elif kind == "unispeech-sat":
         cfg, cls = tf.UniSpeechSatConfig(**W2V_TINY, **variant, **extra), tf.UniSpeechSatModel
     elif kind == "data2vec-audio":
-        cfg = tf.Data2VecAudioConfig(**{**W2V_TINY, "num_conv_pos_embeddings": 3}, conv_pos_kernel_size=5, conv_bias=True)
+        cfg = tf.Data2VecAudioConfig(**{**W2V_TINY, "num_conv_pos_embeddings": 3}, conv_pos_kernel_size=5,
+                                     conv_bias=True)
         cls = tf.Data2VecAudioModel
     else:
         raise ValueError(kind)
@@ -250,7 +251,8 @@ def _w2v_bert(path: Path):
     valid = feats["attention_mask"].sum(axis=1).astype(np.int64)
     defaults = transformers.Wav2Vec2BertConfig().to_dict()
     return {**pack_waves("wave_", waves), **_w2v_bert_reference(model, waves),
-            "features": np.concatenate([feats["input_features"][i, :t] for i, t in enumerate(valid)]).astype(np.float32),
+            "features": np.concatenate([feats["input_features"][i, :t]
+                                        for i, t in enumerate(valid)]).astype(np.float32),
             "feature_frames": valid, "mel_filters": np.asarray(fe.mel_filters), "window": np.asarray(fe.window),
             # the reference's default configuration, for the "large" preset (facebook/w2v-bert-2.0's sizes)
             "large_keys": np.array(sorted(w2v_bert.PRESETS["large"])),

@@ -103,7 +103,8 @@ def _read_case(root: Path, name: str, source: str, manifest: dict | None) -> Cas
         want = {k.split("/", 1)[1]: v for k, v in manifest.items() if k.split("/", 1)[0] == name}
         have = {p.name for p in path.iterdir() if p.is_file()}
         if not want or set(want) != have:
-            raise StaleFixture(f"{path}: files {sorted(have)} differ from {MANIFEST}'s {sorted(want)}; run {REGENERATE}")
+            raise StaleFixture(f"{path}: files {sorted(have)} differ from {MANIFEST}'s {sorted(want)}; "
+                               f"run {REGENERATE}")
         for fname, digest in want.items():
             if sha256_file(path / fname) != digest:
                 raise StaleFixture(f"{path / fname}: sha256 differs from {MANIFEST}; run {REGENERATE}")
