@@ -15,7 +15,7 @@ from jaxser.corpora.schema import CorpusError
 from jaxser.corpora.synthetic.channel import apply_channel, room_impulse_response
 from jaxser.corpora.synthetic.specs import VERSION, CorpusSpec
 from jaxser.corpora.synthetic.voice import corpus_cues, sentences, speakers, synthesize, take_cues
-from jaxser.io import atomic_write_text, cache_root, publish_dir, temp_sibling, temp_sibling_owner
+from jaxser.io import atomic_write_text, cache_root, pid_alive, publish_dir, temp_sibling, temp_sibling_owner
 
 METADATA = "metadata.csv"
 MARKER = ".jaxser-synthetic.json"
@@ -53,23 +53,13 @@ def is_complete(folder: str | os.PathLike, s: CorpusSpec) -> bool:
     return True
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def clean_stale_temps(target: Path) -> None:
     """Remove build (and swapped-out) folders left by generations whose process has died."""
     if not target.parent.is_dir():
         return
     for p in target.parent.iterdir():
         pid = temp_sibling_owner(p, target)
-        if pid is not None and not _pid_alive(pid):
+        if pid is not None and not pid_alive(pid):
             shutil.rmtree(p, ignore_errors=True)
 
 
