@@ -61,16 +61,27 @@ def compute_results(preds: pd.DataFrame, cells: list[dict], *, n_boot: int = 100
         row.update(labels="|".join(labels), n_classes=n_classes, n_test=len(y), n_seeds=len(seeds),
                    chance_uar=metrics.chance_uar(n_classes),
                    constant_seeds=int(sum(np.unique(ps).size == 1 for ps in p)),
-                   excluded=int(sum(cell_info[n]["excluded"] for n in names) if key[3] != "same"
-                                else cell_info[names[0]]["excluded"]))
+                   excluded=excluded_count(cell_info, names, key[3]))
         boot = resampled_metrics(y, p, n_classes, rng.integers(0, len(y), size=(n_boot, len(y)))) if n_boot else None
-        for m in METRICS:
-            row[f"{m}_mean"], row[f"{m}_std"] = metrics.mean_std(point[m])
-            if n_boot:
-                lo, hi = np.percentile(boot[m].mean(0), [2.5, 97.5])
-                row[f"{m}_ci_low"], row[f"{m}_ci_high"] = float(lo), float(hi)
-        rows.append(row)
+        rows.append(summarise(row, point, boot, METRICS))
     return pd.DataFrame(rows)
+
+
+def excluded_count(cell_info: dict, names: list[str], setting: str) -> int:
+    """Target utterances a result cell left out: summed over its cells, except same-corpus folds,
+    whose cells each report the corpus' one count."""
+    return int(sum(cell_info[n]["excluded"] for n in names) if setting != "same" else cell_info[names[0]]["excluded"])
+
+
+def summarise(row: dict, point: dict, boot: dict | None, names) -> dict:
+    """`row` with each metric's mean/std over seeds and, given bootstrap replicates, its 95 %
+    interval of the seed-averaged metric (`<m>_mean`, `<m>_std`, `<m>_ci_low`, `<m>_ci_high`)."""
+    for m in names:
+        row[f"{m}_mean"], row[f"{m}_std"] = metrics.mean_std(point[m])
+        if boot is not None:
+            lo, hi = np.percentile(boot[m].mean(0), [2.5, 97.5])
+            row[f"{m}_ci_low"], row[f"{m}_ci_high"] = float(lo), float(hi)
+    return row
 
 
 def ranking(results: pd.DataFrame, gaps: pd.DataFrame | None = None, ranks: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from jaxser import metrics
 from jaxser.metrics import DIMENSIONAL_REPORTED, format_p
-from jaxser.study.report import ALPHA, KEYS, SETTING_TITLES, _md_table, _safe, _save
+from jaxser.study.report import ALPHA, KEYS, SETTING_TITLES, _md_table, _safe, _save, excluded_count, summarise
 
 DIM_KEYS = [*KEYS, "dimension"]
 
@@ -47,17 +47,10 @@ def compute_results(preds: pd.DataFrame, cells: list[dict], *, n_boot: int = 100
         names = g["cell"].unique().tolist()
         point = metrics.regression_metrics(y, p)
         row = dict(zip(DIM_KEYS, key))
-        row.update(n_test=len(y), n_seeds=len(seeds),
-                   excluded=int(sum(cell_info[n]["excluded"] for n in names) if key[3] != "same"
-                                else cell_info[names[0]]["excluded"]))
+        row.update(n_test=len(y), n_seeds=len(seeds), excluded=excluded_count(cell_info, names, key[3]))
         boot = (metrics.resampled_regression_metrics(y, p, rng.integers(0, len(y), size=(n_boot, len(y))))
                 if n_boot else None)
-        for m in DIMENSIONAL_REPORTED:
-            row[f"{m}_mean"], row[f"{m}_std"] = metrics.mean_std(point[m])
-            if n_boot:
-                lo, hi = np.percentile(boot[m].mean(0), [2.5, 97.5])
-                row[f"{m}_ci_low"], row[f"{m}_ci_high"] = float(lo), float(hi)
-        rows.append(row)
+        rows.append(summarise(row, point, boot, DIMENSIONAL_REPORTED))
     return pd.DataFrame(rows)
 
 
