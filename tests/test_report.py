@@ -10,8 +10,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from jaxser import metrics, protocol
+from jaxser.corpora.schema import EMOTIONS
 from jaxser.study import report
 from jaxser.errors import RunDirError
 from spec.checks import block_count, check_run
@@ -243,8 +245,20 @@ def test_blank_settings_are_explained(tmp_path):
 def test_one_heatmap_scale_and_one_class_order():
     res = pd.DataFrame({"setting": ["same", "cross", "loco"], "uar_mean": [0.93, 0.31, 0.05]})
     assert report.heatmap_scale(res) == (30.0, 100.0)  # loco is not in the heatmaps
-    assert report.canonical_labels(["sad", "angry", "zzz", "neutral", "happy"]) == [
-        "neutral", "happy", "sad", "angry", "zzz"]
+    assert protocol.canonical_order(["sad", "angry", "neutral", "happy"]) == ("neutral", "happy", "sad", "angry")
+    # EmoBox's extra classes come after the nine canonical emotions; a label outside EMOTIONS is refused
+    assert protocol.canonical_order(["worried", "angry", "amused", "angry"]) == ("angry", "amused", "worried")
+    with pytest.raises(protocol.ProtocolError, match="unknown labels \\['zzz'\\]"):
+        protocol.canonical_order(["sad", "angry", "zzz", "neutral", "happy"])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sampled_from(EMOTIONS), max_size=30))
+def test_canonical_order_is_emotions_order_whatever_the_input_order(labels):
+    out = protocol.canonical_order(labels)
+    assert set(out) == set(labels) and len(out) == len(set(labels))
+    assert [EMOTIONS.index(e) for e in out] == sorted(EMOTIONS.index(e) for e in out)
+    assert protocol.canonical_order(reversed(labels)) == out == protocol.canonical_order(out)
 
 
 def test_speaker_text_folds_pass_the_spec_and_the_report_counts_withheld_utterances(tmp_path):

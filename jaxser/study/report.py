@@ -23,8 +23,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from jaxser import metrics
-from jaxser.corpora.schema import EMOTIONS
 from jaxser.metrics import batched_metrics, cell_arrays, format_p, resampled_metrics
+from jaxser.protocol import canonical_order
 
 METRICS = metrics.REPORTED
 KEYS = ["encoder", "head", "layer", "setting", "source", "target"]
@@ -32,12 +32,6 @@ ALPHA = 0.05
 SETTING_TITLES = {"same": "Same-corpus", "cross": "Cross-corpus (source→target)",
                   "loco": "Leave-one-corpus-out (target)"}
 DOCS = "docs/statistics.md in the jaxser repository"
-
-
-def canonical_labels(labels) -> list[str]:
-    """Labels in one order everywhere: EMOTIONS order, unknown names after, sorted."""
-    rank = {e: i for i, e in enumerate(EMOTIONS)}
-    return sorted(labels, key=lambda e: (rank.get(e, len(rank)), e))
 
 
 def compute_results(preds: pd.DataFrame, cells: list[dict], *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -312,7 +306,7 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile=No
     out += ["", f"All numbers are UAR (%) as mean ± std over seeds. {protocol}",
             "", "**Label sets and chance.** UARs are only comparable within one label set (chance = 100/classes). "
                 "Every table's first row gives each column's chance level and label set:", ""]
-    out += [f"- {k}: {', '.join(canonical_labels(s.split('|')))} ({len(s.split('|'))} classes, chance "
+    out += [f"- {k}: {', '.join(canonical_order(s.split('|')))} ({len(s.split('|'))} classes, chance "
             f"{100 / len(s.split('|')):.1f}%)" for s, k in keys.items()]
     n_const = int((results["constant_seeds"] > 0).sum())
     out += ["", "**(const)** marks a cell whose model predicted one class for every test utterance in every "
@@ -593,7 +587,7 @@ def _confusion_figure(fig_dir: Path, cross: pd.DataFrame, preds: pd.DataFrame) -
                 (preds["layer"] == best["layer"]) & (preds["setting"] == "cross") &
                 (preds["source"] == best["source"]) & (preds["target"] == best["target"])]
     cell_labels = best["labels"].split("|")
-    labels = canonical_labels(cell_labels)
+    labels = canonical_order(cell_labels)
     order = [cell_labels.index(lab) for lab in labels]  # canonical position -> cell's class index
     cm = metrics.confusion(sub["true"].to_numpy(), sub["pred"].to_numpy(), len(cell_labels))[np.ix_(order, order)]
     cmn = cm / np.maximum(cm.sum(1, keepdims=True), 1)
