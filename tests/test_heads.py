@@ -9,7 +9,8 @@ from jaxser.heads import HeadConfig, make_head
 
 @pytest.mark.parametrize("kind", ["fcn", "cnn", "linear"])
 def test_head_shapes(kind):
-    cfg = HeadConfig(kind=kind, hidden=(16, 8), conv_channels=(4, 8))
+    sizes = dict(hidden=(16, 8), conv_channels=(4, 8))
+    cfg = HeadConfig(kind=kind, **{k: v for k, v in sizes.items() if k in HeadConfig.fields_of(kind)})
     x = jnp.ones((5, 24))
     model = make_head(cfg, 3)
     params = model.init(jax.random.PRNGKey(0), x)["params"]

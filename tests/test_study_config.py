@@ -2,6 +2,7 @@
 the fingerprint that keys a run directory."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -113,7 +114,9 @@ def test_wrong_types_and_unknown_keys_name_file_section_key_type_and_value(tmp_p
             load_config(f)
         assert str(e.value).startswith(f"{f}: ") and message in str(e.value), (text, str(e.value))
     f.write_text('[train]\nlr = 1\nmax_epochs = 3\npatience = 2\n[head.cnn]\nconv_channels = [8, 16]\n')
-    assert load_config(f).train == {"lr": 1, "max_epochs": 3, "patience": 2}  # a whole number is a number
+    cfg = load_config(f)
+    assert (cfg.train.lr, cfg.train.max_epochs, cfg.train.patience) == (1, 3, 2)  # a whole number is a number
+    assert cfg.study()["train"] == {"lr": 1, "max_epochs": 3, "patience": 2}
 
 
 def test_wait_is_how_a_run_waits_not_what_it_computes():
@@ -142,7 +145,7 @@ def test_a_changed_study_without_out_gets_its_own_directory():
 def test_study_diff_names_the_settings():
     a = load_config("default")
     b = load_config("default")
-    b.train = {**b.train, "max_epochs": 3}
+    b.train = dataclasses.replace(b.train, max_epochs=3)
     b.seeds = [0]
     b.split = "speaker+text"
     assert study_config.study_diff(a.study(), b.study()) == [
@@ -175,8 +178,8 @@ def test_the_dimensional_task_from_toml_and_command_line(tmp_path):
                     '[models]\nencoders = ["mfcc"]\n[train]\nloss = "mse"\n')
     cfg = load_config(toml)
     validate(cfg)
-    assert cfg.dimensions == ["dominance"] and cfg.train["loss"] == "mse"
-    assert study_config.train_config(cfg, "last").loss == "mse"
+    assert cfg.dimensions == ["dominance"] and cfg.train.loss == "mse"
+    assert cfg.train_config("last").loss == "mse"
 
 
 @pytest.mark.parametrize("argv,match", [
