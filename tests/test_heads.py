@@ -73,3 +73,11 @@ def test_head_config_validation():
     with pytest.raises(ValueError, match="dropout"):
         HeadConfig(dropout=1.0)
     assert hash(HeadConfig(hidden=[8, 4])) == hash(HeadConfig(hidden=(8, 4)))
+
+
+def test_a_field_of_another_kind_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="a fcn head has no conv_channels \\(a field of cnn heads\\)"):
+        HeadConfig(kind="fcn", conv_channels=(8,))
+    with pytest.raises(ValueError, match="a linear head has no hidden"):
+        HeadConfig(kind="linear", hidden=(8,))
+    assert HeadConfig(kind="fcn", conv_channels=[32, 64]) == HeadConfig(kind="fcn")  # the default is no choice

@@ -269,17 +269,18 @@ def _at(source: str | None, table: str, key: str) -> str:
     return f"--set {table}.{key}" if source is None else f"{source}: [{table}] {key}"
 
 
-def _did_you_mean(name: str, known) -> str:
+def _did_you_mean(name: str, known, prefix: str = "") -> str:
     import difflib
 
     close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
 def _known_keys(source: str | None, table: str, values: dict, known, *, doc: str = "") -> None:
     bad = sorted(set(values) - set(known))
     if bad and source is None:
-        raise ConfigError(f"--set {table}.{bad[0]}: unknown key{_did_you_mean(bad[0], known)}; [{table}] keys: "
+        raise ConfigError(f"--set {table}.{bad[0]}: unknown key{_did_you_mean(bad[0], known, f'{table}.')}; "
+                          f"[{table}] keys: "
                           f"{', '.join(known)}{doc}")
     if bad:
         raise ConfigError(f"{source}: unknown [{table}] keys {bad}; known: {', '.join(known)}{doc}"
@@ -524,7 +525,8 @@ def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
     a = argument_parser(prog).parse_args(argv)
     cfg = load_config(a.config)
     configured = cfg.fingerprint()
-    out_set = a.out is not None or "run.out_dir" in [override(cfg, s) for s in a.assignments]
+    overridden = [override(cfg, assignment) for assignment in a.assignments]
+    out_set = a.out is not None or "run.out_dir" in overridden
     if a.corpus is not None:
         cfg.corpora = dict(c.partition("=")[::2] for c in a.corpus)
     if a.encoder is not None:
