@@ -113,7 +113,8 @@ class Model:
         if self._encoder is None:
             from jaxser import encoders
 
-            self._encoder = self.check_encoder(encoders.load(self.encoder_name))
+            dtype = self.info["encoder"].get("dtype")  # recorded when the study set [encoders] dtype
+            self._encoder = self.check_encoder(encoders.load(self.encoder_name, **({"dtype": dtype} if dtype else {})))
         return self._encoder
 
     def check_encoder(self, enc):
