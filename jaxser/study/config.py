@@ -2,7 +2,9 @@
 and fingerprinted (the fingerprint is the resume key of a run directory).
 
 `--config` takes a path or the name of a shipped config (`jaxser/study/configs/*.toml`;
-`default` is the embedded synthetic study). Without `--out`, a study that the command line
+`default` is the embedded synthetic study); `--set TABLE.KEY=VALUE` overrides any key of it.
+Keys, types and defaults come from the dataclasses (`StudyConfig`, `HeadConfig`,
+`TrainConfig`): a new option is one field (docs/configuration.md). Without `--out`, a study that the command line
 changed from its config file gets its own run directory (`runs/<config>-<fingerprint>`), so
 trying another corpus or seed list never collides with the config's own run.
 """
