@@ -4,9 +4,10 @@ and fingerprinted (the fingerprint is the resume key of a run directory).
 `--config` takes a path or the name of a shipped config (`jaxser/study/configs/*.toml`;
 `default` is the embedded synthetic study); `--set TABLE.KEY=VALUE` overrides any key of it.
 Keys, types and defaults come from the dataclasses (`StudyConfig`, `HeadConfig`,
-`TrainConfig`): a new option is one field (docs/configuration.md). Without `--out`, a study that the command line
-changed from its config file gets its own run directory (`runs/<config>-<fingerprint>`), so
-trying another corpus or seed list never collides with the config's own run.
+`TrainConfig`), so a new option is one field (docs/configuration.md). Without `--out`, a study
+that the command line changed from its config file gets its own run directory
+(`runs/<config>-<fingerprint>`), so trying another corpus or seed list never collides with the
+config's own run.
 """
 from __future__ import annotations
 
@@ -393,9 +394,10 @@ def override(cfg: StudyConfig, assignment: str) -> str:
         hint = str if f.metadata["parse"] else _hints(StudyConfig)[f.name]
         _set_field(cfg, f, _toml_value(text, key, hint), f"--set {key}")
     else:
-        raise ConfigError(f"--set {key}: unknown key{_did_you_mean(key, settable_keys())}; keys: "
-                          "TABLE.KEY as in the config file (run.*, models.*, encoders.dtype, devices.mesh, "
-                          "train.*, head.KIND.*, corpora.NAME, corpus_options.CORPUS.KEY; docs/training.md)")
+        tables = ", ".join(f"{table}.*" for table in options)
+        raise ConfigError(f"--set {key}: unknown key{_did_you_mean(key, settable_keys())}; keys: TABLE.KEY as in "
+                          f"the config file ({tables}, train.*, head.KIND.*, corpora.NAME, corpus_options.CORPUS.KEY; "
+                          "docs/configuration.md)")
     return key
 
 
