@@ -13,6 +13,7 @@ import pytest
 
 from jaxser.study import ConfigError, load_config, validate
 from jaxser.study.run import main, run
+from jaxser.train import TrainConfig
 from spec.checks import check_run
 
 
@@ -264,7 +265,7 @@ def _small_cfg(out, **kw):
 
     return _cfg(out, **{"corpora": {n: "" for n in list(synthetic.CORPORA)[:2]}, "seeds": [0],
                         "settings": ["same", "cross"], "k_folds": 2, "bootstrap": 10,
-                        "train": {"max_epochs": 3, "patience": 2}, **kw})
+                        "train": TrainConfig(max_epochs=3, patience=2), **kw})
 
 
 @pytest.fixture(scope="module")
@@ -366,7 +367,7 @@ def test_predictions_of_another_study_are_refused(small_run, tmp_path):
     (d / "study.json").unlink()
     before = {f.name: f.read_bytes() for f in _preds(d)}
     with pytest.raises(RunDirError, match="another study.*--out"):
-        run(_small_cfg(d, train={"max_epochs": 2, "patience": 2}), log=lambda *a: None)
+        run(_small_cfg(d, train=TrainConfig(max_epochs=2, patience=2)), log=lambda *a: None)
     assert {f.name: f.read_bytes() for f in _preds(d)} == before  # nothing overwritten
 
 
