@@ -503,7 +503,8 @@ def _positive_int(s: str) -> int:
 def _main(argv=None) -> int:
     from jaxser import encoders
     from jaxser.errors import add_debug_option
-    from jaxser.study.config import DEVICE_MESHES, ENCODER_DTYPES
+    from jaxser.encoders.base import DTYPES
+    from jaxser.study.config import DEVICE_MESHES
     from jaxser.study.run import encoder_options, load_corpus
 
     p = argparse.ArgumentParser(allow_abbrev=False, prog="jaxser embed", description="Extract and cache embeddings.")
@@ -515,7 +516,7 @@ def _main(argv=None) -> int:
     p.add_argument("--chunk-size", type=_positive_int, default=256,
                    help="utterances per checkpoint file (default 256): an interrupted run loses at most one chunk; "
                         "a resumed run may use another size and still reuses what was extracted")
-    p.add_argument("--dtype", choices=ENCODER_DTYPES, default="float32",
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
                    help="compute dtype of the JAX encoders (wav2vec2 family, Whisper, w2v-BERT, emotion2vec; the "
                         "others compute in float32); part of the cache key (default %(default)s)")
     p.add_argument("--mesh", choices=DEVICE_MESHES, default="none",

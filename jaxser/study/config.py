@@ -67,8 +67,6 @@ def _labels(value, what: str) -> list[str] | None:
     return _strings(value, what)
 
 
-#: the encoders' compute dtypes ([encoders] dtype); bfloat16 is the route to bf16 matrix units
-ENCODER_DTYPES = ("float32", "bfloat16")
 #: device meshes for extraction ([devices] mesh): "none" runs each encoder on one device, "auto"
 #: splits its batches over this host's devices when it has several (`jaxser.sharding.resolve_mesh`)
 DEVICE_MESHES = ("none", "auto")
@@ -109,7 +107,7 @@ class StudyConfig:
     emobox: str | None = _in("run", None, result=False)  # split "emobox": the EmoBox checkout (or its data/)
     emobox_mismatch: str = _in("run", "error", result=False)  # EmoBox's lists vs the corpora on disk
     dry_run: bool = _in(None, False, result=False)  # stop after writing metadata, cells and splits
-    encoder_dtype: str = _in("encoders", "float32", key="dtype", result="unless-default")  # ENCODER_DTYPES
+    encoder_dtype: str = _in("encoders", "float32", key="dtype", result="unless-default")  # encoders.base.DTYPES
     mesh: str = _in("devices", "none", result=False)  # DEVICE_MESHES; results equal the one-device ones
     # the keys a [train] or [head.<kind>] table spelled out: the fingerprint records them even at
     # their default value, as it always has, so such studies keep their fingerprint
@@ -452,6 +450,7 @@ def _split_list(s: str) -> list[str]:
 
 def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
     from jaxser.dimensional import DIMENSIONS
+    from jaxser.encoders.base import DTYPES
     from jaxser.errors import add_debug_option
     from jaxser.heads import HEAD_KINDS
     from jaxser.protocol import SETTINGS
@@ -517,7 +516,7 @@ def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
                    help="any config key, dotted as in the config file, value in TOML syntax (repeatable; applied "
                         "before the options above): train.lr=3e-4, head.cnn.conv_channels=[16,32], run.k_folds=3, "
-                        f"encoders.dtype=bfloat16 ({'/'.join(ENCODER_DTYPES)}), devices.mesh=auto "
+                        f"encoders.dtype=bfloat16 ({'/'.join(DTYPES)}), devices.mesh=auto "
                         f"({'/'.join(DEVICE_MESHES)}); see docs/training.md")
     add_debug_option(p)
     return p
@@ -581,6 +580,7 @@ def validate(cfg: StudyConfig) -> None:
     """Every value against what the study can run; each error names the setting (its TOML key and
     its option) and the values it takes."""
     from jaxser.corpora.schema import EMOTIONS
+    from jaxser.encoders.base import DTYPES
     from jaxser.heads import HEAD_KINDS, HeadConfig
     from jaxser.protocol import SETTINGS
     from jaxser.train import TASKS, TrainConfig
@@ -617,9 +617,9 @@ def validate(cfg: StudyConfig) -> None:
         raise ConfigError("out_dir \"\" ([run] out_dir / --out): give the run directory")
     if cfg.workers is not None and cfg.workers < 1:
         raise ConfigError(f"--workers {cfg.workers}: expected >= 1")
-    if cfg.encoder_dtype not in ENCODER_DTYPES:
+    if cfg.encoder_dtype not in DTYPES:
         raise ConfigError(f"dtype {cfg.encoder_dtype!r} ([encoders] dtype / --set encoders.dtype): use one of "
-                          f"{', '.join(ENCODER_DTYPES)}")
+                          f"{', '.join(DTYPES)}")
     if cfg.mesh not in DEVICE_MESHES:
         raise ConfigError(f"mesh {cfg.mesh!r} ([devices] mesh / --set devices.mesh): use one of "
                           f"{', '.join(DEVICE_MESHES)}")
