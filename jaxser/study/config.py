@@ -517,7 +517,7 @@ def argument_parser(prog: str = "jaxser run") -> argparse.ArgumentParser:
                    help="any config key, dotted as in the config file, value in TOML syntax (repeatable; applied "
                         "before the options above): train.lr=3e-4, head.cnn.conv_channels=[16,32], run.k_folds=3, "
                         f"encoders.dtype=bfloat16 ({'/'.join(DTYPES)}), devices.mesh=auto "
-                        f"({'/'.join(DEVICE_MESHES)}); see docs/training.md")
+                        f"({'/'.join(DEVICE_MESHES)}); see docs/configuration.md")
     add_debug_option(p)
     return p
 
