@@ -346,3 +346,10 @@ def test_a_train_table_and_set_are_one_path(tmp_path_factory, values):
                                                              for a in ("--set", f"train.{k}={json.dumps(v)}")]])
     in_file = parse_args(["--config", str(g), "--out", "o"])
     assert by_set.train == in_file.train and by_set.study() == in_file.study()
+
+
+def test_every_config_key_is_documented():
+    """A new option is a dataclass field plus its line in docs/configuration.md."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    missing = [key for key in study_config.settable_keys() if f"`{key.rsplit('.', 1)[1]}`" not in doc]
+    assert not missing, missing
