@@ -1,6 +1,9 @@
 """What a study is: `StudyConfig`, read from TOML, overridden on the command line, validated,
 and fingerprinted (the fingerprint is the resume key of a run directory).
 
+Long on purpose: the schema, its TOML and command-line readers and its validation share one
+set of field declarations, which is what keeps a new option to one edit.
+
 `--config` takes a path or the name of a shipped config (`jaxser/study/configs/*.toml`;
 `default` is the embedded synthetic study); `--set TABLE.KEY=VALUE` overrides any key of it.
 Keys, types and defaults come from the dataclasses (`StudyConfig`, `HeadConfig`,
