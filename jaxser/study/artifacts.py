@@ -1,7 +1,10 @@
 """The run directory: every file's name, schema, writer and verified reader.
 
-The runner writes these files, the report and the protocol checks read them; this module is
-where they agree. Everything is written atomically through `jaxser.io`; every reader checks
+Long on purpose: the one place a run's files are defined, so writer and reader cannot drift.
+
+The runner writes these files and reads them back (to resume), the report reads them through
+the readers here; the protocol checks (spec/) read them on their own, deliberately, so a bug
+here cannot hide itself there. Everything is written atomically through `jaxser.io`; every reader checks
 what it reads and names a damaged file in a one-line `RunDirError`.
 
     study.json          the study's fingerprint and definition (the resume key)
