@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -90,7 +90,8 @@ class TrainConfig:
     patience: int | None = 10
     class_weights: str | None = None
     standardize: bool = True
-    layer: int | str = -1
+    # a study chooses the layer per model from [models] layers, so its [train] table has no layer key
+    layer: int | str = field(default=-1, metadata={"set_by": "[models] layers (or --layer)"})
     loss: str | None = None
 
     def __post_init__(self):
