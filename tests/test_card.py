@@ -170,6 +170,34 @@ def test_cli_describe(tmp_path, capsys):
     assert "unknown corpus" in capsys.readouterr().err
 
 
+def test_describe_a_manifest_fills_the_label_maps_canonical_column(tmp_path, capsys):
+    """A manifest's labels are canonical already, or mapped by its label_map option, or named
+    by its raw_label column: the card shows each as the loaded rows pair it."""
+    for i in range(6):
+        tone(tmp_path / f"u{i}.wav", 16_000)
+    (tmp_path / "mine.csv").write_text("path,speaker,emotion\nu0.wav,s1,angry\nu1.wav,s2,sad\nu2.wav,s2,sad\n")
+    lm = describe("manifest", tmp_path / "mine.csv", hashes=False)["label_map"]
+    assert lm.to_dict("records") == [{"code": "angry", "emotion": "angry", "utterances": 1, "excluded": 0},
+                                     {"code": "sad", "emotion": "sad", "utterances": 2, "excluded": 0}]
+
+    (tmp_path / "codes.csv").write_text("path,speaker,emotion\nu0.wav,s1,ANG\nu1.wav,s2,TRI\nu2.wav,s2,TRI\n")
+    card = describe("manifest", tmp_path / "codes.csv", hashes=False, label_map={"ANG": "angry", "TRI": "sad"})
+    assert card["label_map"].set_index("code")["emotion"].to_dict() == {"ANG": "angry", "TRI": "sad"}
+    _check_consistent(card, 3)
+
+    (tmp_path / "raw.csv").write_text("path,speaker,emotion,raw_label,arousal\nu0.wav,s1,angry,W,4\n"
+                                      "u1.wav,s2,happy,F,2\nu2.wav,s2,,,3\nu3.wav,s3,angry,W,5\n")
+    lm = describe("manifest", tmp_path / "raw.csv", hashes=False, dimension_range=(1, 5))["label_map"]
+    assert lm.set_index("code")["emotion"].to_dict() == {"": "(none: rated only)", "F": "happy", "W": "angry"}
+    assert lm.set_index("code")["utterances"].to_dict() == {"": 1, "F": 1, "W": 2}
+
+    assert cli.main(["describe", f"mine={tmp_path / 'mine.csv'}", "--no-hash"]) == 0
+    text = capsys.readouterr().out
+    table = text[text.index("-- label map"):text.index("-- gender")].splitlines()
+    assert table[1].split() == ["code", "emotion", "utterances", "excluded"]
+    assert [line.split() for line in table[2:]] == [["angry", "angry", "1", "0"], ["sad", "sad", "2", "0"]]
+
+
 def test_card_synthetic(tmp_path):
     from jaxser.corpora import synthetic
 

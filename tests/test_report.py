@@ -2,6 +2,7 @@
 diagrams, like-with-like tables, speaker+text folds, and the spec's checks of all of them."""
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 
@@ -14,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from jaxser import metrics, protocol, significance
 from jaxser.corpora.schema import EMOTIONS
-from jaxser.study import figures, report, tables
+from jaxser.study import artifacts, figures, report, tables
 from jaxser.errors import RunDirError
 from spec.checks import block_count, check_run
 
@@ -22,7 +23,7 @@ FOUR = ("angry", "happy", "neutral", "sad")
 
 
 def make_run(out, *, encoders=("good", "mid", "poor"), corpora=None, seeds=(0, 1),
-             settings=("same", "cross", "loco"), labels=FOUR, split="speaker", constant=(), seed=0):
+             settings=("same", "cross", "loco"), labels=FOUR, split="speaker", constant=(), seed=0, heads=("fcn",)):
     """A finished run directory with predictions of made-up quality (no training): every file
     the runner writes, in its layout. ``corpora``: name -> emotions (default: three corpora
     with the four core classes). ``constant``: (encoder, cell name, seeds) predicting class 0."""
@@ -36,26 +37,20 @@ def make_run(out, *, encoders=("good", "mid", "poor"), corpora=None, seeds=(0, 1
                                 labels=labels, seed=0, split=split, text=meta["text"])
     out.mkdir(parents=True)
     meta.to_parquet(out / "metadata.parquet", index=False)
-    cell_rows, split_rows = [], []
+    split_rows = []
     for c in cells:
-        cell_rows.append({"name": c.name, "setting": c.setting, "source": c.source, "target": c.target,
-                          "fold": c.fold, "labels": list(c.labels), "train_key": c.train_key,
-                          "val_speaker_disjoint": c.val_speaker_disjoint, "excluded": c.excluded,
-                          "n_fit": len(c.fit), "n_val": len(c.val), "n_test": len(c.test), "split": c.split,
-                          "excluded_train": c.excluded_train})
         split_rows += [(c.train_key, "fit", u) for u in meta["id"].to_numpy()[c.fit]]
         split_rows += [(c.train_key, "val", u) for u in meta["id"].to_numpy()[c.val]]
-    (out / "cells.json").write_text(json.dumps(cell_rows))
+    artifacts.write_cells(out, cells)
     pd.DataFrame(split_rows, columns=["train_key", "role", "id"]).drop_duplicates().to_parquet(
         out / "splits.parquet", index=False)
-    manifest = {"config": {"corpora": {c: "" for c in corpora}, "encoders": list(encoders), "heads": ["fcn"],
+    manifest = {"config": {"corpora": {c: "" for c in corpora}, "encoders": list(encoders), "heads": list(heads),
                            "layers": ["last"], "seeds": list(seeds), "settings": list(settings),
                            "labels": list(labels) if labels else None, "k_folds": 3},
                 "fingerprint": "f" * 12, "seeds": list(seeds), "git": "0" * 40, "skipped": {}}
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    artifacts.write_manifest(out, manifest)
     rng = np.random.default_rng(seed)
-    (out / "predictions").mkdir()
-    for quality, enc in zip(np.linspace(0.8, 0.3, len(encoders)), encoders):
+    for (quality, enc), head in itertools.product(zip(np.linspace(0.8, 0.3, len(encoders)), encoders), heads):
         frames = []
         for c in cells:
             y = np.array([c.labels.index(e) for e in meta["emotion"].to_numpy()[c.test]])
@@ -65,15 +60,17 @@ def make_run(out, *, encoders=("good", "mid", "poor"), corpora=None, seeds=(0, 1
                 if any(e == enc and n == c.name and s in ss for e, n, ss in constant):
                     p = np.zeros_like(y)
                 frames.append(pd.DataFrame({
-                    "encoder": enc, "head": "fcn", "layer": "last", "cell": c.name, "setting": c.setting,
+                    "encoder": enc, "head": head, "layer": "last", "cell": c.name, "setting": c.setting,
                     "source": c.source, "target": c.target, "fold": c.fold, "seed": s, "train_key": c.train_key,
                     "id": meta["id"].to_numpy()[c.test], "true_label": np.asarray(c.labels)[y], "true": y,
                     "pred": p, "pred_label": np.asarray(c.labels)[p],
                     "probs": list(np.eye(len(c.labels), dtype=np.float32)[p]), "val_uar": 0.5, "best_epoch": 1}))
         df = pd.concat(frames, ignore_index=True).astype({"true": "int32", "pred": "int32"})
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        table = table.replace_schema_metadata({"jaxser.study_fingerprint": manifest["fingerprint"]})
-        pq.write_table(table, out / "predictions" / f"{enc}.parquet", write_page_checksum=True)
+        for key, part in df.groupby("train_key", sort=False):  # one file per trained model, as a run writes
+            identity = artifacts.model_identity(enc, head, "last", key)
+            artifacts.write_predictions_file(artifacts.predictions_path(out, enc, head, "last", key),
+                                             pa.Table.from_pandas(part, preserve_index=False),
+                                             {"study_fingerprint": manifest["fingerprint"], **identity})
     return out
 
 
@@ -143,6 +140,7 @@ def test_significance_table_prints_p_as_format_p():
     t = report._sig_table(sig)
     assert t.loc[0, "p"] == "< 0.001" and t.loc[0, "p (Holm)"] == "< 0.001" and t.loc[0, "A − B"] == "+20.0"
     assert t.loc[0, "significant"] == "yes"
+    assert t.loc[0, "A (UAR)"] == "a (60.0)" and t.loc[0, "B (UAR)"] == "b (40.0)"
 
 
 def test_spec_catches_a_significance_csv_that_predictions_do_not_support(run, tmp_path):
@@ -203,14 +201,74 @@ def test_ranking_shows_the_spread_over_pairs_not_a_ci(run):
 
 def test_every_table_states_chance_and_constant_predictions_are_flagged(run):
     md = (run / "report.md").read_text()
-    assert md.count("*chance (label set)*") == 3  # same, cross, loco tables
-    assert "| *chance (label set)* | 25.0 (L1) |" in md
+    assert md.count("| chance (label set) |") == 3  # same, cross, loco tables
+    assert "| c0 → c1 | 25.0 (L1) |" in md and "| c2 | 25.0 (L1) |" in md
     assert "- L1: neutral, happy, sad, angry (4 classes, chance 25.0%)" in md
     res = pd.read_csv(run / "results.csv")
     const = res.set_index(["encoder", "setting", "source", "target"])["constant_seeds"]
     assert const[("poor", "cross", "c0", "c1")] == 2 and const[("poor", "cross", "c1", "c2")] == 1
     assert const.drop([("poor", "cross", "c0", "c1"), ("poor", "cross", "c1", "c2")]).eq(0).all()
     assert "(const)" in md and "(const 1/2)" in md
+
+
+def _tables(md: str) -> list[list[list[str]]]:
+    """The Markdown tables in `md`, each as rows of cells, header row first (no |---| rule)."""
+    tables, rows = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        elif rows:
+            tables.append([rows[0]] + rows[2:])
+            rows = []
+    return tables
+
+
+def _table_after(md: str, heading: str) -> list[list[str]]:
+    return _tables(md[md.index(heading):])[0]
+
+
+def test_the_report_lists_heads_encoders_pairs_and_label_sets_in_study_order(tmp_path):
+    """Not alphabetically: heads, encoders as the config lists them, corpus pairs and label
+    sets as the protocol makes the cells."""
+    out = make_run(tmp_path / "order", encoders=("zeta", "alpha"), heads=("fcn", "cnn"), labels=None,
+                   corpora={"zz": FOUR, "aa": FOUR + ("fear",), "mm": FOUR + ("fear",)})
+    report.write_report(out, bootstrap=0)
+    md = (out / "report.md").read_text()
+    assert md.index("## Head `fcn`") < md.index("## Head `cnn`")
+    assert "- L1: neutral, happy, sad, angry (4 classes" in md  # zz's same-corpus cells come first
+    assert "- L2: neutral, happy, sad, angry, fear (5 classes" in md
+    cross = _table_after(md, "### Cross-corpus")
+    assert cross[0] == ["source → target", "chance (label set)", "zeta", "alpha"]
+    assert [r[0] for r in cross[1:]] == ["zz → aa", "zz → mm", "aa → zz", "aa → mm", "mm → zz", "mm → aa",
+                                         "*mean UAR (mixed label sets)*"]
+    assert [r[1] for r in cross[1:-1]] == ["25.0 (L1)", "25.0 (L1)", "25.0 (L1)", "20.0 (L2)", "25.0 (L1)",
+                                           "20.0 (L2)"]
+    same = _table_after(md, "### Same-corpus")
+    assert [r[0] for r in same[1:]] == ["zz", "aa", "mm", "*mean UAR (mixed label sets)*"]
+    assert [r[0] for r in _table_after(md, "### Same→cross gap")[1:]] == [r[0] for r in cross[1:-1]]
+    figures = md[md.index("## Figures"):]
+    assert figures.index("heatmap zeta/fcn") < figures.index("heatmap alpha/fcn") < figures.index("heatmap zeta/cnn")
+    tex = (out / "table.tex").read_text()
+    assert tex.index("zeta & fcn") < tex.index("zeta & cnn") < tex.index("alpha & fcn")
+
+
+def test_a_table_holds_at_most_six_encoders_and_keeps_every_number(tmp_path):
+    encoders = tuple(f"e{i}" for i in range(8))
+    out = make_run(tmp_path / "wide", encoders=encoders, settings=("cross",), seeds=(0,))
+    report.write_report(out, bootstrap=0)
+    md = (out / "report.md").read_text()
+    start = md.index("### Cross-corpus")
+    section = md[start:md.index("\n### ", start)]
+    first, second = _tables(section)
+    assert first[0] == ["source → target", "chance (label set)", *encoders[:6]]
+    assert second[0] == ["source → target", "chance (label set)", *encoders[6:]]
+    assert [r[0] for r in first] == [r[0] for r in second]
+    assert max(len(line) for line in section.splitlines()) < 160
+    res = pd.read_csv(out / "results.csv")
+    shown = {(r[0], enc): v for t in (first, second) for r in t[1:-1] for enc, v in zip(t[0][2:], r[2:])}
+    for _, r in res.iterrows():
+        assert shown[(f"{r['source']} → {r['target']}", r["encoder"])].startswith(
+            f"{100 * r['uar_mean']:.1f} ± {100 * r['uar_std']:.1f}")
 
 
 def test_the_gap_is_only_formed_within_one_label_set(tmp_path):
@@ -222,8 +280,9 @@ def test_the_gap_is_only_formed_within_one_label_set(tmp_path):
     md = (out / "report.md").read_text()
     assert "- L1: neutral, happy, sad, angry, fear (5 classes, chance 20.0%)" in md
     assert "- L2: neutral, happy, sad, angry (4 classes, chance 25.0%)" in md
-    gaps = tables.gap_rows(scores=tables.unit_scores(report.read_predictions(out), cells=json.loads(
-        (out / "cells.json").read_text())))
+    cells = artifacts.read_cells(out)
+    gaps = tables.gap_rows(scores=tables.unit_scores(
+        artifacts.read_predictions(out, fingerprint="f" * 12, cells=cells), cells=cells))
     # c1 -> c0 and c1 -> c2 share 4 classes, but c0 and c2 are scored on 5 in their same-corpus cells
     missing = gaps[gaps["gap"].isna()]
     assert set(zip(missing["source"], missing["target"])) == {("c1", "c0"), ("c1", "c2")}
@@ -277,7 +336,7 @@ def test_speaker_text_folds_pass_the_spec_and_the_report_counts_withheld_utteran
     # planted defect: a training utterance of another speaker says a sentence of the test block
     meta = pd.read_parquet(out / "metadata.parquet").set_index("id")
     splits = pd.read_parquet(out / "splits.parquet")
-    preds = pd.read_parquet(out / "predictions" / "a.parquet")
+    preds = artifacts.read_predictions(out, fingerprint="f" * 12, cells=cells).query("encoder == 'a'")
     c = same[0]
     test_ids = preds.loc[preds["cell"] == c["name"], "id"].unique()
     test_spk, test_txt = set(meta.loc[test_ids, "speaker"]), set(meta.loc[test_ids, "text"])
@@ -299,12 +358,63 @@ def test_block_count_check():
     assert block_count("c", 3, groups, [""] * 12, 3) == []  # no sentence ids: speaker folds
 
 
-def test_damaged_cells_json_is_one_line(run, tmp_path):
-    d = _copy(run, tmp_path / "cells")
-    (d / "cells.json").write_text("{not json")
-    with pytest.raises(RunDirError, match=r"cells.json: unreadable .*re-run the study") as e:
-        report.write_report(d, bootstrap=0)
+def _one_line_error(fn, match):
+    with pytest.raises(RunDirError, match=match) as e:
+        fn()
     assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+def test_a_damaged_run_file_stops_the_report_with_the_readers_one_line(run, tmp_path):
+    """The report reads the run directory through artifacts' verified readers: a damaged file
+    gives the reader's one-line error, naming the file and what to do."""
+    d = _copy(run, tmp_path / "cells")
+    cells_json = d / "cells.json"
+    cells_json.write_bytes(cells_json.read_bytes()[: cells_json.stat().st_size // 2])  # truncated
+    said = _one_line_error(lambda: report.write_report(d, bootstrap=0),
+                           r"cells.json is damaged \(JSONDecodeError.*re-run the study")
+    assert said == _one_line_error(lambda: artifacts.read_cells(d), "cells.json")
+
+    d = _copy(run, tmp_path / "manifest")
+    (d / "manifest.json").write_text('{"config": {}}')  # no study fingerprint
+    _one_line_error(lambda: report.write_report(d, bootstrap=0), "manifest.json is damaged.*fingerprint")
+
+    d = _copy(run, tmp_path / "predictions")
+    files = artifacts.predictions_files(d)
+    truncated = files[0]
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    said = _one_line_error(lambda: report.write_report(d, bootstrap=0),
+                           "is damaged.*delete it and re-run the study, which retrains that model")
+    assert said.startswith(str(truncated))
+
+    # a footer whose identity no longer matches its digest: damaged, not another study's
+    d = _copy(run, tmp_path / "footer")
+    f = artifacts.predictions_files(d)[0]
+    t = pq.read_table(f)
+    meta = dict(t.schema.metadata)
+    meta[b"jaxser.encoder"] = b"someone-else"
+    pq.write_table(t.replace_schema_metadata(meta), f, write_page_checksum=True)
+    said = _one_line_error(lambda: report.write_report(d, bootstrap=0), "no intact study fingerprint")
+    assert said.startswith(str(f))
+
+    # another study's predictions, intact: refused as such
+    d = _copy(run, tmp_path / "foreign")
+    f = artifacts.predictions_files(d)[0]
+    t = pq.read_table(f)
+    identity = {k.decode()[len("jaxser."):]: v.decode() for k, v in t.schema.metadata.items()
+                if k.decode() in artifacts.PRED_META}
+    artifacts.write_predictions_file(f, t.replace_schema_metadata({}), {**identity, "study_fingerprint": "0" * 12})
+    with pytest.raises(artifacts.ForeignPredictions, match="another study"):
+        report.write_report(d, bootstrap=0)
+
+    # predictions of a cell cells.json does not list
+    d = _copy(run, tmp_path / "cells-list")
+    artifacts.write_cells(d, [])
+    _one_line_error(lambda: report.write_report(d, bootstrap=0), "predictions of cells .* cells.json does not list")
+
+    d = _copy(run, tmp_path / "none")
+    shutil.rmtree(d / artifacts.PREDICTIONS_DIR)
+    _one_line_error(lambda: report.write_report(d, bootstrap=0), "no predictions files; run the study")
 
 
 def test_layer_profile_means_bands_peaks_and_like_with_like_gaps():

@@ -59,6 +59,54 @@ def test_predictions_round_trip_and_verification(tmp_path):
     assert bad.name == path.name + ".bad" and not path.exists()
 
 
+def test_a_runs_predictions_are_read_back_verified(tmp_path):
+    path, identity, cells = _write_predictions(tmp_path)
+    df = artifacts.read_predictions(tmp_path, fingerprint="f" * 12, cells=list(cells))
+    assert len(df) == 2 * (2 + 3) and "probs" not in df
+    assert df[["encoder", "head", "layer", "train_key"]].drop_duplicates().values.tolist() == [
+        [identity["encoder"], identity["head"], identity["layer"], identity["train_key"]]]
+    with_probs = artifacts.read_predictions(tmp_path, fingerprint="f" * 12, cells=[{"name": n} for n in cells],
+                                            probabilities=True)
+    pd.testing.assert_frame_equal(with_probs.drop(columns="probs"), df)
+
+    with pytest.raises(artifacts.ForeignPredictions, match="another study.*--out"):
+        artifacts.read_predictions(tmp_path, fingerprint="0" * 12, cells=list(cells))
+    with pytest.raises(RunDirError, match=r"is damaged \(ValueError: predictions of cells \['cross:a->c'\]"):
+        artifacts.read_predictions(tmp_path, fingerprint="f" * 12, cells=["cross:a->b"])
+    with pytest.raises(RunDirError, match=r"missing columns \['dimension'\] of dimensional predictions"):
+        artifacts.read_predictions(tmp_path, fingerprint="f" * 12, cells=list(cells), task="dimensional")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(RunDirError, match="is damaged.*which retrains that model") as e:
+        artifacts.read_predictions(tmp_path, fingerprint="f" * 12, cells=list(cells))
+    assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+    path.unlink()
+    with pytest.raises(RunDirError, match="no predictions files"):
+        artifacts.read_predictions(tmp_path, fingerprint="f" * 12, cells=list(cells))
+
+
+def test_layer_weights_of_a_run_by_encoder_and_head(tmp_path):
+    cells = _cells()
+    rng = np.random.default_rng(0)
+    weights = {}
+    for head in ("fcn", "cnn"):
+        identity = artifacts.model_identity("mfcc", head, "weighted", cells[0].train_key)
+        probs = {c.name: rng.dirichlet(np.ones(3), size=(2, len(c.test))) for c in cells}
+        table = artifacts.predictions_table(identity, cells, probs, [0.5, 0.6], [3, 4], [0, 1], IDS, EMOTION)
+        weights[head] = rng.dirichlet(np.ones(4), size=2)
+        path = artifacts.predictions_path(tmp_path, "mfcc", head, "weighted", cells[0].train_key)
+        artifacts.write_predictions_file(path, table, {"study_fingerprint": "f" * 12, **identity},
+                                         layer_weights=weights[head])
+    _write_predictions(tmp_path)  # a model without layer weights
+    got = artifacts.read_all_layer_weights(tmp_path)
+    assert set(got) == {("mfcc", "fcn"), ("mfcc", "cnn")}
+    for head, w in weights.items():
+        np.testing.assert_allclose(got[("mfcc", head)], w, atol=1e-6)
+    path = artifacts.predictions_path(tmp_path, "mfcc", "cnn", "weighted", cells[0].train_key)
+    path.write_bytes(b"PAR1" + path.read_bytes()[4:-8] + b"garbage!")
+    with pytest.raises(RunDirError, match="is damaged.*which retrains that model"):
+        artifacts.read_all_layer_weights(tmp_path)
+
+
 def test_strays_are_set_aside_and_another_studys_stop_the_run(tmp_path):
     path, _, _ = _write_predictions(tmp_path)
     stray = path.with_name("0123456789abcdef.parquet")

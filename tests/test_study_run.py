@@ -341,7 +341,7 @@ def test_damaged_predictions_are_named_set_aside_and_retrained_bit_for_bit(small
     _rewrite(nan, plant_nan)  # readable, checksums valid, metadata intact: only the values are wrong
 
     # the report and the spec name an unreadable file in one line
-    with pytest.raises(RunDirError, match="unreadable predictions file") as e:
+    with pytest.raises(RunDirError, match="is damaged .*re-run the study, which retrains that model") as e:
         write_report(d, bootstrap=10)
     assert str(e.value).startswith(str(truncated)) and "\n" not in str(e.value)  # the first bad file
     problems = check_run(d)

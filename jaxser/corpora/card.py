@@ -87,6 +87,20 @@ def _rows_from_dataset(ds) -> list[dict]:
     return rows
 
 
+#: the canonical column of a label without an emotion (an utterance that only has ratings)
+RATED_ONLY = "(none: rated only)"
+
+
+def _label_map_of_rows(rows) -> dict[str, str]:
+    """Each label as the loaded rows pair it with a canonical emotion, for a loader that declares
+    no map of its own (a manifest: its labels are canonical, or mapped by its `label_map`
+    option); a label paired with several emotions lists them all."""
+    seen: dict[str, dict[str, None]] = {}
+    for r in rows:
+        seen.setdefault(r["raw_label"], {})[r["emotion"] or RATED_ONLY] = None
+    return {code: ", ".join(emotions) for code, emotions in seen.items()}
+
+
 def _inspect_files(rows, problems, *, decode: bool, hashes: bool):
     from jaxser import audio
 
@@ -195,6 +209,8 @@ def describe(ds_or_name, root=None, *, decode: bool = True, hashes: bool = True,
         except CorpusError:
             pass
 
+    if label_map is None:  # a manifest: its labels are canonical already, or mapped by its label_map option
+        label_map = _label_map_of_rows(rows)
     _inspect_files(rows, problems, decode=decode, hashes=hashes)
     df = pd.DataFrame(rows, columns=sorted({k for r in rows for k in r}) or ["utt", "path", "speaker", "gender",
                                                                             "emotion", "raw_label", "duration",

@@ -1,7 +1,10 @@
 """The run directory: every file's name, schema, writer and verified reader.
 
-The runner writes these files, the report and the protocol checks read them; this module is
-where they agree. Everything is written atomically through `jaxser.io`; every reader checks
+Long on purpose: the one place a run's files are defined, so writer and reader cannot drift.
+
+The runner writes these files and reads them back (to resume), the report reads them through
+the readers here; the protocol checks (spec/) read them on their own, deliberately, so a bug
+here cannot hide itself there. Everything is written atomically through `jaxser.io`; every reader checks
 what it reads and names a damaged file in a one-line `RunDirError`.
 
     study.json          the study's fingerprint and definition (the resume key)
@@ -345,6 +348,89 @@ def write_predictions_file(path: Path, table, identity: dict[str, str], layer_we
     atomic_write(path, lambda tmp: pq.write_table(table, tmp, write_page_checksum=True))
 
 
+def predictions_files(run_dir: Path) -> list[Path]:
+    """The run's predictions files, in name order (set-aside copies are not among them)."""
+    return sorted((Path(run_dir) / PREDICTIONS_DIR).glob("*.parquet"))
+
+
+def _footer(schema) -> dict[str, str]:
+    """A predictions file's footer metadata (from its Arrow schema) as text."""
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (schema.metadata or {}).items()}
+
+
+def _footer_intact(meta: dict[str, str]) -> bool:
+    """The footer names a study and a model, and its digest covers them."""
+    return all(k in meta for k in PRED_META) and meta.get("jaxser.identity_sha256") == _meta_digest(meta)
+
+
+_RETRAIN = "delete it and re-run the study, which retrains that model"
+#: the columns a reader of each task's predictions needs (probabilities and chosen layer optional)
+_NEEDED = {"categorical": ("encoder", "head", "layer", "cell", "setting", "source", "target", "fold", "seed", "id",
+                           "true", "pred"),
+           "dimensional": ("encoder", "head", "layer", "cell", "setting", "source", "target", "fold", "seed", "id",
+                           "dimension", "true", "pred")}
+
+
+def read_predictions(run_dir: Path, *, fingerprint: str, cells, task: str = "categorical",
+                     probabilities: bool = False) -> pd.DataFrame:
+    """Every predictions file of a finished run as one frame, verified: data pages against their
+    checksums, a footer intact and written by this study (`fingerprint`; ForeignPredictions
+    otherwise), the columns of its `task`, and only cells of `cells` (cells.json's entries or
+    names). The per-class probabilities are left on disk unless `probabilities`."""
+    import pyarrow.parquet as pq
+
+    files = predictions_files(run_dir)
+    if not files:
+        raise RunDirError(f"{Path(run_dir) / PREDICTIONS_DIR}: no predictions files; run the study to train its "
+                          "models")
+    known = {c["name"] if isinstance(c, dict) else c for c in cells}
+    frames = []
+    for path in files:
+        try:
+            schema = pq.read_schema(path)
+            meta = _footer(schema)
+            if not _footer_intact(meta):
+                raise ValueError("no intact study fingerprint in its footer")
+            if meta["jaxser.study_fingerprint"] != fingerprint:
+                raise _foreign(path, meta["jaxser.study_fingerprint"], fingerprint)
+            missing = [c for c in _NEEDED[task] if c not in schema.names]
+            if missing:
+                raise ValueError(f"missing columns {missing} of {task} predictions")
+            columns = [c for c in schema.names if probabilities or c != "probs"]
+            table = pq.read_table(path, columns=columns, page_checksum_verification=True)
+            stray = sorted(set(table.column("cell").unique().to_pylist()) - known)
+            if stray:
+                raise ValueError(f"predictions of cells {stray[:3]} that {CELLS_FILE} does not list")
+        except ForeignPredictions:
+            raise
+        except Exception as e:  # pyarrow raises several types for damaged files
+            io.raise_system_fault(e, path)
+            raise _damaged(path, e, _RETRAIN) from None
+        frames.append(table.to_pandas())
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_all_layer_weights(run_dir: Path) -> dict[tuple[str, str], np.ndarray]:
+    """(encoder, head) -> the learned layer weights of its "weighted" models, [models x seeds,
+    layers], from the predictions files' footers (each verified by `read_layer_weights`);
+    models of one encoder and head whose layer counts differ are left out."""
+    import pyarrow.parquet as pq
+
+    out: dict[tuple[str, str], list] = {}
+    for path in predictions_files(run_dir):
+        try:
+            meta = _footer(pq.read_schema(path))
+        except Exception as e:  # pyarrow raises several types for damaged files
+            io.raise_system_fault(e, path)
+            raise _damaged(path, e, _RETRAIN) from None
+        if meta.get("jaxser.layer") != "weighted":
+            continue
+        w = read_layer_weights(path)
+        if w is not None:
+            out.setdefault((meta["jaxser.encoder"], meta["jaxser.head"]), []).append(w)
+    return {k: np.concatenate(v) for k, v in out.items() if len({a.shape[1] for a in v}) == 1}
+
+
 def predictions_fingerprint(path: Path) -> str:
     """The study fingerprint in a predictions file's footer ("" when it has none or is unreadable)."""
     import pyarrow.parquet as pq
@@ -361,10 +447,10 @@ def read_layer_weights(path: Path) -> np.ndarray | None:
     import pyarrow.parquet as pq
 
     try:
-        raw = pq.read_schema(path).metadata or {}
+        meta = _footer(pq.read_schema(path))
     except Exception as e:  # pyarrow raises several types for damaged files
-        raise _damaged(path, e, "delete it and re-run the study, which retrains that model") from None
-    meta = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
+        io.raise_system_fault(e, path)
+        raise _damaged(path, e, _RETRAIN) from None
     if LAYER_WEIGHTS_META not in meta:
         return None
     try:
@@ -374,7 +460,7 @@ def read_layer_weights(path: Path) -> np.ndarray | None:
         if w.ndim != 2 or not np.isfinite(w).all() or np.abs(w.sum(axis=1) - 1).max() > 1e-4:
             raise ValueError(f"layer weights of shape {w.shape} are not rows of weights summing to 1")
     except (ValueError, TypeError) as e:
-        raise _damaged(path, e, "delete it and re-run the study, which retrains that model") from None
+        raise _damaged(path, e, _RETRAIN) from None
     return w
 
 
@@ -403,8 +489,8 @@ def verify_predictions(path: Path, *, fingerprint: str, identity: dict[str, str]
     except Exception as e:  # pyarrow raises several types for damaged files
         io.raise_system_fault(e, path)  # not a reason to set the file aside
         return f"unreadable ({_first_line(e)})"
-    meta = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (table.schema.metadata or {}).items()}
-    if any(k not in meta for k in PRED_META) or meta.get("jaxser.identity_sha256") != _meta_digest(meta):
+    meta = _footer(table.schema)
+    if not _footer_intact(meta):
         return "no intact study fingerprint in its metadata (damaged, or written by an older version)"
     if meta["jaxser.study_fingerprint"] != fingerprint:
         raise _foreign(path, meta["jaxser.study_fingerprint"], fingerprint)
@@ -460,10 +546,7 @@ def set_aside(path: Path) -> Path:
 def set_aside_strays(run_dir: Path, expected: set[Path], fingerprint: str, log) -> None:
     """Predictions files no model of this study writes: another study's stop the run
     (ForeignPredictions), anything else (damaged, renamed) is set aside and logged."""
-    pred_dir = Path(run_dir) / PREDICTIONS_DIR
-    if not pred_dir.exists():
-        return
-    for path in sorted(set(pred_dir.glob("*.parquet")) - expected):
+    for path in sorted(set(predictions_files(run_dir)) - expected):
         found = predictions_fingerprint(path)
         if found and found != fingerprint:
             raise _foreign(path, found, fingerprint)
@@ -473,7 +556,7 @@ def set_aside_strays(run_dir: Path, expected: set[Path], fingerprint: str, log) 
 def refuse_foreign_predictions(run_dir: Path, fingerprint: str) -> None:
     """Stop (ForeignPredictions) when a predictions file in the run directory is another
     study's: checked before anything of this study is written there."""
-    for path in sorted((Path(run_dir) / PREDICTIONS_DIR).glob("*.parquet")):
+    for path in predictions_files(run_dir):
         found = predictions_fingerprint(path)
         if found and found != fingerprint:
             raise _foreign(path, found, fingerprint)

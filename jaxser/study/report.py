@@ -2,10 +2,12 @@
 
 Long on purpose: every table of a report, from one read of the predictions.
 
-Everything here is recomputed from predictions/*.parquet, so the report can never disagree
-with what the models predicted (spec/ re-checks that independently). Every metric and test
-comes from jaxser.metrics, jaxser.significance and jaxser.study.tables, every figure from
-jaxser.study.figures; this module only chooses what to show and formats it.
+Everything here is recomputed from predictions/*.parquet, read with cells.json and
+manifest.json through `jaxser.study.artifacts`' verified readers, so the report can never
+disagree with what the models predicted (spec/ re-checks that independently). Tables list
+heads, encoders, layers, corpora and label sets in the study's own order (`StudyOrder`).
+Every metric and test comes from jaxser.metrics, jaxser.significance and jaxser.study.tables,
+every figure from jaxser.study.figures; this module only chooses what to show and formats it.
 
 Same-corpus results pool each seed's predictions over the folds (every utterance is tested
 once), then average over seeds. Per-cell intervals are 95% percentile bootstraps over test
@@ -16,18 +18,16 @@ units, as sources and as targets); rankings use corpora as units too.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from jaxser import metrics
 from jaxser.metrics import batched_metrics, resampled_metrics
 from jaxser.protocol import canonical_order
 from jaxser.significance import format_p
-from jaxser.study import figures, tables
+from jaxser.study import artifacts, figures, tables
 from jaxser.study.tables import cell_arrays
 
 METRICS = metrics.REPORTED
@@ -110,52 +110,19 @@ def ranking(results: pd.DataFrame, gaps: pd.DataFrame | None = None, ranks: pd.D
     return df
 
 
-def read_predictions(run: Path) -> pd.DataFrame:
-    """All of a run's predictions (without the per-class probabilities, kept for users but not
-    needed here); data pages are checksum-verified, and a file that cannot be read stops the
-    report naming it."""
-    from jaxser.errors import RunDirError
-
-    files = sorted((run / "predictions").glob("*.parquet"))
-    if not files:
-        raise RunDirError(f"{run / 'predictions'}: no predictions files; run the study to train its models")
-    frames = []
-    for f in files:
-        try:
-            names = pq.read_schema(f).names
-            frames.append(pq.read_table(f, columns=[c for c in names if c != "probs"],
-                                        page_checksum_verification=True).to_pandas())
-        except Exception as e:  # pyarrow raises several types for damaged files
-            raise RunDirError(f"{f}: unreadable predictions file ({type(e).__name__}); delete it and re-run the "
-                              "study, which retrains that model") from None
-    return pd.concat(frames, ignore_index=True)
-
-
-def _read_json(path: Path, kind: type) -> object:
-    """A run's JSON artifact, checked to parse and to have the expected top-level type."""
-    from jaxser.errors import RunDirError
-
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"{path}: unreadable ({type(e).__name__}); re-run the study to rewrite it") from None
-    if not isinstance(obj, kind):
-        raise RunDirError(f"{path}: expected a JSON {kind.__name__}, found {type(obj).__name__}; "
-                          "re-run the study to rewrite it")
-    return obj
-
-
 def write_report(run_dir: str | Path, *, bootstrap: int = 1000, family: str = "table") -> pd.DataFrame:
     """Write results.csv/json, significance.csv, report.md, table.tex and figures/ for a finished run.
     ``family``: Holm's family, "table" (each setting, head and layer) or "report" (all of them)."""
     from jaxser.io import atomic_write_text
 
     run = Path(run_dir)
-    preds = read_predictions(run)
+    manifest = artifacts.read_manifest(run)
+    cells = artifacts.read_cells(run)
+    dimensional = (manifest.get("protocol") or {}).get("task") == "dimensional"
+    preds = artifacts.read_predictions(run, fingerprint=manifest["fingerprint"], cells=cells,
+                                       task="dimensional" if dimensional else "categorical")
     preds["layer"] = preds["layer"].astype(str)
-    cells = _read_json(run / "cells.json", list)
-    manifest = _read_json(run / "manifest.json", dict)
-    if manifest.get("protocol", {}).get("task") == "dimensional":
+    if dimensional:
         from jaxser.study import report_dimensional
 
         return report_dimensional.write_report(run, preds, cells, manifest, bootstrap=bootstrap, family=family)
@@ -170,18 +137,20 @@ def write_report(run_dir: str | Path, *, bootstrap: int = 1000, family: str = "t
     rank = ranking(results, gaps, ranks)
     profile = layer_profile(results, gaps)
     figs = figures.result_figures(run, results, ranks, preds)
-    figs += figures.layer_figures(run, profile, layer_weights(run))
-    text = _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile)
+    figs += figures.layer_figures(run, profile, artifacts.read_all_layer_weights(run))
+    order = StudyOrder(manifest.get("config", {}), cells)
+    text = _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, order, profile)
     if (manifest.get("protocol") or {}).get("split") == "emobox":  # the paper's numbers beside ours
         from jaxser.study import published
 
         comp = published.comparison(preds, cells, n_boot=bootstrap)
         atomic_write_text(run / published.COMPARISON_FILE, comp.to_csv(index=False))
-        atomic_write_text(run / published.FOLDS_FILE, published.fold_scores(preds, cells).to_csv(index=False))
-        atomic_write_text(run / published.TRACK_FILE, published.track_scores(preds, cells).to_csv(index=False))
-        text += "\n".join(published.markdown(comp)) + "\n"
+        in_order = order.frame(preds, ["encoder", "head", "layer", "unit"])  # their rows in study order
+        atomic_write_text(run / published.FOLDS_FILE, published.fold_scores(in_order, cells).to_csv(index=False))
+        atomic_write_text(run / published.TRACK_FILE, published.track_scores(in_order, cells).to_csv(index=False))
+        text += "\n".join(published.markdown(order.frame(comp, ["encoder", "head", "layer", "unit"]))) + "\n"
     atomic_write_text(run / "report.md", text)
-    atomic_write_text(run / "table.tex", _latex(results))
+    atomic_write_text(run / "table.tex", _latex(results, order))
     return results
 
 
@@ -207,41 +176,128 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _label_keys(results: pd.DataFrame) -> dict[str, str]:
-    """A short name (L1, L2, ...) per label set, in order of size then canonical order."""
-    sets = sorted(results["labels"].unique(), key=lambda s: (-len(s.split("|")), s))
-    return {s: f"L{i + 1}" for i, s in enumerate(sets)}
+def _md_tables(tables: list[pd.DataFrame]) -> list[str]:
+    return [x for t in tables for x in ("", _md_table(t))]
 
 
-def _col_name(setting: str, source: str, target: str) -> str:
-    return target if setting in ("same", "loco") else f"{source}→{target}"
+def setting_sections(level: str, tables_of) -> list[str]:
+    """A section per setting that has results: its title at heading `level` ("###"), then the
+    tables `tables_of(setting)` gives."""
+    out = []
+    for setting, title in SETTING_TITLES.items():
+        tables = tables_of(setting)
+        if tables:
+            out += ["", f"{level} {title}", *_md_tables(tables)]
+    return out
 
 
-def _pivot(results, setting, head, layer, keys) -> pd.DataFrame | None:
-    """encoder × cell table of UAR mean ± std, with a first row giving each cell's chance
-    level and label set, and constant-prediction cells marked."""
+def _ranks(values) -> dict:
+    """Each distinct value's first position."""
+    return {v: i for i, v in enumerate(dict.fromkeys(values))}
+
+
+class StudyOrder:
+    """The order a report lists things in: the study's own, never alphabetical. Encoders, heads
+    and layers as its config lists them (a sweep's hidden states in index order where the
+    config says "all"); settings same, cross, LOCO; corpora, corpus pairs and label sets in
+    the order the protocol made its cells."""
+
+    def __init__(self, cfg: dict, cells: list[dict]):
+        self._rank = {col: _ranks(map(str, cfg.get(f"{col}s") or ())) for col in ("encoder", "head", "layer")}
+        self._rank.update(setting=_ranks(SETTING_TITLES), labels=_ranks("|".join(c["labels"]) for c in cells))
+        self._units = _ranks((c["setting"], c["source"], c["target"]) for c in cells)
+
+    def key(self, column: str, value) -> tuple:
+        rank = self._rank[column]
+        if column == "layer":  # a hidden-state index sorts where the config's sweep ("all") stands
+            v = str(value)
+            return rank.get(v, rank.get("all", len(rank))), int(v) if v.isdigit() else -1, v
+        return rank.get(str(value), len(rank)), str(value)
+
+    def values(self, column: str, values) -> list:
+        """The distinct `values` of `column` in study order."""
+        return sorted(dict.fromkeys(values), key=lambda v: self.key(column, v))
+
+    def frame(self, df: pd.DataFrame, columns) -> pd.DataFrame:
+        """`df` sorted by `columns` in study order (stable); "unit" sorts a row's setting, source
+        and target as the protocol made the cells."""
+        if df.empty:
+            return df
+        ranks = []
+        for c in columns:
+            if c == "unit":
+                units = list(zip(df["setting"], df["source"], df["target"]))
+                ranks.append(np.array([self._units.get(u, len(self._units)) for u in units]))
+            else:
+                pos = {v: i for i, v in enumerate(self.values(c, df[c]))}
+                ranks.append(df[c].map(pos).to_numpy())
+        return df.iloc[np.lexsort(ranks[::-1])]  # lexsort: the last key is the primary one, and it is stable
+
+    def combos(self, df: pd.DataFrame, columns) -> list[tuple]:
+        """The distinct combinations of `columns` in `df`, in study order."""
+        return list(self.frame(df[list(columns)].drop_duplicates(), columns).itertuples(index=False, name=None))
+
+    def units(self, setting: str, sub: pd.DataFrame) -> list[tuple[str, str]]:
+        """The (source, target) result units of `setting` in `sub`, as the protocol made the cells."""
+        pairs = dict.fromkeys(zip(sub["source"], sub["target"]))
+        return sorted(pairs, key=lambda u: (self._units.get((setting, *u), len(self._units)), u))
+
+    def label_keys(self, results: pd.DataFrame) -> dict[str, str]:
+        """A short name (L1, L2, ...) per label set of `results`, numbered in cell order."""
+        return {s: f"L{i + 1}" for i, s in enumerate(self.values("labels", results["labels"]))}
+
+
+#: the row heading of a table per result unit, by setting
+UNIT_HEADINGS = {"same": "corpus", "cross": "source → target", "loco": "held-out corpus"}
+#: encoders side by side in one table; more are split over several tables with the same rows,
+#: so a table stays readable in a terminal
+ENCODERS_PER_TABLE = 6
+
+
+def unit_tables(sub: pd.DataFrame, setting: str, text, order: StudyOrder, *, lead: dict | None = None,
+                footer: tuple[str, dict] | None = None) -> list[pd.DataFrame]:
+    """Tables of one setting with a row per result unit (corpus, corpus pair or held-out corpus)
+    and a column per encoder (at most ENCODERS_PER_TABLE a table), both in study order.
+    `text`: each row of `sub` as shown; `lead`: columns before the encoders, name -> {unit: text};
+    `footer`: a last row, (its heading, {encoder: text})."""
+    units = order.units(setting, sub)
+    encoders = order.values("encoder", sub["encoder"])
+    cell = dict(zip(zip(sub["source"], sub["target"], sub["encoder"]), text))
+    names = [f"{s} → {t}" if setting == "cross" else t for s, t in units]
+    tables = []
+    for i in range(0, len(encoders), ENCODERS_PER_TABLE):
+        chunk = encoders[i:i + ENCODERS_PER_TABLE]
+        t = pd.DataFrame({UNIT_HEADINGS[setting]: names})
+        for name, col in (lead or {}).items():
+            t[name] = [col[u] for u in units]
+        for e in chunk:
+            t[e] = [cell.get((*u, e), "—") for u in units]
+        if footer:
+            t.loc[len(t)] = [footer[0], *("" for _ in lead or ()), *(footer[1].get(e, "") for e in chunk)]
+        tables.append(t)
+    return tables
+
+
+def _uar_tables(results, setting, head, layer, keys, order: StudyOrder) -> list[pd.DataFrame]:
+    """UAR mean ± std per result unit and encoder, each unit's chance level and label set
+    beside it, constant-prediction cells marked, and each encoder's mean in the last row."""
     sub = results[(results["setting"] == setting) & (results["head"] == head) & (results["layer"] == layer)]
     if sub.empty:
-        return None
-    col = [_col_name(setting, s, t) for s, t in zip(sub["source"], sub["target"])]
+        return []
     val = [f"{_pct(m)} ± {_pct(s)}{_constant_mark(c, n)}" for m, s, c, n in
            zip(sub["uar_mean"], sub["uar_std"], sub["constant_seeds"], sub["n_seeds"])]
-    sub = sub.assign(col=col, val=val)
-    tab = sub.pivot(index="encoder", columns="col", values="val").fillna("—")
-    per_col = sub.drop_duplicates("col").set_index("col")
-    chance = {c: f"{_pct(per_col.loc[c, 'chance_uar'])} ({keys[per_col.loc[c, 'labels']]})" for c in tab.columns}
+    per_unit = sub.drop_duplicates(["source", "target"]).set_index(["source", "target"])
+    chance = {u: f"{_pct(r['chance_uar'])} ({keys[r['labels']]})" for u, r in per_unit.iterrows()}
     mixed = sub["labels"].nunique() > 1
-    mean_col = "mean UAR (mixed label sets)" if mixed else "mean UAR"
-    tab[mean_col] = sub.groupby("encoder")["uar_mean"].mean().map(_pct)
-    tab = tab.reset_index()
-    top = pd.DataFrame([{"encoder": "*chance (label set)*", **chance, mean_col: ""}])
-    return pd.concat([top, tab], ignore_index=True)[tab.columns]
+    means = sub.groupby("encoder")["uar_mean"].mean().map(_pct).to_dict()
+    return unit_tables(sub, setting, val, order, lead={"chance (label set)": chance},
+                       footer=("*mean UAR (mixed label sets)*" if mixed else "*mean UAR*", means))
 
 
-def _gap_table(gaps: pd.DataFrame, head, layer) -> pd.DataFrame | None:
+def _gap_tables(gaps: pd.DataFrame, head, layer, order: StudyOrder) -> list[pd.DataFrame]:
     g = gaps[(gaps["head"] == head) & (gaps["layer"] == layer)]
     if g.empty:
-        return None
+        return []
 
     def show(r):
         if pd.notna(r["gap"]):
@@ -250,14 +306,14 @@ def _gap_table(gaps: pd.DataFrame, head, layer) -> pd.DataFrame | None:
             return "n/a (different label sets)"
         return "n/a (no same-corpus result)"
 
-    g = g.assign(col=[f"{s}→{t}" for s, t in zip(g["source"], g["target"])], val=g.apply(show, axis=1))
-    return g.pivot(index="encoder", columns="col", values="val").fillna("—").reset_index()
+    return unit_tables(g, "cross", g.apply(show, axis=1).tolist(), order)
 
 
 def _sig_table(sig: pd.DataFrame) -> pd.DataFrame:
     t = pd.DataFrame({
-        "setting": sig["setting"], "A": sig["encoder_a"], "B": sig["encoder_b"],
-        "UAR A": sig["mean_a"].map(_pct), "UAR B": sig["mean_b"].map(_pct),
+        "setting": sig["setting"],  # each encoder with its mean UAR beside it: fewer columns to scan
+        "A (UAR)": [f"{e} ({_pct(m)})" for e, m in zip(sig["encoder_a"], sig["mean_a"])],
+        "B (UAR)": [f"{e} ({_pct(m)})" for e, m in zip(sig["encoder_b"], sig["mean_b"])],
         "A − B": sig["diff_uar"].map(lambda v: _pct(v, signed=True)),
         "95% CI": [f"[{_pct(lo, True)}, {_pct(hi, True)}]" if np.isfinite(lo) and np.isfinite(hi)
                    else "unbounded (too few units)" for lo, hi in zip(sig["ci_low"], sig["ci_high"])],
@@ -287,9 +343,9 @@ def _settings_note(cfg: dict, results: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile=None) -> str:
+def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, order: StudyOrder, profile=None) -> str:
     cfg = manifest.get("config", {})
-    keys = _label_keys(results)
+    keys = order.label_keys(results)
     fig_of = dict(figs)
     out = ["# Cross-corpus SER benchmark report", ""]
     labels_cfg = cfg.get("labels")
@@ -309,7 +365,7 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile=No
                     "it has one, else on a speaker-disjoint split of the source's training data.")
     out += ["", f"All numbers are UAR (%) as mean ± std over seeds. {protocol}",
             "", "**Label sets and chance.** UARs are only comparable within one label set (chance = 100/classes). "
-                "Every table's first row gives each column's chance level and label set:", ""]
+                "Every table gives each row's chance level and label set:", ""]
     out += [f"- {k}: {', '.join(canonical_order(s.split('|')))} ({len(s.split('|'))} classes, chance "
             f"{100 / len(s.split('|')):.1f}%)" for s, k in keys.items()]
     n_const = int((results["constant_seeds"] > 0).sum())
@@ -317,33 +373,30 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile=No
                 "seed (its UAR is chance by construction); **(const k/S)** in k of S seeds. "
                 f"{n_const} of {len(results)} result cells are marked. **—**: no result for that encoder and cell."]
     out += [f"\n{n}" for n in _settings_note(cfg, results)]
-    out += _layer_section(profile, results, fig_of)
-    for (head, layer), _ in results.groupby(["head", "layer"]):
+    out += _layer_section(profile, results, fig_of, order)
+    for head, layer in order.combos(results, ["head", "layer"]):
         out += ["", f"## Head `{head}`, layer `{layer}`"]
-        for setting, title in SETTING_TITLES.items():
-            tab = _pivot(results, setting, head, layer, keys)
-            if tab is not None:
-                out += ["", f"### {title}", "", _md_table(tab)]
-        gt = _gap_table(gaps, head, layer)
-        if gt is not None:
+        out += setting_sections("###", lambda setting: _uar_tables(results, setting, head, layer, keys, order))
+        gap_tabs = _gap_tables(gaps, head, layer, order)
+        if gap_tabs:
             out += ["", "### Same→cross gap (points of UAR)", "",
                     "The target's same-corpus UAR minus the pair's cross-corpus UAR, only where both cells use "
-                    "the same label set (otherwise their chance levels differ and the difference means nothing).",
-                    "", _md_table(gt)]
+                    "the same label set (otherwise their chance levels differ and the difference means nothing)."]
+            out += _md_tables(gap_tabs)
         out += _ranking_section(rank, ranks, head, layer, fig_of)
         s = sig.assign(family_size=sig.groupby(["claim", "holm_family"])["p"].transform("count"))
         s = s[(s["head"] == head) & (s["layer"] == layer)]
         out += _significance_section(s.sort_values("setting", key=lambda c: c.map(
             {k: i for i, k in enumerate(SETTING_TITLES)}), kind="stable"))
     out += _speaker_text_section(cells)
-    excl = sorted({(c["target"], c["excluded"]) for c in cells if c["setting"] != "same" and c["excluded"]})
+    excl = list(dict.fromkeys((c["target"], c["excluded"]) for c in cells if c["setting"] != "same" and c["excluded"]))
     if excl:
         out += ["", "## Excluded target utterances (outside the label set)", ""]
         out += [_md_table(pd.DataFrame(excl, columns=["target", "excluded"]))]
     if manifest.get("skipped"):
         out += ["", f"## Skipped audio ({len(manifest['skipped'])} files)", ""]
         out += [f"- `{u}`: {why}" for u, why in list(manifest["skipped"].items())[:50]]
-    other = [(n, p) for n, p in figs if not n.startswith(("ranking ", "critical-difference ", "layer "))]
+    other = _figure_list(figs, results, order)
     if other:
         out += ["", "## Figures", "", "All heatmaps share one colour scale."]
         for name, path in other:
@@ -352,6 +405,17 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile=No
                 "every encoder comparison: `significance.csv`; LaTeX: `table.tex`; per-utterance predictions: "
                 "`predictions/`.", ""]
     return "\n".join(out)
+
+
+def _figure_list(figs: list[tuple[str, str]], results: pd.DataFrame, order: StudyOrder) -> list[tuple[str, str]]:
+    """The figures of the report's figure list (rankings, critical differences and layer figures
+    stand in their sections): heatmaps in study order, then the rest as made."""
+    fig_of = dict(figs)
+    heatmaps = [(name, fig_of[name]) for head, layer, enc in order.combos(results, ["head", "layer", "encoder"])
+                if (name := f"cross-corpus heatmap {enc}/{head}/{layer}") in fig_of]
+    rest = [(n, p) for n, p in figs if not n.startswith(("ranking ", "critical-difference ", "layer ",
+                                                         "cross-corpus heatmap "))]
+    return heatmaps + rest
 
 
 def _ranking_section(rank, ranks, head, layer, fig_of) -> list[str]:
@@ -467,12 +531,13 @@ def _speaker_text_section(cells: list[dict]) -> list[str]:
             "", _md_table(pd.DataFrame(rows))]
 
 
-def _latex(results: pd.DataFrame) -> str:
+def _latex(results: pd.DataFrame, order: StudyOrder) -> str:
     lines = ["% jaxser cross-corpus results: UAR (%) mean ± std over seeds; chance = 100 / classes",
              "\\begin{tabular}{lll" + "c" * 4 + "}", "\\toprule",
              "Encoder & Head & Layer & Same & Cross & LOCO & Chance \\\\", "\\midrule"]
     esc = lambda t: str(t).replace("_", "\\_")  # noqa: E731
-    for (enc, head, layer), g in results.groupby(["encoder", "head", "layer"]):
+    for enc, head, layer in order.combos(results, ["encoder", "head", "layer"]):
+        g = results[(results["encoder"] == enc) & (results["head"] == head) & (results["layer"] == layer)]
         vals = []
         for s in ("same", "cross", "loco"):
             sub = g[g["setting"] == s]
@@ -526,23 +591,6 @@ def layer_profile(results: pd.DataFrame, gaps: pd.DataFrame | None = None) -> pd
     return prof[n >= 2].reset_index(drop=True)
 
 
-def layer_weights(run: Path) -> dict[tuple[str, str], np.ndarray]:
-    """(encoder, head) -> the learned layer weights of every "weighted" model, [models x seeds,
-    layers], from the predictions files' footers (verified there)."""
-    from jaxser.study import artifacts
-
-    out: dict[tuple[str, str], list] = {}
-    for f in sorted((run / artifacts.PREDICTIONS_DIR).glob("*.parquet")):
-        meta = pq.read_schema(f).metadata or {}
-        if meta.get(b"jaxser.layer", b"").decode(errors="replace") != "weighted":
-            continue
-        w = artifacts.read_layer_weights(f)
-        if w is not None:
-            key = (meta[b"jaxser.encoder"].decode(errors="replace"), meta[b"jaxser.head"].decode(errors="replace"))
-            out.setdefault(key, []).append(w)
-    return {k: np.concatenate(v) for k, v in out.items() if len({a.shape[1] for a in v}) == 1}
-
-
 def best_layers(profile: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """Per encoder, head and setting: the peak layer of the profile with its UAR, the last
     layer's UAR, and the UAR of layer "best" (chosen per training set on source validation)
@@ -561,7 +609,7 @@ def best_layers(profile: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _layer_section(profile, results, fig_of) -> list[str]:
+def _layer_section(profile, results, fig_of, order: StudyOrder) -> list[str]:
     if profile is None or profile.empty:
         return []
     out = ["", "## Layer profile", "",
@@ -571,14 +619,11 @@ def _layer_section(profile, results, fig_of) -> list[str]:
            "same-corpus and cross-corpus cells share a label set. The peak layer is picked on *test* results: it "
            "describes where emotion (and its transfer) sits, it is not a model selection. Layer `best` is the "
            "selection: per training set, the layer with the highest source-validation UAR (no target data).", "",
-           _md_table(best_layers(profile, results))]
-    for (enc, head), _ in profile.groupby(["encoder", "head"]):
-        fig = fig_of.get(f"layer profile {enc}/{head}")
-        if fig:
-            out += ["", f"![layer profile {enc}/{head}]({fig})"]
-    for name, path in fig_of.items():
-        if name.startswith("layer weights "):
-            out += ["", f"![{name}]({path})"]
+           _md_table(order.frame(best_layers(profile, results), ["head", "encoder", "setting"]))]
+    for what in ("layer profile", "layer weights"):  # named "<what> <encoder>/<head>"
+        models = [n[len(what) + 1:].rsplit("/", 1) for n in fig_of if n.startswith(what + " ")]
+        for enc, head in sorted(models, key=lambda m: (order.key("head", m[1]), order.key("encoder", m[0]))):
+            out += ["", f"![{what} {enc}/{head}]({fig_of[f'{what} {enc}/{head}']})"]
     return out
 
 

@@ -20,7 +20,8 @@ from jaxser import metrics
 from jaxser.metrics import DIMENSIONAL_REPORTED
 from jaxser.significance import StatisticsError, format_p
 from jaxser.study import figures, tables
-from jaxser.study.report import ALPHA, KEYS, SETTING_TITLES, _md_table, excluded_count, summarise
+from jaxser.study.report import (ALPHA, KEYS, StudyOrder, _md_table, excluded_count, setting_sections, summarise,
+                                 unit_tables)
 
 DIM_KEYS = [*KEYS, "dimension"]
 
@@ -91,18 +92,17 @@ def _f(v, signed=False) -> str:
     return "" if v is None or pd.isna(v) else (f"{v:+.3f}" if signed else f"{v:.3f}")
 
 
-def _pivot(results, setting, dim, head, layer) -> pd.DataFrame | None:
+def _ccc_tables(results, setting, dim, head, layer, order: StudyOrder) -> list[pd.DataFrame]:
+    """CCC mean ± std per result unit and encoder, in study order."""
     sub = results[(results["setting"] == setting) & (results["dimension"] == dim) & (results["head"] == head)
                   & (results["layer"] == layer)]
-    if sub.empty:
-        return None
-    col = (sub["source"] + "→" + sub["target"]) if setting == "cross" else sub["target"]
-    cells = sub.assign(col=col.to_numpy(), val=[f"{m:.3f} ± {s:.3f}" for m, s in zip(sub["ccc_mean"], sub["ccc_std"])])
-    return cells.pivot(index="encoder", columns="col", values="val").reset_index().fillna("—")
+    return unit_tables(sub, setting, [f"{m:.3f} ± {s:.3f}" for m, s in zip(sub["ccc_mean"], sub["ccc_std"])],
+                       order) if len(sub) else []
 
 
 def _markdown(manifest: dict, results, rank, sig, figs, cells) -> str:
     cfg = manifest.get("config", {})
+    order = StudyOrder(cfg, cells)
     proto = manifest.get("protocol", {})
     dims = proto.get("dimensions") or cfg.get("dimensions") or sorted(results["dimension"].unique())
     out = ["# Cross-corpus dimensional SER benchmark report", "",
@@ -122,12 +122,9 @@ def _markdown(manifest: dict, results, rank, sig, figs, cells) -> str:
                 for c, s in scales.items()]
     for dim in dims:
         out += ["", f"## {dim.capitalize()}"]
-        for (head, layer), _ in results.groupby(["head", "layer"]):
+        for head, layer in order.combos(results, ["head", "layer"]):
             out += ["", f"### Head `{head}`, layer `{layer}`"]
-            for setting, title in SETTING_TITLES.items():
-                tab = _pivot(results, setting, dim, head, layer)
-                if tab is not None:
-                    out += ["", f"#### {title}", "", _md_table(tab)]
+            out += setting_sections("####", lambda setting: _ccc_tables(results, setting, dim, head, layer, order))
             r = rank[(rank["dimension"] == dim) & (rank["head"] == head) & (rank["layer"] == layer)]
             if len(r) and r["cross_ccc"].notna().any():
                 out += ["", "#### Ranking by mean cross-corpus CCC", "", _md_table(pd.DataFrame({
@@ -145,7 +142,7 @@ def _markdown(manifest: dict, results, rank, sig, figs, cells) -> str:
                                                 "p": s["p"].map(format_p), "Holm p": s["p_adjusted"].map(format_p),
                                                 "p_min": s["p_min"].map(format_p),
                                                 "significant": s["significant"].map({True: "yes", False: "no"})}))]
-    excl = sorted({(c["target"], c["excluded"]) for c in cells if c["setting"] != "same" and c["excluded"]})
+    excl = list(dict.fromkeys((c["target"], c["excluded"]) for c in cells if c["setting"] != "same" and c["excluded"]))
     if excl:
         out += ["", "## Excluded target utterances (without every rating of the study)", "",
                 _md_table(pd.DataFrame(excl, columns=["target", "excluded"]))]
