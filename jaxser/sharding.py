@@ -39,12 +39,6 @@ JOB_AXIS = "job"
 REPEAT_LAST = "repeat_last"
 
 
-def cpu_threads(limit: int = 4) -> int:
-    """Threads for CPU work done one item per core (training programs, openSMILE, training
-    workers): one per core, at most ``limit``."""
-    return max(1, min(limit, os.cpu_count() or 1))
-
-
 def data_mesh(devices: Sequence | None = None, axis: str = DATA_AXIS) -> Mesh:
     """A 1-D mesh named `axis` over `devices` (default: every device of every process)."""
     devices = list(jax.devices() if devices is None else devices)

@@ -44,6 +44,7 @@ import optax
 from jaxser import sharding
 from jaxser.heads import HeadConfig, make_head
 from jaxser.sharding import SEED_AXIS
+from jaxser.threads import cpu_threads
 
 OPTIMIZERS = ("adam", "sgd")
 #: what a model learns: classes (softmax over labels) or dimensions (one regression output each)
@@ -755,7 +756,7 @@ def program_threads(place: "sharding.LanePlacement") -> int:
     mesh, one per core (at most 4), because one small-head program leaves XLA:CPU's cores partly
     idle; with a mesh or on an accelerator 1 (the devices are busy with one program)."""
     if place.devices == 1 and jax.default_backend() == "cpu":
-        return sharding.cpu_threads()
+        return cpu_threads()
     return 1
 
 

@@ -49,6 +49,7 @@ def device_policy(workers: int | None = None) -> DevicePolicy:
     import jax
 
     from jaxser import sharding
+    from jaxser.threads import cpu_threads
 
     on_cpu = jax.default_backend() == "cpu"
     max_jobs, mesh = (1, None) if on_cpu else (8, None)
@@ -58,7 +59,7 @@ def device_policy(workers: int | None = None) -> DevicePolicy:
         mesh = Mesh(np.array(jax.local_devices()), (sharding.JOB_AXIS,))
         max_jobs = 8 * jax.local_device_count()
     return DevicePolicy(on_cpu=on_cpu, max_jobs=max_jobs, mesh=mesh,
-                        workers=workers or (sharding.cpu_threads() if on_cpu else 1),
+                        workers=workers or (cpu_threads() if on_cpu else 1),
                         keys_per_unit=1 if on_cpu else 2 * max_jobs)
 
 
