@@ -5,7 +5,7 @@ Long on purpose: the one training path (models, layers, seeds, meshes) shares on
 
 One *model* here is one head trained on one fit/validation split and scored on any number of
 test sets (``ModelData``; ``jaxser.protocol`` decides the splits). ``train(models, ...)`` is
-the one training path: it stacks models that can share a compiled program on a leading job
+the one training path: it stacks models that can share a compiled program on a leading model
 axis (a single model is a stack of one) and trains each stack's models x seeds (its *units*)
 as ONE jitted program -- initialisation, every epoch, early stopping -- a queue: a
 ``lax.while_loop`` whose body is the single-seed epoch vmapped over a few *slots* (params,
@@ -390,10 +390,10 @@ def prepare(model: ModelData | CheckedData, config: TrainConfig, rows: int | Non
 
 # ----------------------------------------------------------------------------- the trainer
 
-def _job_rows(a: jax.Array, job: jax.Array, start: jax.Array, size: int) -> jax.Array:
-    """Rows [start, start + size) of job ``job`` of a job-stacked array [J, rows, ...], taken
-    in one slice (no copy of the job's whole array)."""
-    return jax.lax.dynamic_slice(a, (job, start) + (0,) * (a.ndim - 2), (1, size) + a.shape[2:])[0]
+def _model_rows(a: jax.Array, model: jax.Array, start: jax.Array, size: int) -> jax.Array:
+    """Rows [start, start + size) of model ``model`` of a model-stacked array [M, rows, ...],
+    taken in one slice (no copy of the model's whole array)."""
+    return jax.lax.dynamic_slice(a, (model, start) + (0,) * (a.ndim - 2), (1, size) + a.shape[2:])[0]
 
 
 def _class_counts(y: jax.Array, pred: jax.Array, n_classes: int) -> jax.Array:
@@ -440,12 +440,13 @@ def _make_tx(config: TrainConfig) -> optax.GradientTransformation:
 
 
 class Trainer:
-    """The single-seed pieces (``init``, ``loss``, ``step``, ``epoch``; data are job-stacked
-    and a seed trains on one job of them) and the jitted programs built from them: ``fit``
-    (a queue of (job, seed) units through a fixed number of slots, epochs in a while loop;
+    """The single-seed pieces (``init``, ``loss``, ``step``, ``epoch``; data are stacked over
+    a stack's models and a seed trains on one model of them) and the jitted programs built
+    from them: ``fit`` (a queue of (model, seed) units through a fixed number of slots, epochs
+    in a while loop;
     ``_queue``) and ``predict`` (seeds vmapped, one _PRED_CHUNK of rows).
     Get one with ``Trainer.for_data``: one per head, config, class count and per-row feature
-    shape, so jit keeps one ``fit`` program per (row capacity, jobs, units, slots) and a
+    shape, so jit keeps one ``fit`` program per (row capacity, models, units, slots) and a
     single ``predict`` program."""
 
     def __init__(self, head: HeadConfig, config: TrainConfig, n_classes: int, n_layers: int | None,
@@ -453,7 +454,7 @@ class Trainer:
         self.n_classes = n_classes
         self.task = task
         self.regression_loss = config.loss or DIMENSIONAL_LOSSES[0]
-        self.model = make_head(head, n_classes, n_layers=n_layers)
+        self.net = make_head(head, n_classes, n_layers=n_layers)
         self.tx = _make_tx(config)
         self.batch = config.batch_size
         self.max_epochs = config.max_epochs
@@ -479,7 +480,7 @@ class Trainer:
     def init(self, seed: jax.Array) -> dict:
         key = jax.random.PRNGKey(seed)
         k_init, k_shuf, k_drop = jax.random.split(key, 3)
-        params = self.model.init(k_init, jnp.zeros((1,) + self.feat_shape, jnp.float32), train=False)["params"]
+        params = self.net.init(k_init, jnp.zeros((1,) + self.feat_shape, jnp.float32), train=False)["params"]
         return dict(params=params, opt=self.tx.init(params), best=params,
                     best_uar=jnp.float32(-1.0), best_epoch=jnp.int32(0), wait=jnp.int32(0),
                     k_shuf=k_shuf, k_drop=k_drop)
@@ -488,7 +489,7 @@ class Trainer:
         """Weighted mean cross-entropy of a minibatch (weights 0 on masked rows), dropout on.
         Dimensional task: 1 - mean CCC over the dimensions, or the mean squared error, of the
         standardised targets (``TrainConfig.loss``)."""
-        logits = self.model.apply({"params": params}, xb, train=True, rngs={"dropout": key})
+        logits = self.net.apply({"params": params}, xb, train=True, rngs={"dropout": key})
         if self.task == "dimensional":
             if self.regression_loss == "mse":
                 return jnp.sum(wb[:, None] * (logits - yb) ** 2) / (jnp.maximum(jnp.sum(wb), 1e-12) * yb.shape[-1])
@@ -497,27 +498,27 @@ class Trainer:
         return jnp.sum(wb * nll) / jnp.maximum(jnp.sum(wb), 1e-12)
 
     def _softmax(self, params, x: jax.Array) -> jax.Array:
-        return jax.nn.softmax(self.model.apply({"params": params}, x, train=False))
+        return jax.nn.softmax(self.net.apply({"params": params}, x, train=False))
 
     def _output(self, params, x: jax.Array) -> jax.Array:
-        return self.model.apply({"params": params}, x, train=False)
+        return self.net.apply({"params": params}, x, train=False)
 
-    def val_uar(self, params, data: dict, job: jax.Array, uniform: bool = False) -> jax.Array:
-        """Validation UAR of job ``job`` over its real rows only: ceil(n_val / _VAL_CHUNK)
-        forward passes (``uniform``: every job has job 0's row counts, see ``epoch``)."""
+    def val_uar(self, params, data: dict, model: jax.Array, uniform: bool = False) -> jax.Array:
+        """Validation UAR of model ``model`` over its real rows only: ceil(n_val / _VAL_CHUNK)
+        forward passes (``uniform``: every model has model 0's row counts, see ``epoch``)."""
         def chunk(i, counts):
-            xc = _job_rows(data["x_val"], job, i * _VAL_CHUNK, _VAL_CHUNK)
-            yc = _job_rows(data["y_val"], job, i * _VAL_CHUNK, _VAL_CHUNK)
-            logits = self.model.apply({"params": params}, xc, train=False)
+            xc = _model_rows(data["x_val"], model, i * _VAL_CHUNK, _VAL_CHUNK)
+            yc = _model_rows(data["y_val"], model, i * _VAL_CHUNK, _VAL_CHUNK)
+            logits = self.net.apply({"params": params}, xc, train=False)
             return counts + _class_counts(yc, jnp.argmax(logits, axis=-1), self.n_classes)
 
-        n_chunks = (data["n_val"][0 if uniform else job] + _VAL_CHUNK - 1) // _VAL_CHUNK
+        n_chunks = (data["n_val"][0 if uniform else model] + _VAL_CHUNK - 1) // _VAL_CHUNK
         if self.task == "dimensional":  # the validation mean CCC (NaN targets mark padding)
             def moments(i, sums):
-                xc = _job_rows(data["x_val"], job, i * _VAL_CHUNK, _VAL_CHUNK)
-                yc = _job_rows(data["y_val"], job, i * _VAL_CHUNK, _VAL_CHUNK)
+                xc = _model_rows(data["x_val"], model, i * _VAL_CHUNK, _VAL_CHUNK)
+                yc = _model_rows(data["y_val"], model, i * _VAL_CHUNK, _VAL_CHUNK)
                 real = ~jnp.isnan(yc[:, 0])
-                pred = self.model.apply({"params": params}, xc, train=False)
+                pred = self.net.apply({"params": params}, xc, train=False)
                 return sums + _moment_sums(jnp.where(real[:, None], yc, 0.0), pred, real.astype(jnp.float32))
             sums = jax.lax.fori_loop(0, n_chunks, moments, jnp.zeros((6, self.n_classes), jnp.float32))
             return _ccc(sums).mean()
@@ -537,35 +538,35 @@ class Trainer:
         pos = i * self.batch + jnp.arange(self.batch)
         return perm[jnp.minimum(pos, n_fit - 1)], pos < n_fit
 
-    def step(self, params, opt, data: dict, job: jax.Array, perm: jax.Array, i: jax.Array, k_epoch: jax.Array):
-        """One optimizer step on minibatch i of job ``job``'s epoch order ``perm``; its dropout
+    def step(self, params, opt, data: dict, model: jax.Array, perm: jax.Array, i: jax.Array, k_epoch: jax.Array):
+        """One optimizer step on minibatch i of model ``model``'s epoch order ``perm``; its dropout
         key is ``k_epoch`` folded with i. Returns (params, optimizer state)."""
-        b, valid = self.minibatch(perm, i, data["n_fit"][job])
-        wb = jnp.where(valid, data["w_fit"][job, b], 0.0)  # the last minibatch is masked
-        grads = jax.grad(self.loss)(params, data["x_fit"][job, b], data["y_fit"][job, b], wb,
+        b, valid = self.minibatch(perm, i, data["n_fit"][model])
+        wb = jnp.where(valid, data["w_fit"][model, b], 0.0)  # the last minibatch is masked
+        grads = jax.grad(self.loss)(params, data["x_fit"][model, b], data["y_fit"][model, b], wb,
                                     jax.random.fold_in(k_epoch, i))
         updates, opt = self.tx.update(grads, opt, params)
         return optax.apply_updates(params, updates), opt
 
-    def epoch(self, state: dict, data: dict, job: jax.Array, epoch: jax.Array,
+    def epoch(self, state: dict, data: dict, model: jax.Array, epoch: jax.Array,
               uniform: bool = False) -> tuple[dict, jax.Array]:
-        """Epoch ``epoch`` of one seed on job ``job``: minibatch training, then validation and
-        model selection (a seed out of patience never selects again). ``uniform``: every job
-        has job 0's row counts (one model's seeds or layers), so the minibatch and validation
+        """Epoch ``epoch`` of one seed on model ``model``: minibatch training, then validation
+        and selection (a seed out of patience never selects again). ``uniform``: every model
+        has model 0's row counts (one model's seeds, or a sweep's layers), so the minibatch and validation
         loops keep one trip count for all slots side by side; otherwise each slot runs its own
         (a batched loop whose finished slots are masked every step)."""
-        if data["x_fit"].shape[0] == 1:  # a single job: a constant index keeps its reads unbatched
-            job = 0
-        n_fit, batch = data["n_fit"][0 if uniform else job], self.batch
+        if data["x_fit"].shape[0] == 1:  # a single model: a constant index keeps its reads unbatched
+            model = 0
+        n_fit, batch = data["n_fit"][0 if uniform else model], self.batch
         perm = self.permutation(jax.random.fold_in(state["k_shuf"], epoch), n_fit, data["x_fit"].shape[1])
         k_epoch = jax.random.fold_in(state["k_drop"], epoch)
 
         def step(i, carry):
-            return self.step(*carry, data, job, perm, i, k_epoch)
+            return self.step(*carry, data, model, perm, i, k_epoch)
 
         # ceil(n_fit / batch) steps: the trip count is data, so the capacity costs no compute
         params, opt = jax.lax.fori_loop(0, (n_fit + batch - 1) // batch, step, (state["params"], state["opt"]))
-        uar = self.val_uar(params, data, job, uniform)
+        uar = self.val_uar(params, data, model, uniform)
         active = state["wait"] < self.patience
         improved = active & (uar > state["best_uar"])  # strict: ties keep the earlier epoch
         best = jax.tree.map(lambda new, old: jnp.where(improved, new, old), params, state["best"])
@@ -575,18 +576,18 @@ class Trainer:
                    wait=jnp.where(improved, 0, jnp.where(active, state["wait"] + 1, state["wait"])))
         return new, uar
 
-    # -- every (job, seed) unit, every epoch: one program
-    def _queue(self, unit_job: jax.Array, unit_seed: jax.Array, data: dict, n_slots: int, uniform: bool) -> dict:
-        """Train U units (job ``unit_job[u]``, seed ``unit_seed[u]``) through ``n_slots`` slots
+    # -- every (model, seed) unit, every epoch: one program
+    def _queue(self, unit_model: jax.Array, unit_seed: jax.Array, data: dict, n_slots: int, uniform: bool) -> dict:
+        """Train U units (model ``unit_model[u]``, seed ``unit_seed[u]``) through ``n_slots`` slots
         that train side by side (the epoch vmapped over slots). A slot whose unit stopped
         (patience ran out, or max_epochs) writes the unit's kept state out and takes the next
         unit of the queue, starting at its epoch 0; the loop ends when the queue is empty and
-        every slot is done. A unit's arithmetic depends only on its job, seed and own epoch
+        every slot is done. A unit's arithmetic depends only on its model, seed and own epoch
         count, so it gets what it gets trained alone, and a stopped unit costs nothing more
         unless the queue has run dry (the last units' tail)."""
-        n_units = unit_job.shape[0]
+        n_units = unit_model.shape[0]
         n_slots = min(n_slots, n_units)
-        epoch = jax.vmap(lambda st, job, ep: self.epoch(st, data, job, ep, uniform))
+        epoch = jax.vmap(lambda st, m, ep: self.epoch(st, data, m, ep, uniform))
         init = jax.vmap(self.init)
         # the slots' state starts empty: a slot at its unit's epoch 0 initialises it first thing
         st = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(init, unit_seed[:n_slots]))
@@ -612,7 +613,7 @@ class Trainer:
                 return jax.tree.map(lambda n, o: jnp.where(start.reshape((-1,) + (1,) * (o.ndim - 1)), n, o), new, st)
 
             st = jax.lax.cond(jnp.any(start), fresh, lambda s: s, st)
-            st, uar = epoch(st, unit_job[u], ep)
+            st, uar = epoch(st, unit_model[u], ep)
             at = jnp.where(active, unit, n_units)
             history = out["history"].at[ep, at].set(uar, mode="drop")
             done = active & ((st["wait"] >= self.patience) | (ep + 1 >= self.max_epochs))
@@ -631,16 +632,16 @@ class Trainer:
         *_, out, it = jax.lax.while_loop(cond, body, carry)
         return dict(out, iterations=it)
 
-    def _fit(self, unit_job: jax.Array, unit_seed: jax.Array, data: dict, n_slots: int,
+    def _fit(self, unit_model: jax.Array, unit_seed: jax.Array, data: dict, n_slots: int,
              uniform: bool = False) -> dict:
-        """``_queue`` for each lane (leading axis of ``unit_job``/``unit_seed``, one per device
-        of a mesh); ``data`` (every array with a leading job axis) is shared by the lanes.
+        """``_queue`` for each lane (leading axis of ``unit_model``/``unit_seed``, one per device
+        of a mesh); ``data`` (every array with a leading model axis) is shared by the lanes.
         Returns the units' outputs per lane: best (params), best_uar, best_epoch, epochs
         [lanes, U], history [lanes, max_epochs, U] (NaN after a unit stopped) and iterations
         [lanes] (epochs the slots ran: slots x iterations slot-epochs were computed)."""
-        if unit_job.shape[0] == 1:  # one lane: no batched loop condition
-            return jax.tree.map(lambda a: a[None], self._queue(unit_job[0], unit_seed[0], data, n_slots, uniform))
-        return jax.vmap(lambda j, s: self._queue(j, s, data, n_slots, uniform))(unit_job, unit_seed)
+        if unit_model.shape[0] == 1:  # one lane: no batched loop condition
+            return jax.tree.map(lambda a: a[None], self._queue(unit_model[0], unit_seed[0], data, n_slots, uniform))
+        return jax.vmap(lambda m, s: self._queue(m, s, data, n_slots, uniform))(unit_model, unit_seed)
 
 
     def predict_probs(self, params, x: np.ndarray, put: Callable = jnp.asarray) -> np.ndarray:
@@ -665,20 +666,20 @@ def _cached_trainer(head: HeadConfig, config: TrainConfig, n_classes: int, n_lay
 
 # ----------------------------------------------------------------------------- the training path
 
-_JOB_STATE_BYTES = 2 << 30   # per stack budget for params + best + optimiser state, all jobs x seeds
+_STACK_STATE_BYTES = 2 << 30   # per stack budget for params + best + optimiser state, all models x seeds
 
 
 @functools.lru_cache(maxsize=256)
 def _n_params(head: HeadConfig, n_classes: int, n_layers: int | None, feat_shape: tuple[int, ...]) -> int:
     """Parameters of one model (shapes only, nothing computed)."""
-    model = make_head(head, n_classes, n_layers=n_layers)
+    net = make_head(head, n_classes, n_layers=n_layers)
     x = jax.ShapeDtypeStruct((1,) + feat_shape, jnp.float32)
-    shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False)["params"], x)
+    shapes = jax.eval_shape(lambda x: net.init(jax.random.PRNGKey(0), x, train=False)["params"], x)
     return sum(math.prod(a.shape) for a in jax.tree.leaves(shapes))
 
 
 def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig, seeds: Sequence[int],
-          mesh=None, max_jobs: int = 8, rows: int | None = None, slots: int | None = None) -> list[ModelResult]:
+          mesh=None, max_stack: int = 8, rows: int | None = None, slots: int | None = None) -> list[ModelResult]:
     """Train every model for every seed, as few jitted programs as their shapes allow; select
     per model and seed on validation UAR, then predict the test sets. Returns one
     ``ModelResult`` per model, in order.
@@ -686,15 +687,15 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
     Models are grouped by what must be static in a compiled program (per-row feature shape,
     n_classes, fit row capacity); a group is sorted by fit size (side-by-side slots run as many
     minibatch steps as their largest model) and split into balanced stacks of at most
-    ``max_jobs`` models (fewer when the units' kept parameters and the slots' training state
+    ``max_stack`` models (fewer when the units' kept parameters and the slots' training state
     would exceed ~2 GiB, e.g. CNN heads on D=1024). A stack's fit/val data are stacked on a
-    leading job axis (validation padded with ignored rows to the stack's largest) and one
+    leading model axis (validation padded with ignored rows to the stack's largest) and one
     program trains its models x seeds *units* through a queue (``Trainer._queue``): ``slots``
     units train side by side and a unit that stopped hands its slot to the next, so early
     stopping saves compute instead of idling in lockstep. Early stopping and selection are per
     model and seed, and a model's ``epochs_run`` (its longest-running seed) and history are
     its own; a model's result equals its result trained alone up to float rounding of the
-    slot-batched matmuls (with ``max_jobs=1`` every model is trained alone).
+    slot-batched matmuls (with ``max_stack=1`` every model is trained alone).
 
     mesh: None (one device), "auto" (every device of every process, when there are several)
     or a ``jax.sharding.Mesh``: the units are split over all of its devices (one queue per
@@ -709,8 +710,8 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("train: seeds is empty")
-    if max_jobs < 1:
-        raise ValueError(f"train: max_jobs={max_jobs}; expected >= 1")
+    if max_stack < 1:
+        raise ValueError(f"train: max_stack={max_stack}; expected >= 1")
     if slots is not None and slots < 1:
         raise ValueError(f"train: slots={slots}; expected >= 1")
     preps = []
@@ -730,22 +731,22 @@ def train(models: Sequence[ModelData], *, head: HeadConfig, config: TrainConfig,
         idx = sorted(idx, key=lambda i: preps[i].n_fit)
         first = preps[idx[0]]
         cap = 1
-        if max_jobs > 1 and len(idx) > 1:
+        if max_stack > 1 and len(idx) > 1:
             # per unit: kept params, plus a slot's params, Adam's two moments and a gradient
             n_par = _n_params(head, first.n_classes, first.n_layers, first.x_fit.shape[1:])
-            cap = max(1, min(max_jobs, _JOB_STATE_BYTES // (20 * n_par * len(seeds))))
+            cap = max(1, min(max_stack, _STACK_STATE_BYTES // (20 * n_par * len(seeds))))
         n_stacks = -(-len(idx) // cap)
         size = -(-len(idx) // n_stacks)  # balanced stacks: fewer distinct stack sizes to compile
         tr = Trainer.for_data(first, head, config)
         stacks += [(tr, idx[s0:s0 + size]) for s0 in range(0, len(idx), size)]
 
-    def run(job):
-        tr, stack = job
+    def train_one(item):
+        tr, stack = item
         return _train_queue(tr, [preps[i] for i in stack], seeds, place, slots)
 
     results: list[ModelResult | None] = [None] * len(preps)
     costs = [_epoch_cost(len(stack), max(preps[i].n_fit for i in stack), config.batch_size) for _, stack in stacks]
-    for (_, stack), res in zip(stacks, _map_programs(run, stacks, place, costs)):
+    for (_, stack), res in zip(stacks, _map_programs(train_one, stacks, place, costs)):
         for i, r in zip(stack, res):
             results[i] = r
     return results
@@ -765,24 +766,24 @@ def program_threads(place: "sharding.LanePlacement") -> int:
 _EPOCH_EXTRA_STEPS = 3
 
 
-def _epoch_cost(jobs: int, n_fit: int, batch: int) -> int:
-    """Relative cost of a program's epoch over its jobs: side-by-side slots run as many
-    minibatch steps as its largest model (``n_fit`` rows), plus ``_EPOCH_EXTRA_STEPS``, per job."""
-    return jobs * (-(-n_fit // batch) + _EPOCH_EXTRA_STEPS)
+def _epoch_cost(models: int, n_fit: int, batch: int) -> int:
+    """Relative cost of a program's epoch over its models: side-by-side slots run as many
+    minibatch steps as its largest model (``n_fit`` rows), plus ``_EPOCH_EXTRA_STEPS``, per model."""
+    return models * (-(-n_fit // batch) + _EPOCH_EXTRA_STEPS)
 
 
-def _map_programs(fn: Callable, jobs: list, place: "sharding.LanePlacement", costs: Sequence[float]) -> list:
-    """``[fn(job) for job in jobs]``, up to ``program_threads`` at once, the costliest first
+def _map_programs(fn: Callable, items: list, place: "sharding.LanePlacement", costs: Sequence[float]) -> list:
+    """``[fn(item) for item in items]``, up to ``program_threads`` at once, the costliest first
     (``costs``, relative): a long program started last would run alone while the other
-    threads idle. Each job is its own compiled program on its own data, so the results do not
+    threads idle. Each item is its own compiled programs on its own data, so the results do not
     depend on the thread count or the order."""
-    workers = min(len(jobs), program_threads(place))
+    workers = min(len(items), program_threads(place))
     if workers <= 1:
-        return [fn(job) for job in jobs]
-    order = sorted(range(len(jobs)), key=lambda i: -costs[i])
+        return [fn(item) for item in items]
+    order = sorted(range(len(items)), key=lambda i: -costs[i])
     with ThreadPoolExecutor(workers, thread_name_prefix="jaxser-train") as ex:
-        done = dict(zip(order, ex.map(lambda i: fn(jobs[i]), order)))
-    return [done[i] for i in range(len(jobs))]
+        done = dict(zip(order, ex.map(lambda i: fn(items[i]), order)))
+    return [done[i] for i in range(len(items))]
 
 
 #: on a CPU, a queue's units per slot: a slot-epoch costs about the same whether few or many
@@ -804,38 +805,38 @@ def default_slots(n_units: int, early_stopping: bool = True) -> int:
 
 def _train_queue(tr: Trainer, preps: list[PreparedData], seeds: tuple[int, ...], place: "sharding.LanePlacement",
                  slots: int | None) -> list[ModelResult]:
-    """One compiled program for a stack of models (its jobs) x seeds, then their predictions."""
-    n_jobs, k = len(preps), len(seeds)
+    """One compiled program for a stack of models x seeds, then their predictions."""
+    n_models, k = len(preps), len(seeds)
     val_rows = max(p.x_val.shape[0] for p in preps)  # capacities are powers of two: a multiple of each
     arrays = [dict(p.arrays(), x_val=sharding.pad_rows(p.x_val, val_rows, fill=0),
                    y_val=sharding.pad_rows(p.y_val, val_rows, fill=np.nan if p.task == "dimensional" else -1))
               for p in preps]
     data = {key: place.rep(np.stack([a[key] for a in arrays])) for key in arrays[0]}
-    n_units = n_jobs * k
+    n_units = n_models * k
     per_lane = -(-n_units // place.lanes)
     units = np.arange(per_lane * place.lanes) % n_units  # padded with repeats, dropped below
-    unit_job = (units // k).astype(np.int32).reshape(place.lanes, per_lane)
+    unit_model = (units // k).astype(np.int32).reshape(place.lanes, per_lane)
     unit_seed = np.asarray(seeds, np.int32)[units % k].reshape(place.lanes, per_lane)
     n_slots = min(slots or default_slots(per_lane, tr.patience <= tr.max_epochs), per_lane)
     uniform = len({(p.n_fit, p.n_val) for p in preps}) == 1   # one model's seeds or layers
-    out = sharding.to_host(tr.fit(place.lane(unit_job), place.lane(unit_seed), data, n_slots=n_slots,
+    out = sharding.to_host(tr.fit(place.lane(unit_model), place.lane(unit_seed), data, n_slots=n_slots,
                                   uniform=uniform))
 
-    def by_job(a):  # [lanes, per_lane, ...] -> [jobs, seeds, ...]
+    def by_model(a):  # [lanes, per_lane, ...] -> [models, seeds, ...]
         a = a.reshape((place.lanes * per_lane,) + a.shape[2:])[:n_units]
-        return a.reshape((n_jobs, k) + a.shape[1:])
+        return a.reshape((n_models, k) + a.shape[1:])
 
-    host = dict(best=jax.tree.map(by_job, out["best"]), best_uar=by_job(out["best_uar"]),
-                best_epoch=by_job(out["best_epoch"]), epochs=by_job(out["epochs"]),
-                history=by_job(np.moveaxis(out["history"], 1, 2)),   # [jobs, seeds, E]
+    host = dict(best=jax.tree.map(by_model, out["best"]), best_uar=by_model(out["best_uar"]),
+                best_epoch=by_model(out["best_epoch"]), epochs=by_model(out["epochs"]),
+                history=by_model(np.moveaxis(out["history"], 1, 2)),   # [models, seeds, E]
                 slot_epochs=int(out["iterations"].sum()) * n_slots)
     return _results(tr, preps, host, seeds, place)
 
 
 def _results(tr: Trainer, preps: list[PreparedData], host: dict, seeds: tuple[int, ...],
              place: "sharding.LanePlacement") -> list[ModelResult]:
-    """The ``ModelResult`` of each job of a trained stack (``host``: the units' outputs as
-    [jobs, seeds, ...]): validation and tests are predicted only now, after selection."""
+    """The ``ModelResult`` of each model of a trained stack (``host``: the units' outputs as
+    [models, seeds, ...]): validation and tests are predicted only now, after selection."""
     results = []
     for j, p in enumerate(preps):
         params = jax.tree.map(lambda a: a[j], host["best"])
@@ -934,8 +935,8 @@ def train_layers(models: Sequence[ModelData], *, head: HeadConfig, config: Train
     layer ``layers[j]`` (default: every layer, in order), what ``train`` gives with
     ``config.layer`` set to that layer (``config.layer`` itself is not used).
 
-    The layers of one model have one width, so they train together: each layer is a job of
-    one jitted program (``Trainer.fit``), whose queue trains the layers x seeds units, the
+    The layers of one model have one width, so they train together: each layer is a model of
+    one stack (``Trainer.fit``), whose queue trains the layers x seeds units, the
     minibatch order and row counts those of the model. Early stopping and selection are per
     layer and seed, exactly as in ``train``; a layer's result equals it trained alone up to the
     float rounding of the slot-batched matmuls. ``layers_per_program`` bounds a program's device
