@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 from tests.helpers.loop_trainer import train_loop  # noqa: E402
 
 from jaxser.heads import HeadConfig  # noqa: E402
-from jaxser.train import ModelData, Trainer, TrainConfig, prepare, train  # noqa: E402
+from jaxser.train import ModelData, TrainConfig, prepare, train  # noqa: E402
+from jaxser.trainer import Trainer  # noqa: E402
 
 
 def vmapped(model, **kw):

@@ -14,7 +14,8 @@ from tests.helpers.loop_trainer import train_loop
 
 from jaxser import metrics
 from jaxser.heads import HeadConfig
-from jaxser.train import ModelData, Trainer, TrainConfig, balanced_class_weights, train
+from jaxser.train import ModelData, TrainConfig, balanced_class_weights, train
+from jaxser.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 C = 4
@@ -350,7 +351,7 @@ def test_programs_start_costliest_first_and_return_in_order(monkeypatch):
         both.wait(timeout=60)   # each thread records one item per round before either takes the next
         return item * 10
 
-    out = train_mod._map_programs(fn, [0, 1, 2, 3], place=None, costs=[1.0, 5.0, 3.0, 9.0])
+    out = train_mod.map_programs(fn, [0, 1, 2, 3], place=None, costs=[1.0, 5.0, 3.0, 9.0])
     assert out == [0, 10, 20, 30]
     assert set(started[:2]) == {3, 1} and set(started[2:]) == {2, 0}   # the two costliest first
 
@@ -359,7 +360,7 @@ def test_programs_in_threads_change_nothing(monkeypatch):
     """On a CPU, a call's stacks (and a layer sweep's models) train in threads: each is its own
     program, so the results are bit-identical to one program after the other."""
     import jaxser.train as train_mod
-    from jaxser.train import train_layers
+    from jaxser.layers import train_layers
     models = []
     for i, nf in enumerate([100, 240, 130, 250]):   # two capacities: 128 and 256
         (xf, yf), (xv, yv), (xt, _) = toy(nf, seed=60 + i), toy(40, seed=70 + i), toy(30, seed=80 + i)

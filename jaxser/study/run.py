@@ -528,7 +528,7 @@ def embedding_rows(data: TrainingData, enc_name: str, rows: np.ndarray) -> np.nd
 
 def train_job(data: TrainingData, job: schedule.Job) -> list:
     """Train one job's models (every seed of each) in one training call."""
-    from jaxser import train
+    from jaxser import layers, train
 
     (enc_name, head_kind, layer), keys = job
     head_cfg = head_config(data.cfg, head_kind)
@@ -548,8 +548,8 @@ def train_job(data: TrainingData, job: schedule.Job) -> list:
                                    n_classes=len(cs[0].labels), task=data.cfg.task))
     rows = schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap)
     if layer == schedule.SWEEP:  # every hidden state, stacked in one program per training set
-        return train.train_layers(models, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds, rows=rows,
-                                  mesh=data.policy.mesh)
+        return layers.train_layers(models, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds, rows=rows,
+                                   mesh=data.policy.mesh)
     return train.train(models, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds,
                        max_stack=data.policy.max_stack, rows=rows, mesh=data.policy.mesh)
 

@@ -2,7 +2,7 @@
 
 A model is a recipe (encoder, head, layer) trained on one train key's training set, all seeds
 at once; a layer sweep ('all', 'best') trains every hidden state of a train key in one program
-(`jaxser.train.train_layers`). The study's models are cut into jobs (one recipe and a few
+(`jaxser.layers.train_layers`). The study's models are cut into jobs (one recipe and a few
 train keys: one training call a worker runs), spread round-robin over recipes so that
 concurrent workers compile different programs, and split between hosts by a fixed share of
 that list. None of this changes a result: every model's predictions are the same whichever
@@ -105,10 +105,10 @@ def written_layers(layer: str, n_layers: int, layers: Sequence[str]) -> list[str
 def written_results(layer: str, result, layers: Sequence[str]) -> list[tuple[str, object, int | None]]:
     """(layer name, ModelResult, chosen hidden state or None) of each predictions file a job of
     `layer` writes for one train key, in `written_layers` order. `result`: a ModelResult, or
-    for a sweep the list of every hidden state's (`jaxser.train.train_layers`)."""
+    for a sweep the list of every hidden state's (`jaxser.layers.train_layers`)."""
     if layer != SWEEP:
         return [(layer, result, None)]
-    from jaxser.train import select_layer
+    from jaxser.layers import select_layer
 
     out = [(str(r.layer), r, None) for r in result]
     if "best" in layers:

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxser.heads import HeadConfig
-from jaxser.train import ModelData, ModelResult, Trainer, TrainConfig, prepare
+from jaxser.train import ModelData, ModelResult, TrainConfig, prepare
+from jaxser.trainer import Trainer
 
 
 def train_loop(model: ModelData, *, head: HeadConfig, config: TrainConfig, seeds: Sequence[int]) -> ModelResult:
