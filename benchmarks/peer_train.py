@@ -101,9 +101,7 @@ def default_models(encoder_name: str, quick: bool):
 
 
 def configs(cfg, kind: str):
-    from jaxser.study.config import head_config, train_config
-
-    return head_config(cfg, kind), train_config(cfg, "last")
+    return cfg.head_config(kind), cfg.train_config("last")
 
 
 # ----------------------------------------------------------------------------- (a) jaxser

@@ -27,7 +27,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from tests.helpers.loop_trainer import train_loop  # noqa: E402
 
-from jaxser.heads import HeadConfig  # noqa: E402
+from jaxser.heads import HEAD_KINDS, HeadConfig  # noqa: E402
 from jaxser.train import ModelData, TrainConfig, prepare, train  # noqa: E402
 from jaxser.trainer import Trainer  # noqa: E402
 
@@ -78,7 +78,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--head", default="fcn", choices=["fcn", "cnn", "linear"])
+    ap.add_argument("--head", default="fcn", choices=HEAD_KINDS)
     ap.add_argument("--layer", default="-1", help="int layer or 'weighted'")
     ap.add_argument("--repeat", type=int, default=3, help="warm runs per path (best is kept)")
     ap.add_argument("--per-step", action="store_true",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 #: sub-command -> (module whose main(argv) runs it, one-line summary)
@@ -25,13 +24,14 @@ COMMANDS = {
 
 def parser() -> argparse.ArgumentParser:
     from jaxser import __version__
+    from jaxser.errors import add_debug_option
 
     p = argparse.ArgumentParser(
         allow_abbrev=False, prog="jaxser", description="Cross-corpus speech emotion recognition benchmarks in JAX.",
         epilog="`jaxser COMMAND --help` lists a command's options. Errors are one line on stderr (exit 2); "
                "--debug or JAXSER_DEBUG=1 shows the traceback.")
     p.add_argument("--version", action="version", version=f"jaxser {__version__}")
-    p.add_argument("--debug", action="store_true", help="show tracebacks of errors (also JAXSER_DEBUG=1)")
+    add_debug_option(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, help="what to do")
     for name, (_, summary) in COMMANDS.items():
         sub.add_parser(name, help=summary, add_help=False)  # the command's own parser gives its help
@@ -47,9 +47,7 @@ def main(argv=None) -> int:
     if at == len(argv) and not {"-h", "--help", "--version"} & set(argv):
         parser().print_help(sys.stderr)  # no command: show them all, as a usage error
         return 2
-    a = parser().parse_args(argv[:at + 1])
-    if a.debug:
-        os.environ["JAXSER_DEBUG"] = "1"
+    a = parser().parse_args(argv[:at + 1])  # --debug takes effect here
     rest = argv[at + 1:]
     if a.command == "describe":
         rest = ["describe", *rest]

@@ -502,7 +502,10 @@ def _positive_int(s: str) -> int:
 
 def _main(argv=None) -> int:
     from jaxser import encoders
-    from jaxser.study.run import load_corpus
+    from jaxser.errors import add_debug_option
+    from jaxser.encoders.base import DTYPES
+    from jaxser.study.config import DEVICE_MESHES
+    from jaxser.study.run import encoder_options, load_corpus
 
     p = argparse.ArgumentParser(allow_abbrev=False, prog="jaxser embed", description="Extract and cache embeddings.")
     p.add_argument("--encoder", action="append", required=True, help="registry name, Hub id, handle or folder")
@@ -513,9 +516,15 @@ def _main(argv=None) -> int:
     p.add_argument("--chunk-size", type=_positive_int, default=256,
                    help="utterances per checkpoint file (default 256): an interrupted run loses at most one chunk; "
                         "a resumed run may use another size and still reuses what was extracted")
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="compute dtype of the JAX encoders (wav2vec2 family, Whisper, w2v-BERT, emotion2vec; the "
+                        "others compute in float32); part of the cache key (default %(default)s)")
+    p.add_argument("--mesh", choices=DEVICE_MESHES, default="none",
+                   help="'auto': split each batch over this host's devices; 'none': one device (default)")
+    add_debug_option(p)
     a = p.parse_args(argv)
     for enc_name in a.encoder:
-        enc = encoders.load(enc_name)
+        enc = encoders.load(enc_name, **encoder_options(enc_name, a.dtype, a.mesh))
         for spec in a.corpus:
             name, root = _parse_corpus(spec)
             ds = load_corpus(name, root, {}, a.skip_errors)  # registry, synthetic or manifest: as `jaxser run`

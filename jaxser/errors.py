@@ -10,6 +10,7 @@ is renamed into place only when complete, so re-running the same command resumes
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import os
@@ -99,6 +100,19 @@ def signals_interrupt() -> Iterator[None]:
 
 def debug() -> bool:
     return os.environ.get("JAXSER_DEBUG", "") not in ("", "0")
+
+
+class _DebugAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        os.environ["JAXSER_DEBUG"] = "1"  # read by `report` when an error reaches it
+        setattr(namespace, self.dest, True)
+
+
+def add_debug_option(parser: argparse.ArgumentParser) -> None:
+    """`--debug` on a command line: the traceback of an error instead of its one line. The one
+    definition every command's parser shares (`jaxser --debug run` and `jaxser run --debug` alike)."""
+    parser.add_argument("--debug", action=_DebugAction, nargs=0, default=False,
+                        help="show the traceback of an error (also JAXSER_DEBUG=1)")
 
 
 def report(main: Callable[..., int], argv=None) -> int:

@@ -41,7 +41,7 @@ def fetch(names: list[str], log=print, *, update: bool = False) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from jaxser.errors import UserError
+    from jaxser.errors import UserError, add_debug_option
 
     p = argparse.ArgumentParser(prog="jaxser fetch", allow_abbrev=False,
                                 description="Download and verify the checkpoints of a study's encoders (or of the "
@@ -52,9 +52,10 @@ def main(argv=None) -> int:
     p.add_argument("--update", action="store_true",
                    help="repos without a pinned revision: fetch their current main and record its commit "
                         "(without it, such a repo stays at the commit it was first fetched at)")
+    add_debug_option(p)
     args = p.parse_args(argv)
     names = list(args.encoders)
-    if args.config:
+    if args.config is not None:
         from jaxser.study.config import load_config
 
         names = list(load_config(args.config).encoders) + names

@@ -8,7 +8,7 @@ docs/training.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import flax.linen as nn
 import jax
@@ -17,29 +17,49 @@ import jax.numpy as jnp
 HEAD_KINDS = ("fcn", "cnn", "linear")
 
 
+def _for(*kinds: str, default, doc: str):
+    """A HeadConfig field used by `kinds` only: the others refuse a value for it (it would be
+    silently ignored) and a config table of another kind refuses the key."""
+    return field(default=default, metadata={"kinds": kinds, "doc": doc})
+
+
 @dataclass(frozen=True)
 class HeadConfig:
     """Architecture of a downstream head (hashable, so it can key caches and results).
 
     kind:           "fcn" (dense ReLU stack), "cnn" (1-D conv over the embedding vector),
                     "linear" (a probe: one dense layer, no hidden units, no dropout).
-    hidden:         widths of the hidden dense layers (fcn: the whole body; cnn: after flatten).
-    dropout:        dropout rate after every hidden dense layer (training only).
-    conv_channels:  cnn only: output channels of each conv + max-pool block.
-    kernel_size:    cnn only: 1-D convolution width.
-    pool:           cnn only: max-pool window and stride.
+    The other fields each belong to the kinds that use them (`fields_of`); a value other than
+    the default for a field the kind does not use is an error, not silently ignored.
     """
 
-    kind: str = "fcn"
-    hidden: tuple[int, ...] = (256, 128)
-    dropout: float = 0.3
-    conv_channels: tuple[int, ...] = (32, 64)
-    kernel_size: int = 3
-    pool: int = 2
+    kind: str = field(default="fcn", metadata={"set_by": "the table name [head.<kind>]"})
+    hidden: tuple[int, ...] = _for("fcn", "cnn", default=(256, 128),
+                                   doc="widths of the hidden dense layers (fcn: the whole body; cnn: after flatten)")
+    dropout: float = _for("fcn", "cnn", default=0.3, doc="dropout rate after every hidden dense layer (training only)")
+    conv_channels: tuple[int, ...] = _for("cnn", default=(32, 64),
+                                          doc="output channels of each conv + max-pool block")
+    kernel_size: int = _for("cnn", default=3, doc="1-D convolution width")
+    pool: int = _for("cnn", default=2, doc="max-pool window and stride")
+
+    @staticmethod
+    def fields_of(kind: str) -> tuple[str, ...]:
+        """The fields a head kind uses (its config table's keys)."""
+        return tuple(f.name for f in fields(HeadConfig) if kind in f.metadata.get("kinds", ()))
+
+    @staticmethod
+    def kinds_of(name: str) -> tuple[str, ...]:
+        """The head kinds that use field `name` (none: not a head field)."""
+        return next((f.metadata.get("kinds", ()) for f in fields(HeadConfig) if f.name == name), ())
 
     def __post_init__(self):
         if self.kind not in HEAD_KINDS:
             raise ValueError(f"HeadConfig.kind={self.kind!r}; expected one of {HEAD_KINDS}")
+        for f in fields(self):
+            if "kinds" in f.metadata and self.kind not in f.metadata["kinds"] and getattr(self, f.name) != f.default:
+                if not (isinstance(f.default, tuple) and tuple(getattr(self, f.name)) == f.default):
+                    raise ValueError(f"HeadConfig.{f.name}={getattr(self, f.name)!r}: a {self.kind} head has no "
+                                     f"{f.name} (a field of {', '.join(f.metadata['kinds'])} heads)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"HeadConfig.dropout={self.dropout}; expected 0 <= dropout < 1")
         if any(int(h) <= 0 for h in self.hidden) or any(int(c) <= 0 for c in self.conv_channels):

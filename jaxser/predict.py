@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from jaxser.errors import UserError, report
+from jaxser.errors import UserError, add_debug_option, report
 from jaxser.study import artifacts
 
 #: audio per encoder call: bounds padded batch memory, as the embedding cache does
@@ -114,7 +114,8 @@ class Model:
         if self._encoder is None:
             from jaxser import encoders
 
-            self._encoder = self.check_encoder(encoders.load(self.encoder_name))
+            dtype = self.info["encoder"].get("dtype")  # recorded when the study set [encoders] dtype
+            self._encoder = self.check_encoder(encoders.load(self.encoder_name, **({"dtype": dtype} if dtype else {})))
         return self._encoder
 
     def check_encoder(self, enc):
@@ -197,7 +198,7 @@ def argument_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="DIR", help="a saved model folder, RUN/models/<name>")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files, or folders searched recursively")
     p.add_argument("--out", metavar="CSV", help="write the predictions here (default: print them)")
-    p.add_argument("--debug", action="store_true", help="show the traceback of an error (also JAXSER_DEBUG=1)")
+    add_debug_option(p)
     return p
 
 
@@ -205,14 +206,10 @@ def _main(argv=None) -> int:
     from jaxser import io as jio
 
     a = argument_parser().parse_args(argv)
-    if a.debug:
-        import os
-
-        os.environ["JAXSER_DEBUG"] = "1"
     model = load_model(a.model)
     files = audio_files(a.inputs)
     preds = model.predict(files)
-    if a.out:
+    if a.out is not None:
         jio.atomic_write_text(a.out, preds.to_csv())
         print(f"{len(files)} files -> {a.out}", file=sys.stderr)
     else:

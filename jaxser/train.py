@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -79,7 +79,8 @@ class TrainConfig:
     patience: int | None = 10
     class_weights: str | None = None
     standardize: bool = True
-    layer: int | str = -1
+    # a study chooses the layer per model from [models] layers, so its [train] table has no layer key
+    layer: int | str = field(default=-1, metadata={"set_by": "[models] layers (or --layer)"})
     loss: str | None = None
 
     def __post_init__(self):

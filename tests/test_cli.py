@@ -242,3 +242,24 @@ def test_corpora_lists_every_loader(capsys):
     names = {line.split()[0] for line in out.splitlines()[1:]}
     assert names == set(corpora.available())
     assert "turevdb" in out and "synthetic" in out
+
+
+def test_debug_is_one_option_every_command_takes(tmp_path, monkeypatch):
+    """`--debug` after any command (and `python -m jaxser.study.run --debug`) shows the traceback."""
+    from jaxser.errors import UserError
+    from jaxser.study.run import main as run_main
+
+    for argv, entry in [(["--debug", "--config", str(tmp_path / "nope.toml")], run_main),
+                        (["predict", "--debug", "--model", str(tmp_path / "nope"), str(tmp_path)], main),
+                        (["embed", "--debug", "--encoder", "mfcc", "--corpus", "nosuch"], main),
+                        (["fetch", "--debug", "--config", str(tmp_path / "nope.toml")], main)]:
+        monkeypatch.setenv("JAXSER_DEBUG", "0")
+        with pytest.raises(UserError):
+            entry(argv)
+
+
+def test_set_errors_are_one_line(capsys, tmp_path):
+    line = _error(capsys, ["run", "--config", _config(tmp_path, ""), "--set", "train.lrr=1", "--out", str(tmp_path)])
+    assert "train.lrr: unknown key (did you mean train.lr?)" in line
+    line = _error(capsys, ["run", "--k-folds", "0", "--out", str(tmp_path / "r")])
+    assert "k_folds 0" in line

@@ -9,7 +9,8 @@ from jaxser.heads import HeadConfig, make_head
 
 @pytest.mark.parametrize("kind", ["fcn", "cnn", "linear"])
 def test_head_shapes(kind):
-    cfg = HeadConfig(kind=kind, hidden=(16, 8), conv_channels=(4, 8))
+    sizes = dict(hidden=(16, 8), conv_channels=(4, 8))
+    cfg = HeadConfig(kind=kind, **{k: v for k, v in sizes.items() if k in HeadConfig.fields_of(kind)})
     x = jnp.ones((5, 24))
     model = make_head(cfg, 3)
     params = model.init(jax.random.PRNGKey(0), x)["params"]
@@ -72,3 +73,11 @@ def test_head_config_validation():
     with pytest.raises(ValueError, match="dropout"):
         HeadConfig(dropout=1.0)
     assert hash(HeadConfig(hidden=[8, 4])) == hash(HeadConfig(hidden=(8, 4)))
+
+
+def test_a_field_of_another_kind_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="a fcn head has no conv_channels \\(a field of cnn heads\\)"):
+        HeadConfig(kind="fcn", conv_channels=(8,))
+    with pytest.raises(ValueError, match="a linear head has no hidden"):
+        HeadConfig(kind="linear", hidden=(8,))
+    assert HeadConfig(kind="fcn", conv_channels=[32, 64]) == HeadConfig(kind="fcn")  # the default is no choice

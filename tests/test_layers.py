@@ -41,7 +41,7 @@ def test_every_layer_in_one_program_equals_each_layer_trained_alone(kind, budget
     and epochs, outputs equal up to the rounding of layer-batched matmuls (a few float32 ulps
     of values <= 1; measured <= 1.2e-7, checked at 1e-5). The CNN case is split into programs
     of 2 layers by a small budget (5 layers -> 3 balanced programs of 2, 2, 1)."""
-    head = HeadConfig(kind=kind, hidden=(32,), conv_channels=(4,))
+    head = HeadConfig(kind=kind, hidden=(32,), **({"conv_channels": (4,)} if kind == "cnn" else {}))
     m = model(seed=1)
     seeds = [0, 1, 2]
     if budget is None:

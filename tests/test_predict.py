@@ -111,6 +111,18 @@ def test_another_encoder_fingerprint_is_refused(study, tmp_path):
         model.predict(_target_files(preds["id"].iloc[:1].tolist()))
 
 
+def test_the_encoder_is_loaded_in_the_dtype_the_study_used(study):
+    """A study with [encoders] dtype = "bfloat16" records it with each saved model; prediction
+    loads the encoder in that dtype (whose fingerprint is the one the model was trained on)."""
+    from jaxser import encoders
+
+    path, _ = _model_and_predictions(study["out"])
+    model = load_model(path)
+    model.encoder_name, model.info["encoder"]["dtype"] = "random-wav2vec2", "bfloat16"
+    model.encoder_fingerprint = encoders.load("random-wav2vec2", dtype="bfloat16").fingerprint
+    assert model.encoder().dtype == "bfloat16"
+
+
 def test_missing_inputs_are_user_errors(study, tmp_path, capsys):
     path, _ = _model_and_predictions(study["out"])
     assert main(["--model", str(path), str(tmp_path / "nope.wav")]) == 2

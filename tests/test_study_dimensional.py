@@ -3,6 +3,7 @@ on a declared 1-5 scale, trained, reported, checked by the spec, and a saved mod
 new audio on the [0, 1] scale."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -56,7 +57,7 @@ def dim_run(tmp_path_factory):
     cfg.out_dir = str(tmp_path_factory.mktemp("dim") / "run")
     cfg.corpora = {"synth-alba": "", "synth-bruna": "", "synth-corva": ""}
     cfg.encoders, cfg.heads, cfg.seeds, cfg.bootstrap = ["mfcc"], ["fcn"], [0, 1], 100
-    cfg.train = {"max_epochs": 8, "patience": 3, "lr": 3e-3}
+    cfg.train = dataclasses.replace(cfg.train, max_epochs=8, patience=3, lr=3e-3)
     cfg.task, cfg.dimensions = "dimensional", ["valence", "arousal"]
     validate(cfg)
     try:

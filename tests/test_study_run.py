@@ -2,6 +2,7 @@
 the same numbers as before, and the spec on its run directories."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from jaxser.study import ConfigError, load_config, validate
 from jaxser.study.run import main, run
+from jaxser.train import TrainConfig
 from spec.checks import check_run
 
 
@@ -23,7 +25,7 @@ def _cfg(out, **kw):
     cfg.heads = ["fcn"]
     cfg.seeds = [0, 1]
     cfg.bootstrap = 50
-    cfg.train = {"max_epochs": 8, "patience": 3}
+    cfg.train = dataclasses.replace(cfg.train, max_epochs=8, patience=3)
     for k, v in kw.items():
         setattr(cfg, k, v)
     validate(cfg)
@@ -182,11 +184,13 @@ def test_training_threads_change_no_prediction(run_dir, tmp_path):
 
 
 TWO_HOSTS = r"""
-import json, sys
+import dataclasses, json, sys
 from jaxser.study import load_config, validate
 from jaxser.study.run import run
 cfg = load_config("default")
-for k, v in json.loads(sys.argv[1]).items():
+study = json.loads(sys.argv[1])
+cfg.train = dataclasses.replace(cfg.train, **study.pop("train"))
+for k, v in study.items():
     setattr(cfg, k, v)
 validate(cfg)
 run(cfg, log=print)
@@ -202,7 +206,7 @@ def test_two_hosts_share_the_training(run_dir, tmp_path):
     out, cfg = run_dir
     two = tmp_path / "two"
     study = dict(out_dir=str(two), corpora=cfg.corpora, encoders=cfg.encoders, heads=cfg.heads, seeds=cfg.seeds,
-                 bootstrap=cfg.bootstrap, train=cfg.train)
+                 bootstrap=cfg.bootstrap, train=dataclasses.asdict(cfg.train))
     logs = run_processes(TWO_HOSTS, [json.dumps(study)], tmp_path)
     import re
     files = sorted(p.name for p in (out / "predictions").glob("*.parquet"))
@@ -261,7 +265,7 @@ def _small_cfg(out, **kw):
 
     return _cfg(out, **{"corpora": {n: "" for n in list(synthetic.CORPORA)[:2]}, "seeds": [0],
                         "settings": ["same", "cross"], "k_folds": 2, "bootstrap": 10,
-                        "train": {"max_epochs": 3, "patience": 2}, **kw})
+                        "train": TrainConfig(max_epochs=3, patience=2), **kw})
 
 
 @pytest.fixture(scope="module")
@@ -363,7 +367,7 @@ def test_predictions_of_another_study_are_refused(small_run, tmp_path):
     (d / "study.json").unlink()
     before = {f.name: f.read_bytes() for f in _preds(d)}
     with pytest.raises(RunDirError, match="another study.*--out"):
-        run(_small_cfg(d, train={"max_epochs": 2, "patience": 2}), log=lambda *a: None)
+        run(_small_cfg(d, train=TrainConfig(max_epochs=2, patience=2)), log=lambda *a: None)
     assert {f.name: f.read_bytes() for f in _preds(d)} == before  # nothing overwritten
 
 

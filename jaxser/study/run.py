@@ -28,8 +28,7 @@ from jaxser import io as jio
 from jaxser.errors import CacheError, RunDirError
 from jaxser.io import cache_root
 from jaxser.study import artifacts, schedule
-from jaxser.study.config import (ConfigError, StudyConfig, head_config, layer_index, parse_args, study_diff,
-                                 train_config)
+from jaxser.study.config import ConfigError, StudyConfig, layer_index, parse_args, study_diff
 
 #: the stages a run goes through, in order (logged as they start; timed in manifest.json)
 STAGES = ("corpora", "extract", "train", "report")
@@ -319,7 +318,8 @@ def extract_embeddings(cfg: StudyConfig, datasets: dict, log, timings: dict) -> 
     for i, enc_name in enumerate(cfg.encoders):
         stage(log, "extract", f"{enc_name} ({i + 1}/{len(cfg.encoders)} encoders)")
         te = time.perf_counter()
-        enc = encoders.load(enc_name)
+        options = encoder_options(enc_name, cfg.encoder_dtype, cfg.mesh)
+        enc = encoders.load(enc_name, **options)
         for layer in cfg.layers:  # before extracting, which may take hours
             idx = layer_index(layer)
             if isinstance(idx, int) and not -enc.num_layers <= idx < enc.num_layers:
@@ -327,13 +327,33 @@ def extract_embeddings(cfg: StudyConfig, datasets: dict, log, timings: dict) -> 
                                   f"has {enc.num_layers} layers: use -{enc.num_layers}..{enc.num_layers - 1}, "
                                   "'last' or 'weighted'")
         enc_info[enc_name] = {"fingerprint": enc.fingerprint, "layers": enc.num_layers, "dim": enc.dim,
-                              "weights": enc.provenance}
+                              "weights": enc.provenance, **({"dtype": enc.dtype} if "dtype" in options else {})}
         emb[enc_name] = {c: embed(enc, ds, cache=cfg.cache, skip_errors=cfg.skip_errors)
                          for c, ds in datasets.items()}
         timings[f"extract_{enc_name}_s"] = time.perf_counter() - te
-        log(f"encoder {enc_name}: {enc.num_layers} x {enc.dim} embeddings ({timings[f'extract_{enc_name}_s']:.1f}s)")
+        log(f"encoder {enc_name}: {enc.num_layers} x {enc.dim} embeddings ({timings[f'extract_{enc_name}_s']:.1f}s"
+            + ("" if cfg.encoder_dtype == "float32" else f"; {getattr(enc, 'dtype', 'float32')}") + ")")
         del enc
     return emb, enc_info
+
+
+def encoder_options(name: str, dtype: str, mesh: str) -> dict:
+    """The `encoders.load` options that [encoders] dtype and [devices] mesh ask of encoder
+    `name`. The JAX encoders (the families whose loader takes a dtype: wav2vec2, Whisper,
+    w2v-BERT, emotion2vec) take both; the others (handcrafted features, TF-Hub, x-vector)
+    compute in float32 on one device and get neither (the log line of each encoder says its
+    dtype). Defaults ask nothing, so such studies load their encoders as before."""
+    if dtype == "float32" and mesh == "none":
+        return {}
+    import importlib
+    import inspect
+
+    from jaxser import encoders
+
+    family, _ = encoders._entry(name, {})
+    if "dtype" not in inspect.signature(importlib.import_module(f"jaxser.encoders.{family}").load).parameters:
+        return {}
+    return {"dtype": dtype, **({} if mesh == "none" else {"mesh": mesh})}
 
 
 # ----------------------------------------------------------------------------- 3. metadata and cells
@@ -531,8 +551,8 @@ def train_job(data: TrainingData, job: schedule.Job) -> list:
     from jaxser import layers, train
 
     (enc_name, head_kind, layer), keys = job
-    head_cfg = head_config(data.cfg, head_kind)
-    train_cfg = train_config(data.cfg, layer)
+    head_cfg = data.cfg.head_config(head_kind)
+    train_cfg = data.cfg.train_config(layer)
     models = []
     for key in keys:
         cs = data.groups[key]
@@ -573,8 +593,8 @@ def save_model(data: TrainingData, out: Path, recipe: schedule.Recipe, key: str,
     cell = data.groups[key][0]
     info = {"study_fingerprint": data.cfg.fingerprint(), "jaxser_version": jaxser.__version__,
             "encoder": {"name": enc_name, **enc},
-            "head": dataclasses.asdict(head_config(data.cfg, head_kind)),
-            "train": {k: v for k, v in dataclasses.asdict(train_config(data.cfg, layer)).items() if k != "layer"},
+            "head": dataclasses.asdict(data.cfg.head_config(head_kind)),
+            "train": {k: v for k, v in dataclasses.asdict(data.cfg.train_config(layer)).items() if k != "layer"},
             "layer": str(layer), "layer_index": idx if idx == "weighted" or res.layer is None else res.layer,
             "labels": list(cell.labels), "seeds": list(data.cfg.seeds), "train_key": key, "setting": cell.setting,
             "source": cell.source, "val_uar": [float(v) for v in res.val_uar],
