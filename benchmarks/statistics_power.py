@@ -5,9 +5,9 @@ every ordered pair of G corpora, 5 seeds, one model per encoder, source and seed
 target, encoder x source / target / pair effects, shared and encoder-specific utterance
 difficulty, 100-400 test utterances per target) and put through the same code the report uses:
 
-  these-corpora  metrics.these_corpora_test  (Holm over the 3 encoder pairs)
-  new-corpora    sign-flip test of metrics.corpus_pseudovalues (Holm over the 3 pairs)
-  ranking        metrics.rank_permutation_test: the planted encoder's average rank beats another's by more than cd
+  these-corpora  significance.these_corpora_test  (Holm over the 3 encoder pairs)
+  new-corpora    sign-flip test of significance.corpus_pseudovalues (Holm over the 3 pairs)
+  ranking        significance.rank_permutation_test: the planted encoder's average rank beats another's by more than cd
 
 Power: encoder 0 is better by +2, +3 or +5 UAR points on every cell (the others equal); the share of
 studies declaring it better than encoder 1. False positives: no planted difference, the share of
@@ -76,11 +76,11 @@ def _rank_found(sim) -> float:
     """Share of studies whose diagram separates encoder 0 from encoder 1 (ranks differ by more than cd)."""
     from scipy.stats import rankdata
 
-    from jaxser import metrics
+    from jaxser import significance
 
     seed_mean = null_studies.uar(sim).mean(-1)
     ranks = rankdata(-np.swapaxes(seed_mean, 1, 2), axis=-1)
-    r = metrics.rank_permutation_test(ranks, null_studies.membership(sim), n_perm=1000)
+    r = significance.rank_permutation_test(ranks, null_studies.membership(sim), n_perm=1000)
     return float(((r["avg_ranks"][:, 1] - r["avg_ranks"][:, 0]) > r["cd"]).mean())
 
 

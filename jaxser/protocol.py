@@ -33,7 +33,11 @@ class ProtocolError(UserError, ValueError):
 
 
 def canonical_order(labels: Iterable[str]) -> tuple[str, ...]:
-    """Labels sorted in the canonical order (so class indices are stable across runs)."""
+    """Labels in the one order used everywhere: a cell's class indices (stable across runs) and
+    every label set a report lists or plots. The order is ``EMOTIONS``' (the nine canonical
+    emotions, then EmoBox's extra classes); repeats collapse. A label outside ``EMOTIONS`` is an
+    error, never sorted somewhere: corpora, manifests and configs are all checked against that
+    list, so an unknown label can only come from a damaged or foreign input."""
     labels = set(labels)
     unknown = labels - set(EMOTIONS)
     if unknown:

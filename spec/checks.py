@@ -4,7 +4,7 @@ Each check returns a list of violations (human-readable strings); empty means co
 They are deliberately written from the protocol text (protocol.toml / docs/design.md), not by
 calling the code that made the splits, so a bug there cannot hide itself here. Metrics are
 recomputed with scikit-learn's formulas written out here; statistical tests (sign-flip, Holm)
-are not re-implemented but taken from jaxser.metrics, whose own tests check them, and fed the
+are not re-implemented but taken from jaxser.significance, whose own tests check them, and fed the
 differences recomputed here, so a report that tested the wrong numbers is still caught.
 """
 from __future__ import annotations
@@ -429,9 +429,10 @@ def check_significance(sig: pd.DataFrame, per_seed: pd.DataFrame, preds: pd.Data
     one row per claim and pair of encoders with common units in each (setting, head, layer);
     diff_uar is the mean over units of the seed-mean UAR difference; p is the protocol's test
     of those differences (new-corpora: the sign-flip test of the corpora's pseudo-values,
-    recomputed here; these-corpora: jaxser.metrics' test on the predictions); p_adjusted is
+    recomputed here; these-corpora: jaxser.study.tables' test on the predictions); p_adjusted is
     Holm's adjustment within the claim and family, so never below p."""
-    from jaxser import metrics
+    from jaxser import significance
+    from jaxser.study import tables
 
     stats = load_protocol()["statistics"]
     tol = load_protocol()["metrics"]["metric_tolerance"]
@@ -444,7 +445,7 @@ def check_significance(sig: pd.DataFrame, per_seed: pd.DataFrame, preds: pd.Data
     units = units.unstack("encoder")
     fixed = None
     if preds is not None and (sig["claim"] == "these-corpora").any():
-        fixed = metrics.significance_rows(preds, claim="these-corpora").assign(layer=lambda t: t["layer"].astype(str))
+        fixed = tables.significance_rows(preds, claim="these-corpora").assign(layer=lambda t: t["layer"].astype(str))
         fixed = fixed.set_index(["setting", "head", "layer", "encoder_a", "encoder_b"])["p"]
     seen = set()
     for i, r in sig.iterrows():
@@ -469,7 +470,8 @@ def check_significance(sig: pd.DataFrame, per_seed: pd.DataFrame, preds: pd.Data
             out.append(f"{where}: diff_uar {r['diff_uar']:.6f}, recomputed from predictions {d.mean():.6f}")
         if r["claim"] == "new-corpora":
             pv = _pseudovalues(d, r["setting"])
-            p = metrics.signflip_test(pv, alpha=stats["alpha"])["p"] if len(pv) > 1 and np.isfinite(pv).all() else 1.0
+            p = (significance.signflip_test(pv, alpha=stats["alpha"])["p"] if len(pv) > 1 and np.isfinite(pv).all()
+                 else 1.0)
         elif fixed is not None:
             p = fixed.get((*key, r["encoder_a"], r["encoder_b"]), np.nan)
         else:
@@ -481,7 +483,7 @@ def check_significance(sig: pd.DataFrame, per_seed: pd.DataFrame, preds: pd.Data
         if not (r["ci_low"] <= r["diff_uar"] + tol and r["diff_uar"] - tol <= r["ci_high"]):
             out.append(f"{where}: the interval [{r['ci_low']:.6g}, {r['ci_high']:.6g}] excludes diff_uar")
     for key, fam in sig.groupby(list(stats["holm_family"]), sort=False):
-        holm = metrics.holm(fam["p"].to_numpy(float))
+        holm = significance.holm(fam["p"].to_numpy(float))
         if np.nan_to_num(np.abs(holm - fam["p_adjusted"].to_numpy(float)), nan=0.0).max() > 1e-9:
             out.append(f"significance.csv {'/'.join(map(str, key))}: p_adjusted is not Holm's adjustment of p "
                        "within the family")
@@ -657,7 +659,7 @@ def check_dimensional_run(run: Path, manifest: dict, meta: pd.DataFrame, splits:
     split's statistics (no validation or test statistic); selection did not depend on the
     target (one validation score and epoch per trained model and seed, whatever it was tested
     on); CCC recomputed from predictions agrees with results.csv and significance.csv."""
-    from jaxser import metrics
+    from jaxser import significance
 
     out: list[str] = []
     proto = load_protocol()
@@ -780,12 +782,12 @@ def check_dimensional_run(run: Path, manifest: dict, meta: pd.DataFrame, splits:
             out.append(f"significance.csv row {i + 2}: claim {r.get('claim')!r}; CCC is compared on new corpora only")
             continue
         pv = _pseudovalues(d, r["setting"])
-        p = metrics.signflip_test(pv, alpha=stats["alpha"])["p"] if len(pv) > 1 and np.isfinite(pv).all() else 1.0
+        p = significance.signflip_test(pv, alpha=stats["alpha"])["p"] if len(pv) > 1 and np.isfinite(pv).all() else 1.0
         if abs(p - r["p"]) > 1e-9:
             out.append(f"significance.csv row {i + 2}: p {r['p']:.6g}, the protocol's test gives {p:.6g}")
     if len(sig):
         for key, fam in sig.groupby(list(proto["dimensional"]["holm_family"]), sort=False):
-            if np.abs(metrics.holm(fam["p"].to_numpy(float)) - fam["p_adjusted"].to_numpy(float)).max() > 1e-9:
+            if np.abs(significance.holm(fam["p"].to_numpy(float)) - fam["p_adjusted"].to_numpy(float)).max() > 1e-9:
                 out.append(f"significance.csv {'/'.join(map(str, key))}: p_adjusted is not Holm's adjustment of p "
                            "within the dimension's family")
     n_enc = len(cfg["encoders"])

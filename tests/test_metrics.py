@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from jaxser import metrics
+from jaxser import metrics, significance
 
 skm = pytest.importorskip("sklearn.metrics", reason="scikit-learn (dev extra) is the reference")
 
@@ -117,7 +117,7 @@ def test_paired_tests():
     y = rng.integers(0, 4, 400)
     a = _noisy(y, 0.8, 4, rng)
     b = _noisy(y, 0.3, 4, rng)
-    for test in (metrics.paired_bootstrap_test, metrics.paired_permutation_test):
+    for test in (significance.paired_bootstrap_test, significance.paired_permutation_test):
         assert test(y, a, a, "uar", 500, 0) == 1.0
         p_ab = test(y, a, b, "uar", 500, 0)
         assert p_ab < 0.01
@@ -125,7 +125,7 @@ def test_paired_tests():
     # two systems of equal quality: no evidence of a difference
     c = _noisy(y, 0.6, 4, rng)
     d = _noisy(y, 0.6, 4, rng)
-    assert metrics.paired_permutation_test(y, c, d, "accuracy", 500, 0) > 0.05
+    assert significance.paired_permutation_test(y, c, d, "accuracy", 500, 0) > 0.05
 
 
 def test_resampled_metrics_equal_gathered_resamples():

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
-from jaxser import metrics
+from jaxser import metrics, significance
+from jaxser.study import tables
 
 
 def reference_ccc(y, p):
@@ -121,7 +122,7 @@ def new_corpora_p(ccc, member, a, b):
     """The new-corpora claim's p for encoders a and b in every study: the sign-flip test of the
     corpora's jackknife pseudo-values of the per-pair seed-mean CCC differences."""
     cell = ccc.mean(-1)
-    return metrics.signflip_pvalues(metrics.corpus_pseudovalues(cell[:, a] - cell[:, b], member), n_perm=2000)
+    return significance.signflip_pvalues(significance.corpus_pseudovalues(cell[:, a] - cell[:, b], member), n_perm=2000)
 
 
 def test_null_ccc_studies_new_corpora_false_positive_rate_is_at_most_alpha():
@@ -131,11 +132,12 @@ def test_null_ccc_studies_new_corpora_false_positive_rate_is_at_most_alpha():
     reject far more often, which is why corpora count in both roles."""
     ccc, member, src = simulate_ccc(np.random.default_rng(11), 400)
     pairs = [(0, 1), (0, 2), (1, 2)]
-    adj = metrics.holm(np.stack([new_corpora_p(ccc, member, a, b) for a, b in pairs], -1))
+    adj = significance.holm(np.stack([new_corpora_p(ccc, member, a, b) for a, b in pairs], -1))
     fwer = float((adj <= 0.05).any(-1).mean())
     cell = ccc.mean(-1)
-    by_source = metrics.holm(np.stack([metrics.signflip_pvalues(cell[:, a] - cell[:, b], clusters=src, n_perm=2000)
-                                       for a, b in pairs], -1))
+    by_source = significance.holm(np.stack([significance.signflip_pvalues(cell[:, a] - cell[:, b], clusters=src,
+                                                                          n_perm=2000)
+                                            for a, b in pairs], -1))
     fwer_source = float((by_source <= 0.05).any(-1).mean())
     print(f"\nCCC, new-corpora: family-wise false-positive rate {fwer:.3f}; sign flips by source alone "
           f"{fwer_source:.3f} (400 null studies)")
@@ -153,10 +155,11 @@ def test_significance_rows_on_ccc_per_dimension():
     rows = [{"encoder": f"e{e}", "setting": "cross", "head": "fcn", "layer": "last", "source": f"c{pairs[k][0]}",
              "target": f"c{pairs[k][1]}", "seed": s, "dimension": "arousal", "ccc": ccc[0, e, k, s],
              "ids": 0, "labels": "arousal"} for e in range(2) for k in range(12) for s in range(2)]
-    sig = metrics.significance_rows(scores=pd.DataFrame(rows), metric="ccc", claim="new-corpora")
+    sig = tables.significance_rows(scores=pd.DataFrame(rows), metric="ccc", claim="new-corpora")
     assert len(sig) == 1 and sig["encoder_a"].iloc[0] == "e0"
     d = ccc[0].mean(-1)
     assert sig["diff_ccc"].iloc[0] == pytest.approx((d[0] - d[1]).mean())
-    assert sig["p"].iloc[0] == pytest.approx(metrics.signflip_pvalues(metrics.corpus_pseudovalues(d[0] - d[1], member)))
-    with pytest.raises(metrics.StatisticsError, match="these-corpora"):  # CCC is not a sum over utterances
-        metrics.significance_rows(pd.DataFrame(rows), scores=pd.DataFrame(rows), metric="ccc")
+    pv = significance.corpus_pseudovalues(d[0] - d[1], member)
+    assert sig["p"].iloc[0] == pytest.approx(significance.signflip_pvalues(pv))
+    with pytest.raises(significance.StatisticsError, match="these-corpora"):  # CCC is not a sum over utterances
+        tables.significance_rows(pd.DataFrame(rows), scores=pd.DataFrame(rows), metric="ccc")

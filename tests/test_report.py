@@ -10,9 +10,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from jaxser import metrics, protocol
-from jaxser.study import report
+from jaxser import metrics, protocol, significance
+from jaxser.corpora.schema import EMOTIONS
+from jaxser.study import figures, report, tables
 from jaxser.errors import RunDirError
 from spec.checks import block_count, check_run
 
@@ -89,8 +91,9 @@ def _copy(run, dst):
 
 
 def test_the_report_takes_every_number_from_the_metrics_library():
-    for name in ("batched_metrics", "resampled_metrics", "cell_arrays", "format_p"):
-        assert getattr(report, name) is getattr(metrics, name)
+    for name, home in (("batched_metrics", metrics), ("resampled_metrics", metrics), ("cell_arrays", tables),
+                       ("format_p", significance)):
+        assert getattr(report, name) is getattr(home, name)
     src = open(report.__file__).read()
     for own in ("def _from_counts", "def batched_metrics", "def resampled_metrics", "def _cell_arrays",
                 "def paired_cross_test", "bincount", "np.mean(d <= 0)"):
@@ -128,7 +131,7 @@ def test_report_wide_holm_family(run, tmp_path):
     sig = pd.read_csv(d / "significance.csv")
     assert (sig["holm_family"] == "report").all()
     for _, fam in sig.groupby("claim"):
-        np.testing.assert_allclose(fam["p_adjusted"], metrics.holm(fam["p"].to_numpy()))
+        np.testing.assert_allclose(fam["p_adjusted"], significance.holm(fam["p"].to_numpy()))
     assert check_run(d) == []
     assert "the whole report (every setting, head and layer)" in (d / "report.md").read_text()
 
@@ -219,7 +222,7 @@ def test_the_gap_is_only_formed_within_one_label_set(tmp_path):
     md = (out / "report.md").read_text()
     assert "- L1: neutral, happy, sad, angry, fear (5 classes, chance 20.0%)" in md
     assert "- L2: neutral, happy, sad, angry (4 classes, chance 25.0%)" in md
-    gaps = metrics.gap_rows(scores=metrics.unit_scores(report.read_predictions(out), cells=json.loads(
+    gaps = tables.gap_rows(scores=tables.unit_scores(report.read_predictions(out), cells=json.loads(
         (out / "cells.json").read_text())))
     # c1 -> c0 and c1 -> c2 share 4 classes, but c0 and c2 are scored on 5 in their same-corpus cells
     missing = gaps[gaps["gap"].isna()]
@@ -242,9 +245,21 @@ def test_blank_settings_are_explained(tmp_path):
 
 def test_one_heatmap_scale_and_one_class_order():
     res = pd.DataFrame({"setting": ["same", "cross", "loco"], "uar_mean": [0.93, 0.31, 0.05]})
-    assert report.heatmap_scale(res) == (30.0, 100.0)  # loco is not in the heatmaps
-    assert report.canonical_labels(["sad", "angry", "zzz", "neutral", "happy"]) == [
-        "neutral", "happy", "sad", "angry", "zzz"]
+    assert figures.heatmap_scale(res) == (30.0, 100.0)  # loco is not in the heatmaps
+    assert protocol.canonical_order(["sad", "angry", "neutral", "happy"]) == ("neutral", "happy", "sad", "angry")
+    # EmoBox's extra classes come after the nine canonical emotions; a label outside EMOTIONS is refused
+    assert protocol.canonical_order(["worried", "angry", "amused", "angry"]) == ("angry", "amused", "worried")
+    with pytest.raises(protocol.ProtocolError, match="unknown labels \\['zzz'\\]"):
+        protocol.canonical_order(["sad", "angry", "zzz", "neutral", "happy"])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.sampled_from(EMOTIONS), max_size=30))
+def test_canonical_order_is_emotions_order_whatever_the_input_order(labels):
+    out = protocol.canonical_order(labels)
+    assert set(out) == set(labels) and len(out) == len(set(labels))
+    assert [EMOTIONS.index(e) for e in out] == sorted(EMOTIONS.index(e) for e in out)
+    assert protocol.canonical_order(reversed(labels)) == out == protocol.canonical_order(out)
 
 
 def test_speaker_text_folds_pass_the_spec_and_the_report_counts_withheld_utterances(tmp_path):

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxser import metrics
+from jaxser import metrics, significance
+from jaxser.study import figures, tables
 from jaxser.errors import UserError
 
 LABELS = ("angry", "happy", "neutral", "sad")
@@ -49,7 +50,7 @@ def family_pvalues(uar, clusters=None, n_perm=2000):
     """Holm-adjusted sign-flip p of every encoder pair, per study: [R, 3]."""
     cell = uar.mean(-1)  # seed mean per unit
     d = np.stack([cell[:, a] - cell[:, b] for a, b in PAIRS], 1)
-    return metrics.holm(metrics.signflip_pvalues(d, clusters=clusters, n_perm=n_perm)), d
+    return significance.holm(significance.signflip_pvalues(d, clusters=clusters, n_perm=n_perm)), d
 
 
 def test_null_studies_family_wise_error_rate_is_nominal():
@@ -96,34 +97,34 @@ def test_planted_difference_is_detected_in_the_right_direction():
 
 def test_signflip_exact_distribution_by_hand():
     # two units: the 4 patterns give sums 3, 1, -1, -3: only the observed and its mirror reach 3
-    assert metrics.signflip_pvalues([1.0, 2.0]) == pytest.approx(0.5)
-    assert metrics.signflip_min_p(2) == 0.5
+    assert significance.signflip_pvalues([1.0, 2.0]) == pytest.approx(0.5)
+    assert significance.signflip_min_p(2) == 0.5
     # three units, all positive: 2 of 8 patterns as extreme
-    assert metrics.signflip_pvalues([1.0, 2.0, 3.0]) == pytest.approx(0.25)
+    assert significance.signflip_pvalues([1.0, 2.0, 3.0]) == pytest.approx(0.25)
     # mixed signs: count the patterns by brute force
     d = np.array([3.0, -1.0, -1.0])
     sums = [abs(np.dot(s, d)) for s in itertools.product([1, -1], repeat=3)]
-    assert metrics.signflip_pvalues(d) == pytest.approx(np.mean(np.array(sums) >= abs(d.sum())))
-    assert metrics.signflip_pvalues(np.zeros(5)) == 1.0
+    assert significance.signflip_pvalues(d) == pytest.approx(np.mean(np.array(sums) >= abs(d.sum())))
+    assert significance.signflip_pvalues(np.zeros(5)) == 1.0
     # vectorised over leading axes
     batch = np.array([[1.0, 2.0, 3.0], [3.0, -1.0, -1.0]])
-    np.testing.assert_allclose(metrics.signflip_pvalues(batch),
-                               [metrics.signflip_pvalues(b) for b in batch])
+    np.testing.assert_allclose(significance.signflip_pvalues(batch),
+                               [significance.signflip_pvalues(b) for b in batch])
 
 
 def test_signflip_clusters_flip_together():
     d = np.array([1.0, 1.0, 2.0, 2.0])
     # two clusters of two units: only 4 patterns, so p >= 0.5
-    assert metrics.signflip_pvalues(d, clusters=["a", "a", "b", "b"]) == pytest.approx(0.5)
-    assert metrics.signflip_pvalues(d) == pytest.approx(2 / 16)
-    t = metrics.signflip_test(d, clusters=["a", "a", "b", "b"])
+    assert significance.signflip_pvalues(d, clusters=["a", "a", "b", "b"]) == pytest.approx(0.5)
+    assert significance.signflip_pvalues(d) == pytest.approx(2 / 16)
+    t = significance.signflip_test(d, clusters=["a", "a", "b", "b"])
     assert t["n_units"] == 4 and t["n_clusters"] == 2 and t["p_min"] == 0.5
 
 
 def test_signflip_random_flips_for_many_units():
     rng = np.random.default_rng(0)
     d = rng.normal(0.5, 1.0, 30)
-    t = metrics.signflip_test(d, n_perm=4000, seed=1)
+    t = significance.signflip_test(d, n_perm=4000, seed=1)
     assert not t["exact"] and t["p_min"] == pytest.approx(1 / 4001)
     assert t["p"] >= t["p_min"]
     # the sign-flip p of a clear shift is close to a one-sample t-test's
@@ -133,48 +134,48 @@ def test_signflip_random_flips_for_many_units():
 
 def test_signflip_interval_inverts_the_test():
     d = np.array([0.05, 0.02, 0.08, -0.01, 0.04, 0.06, 0.03, 0.07])
-    t = metrics.signflip_test(d, alpha=0.05)
+    t = significance.signflip_test(d, alpha=0.05)
     assert t["ci_low"] < t["diff"] < t["ci_high"]
     assert (t["p"] <= 0.05) == (t["ci_low"] > 0)
     for edge, inward in ((t["ci_low"], 1), (t["ci_high"], -1)):
-        assert metrics.signflip_pvalues(d - edge - inward * 1e-6) > 0.05   # just inside
-        assert metrics.signflip_pvalues(d - edge + inward * 1e-6) <= 0.05  # just outside
+        assert significance.signflip_pvalues(d - edge - inward * 1e-6) > 0.05   # just inside
+        assert significance.signflip_pvalues(d - edge + inward * 1e-6) <= 0.05  # just outside
     # two units cannot reach p <= 0.05: the interval is honestly unbounded
-    two = metrics.signflip_test([0.1, 0.2])
+    two = significance.signflip_test([0.1, 0.2])
     assert two["p"] == two["p_min"] == 0.5
     assert two["ci_low"] == -np.inf and two["ci_high"] == np.inf
     with pytest.raises(UserError, match="finite"):
-        metrics.signflip_test([0.1, np.nan])
+        significance.signflip_test([0.1, np.nan])
 
 
 # ----------------------------------------------------------------------------- multiplicity, formatting
 
 def test_holm_known_example():
     # Holm (1979) step-down on p = .01, .04, .03, .005 (m = 4): sorted .005*4, .01*3, .03*2, .04*1
-    np.testing.assert_allclose(metrics.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
-    np.testing.assert_allclose(metrics.holm([0.5, 0.9]), [1.0, 1.0])
-    got = metrics.holm([0.01, np.nan, 0.02])  # NaN is not a hypothesis: m = 2
+    np.testing.assert_allclose(significance.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(significance.holm([0.5, 0.9]), [1.0, 1.0])
+    got = significance.holm([0.01, np.nan, 0.02])  # NaN is not a hypothesis: m = 2
     np.testing.assert_allclose(got, [0.02, np.nan, 0.02])
     rows = np.array([[0.01, 0.04, 0.03, 0.005], [0.2, 0.001, 0.04, 0.03]])
-    np.testing.assert_allclose(metrics.holm(rows), [metrics.holm(r) for r in rows])
+    np.testing.assert_allclose(significance.holm(rows), [significance.holm(r) for r in rows])
 
 
 def test_format_p():
-    assert metrics.format_p(0.0004) == "< 0.001"
-    assert metrics.format_p(0.008) == "0.008"
-    assert metrics.format_p(1.0) == "1.000"
-    assert metrics.format_p(float("nan")) == "n/a"
-    assert metrics.format_p(0.00005, floor=1e-4) == "< 0.0001"
+    assert significance.format_p(0.0004) == "< 0.001"
+    assert significance.format_p(0.008) == "0.008"
+    assert significance.format_p(1.0) == "1.000"
+    assert significance.format_p(float("nan")) == "n/a"
+    assert significance.format_p(0.00005, floor=1e-4) == "< 0.0001"
 
 
 def test_corrected_resampled_ttest_by_hand():
     # d = 1, 2, 3: mean 2, var 1; t = 2 / sqrt((1/3 + 10/90) * 1) = 3 on 2 df
     from scipy import stats
-    t, p = metrics.corrected_resampled_ttest([1.0, 2.0, 3.0], n_train=90, n_test=10)
+    t, p = significance.corrected_resampled_ttest([1.0, 2.0, 3.0], n_train=90, n_test=10)
     assert t == pytest.approx(3.0)
     assert p == pytest.approx(2 * stats.t.sf(3.0, 2))
     with pytest.raises(UserError):
-        metrics.corrected_resampled_ttest([1.0], 90, 10)
+        significance.corrected_resampled_ttest([1.0], 90, 10)
 
 
 # ----------------------------------------------------------------------------- rank tests (Demšar 2006)
@@ -190,11 +191,11 @@ DEMSAR_AUC = np.array([
 
 
 def test_friedman_on_demsar_example():
-    r, avg = metrics.average_ranks(DEMSAR_AUC)
+    r, avg = significance.average_ranks(DEMSAR_AUC)
     # ranks worked by hand from the table (rank 1 = highest AUC, ties share the mean rank)
     assert r[5].tolist() == [1.0, 2.5, 4.0, 2.5] and r[9].tolist() == [2.5] * 4
     np.testing.assert_allclose(avg, np.array([44.0, 28.0, 41.0, 27.0]) / 14)
-    fr = metrics.friedman_test(DEMSAR_AUC)
+    fr = significance.friedman_test(DEMSAR_AUC)
     from scipy import stats
     ref = stats.friedmanchisquare(*(-DEMSAR_AUC).T)  # scipy applies the same tie correction
     assert fr["chi2"] == pytest.approx(ref.statistic) and fr["p_chi2"] == pytest.approx(ref.pvalue)
@@ -205,41 +206,41 @@ def test_friedman_on_demsar_example():
 
 def test_friedman_without_ties_is_demsars_formula():
     scores = np.array([[3.0, 2.0, 1.0], [3.0, 1.0, 2.0], [2.0, 3.0, 1.0], [3.0, 2.0, 1.0], [1.0, 3.0, 2.0]])
-    fr = metrics.friedman_test(scores)
+    fr = significance.friedman_test(scores)
     n, k = scores.shape
     avg = fr["avg_ranks"]
     assert fr["chi2"] == pytest.approx(12 * n / (k * (k + 1)) * (np.sum(avg ** 2) - k * (k + 1) ** 2 / 4))
     # perfect agreement: F is infinite, the chi-square p is reported
-    same = metrics.friedman_test(np.tile([3.0, 2.0, 1.0], (6, 1)))
+    same = significance.friedman_test(np.tile([3.0, 2.0, 1.0], (6, 1)))
     assert same["f"] == np.inf and same["p"] == same["p_chi2"] < 0.01
 
 
 def test_nemenyi_matches_demsar():
     # Table 5a critical values and the worked example's critical differences
     for k, q in ((2, 1.960), (3, 2.343), (4, 2.569), (10, 3.164)):
-        assert metrics.nemenyi_q(k, 0.05) == pytest.approx(q, abs=1e-3)
-    assert metrics.nemenyi_q(4, 0.10) == pytest.approx(2.291, abs=1e-3)
-    assert metrics.nemenyi_cd(4, 14, 0.05) == pytest.approx(1.25, abs=5e-3)
-    assert metrics.nemenyi_cd(4, 14, 0.10) == pytest.approx(1.12, abs=5e-3)
-    _, avg = metrics.average_ranks(DEMSAR_AUC)
-    p = metrics.nemenyi_pvalues(avg, 14)
+        assert significance.nemenyi_q(k, 0.05) == pytest.approx(q, abs=1e-3)
+    assert significance.nemenyi_q(4, 0.10) == pytest.approx(2.291, abs=1e-3)
+    assert significance.nemenyi_cd(4, 14, 0.05) == pytest.approx(1.25, abs=5e-3)
+    assert significance.nemenyi_cd(4, 14, 0.10) == pytest.approx(1.12, abs=5e-3)
+    _, avg = significance.average_ranks(DEMSAR_AUC)
+    p = significance.nemenyi_pvalues(avg, 14)
     diff = np.abs(avg[:, None] - avg[None])
     # "even the best and the worst differ by less than CD" at .05; at .10 C4.5 is worse than
     # C4.5+m and C4.5+m+cf
     assert not (p < 0.05).any()
     assert {tuple(sorted(ij)) for ij in zip(*np.nonzero(p < 0.10))} == {(0, 1), (0, 3)}
-    assert np.array_equal(p < 0.10, diff > metrics.nemenyi_cd(4, 14, 0.10))
-    assert metrics.cd_cliques(avg, metrics.nemenyi_cd(4, 14, 0.10)) == [[3, 1, 2], [2, 0]]
+    assert np.array_equal(p < 0.10, diff > significance.nemenyi_cd(4, 14, 0.10))
+    assert significance.cd_cliques(avg, significance.nemenyi_cd(4, 14, 0.10)) == [[3, 1, 2], [2, 0]]
 
 
 def test_wilcoxon_holm_matches_scipy():
     from scipy import stats
-    rows = metrics.wilcoxon_holm(DEMSAR_AUC, DEMSAR_NAMES)
+    rows = significance.wilcoxon_holm(DEMSAR_AUC, DEMSAR_NAMES)
     assert len(rows) == 6
     raw = [stats.wilcoxon(DEMSAR_AUC[:, i] - DEMSAR_AUC[:, j], zero_method="zsplit").pvalue
            for i, j in itertools.combinations(range(4), 2)]
     np.testing.assert_allclose([r["p"] for r in rows], raw)
-    np.testing.assert_allclose([r["p_adjusted"] for r in rows], metrics.holm(raw))
+    np.testing.assert_allclose([r["p_adjusted"] for r in rows], significance.holm(raw))
     assert rows[0]["a"] == "C4.5" and rows[0]["b"] == "C4.5+m"
 
 
@@ -248,10 +249,10 @@ def test_cd_diagram_draws():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    _, avg = metrics.average_ranks(DEMSAR_AUC)
+    _, avg = significance.average_ranks(DEMSAR_AUC)
     fig, ax = plt.subplots(figsize=(6, 2.5))
-    cd = metrics.nemenyi_cd(4, 14, 0.10)
-    assert metrics.draw_cd_diagram(ax, avg, cd, DEMSAR_NAMES, title="CD") is ax
+    cd = significance.nemenyi_cd(4, 14, 0.10)
+    assert figures.draw_cd_diagram(ax, avg, cd, DEMSAR_NAMES, title="CD") is ax
     texts = [t.get_text() for t in ax.texts]
     assert any(t.startswith("C4.5+m+cf (") for t in texts) and any(t.startswith("CD = ") for t in texts)
     assert len(ax.collections) >= 2
@@ -264,7 +265,7 @@ def test_cd_diagram_descriptive_claims_nothing():
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots()
-    metrics.draw_cd_diagram(ax, [1.2, 2.0, 2.8], np.inf, ["a", "b", "c"], descriptive=True)
+    figures.draw_cd_diagram(ax, [1.2, 2.0, 2.8], np.inf, ["a", "b", "c"], descriptive=True)
     texts = [t.get_text() for t in ax.texts]
     assert "descriptive: no ranking claim" in texts and not any(t.startswith("CD = ") for t in texts)
     assert not any(c.get_linewidth()[0] == 3 for c in ax.collections)  # no bars joining encoders
@@ -306,15 +307,15 @@ def test_significance_rows_from_a_predictions_table():
     corpora = ["A", "B", "C", "D"]
     y, pred, uar, src = simulate(np.random.default_rng(3), 1, n_utt=30, planted=[0.6, 0.0, 0.0])
     preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
-    rows = metrics.significance_rows(preds)
+    rows = tables.significance_rows(preds)
     for col in ("setting", "head", "layer", "claim", "encoder_a", "encoder_b", "diff_uar", "ci_low", "ci_high",
                 "p", "p_adjusted", "p_min", "test", "unit", "n_units", "question", "holm_family"):
         assert col in rows
-    assert len(rows) == 6 and set(rows["claim"]) == set(metrics.CLAIMS)
+    assert len(rows) == 6 and set(rows["claim"]) == set(tables.CLAIMS)
     assert (rows["n_units"] == 12).all() and (rows["n_seeds"] == 3).all()
     assert (rows["diff_uar"] >= 0).all()  # encoder_a is the one with the higher mean
     for _, fam in rows.groupby("claim"):
-        np.testing.assert_allclose(fam["p_adjusted"], metrics.holm(fam["p"].to_numpy()))
+        np.testing.assert_allclose(fam["p_adjusted"], significance.holm(fam["p"].to_numpy()))
     assert (rows["labels"] == "|".join(LABELS)).all()
     cell = uar[0].mean(-1)  # [E, K] seed-mean per-pair UARs
     idx = {"enc0": 0, "enc1": 1, "enc2": 2}
@@ -330,7 +331,7 @@ def test_significance_rows_from_a_predictions_table():
         d = cell[a] - cell[b]
         assert r["diff_uar"] == pytest.approx(d.mean())
         if r["claim"] == "new-corpora":
-            assert r["p"] == pytest.approx(metrics.signflip_pvalues(metrics.corpus_pseudovalues(d, member)))
+            assert r["p"] == pytest.approx(significance.signflip_pvalues(significance.corpus_pseudovalues(d, member)))
             assert r["p_min"] == 0.125 and r["n_clusters"] == 4
             continue
         # every cell has its own models here: one group per source and encoder
@@ -342,24 +343,24 @@ def test_significance_rows_from_a_predictions_table():
         u = np.stack([per[tgt == g].sum(0) for g in range(4)]).ravel()       # the same utterance, every source
         noise = np.stack([nv[tgt == g].sum(0) for g in range(4)]).ravel()
         strata = np.repeat(np.arange(4), yk.shape[1]) * 10 + yk[[list(tgt).index(g) for g in range(4)]].ravel()
-        ref = metrics.these_corpora_test(d.mean(), z, u, strata, noise)
+        ref = significance.these_corpora_test(d.mean(), z, u, strata, noise)
         assert r["p"] == pytest.approx(float(ref["p"]), rel=1e-6) and r["p_min"] == 0.0
         assert r["ci_low"] == pytest.approx(float(ref["ci_low"])) and r["df"] == pytest.approx(float(ref["df"]))
     # the same with the run's cells list for the label sets
     cells = [{"name": c, "labels": list(LABELS)} for c in preds["cell"].unique()]
-    again = metrics.significance_rows(preds, cells=cells)
+    again = tables.significance_rows(preds, cells=cells)
     pd.testing.assert_frame_equal(rows, again)
     # one claim at a time; a report-wide Holm family spans every table
-    only = metrics.significance_rows(preds, claim="new-corpora")
+    only = tables.significance_rows(preds, claim="new-corpora")
     assert len(only) == 3 and (only["claim"] == "new-corpora").all()
     two = pd.concat([preds, preds.assign(head="cnn")])
-    wide = metrics.significance_rows(two, claim="new-corpora", family="report")
+    wide = tables.significance_rows(two, claim="new-corpora", family="report")
     assert len(wide) == 6 and (wide["holm_family"] == "report").all()
-    np.testing.assert_allclose(wide["p_adjusted"], metrics.holm(wide["p"].to_numpy()))
-    with pytest.raises(metrics.StatisticsError, match="needs the per-utterance predictions"):
-        metrics.significance_rows(scores=metrics.unit_scores(preds))
-    with pytest.raises(metrics.StatisticsError, match="weighted sum"):
-        metrics.significance_rows(preds, metric="macro_f1")
+    np.testing.assert_allclose(wide["p_adjusted"], significance.holm(wide["p"].to_numpy()))
+    with pytest.raises(significance.StatisticsError, match="needs the per-utterance predictions"):
+        tables.significance_rows(scores=tables.unit_scores(preds))
+    with pytest.raises(significance.StatisticsError, match="weighted sum"):
+        tables.significance_rows(preds, metric="macro_f1")
 
 
 def test_two_corpora_cannot_be_significant_on_new_corpora():
@@ -367,11 +368,11 @@ def test_two_corpora_cannot_be_significant_on_new_corpora():
     (p = p_min = 1); a large difference on these corpora is still found."""
     y, pred, *_ = simulate(np.random.default_rng(5), 1, n_enc=2, n_corpora=2, n_seeds=2, n_utt=40,
                           planted=[3.0, 0.0])
-    rows = metrics.significance_rows(predictions_table(y[0, 0, :, 0], pred[0], ["X", "Y"], seeds=(0, 1)))
+    rows = tables.significance_rows(predictions_table(y[0, 0, :, 0], pred[0], ["X", "Y"], seeds=(0, 1)))
     r = rows.set_index("claim").loc["new-corpora"]
     assert r["n_units"] == 2 and r["p_min"] == 1.0 and r["p"] == 1.0 and not r["significant"]
     assert r["ci_low"] == -np.inf and r["ci_high"] == np.inf
-    assert metrics.format_p(r["p"]) == "1.000"
+    assert significance.format_p(r["p"]) == "1.000"
     assert rows.set_index("claim").loc["these-corpora", "significant"]
 
 
@@ -381,31 +382,31 @@ def test_mismatched_runs_are_refused():
     preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
     other = preds.copy()
     other.loc[(other["encoder"] == "enc1") & (other["id"] == "B/u3"), "id"] = "B/u999"
-    with pytest.raises(metrics.StatisticsError, match="different test utterances"):
-        metrics.significance_rows(other)
+    with pytest.raises(significance.StatisticsError, match="different test utterances"):
+        tables.significance_rows(other)
     cells = [{"name": c, "labels": list(LABELS)} for c in preds["cell"].unique()]
     mixed = preds.copy()
     mixed.loc[mixed["encoder"] == "enc1", "cell"] = mixed["cell"] + "#4"
     cells += [{"name": c + "#4", "labels": list(LABELS[:3]) + ["fear"]} for c in preds["cell"].unique()]
     with pytest.raises(UserError, match="different label sets"):
-        metrics.significance_rows(mixed, cells=cells)
+        tables.significance_rows(mixed, cells=cells)
 
 
 def test_friedman_and_gap_rows():
     corpora = ["A", "B", "C", "D"]
     y, pred, uar, _ = simulate(np.random.default_rng(4), 1, n_utt=30)
     preds = predictions_table(y[0, 0, :, 0], pred[0], corpora)
-    fr = metrics.friedman_rows(preds)
+    fr = tables.friedman_rows(preds)
     assert len(fr) == 3 and (fr["n_blocks"] == 12).all() and (fr["n_corpora"] == 4).all()
-    ranks, avg = metrics.average_ranks(uar[0].mean(-1).T)
+    ranks, avg = significance.average_ranks(uar[0].mean(-1).T)
     np.testing.assert_allclose(sorted(fr["avg_rank"]), sorted(avg))
-    assert fr["friedman_chi2"].iloc[0] == pytest.approx(metrics.friedman_test(uar[0].mean(-1).T)["chi2"])
+    assert fr["friedman_chi2"].iloc[0] == pytest.approx(significance.friedman_test(uar[0].mean(-1).T)["chi2"])
     # friedman_p and cd come from relabelling encoders within corpora (pseudo-values over corpora)
     src = np.array([a for a in range(4) for b in range(4) if a != b])
     tgt = np.array([b for a in range(4) for b in range(4) if a != b])
     member = np.zeros((12, 4), bool)
     member[np.arange(12), src] = member[np.arange(12), tgt] = True
-    ref = metrics.rank_permutation_test(ranks, member, n_perm=20000)
+    ref = significance.rank_permutation_test(ranks, member, n_perm=20000)
     assert fr["cd"].iloc[0] == pytest.approx(float(ref["cd"])) and fr["friedman_p"].iloc[0] == pytest.approx(ref["p"])
     assert fr["p_min"].iloc[0] == pytest.approx(6 / 6 ** 4) and (fr["ranking"] == "calibrated").all()
     # same-corpus results for the targets: one with the same label set, one without
@@ -414,7 +415,7 @@ def test_friedman_and_gap_rows():
     cells = [{"name": c, "labels": list(LABELS)} for c in preds["cell"].unique()]
     cells += [{"name": "same:B", "labels": list(LABELS)}, {"name": "same:C", "labels": list(LABELS)},
               {"name": "same:D", "labels": ["angry", "happy", "neutral", "fear"]}]
-    gaps = metrics.gap_rows(pd.concat([preds, same]), cells=cells)
+    gaps = tables.gap_rows(pd.concat([preds, same]), cells=cells)
     assert len(gaps) == 3 * 12
     to_d = gaps[gaps["target"] == "D"]
     assert to_d["gap"].isna().all() and to_d["note"].str.startswith("label sets differ").all()
@@ -477,7 +478,7 @@ def test_new_corpora_claim_holds_under_nulls(scenario):
     fwer = float(null_studies.family_rejects(sim, "new-corpora").any(-1).mean())
     one = float((null_studies.new_corpora_p(sim, 0, 1) <= 0.05).mean())
     u = null_studies.uar(sim).mean(-1)
-    by_source = metrics.holm(np.stack([metrics.signflip_pvalues(u[:, a] - u[:, b], clusters=sim["src"])
+    by_source = significance.holm(np.stack([significance.signflip_pvalues(u[:, a] - u[:, b], clusters=sim["src"])
                                        for a, b in PAIRS], -1))
     fwer_source = float((by_source <= 0.05).any(-1).mean())
     print(f"\nnew-corpora, {scenario}, 8 corpora: family-wise {fwer:.3f}, one comparison {one:.3f}; sign flips "
@@ -519,17 +520,17 @@ def test_rank_permutation_with_two_encoders_is_the_sign_flip():
     member = np.zeros((20, 5), bool)
     member[np.arange(20), src] = member[np.arange(20), tgt] = True
     scores = rng.normal(0, 1, (20, 2)) + np.array([0.8, 0.0])
-    ranks, avg = metrics.average_ranks(scores)
-    out = metrics.rank_permutation_test(ranks, member)
-    pv = metrics.corpus_pseudovalues(ranks[:, 0], member)
-    assert out["p"] == pytest.approx(metrics.signflip_pvalues(pv - 1.5))
+    ranks, avg = significance.average_ranks(scores)
+    out = significance.rank_permutation_test(ranks, member)
+    pv = significance.corpus_pseudovalues(ranks[:, 0], member)
+    assert out["p"] == pytest.approx(significance.signflip_pvalues(pv - 1.5))
     np.testing.assert_allclose(out["avg_ranks"], avg)
     assert out["p_min"] == pytest.approx(2 / 2 ** 5)
     # three corpora, three encoders: 6^3 relabellings, p_min 6 / 216; two corpora: descriptive
-    three = metrics.rank_permutation_test(metrics.average_ranks(rng.normal(0, 1, (6, 3)))[0], _member(3))
+    three = significance.rank_permutation_test(significance.average_ranks(rng.normal(0, 1, (6, 3)))[0], _member(3))
     assert three["p_min"] == pytest.approx(6 / 216)
     assert three["descriptive"] == (three["cd"] == np.inf)  # a cd of k - 1 or more could never be exceeded
-    two = metrics.rank_permutation_test(np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]), _member(2))
+    two = significance.rank_permutation_test(np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]), _member(2))
     assert two["descriptive"] and two["cd"] == np.inf
 
 
@@ -545,14 +546,14 @@ def test_claim_floors_from_the_design():
     """Five corpora, three encoders: these-corpora has no floor; new-corpora's best p is 1/16,
     3/16 after Holm, so it needs 7 corpora; a report-wide family of 6 tables (18 comparisons)
     needs 18 x 2 / 2^G <= 0.05: 10."""
-    a, b, r = metrics.claim_floors(n_corpora=5, n_encoders=3, n_seeds=5, n_tables=6)
+    a, b, r = tables.claim_floors(n_corpora=5, n_encoders=3, n_seeds=5, n_tables=6)
     assert a["claim"] == "these-corpora" and a["reachable"] and a["p_min"] == 0.0
     assert b["p_min"] == 1 / 16 and b["family_size"] == 3 and b["p_min_adjusted"] == 3 / 16
     assert not b["reachable"] and b["corpora_needed"] == 7
     assert r["claim"] == "ranking" and r["p_min"] == pytest.approx(6.0 ** -4) and r["reachable"]
-    _, wide, _ = metrics.claim_floors(n_corpora=5, n_encoders=3, n_seeds=5, n_tables=6, family="report")
+    _, wide, _ = tables.claim_floors(n_corpora=5, n_encoders=3, n_seeds=5, n_tables=6, family="report")
     assert wide["family_size"] == 18 and wide["corpora_needed"] == 10
-    one_seed, *_ = metrics.claim_floors(n_corpora=8, n_encoders=2, n_seeds=1, n_tables=1)
+    one_seed, *_ = tables.claim_floors(n_corpora=8, n_encoders=2, n_seeds=1, n_tables=1)
     assert not one_seed["reachable"] and "seeds" in one_seed["why"]
 
 
@@ -565,16 +566,16 @@ def test_pseudovalues_put_each_corpus_effect_in_its_own_value(g, seed):
     rng = np.random.default_rng(seed)
     m = _member(g)
     d = rng.normal(0, 1, len(m))
-    assert metrics.corpus_pseudovalues(d, m).mean() == pytest.approx(d.mean())
+    assert significance.corpus_pseudovalues(d, m).mean() == pytest.approx(d.mean())
     alpha, beta = rng.normal(0, 1, g), rng.normal(0, 1, g)
     pairs = [(a, b) for a in range(g) for b in range(g) if a != b]
     additive = np.array([alpha[a] + beta[b] for a, b in pairs])
-    np.testing.assert_allclose(metrics.corpus_pseudovalues(additive, m), alpha + beta, atol=1e-9)
+    np.testing.assert_allclose(significance.corpus_pseudovalues(additive, m), alpha + beta, atol=1e-9)
 
 
 def test_rank_permutations_for_many_encoders_are_sampled():
     """Nine encoders: 9! relabellings per corpus are sampled, not enumerated (memory stays small)."""
     rng = np.random.default_rng(1)
-    ranks, _ = metrics.average_ranks(rng.normal(0, 1, (20, 9)))
-    out = metrics.rank_permutation_test(ranks, _member(5), n_perm=500)
+    ranks, _ = significance.average_ranks(rng.normal(0, 1, (20, 9)))
+    out = significance.rank_permutation_test(ranks, _member(5), n_perm=500)
     assert out["p_min"] == pytest.approx(1 / 501) and 0 < out["p"] <= 1

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from jaxser.errors import UserError
-from jaxser.metrics import batched_metrics, cell_arrays, resampled_metrics
+from jaxser.metrics import batched_metrics, resampled_metrics
+from jaxser.study.tables import cell_arrays
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "published"
 COLUMNS = ("paper", "table", "via", "setting", "corpus", "train", "test", "model", "encoder", "metric", "value")

@@ -1,10 +1,11 @@
 """Results tables (Markdown, CSV, JSON, LaTeX), significance.csv and figures from a run's predictions.
 
-Long on purpose: every table and figure of a report, from one read of the predictions.
+Long on purpose: every table of a report, from one read of the predictions.
 
 Everything here is recomputed from predictions/*.parquet, so the report can never disagree
 with what the models predicted (spec/ re-checks that independently). Every metric and test
-comes from jaxser.metrics; this module only chooses what to show and formats it.
+comes from jaxser.metrics, jaxser.significance and jaxser.study.tables, every figure from
+jaxser.study.figures; this module only chooses what to show and formats it.
 
 Same-corpus results pool each seed's predictions over the folds (every utterance is tested
 once), then average over seeds. Per-cell intervals are 95% percentile bootstraps over test
@@ -23,8 +24,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from jaxser import metrics
-from jaxser.corpora.schema import EMOTIONS
-from jaxser.metrics import batched_metrics, cell_arrays, format_p, resampled_metrics
+from jaxser.metrics import batched_metrics, resampled_metrics
+from jaxser.protocol import canonical_order
+from jaxser.significance import format_p
+from jaxser.study import figures, tables
+from jaxser.study.tables import cell_arrays
 
 METRICS = metrics.REPORTED
 KEYS = ["encoder", "head", "layer", "setting", "source", "target"]
@@ -32,12 +36,6 @@ ALPHA = 0.05
 SETTING_TITLES = {"same": "Same-corpus", "cross": "Cross-corpus (source→target)",
                   "loco": "Leave-one-corpus-out (target)"}
 DOCS = "docs/statistics.md in the jaxser repository"
-
-
-def canonical_labels(labels) -> list[str]:
-    """Labels in one order everywhere: EMOTIONS order, unknown names after, sorted."""
-    rank = {e: i for i, e in enumerate(EMOTIONS)}
-    return sorted(labels, key=lambda e: (rank.get(e, len(rank)), e))
 
 
 def compute_results(preds: pd.DataFrame, cells: list[dict], *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -86,9 +84,9 @@ def summarise(row: dict, point: dict, boot: dict | None, names) -> dict:
 
 def ranking(results: pd.DataFrame, gaps: pd.DataFrame | None = None, ranks: pd.DataFrame | None = None) -> pd.DataFrame:
     """Encoders by mean cross-corpus UAR per head/layer: the mean and spread over corpus pairs,
-    the Friedman average rank over pairs (``ranks``: metrics.friedman_rows), same-corpus and
+    the Friedman average rank over pairs (``ranks``: tables.friedman_rows), same-corpus and
     LOCO means, and the same→cross gap averaged over the pairs where it is defined
-    (``gaps``: metrics.gap_rows; pairs with different label sets have none)."""
+    (``gaps``: tables.gap_rows; pairs with different label sets have none)."""
     rows = []
     for (head, layer, enc), g in results.groupby(["head", "layer", "encoder"]):
         cross, same, loco = (g[g["setting"] == s]["uar_mean"] for s in ("cross", "same", "loco"))
@@ -164,15 +162,15 @@ def write_report(run_dir: str | Path, *, bootstrap: int = 1000, family: str = "t
     results = compute_results(preds, cells, n_boot=bootstrap)
     atomic_write_text(run / "results.csv", results.to_csv(index=False))
     atomic_write_text(run / "results.json", results.to_json(orient="records", indent=1))
-    scores = metrics.unit_scores(preds, cells=cells)
-    sig = metrics.significance_rows(preds, scores=scores, alpha=ALPHA, family=family)
+    scores = tables.unit_scores(preds, cells=cells)
+    sig = tables.significance_rows(preds, scores=scores, alpha=ALPHA, family=family)
     atomic_write_text(run / "significance.csv", sig.to_csv(index=False))
-    ranks = metrics.friedman_rows(scores=scores, settings=("cross",), alpha=ALPHA)
-    gaps = metrics.gap_rows(scores=scores)
+    ranks = tables.friedman_rows(scores=scores, settings=("cross",), alpha=ALPHA)
+    gaps = tables.gap_rows(scores=scores)
     rank = ranking(results, gaps, ranks)
     profile = layer_profile(results, gaps)
-    figs = _figures(run, results, ranks, preds)
-    figs += _layer_figures(run, profile, layer_weights(run))
+    figs = figures.result_figures(run, results, ranks, preds)
+    figs += figures.layer_figures(run, profile, layer_weights(run))
     text = _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile)
     if (manifest.get("protocol") or {}).get("split") == "emobox":  # the paper's numbers beside ours
         from jaxser.study import published
@@ -312,7 +310,7 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, profile=No
     out += ["", f"All numbers are UAR (%) as mean ± std over seeds. {protocol}",
             "", "**Label sets and chance.** UARs are only comparable within one label set (chance = 100/classes). "
                 "Every table's first row gives each column's chance level and label set:", ""]
-    out += [f"- {k}: {', '.join(canonical_labels(s.split('|')))} ({len(s.split('|'))} classes, chance "
+    out += [f"- {k}: {', '.join(canonical_order(s.split('|')))} ({len(s.split('|'))} classes, chance "
             f"{100 / len(s.split('|')):.1f}%)" for s, k in keys.items()]
     n_const = int((results["constant_seeds"] > 0).sum())
     out += ["", "**(const)** marks a cell whose model predicted one class for every test utterance in every "
@@ -487,135 +485,6 @@ def _latex(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- figures
-
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from jaxser.io import atomic_write
-
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
-
-
-def heatmap_scale(results: pd.DataFrame) -> tuple[float, float]:
-    """One colour scale (UAR %, rounded out to tens) for every heatmap of a report, so equal
-    colours mean equal UAR across encoders, heads and layers."""
-    v = 100 * results.loc[results["setting"].isin(["same", "cross"]), "uar_mean"].to_numpy(float)
-    if not v.size:
-        return 0.0, 100.0
-    return float(np.floor(v.min() / 10) * 10), float(max(np.ceil(v.max() / 10) * 10, np.floor(v.min() / 10) * 10 + 10))
-
-
-def _figures(run: Path, results: pd.DataFrame, ranks: pd.DataFrame, preds: pd.DataFrame) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig_dir = run / "figures"
-    fig_dir.mkdir(exist_ok=True)
-    out = []
-    vmin, vmax = heatmap_scale(results)
-    for (enc, head, layer), g in results.groupby(["encoder", "head", "layer"]):
-        g = g[g["setting"].isin(["same", "cross"])]
-        names = sorted(set(g["source"]) | set(g["target"]))
-        if len(names) < 2:
-            continue
-        mat = np.full((len(names), len(names)), np.nan)
-        n_cls = np.zeros((len(names), len(names)), int)
-        for _, r in g.iterrows():
-            i, j = names.index(r["source"]), names.index(r["target"])
-            mat[i, j], n_cls[i, j] = 100 * r["uar_mean"], r["n_classes"]
-        mixed = g["n_classes"].nunique() > 1
-        fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
-        im = ax.imshow(mat, cmap="viridis", vmin=vmin, vmax=vmax)
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-        ax.set_yticks(range(len(names)), names)
-        ax.set_xlabel("test (target)")
-        ax.set_ylabel("train (source)")
-        for i in range(len(names)):
-            for j in range(len(names)):
-                if np.isfinite(mat[i, j]):
-                    text = f"{mat[i, j]:.0f}" + (f"\n{n_cls[i, j]} cl." if mixed else "")
-                    ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                            color="w" if mat[i, j] < vmin + 0.7 * (vmax - vmin) else "k")
-        ax.set_title(f"UAR % — {enc} / {head} / {layer}\n(diagonal: same-corpus"
-                     + ("; cl. = classes: chance differs" if mixed else "") + ")", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        name = f"heatmap_{_safe(enc)}_{_safe(head)}_{_safe(layer)}.png"
-        _save(fig, fig_dir / name)
-        out.append((f"cross-corpus heatmap {enc}/{head}/{layer}", f"figures/{name}"))
-    cross = results[results["setting"] == "cross"]
-    for (head, layer), g in cross.groupby(["head", "layer"]):
-        agg = g.groupby("encoder")["uar_mean"].agg(["mean", "std", "count"]).sort_values("mean")
-        fig, ax = plt.subplots(figsize=(6, 0.5 * len(agg) + 1.8))
-        ax.barh(agg.index, 100 * agg["mean"], xerr=100 * agg["std"].fillna(0), color="tab:blue", alpha=0.6,
-                capsize=3)
-        for y, enc in enumerate(agg.index):
-            v = 100 * g.loc[g["encoder"] == enc, "uar_mean"].to_numpy()
-            ax.plot(v, np.full(v.size, y), "k.", ms=4)
-        chance = g["chance_uar"].unique()
-        if chance.size == 1:
-            ax.axvline(100 * chance[0], color="k", ls="--", lw=1, label="chance")
-            ax.legend(loc="lower right", fontsize=8)
-        ax.set_xlabel(f"cross-corpus UAR %: bar = mean over {int(agg['count'].max())} corpus pairs, whiskers = "
-                      "±1 SD over pairs\n(spread across pairs, not a confidence interval); dots = single pairs"
-                      + ("" if chance.size == 1 else "; chance differs by pair"), fontsize=8)
-        ax.set_title(f"Ranking — head {head}, layer {layer}", fontsize=9)
-        name = f"ranking_{_safe(head)}_{_safe(layer)}.png"
-        _save(fig, fig_dir / name)
-        out.append((f"ranking {head}/{layer}", f"figures/{name}"))
-    for (head, layer), fr in ranks[ranks["setting"] == "cross"].groupby(["head", "layer"]):
-        fig, ax = plt.subplots(figsize=(7, 0.45 * ((len(fr) + 1) // 2) + 1.6))
-        f0 = fr.iloc[0]
-        descriptive = f0["ranking"] == "descriptive"
-        metrics.draw_cd_diagram(ax, fr["avg_rank"].to_numpy(), float(f0["cd"]), fr["encoder"].tolist(),
-                                descriptive=descriptive,
-                                title=f"Average rank over {int(f0['n_blocks'])} corpus pairs, {int(f0['n_corpora'])} "
-                                      f"corpora — head {head}, layer {layer}\n"
-                                      + ("descriptive: too few corpora for a ranking claim" if descriptive else
-                                         f"Friedman p {format_p(f0['friedman_p'])}, corpora as units"))
-        name = f"cd_{_safe(head)}_{_safe(layer)}.png"
-        _save(fig, fig_dir / name)
-        out.append((f"critical-difference {head}/{layer}", f"figures/{name}"))
-    if len(cross):
-        out += _confusion_figure(fig_dir, cross, preds)
-    return out
-
-
-def _confusion_figure(fig_dir: Path, cross: pd.DataFrame, preds: pd.DataFrame) -> list[tuple[str, str]]:
-    import matplotlib.pyplot as plt
-
-    best = cross.sort_values("uar_mean", ascending=False).iloc[0]
-    sub = preds[(preds["encoder"] == best["encoder"]) & (preds["head"] == best["head"]) &
-                (preds["layer"] == best["layer"]) & (preds["setting"] == "cross") &
-                (preds["source"] == best["source"]) & (preds["target"] == best["target"])]
-    cell_labels = best["labels"].split("|")
-    labels = canonical_labels(cell_labels)
-    order = [cell_labels.index(lab) for lab in labels]  # canonical position -> cell's class index
-    cm = metrics.confusion(sub["true"].to_numpy(), sub["pred"].to_numpy(), len(cell_labels))[np.ix_(order, order)]
-    cmn = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.imshow(cmn, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, f"{cmn[i, j]:.2f}", ha="center", va="center", color="w" if cmn[i, j] > 0.5 else "k")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"Best cross cell: {best['encoder']}/{best['head']}\n{best['source']}→{best['target']} "
-                 f"(all seeds, row-normalised)", fontsize=9)
-    _save(fig, fig_dir / "confusion_best_cross.png")
-    return [("confusion matrix of the best cross-corpus cell", "figures/confusion_best_cross.png")]
-
-
-def _safe(s: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(s))
-
-
 # ----------------------------------------------------------------------------- layer profile
 
 LAYER_SETTINGS = ("same", "cross", "loco")
@@ -713,67 +582,12 @@ def _layer_section(profile, results, fig_of) -> list[str]:
     return out
 
 
-def _layer_figures(run: Path, profile: pd.DataFrame, weights: dict) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig_dir = run / "figures"
-    fig_dir.mkdir(exist_ok=True)
-    out = []
-    colors = {"same": "tab:green", "cross": "tab:blue", "loco": "tab:purple"}
-    for (enc, head), g in profile.groupby(["encoder", "head"]):
-        has_gap = g["gap"].notna().any()
-        fig, axes = plt.subplots(2 if has_gap else 1, 1, figsize=(7, 6 if has_gap else 3.8), sharex=True,
-                                 squeeze=False)
-        ax = axes[0, 0]
-        for setting, c in g.groupby("setting"):
-            c = c.sort_values("layer")
-            x, y = c["layer"].to_numpy(), 100 * c["uar"].to_numpy()
-            ax.plot(x, y, "o-", color=colors.get(setting), label=f"{setting} (n = {int(c['n_units'].max())})")
-            ax.fill_between(x, np.clip(100 * c["low"].to_numpy(), 0, 100), np.clip(100 * c["high"].to_numpy(), 0, 100),
-                            color=colors.get(setting), alpha=0.15, lw=0)  # a UAR band is within 0-100
-            pk = c[c["peak"]].iloc[0]
-            ax.plot([pk["layer"]], [100 * pk["uar"]], "*", ms=14, color=colors.get(setting), mec="k")
-            ax.annotate(f"peak {int(pk['layer'])}", (pk["layer"], 100 * pk["uar"]), textcoords="offset points",
-                        xytext=(5, 6), fontsize=8)
-        ax.set_ylabel("UAR %")
-        ax.set_title(f"Layer profile — {enc} / {head} (band: 95 % t-interval over cells; ★ peak)", fontsize=9)
-        ax.legend(fontsize=8)
-        if has_gap:
-            gap = g[g["setting"] == "cross"].sort_values("layer")
-            bx = axes[1, 0]
-            bx.bar(gap["layer"], 100 * gap["gap"], color="tab:red", alpha=0.6)
-            bx.axhline(0, color="k", lw=0.8)
-            bx.set_ylabel("same→cross gap\n(points, like label sets)")
-        axes[-1, 0].set_xlabel("hidden state (layer index)")
-        axes[-1, 0].set_xticks(sorted(g["layer"].unique()))
-        name = f"layers_{_safe(enc)}_{_safe(head)}.png"
-        _save(fig, fig_dir / name)
-        out.append((f"layer profile {enc}/{head}", f"figures/{name}"))
-    for (enc, head), w in sorted(weights.items()):
-        fig, ax = plt.subplots(figsize=(7, 3))
-        mean = w.mean(0)
-        ax.bar(np.arange(w.shape[1]), mean, color="tab:orange", alpha=0.7)
-        ax.axhline(1 / w.shape[1], color="k", ls="--", lw=1, label="uniform")
-        ax.set_xlabel("hidden state (layer index)")
-        ax.set_ylabel("learned weight")
-        ax.set_title(f"Learned layer weights — {enc} / {head}, layer `weighted` (mean over {w.shape[0]} seeds × "
-                     "models)", fontsize=9)
-        ax.legend(fontsize=8)
-        name = f"layer_weights_{_safe(enc)}_{_safe(head)}.png"
-        _save(fig, fig_dir / name)
-        out.append((f"layer weights {enc}/{head}", f"figures/{name}"))
-    return out
-
-
 def statistics_plan(cfg) -> list[str]:
     """What the report's claims can reach, from a study config alone (printed before a run):
     one line per claim, and a warning when no comparison on new corpora can be significant."""
     n_tables = len([s for s in cfg.settings if s != "loco" or len(cfg.corpora) >= 3]) * len(cfg.heads) * len(cfg.layers)
     family = getattr(cfg, "family", "table")
-    rows = metrics.claim_floors(n_corpora=len(cfg.corpora), n_encoders=len(cfg.encoders), n_seeds=len(cfg.seeds),
+    rows = tables.claim_floors(n_corpora=len(cfg.corpora), n_encoders=len(cfg.encoders), n_seeds=len(cfg.seeds),
                                 n_tables=n_tables, family=family, alpha=ALPHA)
     scope = "the report" if family == "report" else "each table"
     a, b, r = rows

@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from jaxser import metrics
-from jaxser.metrics import DIMENSIONAL_REPORTED, format_p
-from jaxser.study.report import ALPHA, KEYS, SETTING_TITLES, _md_table, _safe, _save, excluded_count, summarise
+from jaxser.metrics import DIMENSIONAL_REPORTED
+from jaxser.significance import StatisticsError, format_p
+from jaxser.study import figures, tables
+from jaxser.study.report import ALPHA, KEYS, SETTING_TITLES, _md_table, excluded_count, summarise
 
 DIM_KEYS = [*KEYS, "dimension"]
 
@@ -30,7 +32,7 @@ def cell_values(g: pd.DataFrame, seeds: list[int]) -> tuple[np.ndarray, np.ndarr
     ids = per[0]["id"].to_numpy()
     for s, part in zip(seeds, per):
         if not np.array_equal(part["id"].to_numpy(), ids):
-            raise metrics.StatisticsError(f"seed {s} predicted a different set of utterances than seed {seeds[0]}")
+            raise StatisticsError(f"seed {s} predicted a different set of utterances than seed {seeds[0]}")
     return per[0]["true"].to_numpy(np.float64), np.stack([part["pred"].to_numpy(np.float64) for part in per])
 
 
@@ -62,7 +64,7 @@ def significance(scores: pd.DataFrame, family: str = "table") -> pd.DataFrame:
     for dim, sub in scores.groupby("dimension", sort=False):
         # CCC is not a sum over utterances, so the these-corpora claim (a test on per-utterance
         # hits) does not apply; the new-corpora claim (corpora as units) does
-        s = metrics.significance_rows(scores=sub, metric="ccc", claim="new-corpora", alpha=ALPHA,
+        s = tables.significance_rows(scores=sub, metric="ccc", claim="new-corpora", alpha=ALPHA,
                                       family=family)
         s.insert(0, "dimension", dim)
         parts.append(s)
@@ -153,64 +155,6 @@ def _markdown(manifest: dict, results, rank, sig, figs, cells) -> str:
     return "\n".join(out + [""])
 
 
-def _figures(run: Path, results: pd.DataFrame, preds: pd.DataFrame) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig_dir = run / "figures"
-    fig_dir.mkdir(exist_ok=True)
-    out = []
-    dims = list(dict.fromkeys(results["dimension"]))
-    for (enc, head, layer), g in results.groupby(["encoder", "head", "layer"], sort=False):
-        g = g[g["setting"].isin(["same", "cross"])]
-        names = sorted(set(g["source"]) | set(g["target"]))
-        if len(names) < 2:
-            continue
-        fig, axes = plt.subplots(1, len(dims), figsize=(4.2 * len(dims) + 0.8, 1.0 * len(names) + 1.8), squeeze=False)
-        for ax, dim in zip(axes[0], dims):
-            mat = np.full((len(names), len(names)), np.nan)
-            for _, r in g[g["dimension"] == dim].iterrows():
-                mat[names.index(r["source"]), names.index(r["target"])] = r["ccc_mean"]
-            im = ax.imshow(mat, cmap="RdBu", vmin=-1, vmax=1)
-            ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-            ax.set_yticks(range(len(names)), names)
-            ax.set_xlabel("test (target)")
-            ax.set_ylabel("train (source)")
-            for i in range(len(names)):
-                for j in range(len(names)):
-                    if np.isfinite(mat[i, j]):
-                        ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=8)
-            ax.set_title(f"{dim} CCC", fontsize=9)
-        fig.colorbar(im, ax=axes[0][-1], fraction=0.046)
-        fig.suptitle(f"{enc} / {head} / {layer} (diagonal: same-corpus)", fontsize=9)
-        name = f"heatmap_ccc_{_safe(enc)}_{_safe(head)}_{_safe(layer)}.png"
-        _save(fig, fig_dir / name)
-        out.append((f"CCC heatmap {enc}/{head}/{layer}", f"figures/{name}"))
-    cross = results[results["setting"] == "cross"]
-    if len(cross):  # the model with the highest mean cross-corpus CCC over pairs and dimensions
-        best = cross.groupby(["encoder", "head", "layer"], sort=False)["ccc_mean"].mean().idxmax()
-        sel = preds[(preds["setting"] == "cross") & (preds["encoder"] == best[0]) & (preds["head"] == best[1])
-                    & (preds["layer"] == best[2])]
-        mean = sel.groupby(["cell", "id", "dimension"], sort=False).agg(true=("true", "first"), pred=("pred", "mean"))
-        mean = mean.reset_index()
-        fig, axes = plt.subplots(1, len(dims), figsize=(3.6 * len(dims), 3.8), squeeze=False)
-        for ax, dim in zip(axes[0], dims):
-            d = mean[mean["dimension"] == dim]
-            ax.scatter(d["true"], d["pred"], s=5, alpha=0.4)
-            ax.plot([0, 1], [0, 1], "k--", lw=1)
-            ax.set_xlim(-0.05, 1.05)
-            ax.set_xlabel(f"true {dim} (0–1)")
-            ax.set_ylabel("predicted (seed mean)")
-            ax.set_title(f"{dim}: CCC {metrics.ccc(d['true'], d['pred']):.2f} pooled", fontsize=9)
-        fig.suptitle(f"Cross-corpus predictions of {'/'.join(best)}, all pairs (highest mean cross CCC)", fontsize=9)
-        name = f"scatter_cross_{_safe(best[0])}_{_safe(best[1])}_{_safe(best[2])}.png"
-        _save(fig, fig_dir / name)
-        out.append((f"predicted vs true, {'/'.join(best)}", f"figures/{name}"))
-    return out
-
-
 def write_report(run: Path, preds: pd.DataFrame, cells: list[dict], manifest: dict, *,
                  bootstrap: int = 1000, family: str = "table") -> pd.DataFrame:
     """results.csv/json, significance.csv, report.md and figures/ of a dimensional run."""
@@ -219,8 +163,8 @@ def write_report(run: Path, preds: pd.DataFrame, cells: list[dict], manifest: di
     results = compute_results(preds, cells, n_boot=bootstrap)
     atomic_write_text(run / "results.csv", results.to_csv(index=False))
     atomic_write_text(run / "results.json", results.to_json(orient="records", indent=1))
-    sig = significance(metrics.dimensional_unit_scores(preds), family)
+    sig = significance(tables.dimensional_unit_scores(preds), family)
     atomic_write_text(run / "significance.csv", sig.to_csv(index=False))
-    figs = _figures(run, results, preds)
+    figs = figures.dimensional_figures(run, results, preds)
     atomic_write_text(run / "report.md", _markdown(manifest, results, ranking(results), sig, figs, cells))
     return results

@@ -1,5 +1,5 @@
 """Whole cross-corpus studies simulated per utterance, and the report's claims evaluated on them
-in bulk (through jaxser.metrics' vectorised cores), for the calibration tests and the power
+in bulk (through jaxser.significance's vectorised cores), for the calibration tests and the power
 figure of docs/statistics.md.
 
 The model is linear on the probability scale: utterance i of target corpus b, scored by encoder
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from jaxser import metrics
+from jaxser import significance
 
 CLASS_SHARES = (0.4, 0.3, 0.2, 0.1)
 SCENARIOS = {
@@ -93,12 +93,12 @@ def uar(sim) -> np.ndarray:
 
 
 def membership(sim) -> np.ndarray:
-    m, _ = metrics._membership(sim["src"], sim["tgt"], "cross")
+    m, _ = significance.corpus_membership(sim["src"], sim["tgt"], "cross")
     return m
 
 
 def these_corpora_p(sim, a: int, b: int, scores=None) -> np.ndarray:
-    """The these-corpora p of encoder a vs b in every study [R], through metrics.these_corpora_test."""
+    """The these-corpora p of encoder a vs b in every study [R], through significance.these_corpora_test."""
     scores = uar(sim) if scores is None else scores
     src, tgt, w = sim["src"], sim["tgt"], sim["w"]
     g, k = sim["n_corpora"], src.size
@@ -118,14 +118,14 @@ def these_corpora_p(sim, a: int, b: int, scores=None) -> np.ndarray:
     nv = centred.var(3, ddof=1) / h.shape[3]                                    # [R, 2, K, N]
     per_noise = (w[tgt] / k) ** 2 * nv.sum(1)
     noise = np.einsum("rkn,kg->rgn", per_noise, tgt_onehot).reshape(len(diff), -1)
-    return metrics.these_corpora_test(diff, np.concatenate([za, zb], 1), u, strata, noise)["p"]
+    return significance.these_corpora_test(diff, np.concatenate([za, zb], 1), u, strata, noise)["p"]
 
 
 def new_corpora_p(sim, a: int, b: int, scores=None) -> np.ndarray:
     """The new-corpora p of encoder a vs b in every study [R] (sign flips of corpus pseudo-values)."""
     scores = uar(sim) if scores is None else scores
     d = (scores[:, a] - scores[:, b]).mean(-1)                                  # [R, K]
-    return metrics.signflip_pvalues(metrics.corpus_pseudovalues(d, membership(sim)))
+    return significance.signflip_pvalues(significance.corpus_pseudovalues(d, membership(sim)))
 
 
 def family_rejects(sim, claim: str, alpha: float = 0.05) -> np.ndarray:
@@ -134,7 +134,7 @@ def family_rejects(sim, claim: str, alpha: float = 0.05) -> np.ndarray:
     scores = uar(sim)
     fn = these_corpora_p if claim == "these-corpora" else new_corpora_p
     p = np.stack([fn(sim, a, b, scores) for a, b in ((0, 1), (0, 2), (1, 2))], -1)
-    return metrics.holm(p) <= alpha
+    return significance.holm(p) <= alpha
 
 
 def ranking_exceeds(sim, alpha: float = 0.05, n_perm: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +142,7 @@ def ranking_exceeds(sim, alpha: float = 0.05, n_perm: int = 1000, seed: int = 0)
     cd (the diagram's claim), and the same with Nemenyi's classic cd over pairs as blocks."""
     seed_mean = uar(sim).mean(-1)                                               # [R, E, K]
     ranks = rankdata(-np.swapaxes(seed_mean, 1, 2), axis=-1)                     # [R, K, E]
-    out = metrics.rank_permutation_test(ranks, membership(sim), alpha=alpha, n_perm=n_perm, seed=seed)
+    out = significance.rank_permutation_test(ranks, membership(sim), alpha=alpha, n_perm=n_perm, seed=seed)
     spread = out["avg_ranks"].max(-1) - out["avg_ranks"].min(-1)
-    classic = metrics.nemenyi_cd(ranks.shape[-1], ranks.shape[-2], alpha)
+    classic = significance.nemenyi_cd(ranks.shape[-1], ranks.shape[-2], alpha)
     return spread > out["cd"], spread > classic
