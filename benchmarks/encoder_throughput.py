@@ -155,19 +155,19 @@ def main() -> None:
     print(f"jaxser warm-up (compiles {n_shapes} shapes + one pass): float32 {warm:.1f} s (compile "
           f"{warm_compile:.1f} s), bfloat16 {warm_bf:.1f} s (compile {warm_compile_bf:.1f} s)")
 
-    t_flax, t_bf, t_torch = [], [], []
+    t_jax, t_bf, t_torch = [], [], []
     for r in range(rounds):
         enc.valid_units = enc.padded_units = 0
         t0 = time.perf_counter()
         enc.embed(waves)
-        t_flax.append(time.perf_counter() - t0)
+        t_jax.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         enc_bf.embed(waves)
         t_bf.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         torch_embed(waves)
         t_torch.append(time.perf_counter() - t0)
-        print(f"round {r + 1}: jaxser float32 {t_flax[-1]:.1f} s, jaxser bfloat16 {t_bf[-1]:.1f} s, "
+        print(f"round {r + 1}: jaxser float32 {t_jax[-1]:.1f} s, jaxser bfloat16 {t_bf[-1]:.1f} s, "
               f"torch float32 {t_torch[-1]:.1f} s (wall; load average {os.getloadavg()[0]:.1f})")
     assert enc.compilations == compilations, "timed rounds must not compile"
 
@@ -184,23 +184,23 @@ def main() -> None:
 
     torch_pad = sum(max(w.size for w in waves[i: i + args.batch_size]) * len(waves[i: i + args.batch_size])
                     for i in range(0, n, args.batch_size))
-    flax_rate, bf_rate, torch_rate = audio_s / min(t_flax), audio_s / min(t_bf), audio_s / min(t_torch)
-    result = {"flax_audio_s_per_s": round(flax_rate, 2), "flax_bf16_audio_s_per_s": round(bf_rate, 2),
-              "bf16_speedup": round(bf_rate / flax_rate, 3), "bf16_min_cosine": round(float(cos.min()), 5),
+    jax_rate, bf_rate, torch_rate = audio_s / min(t_jax), audio_s / min(t_bf), audio_s / min(t_torch)
+    result = {"jax_audio_s_per_s": round(jax_rate, 2), "jax_bf16_audio_s_per_s": round(bf_rate, 2),
+              "bf16_speedup": round(bf_rate / jax_rate, 3), "bf16_min_cosine": round(float(cos.min()), 5),
               "torch_audio_s_per_s": round(torch_rate, 2),
               "torch_bf16_audio_s_per_s": None if torch_bf_rate is None else round(torch_bf_rate, 3),
               "torch_bf16_audio_s": round(torch_bf_audio, 1),
-              "ratio": round(flax_rate / torch_rate, 3),
+              "ratio": round(jax_rate / torch_rate, 3),
               "ratio_bf16": None if torch_bf_rate is None else round(bf_rate / torch_bf_rate, 2),
               "padding_waste": round(enc.padding_waste, 4), "compilations": compilations, "n_shapes": n_shapes,
               "compile_s": round(warm_compile, 2), "compile_bf16_s": round(warm_compile_bf, 2),
               "load_avg": round(os.getloadavg()[0], 2), "cpu": cpu_name(), "cpu_bf16": cpu_has_bf16()}
-    print(f"jaxser (JAX, length buckets): float32 {flax_rate:.1f} audio-s/s, bfloat16 {bf_rate:.1f} audio-s/s "
-          f"({bf_rate / flax_rate:.2f}x), padding waste {enc.padding_waste:.1%}, {n_shapes} shapes")
+    print(f"jaxser (JAX, length buckets): float32 {jax_rate:.1f} audio-s/s, bfloat16 {bf_rate:.1f} audio-s/s "
+          f"({bf_rate / jax_rate:.2f}x), padding waste {enc.padding_waste:.1%}, {n_shapes} shapes")
     print(f"torch (padded batches of {args.batch_size} + attention_mask): float32 {torch_rate:.1f} audio-s/s"
           + ("" if torch_bf_rate is None else f", bfloat16 {torch_bf_rate:.2f} audio-s/s")
           + f", padding waste {1 - sum(w.size for w in waves) / torch_pad:.1%}")
-    print(f"ratio jaxser / torch: float32 {flax_rate / torch_rate:.2f}"
+    print(f"ratio jaxser / torch: float32 {jax_rate / torch_rate:.2f}"
           + ("" if torch_bf_rate is None else f", bfloat16 {bf_rate / torch_bf_rate:.1f}"))
     print(json.dumps(result))
 
@@ -352,27 +352,27 @@ def run_w2v_bert(args, n: int, rounds: int) -> None:
     err = float(np.abs(ours[: first.shape[0]] - first).max())
     print(f"check: jaxser vs torch padded batch, max abs diff {err:.2e}")
     print(f"jaxser warm-up (compiles {compilations} shapes + one pass): {warm:.1f} s")
-    t_flax, t_torch = [], []
+    t_jax, t_torch = [], []
     for r in range(rounds):
         enc.valid_units = enc.padded_units = 0
         t0 = time.perf_counter()
         enc.embed(waves)
-        t_flax.append(time.perf_counter() - t0)
+        t_jax.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         enc.features(waves)
-        f_flax = time.perf_counter() - t0
+        f_jax = time.perf_counter() - t0
         fe_times: list[float] = []
         t0 = time.perf_counter()
         torch_embed(waves, fe_times)
         t_torch.append(time.perf_counter() - t0)
-        print(f"round {r + 1}: jaxser {t_flax[-1]:.1f} s wall (front end {f_flax:.2f} s), "
+        print(f"round {r + 1}: jaxser {t_jax[-1]:.1f} s wall (front end {f_jax:.2f} s), "
               f"torch {t_torch[-1]:.1f} s wall (feature extractor {sum(fe_times):.2f} s)")
     assert enc.compilations == compilations, "timed rounds must not compile"
-    flax_rate, torch_rate = audio_s / min(t_flax), audio_s / min(t_torch)
-    result = {"model": args.model, "flax_audio_s_per_s": round(flax_rate, 2),
-              "torch_audio_s_per_s": round(torch_rate, 2), "ratio": round(flax_rate / torch_rate, 3),
+    jax_rate, torch_rate = audio_s / min(t_jax), audio_s / min(t_torch)
+    result = {"model": args.model, "jax_audio_s_per_s": round(jax_rate, 2),
+              "torch_audio_s_per_s": round(torch_rate, 2), "ratio": round(jax_rate / torch_rate, 3),
               "padding_waste": round(enc.padding_waste, 4), "compilations": compilations, "check_max_abs": err}
-    print(f"ratio jaxser / torch: {flax_rate / torch_rate:.2f}")
+    print(f"ratio jaxser / torch: {jax_rate / torch_rate:.2f}")
     print(json.dumps(result))
 
 

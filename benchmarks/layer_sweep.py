@@ -2,7 +2,7 @@
 
 The embedded default's cross-corpus training sets (4 synthetic corpora, the four core
 classes: one model per source corpus, tested on the other three) on random-wav2vec2's
-hidden states, FCN head, 5 seeds. (a) ``jaxser.train.train_layers``: the layers x seeds of
+hidden states, FCN head, 5 seeds. (a) ``jaxser.layers.train_layers``: the layers x seeds of
 each model as one program; (b) ``jaxser.train.train`` once per layer (seeds vmapped, one
 program per layer call). Both use the study's shared row capacity, train with the default's
 schedule (30 epochs, patience 5) and predict every test set. Each path runs once to compile
@@ -31,7 +31,8 @@ import numpy as np  # noqa: E402
 from jaxser import corpora, encoders, protocol  # noqa: E402
 from jaxser.embed import embed  # noqa: E402
 from jaxser.heads import HeadConfig  # noqa: E402
-from jaxser.train import ModelData, TrainConfig, capacity, train, train_layers  # noqa: E402
+from jaxser.layers import train_layers  # noqa: E402
+from jaxser.train import ModelData, TrainConfig, capacity, train  # noqa: E402
 
 CORPORA = ("synth-alba", "synth-bruna", "synth-corva", "synth-duna")
 

@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 from tests.helpers.loop_trainer import train_loop  # noqa: E402
 
 from jaxser.heads import HEAD_KINDS, HeadConfig  # noqa: E402
-from jaxser.train import ModelData, Trainer, TrainConfig, prepare, train  # noqa: E402
+from jaxser.train import ModelData, TrainConfig, prepare, train  # noqa: E402
+from jaxser.trainer import Trainer  # noqa: E402
 
 
 def vmapped(model, **kw):
@@ -43,11 +44,11 @@ def per_step_loop(model, *, head, config, seeds):
 
     prep = prepare(model, config)
     tr = Trainer.for_data(prep, head, config)
-    d = {k: jnp.asarray(v)[None] for k, v in prep.arrays().items()}   # a job axis of 1
-    job, n_fit, cap = jnp.int32(0), jnp.int32(prep.n_fit), prep.x_fit.shape[0]
-    step = jax.jit(lambda params, opt, perm, i, k_epoch: tr.step(params, opt, d, job, perm, i, k_epoch))
+    d = {k: jnp.asarray(v)[None] for k, v in prep.arrays().items()}   # a model axis of 1
+    model, n_fit, cap = jnp.int32(0), jnp.int32(prep.n_fit), prep.x_fit.shape[0]
+    step = jax.jit(lambda params, opt, perm, i, k_epoch: tr.step(params, opt, d, model, perm, i, k_epoch))
     perm_of = jax.jit(lambda k: tr.permutation(k, n_fit, cap))
-    uar = jax.jit(lambda p: tr.val_uar(p, d, job))
+    uar = jax.jit(lambda p: tr.val_uar(p, d, model))
     init = jax.jit(tr.init)
     out = []
     for seed in seeds:

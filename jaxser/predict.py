@@ -5,7 +5,7 @@ A run saves its cross-corpus and leave-one-corpus-out models (`--save-models`) a
 did to its test sets: the same encoder (refused when its fingerprint differs from the one the
 model was trained on, since other weights give other embeddings), the same layer choice and
 fit-split standardisation (`jaxser.train.model_inputs`) and the same jitted prediction
-program (`jaxser.train.Trainer.predict_probs`); the seeds' probabilities are averaged.
+program (`jaxser.trainer.Trainer.predict_probs`); the seeds' probabilities are averaged.
 
     from jaxser.predict import load_model
     model = load_model("runs/mine/models/<name>")
@@ -80,7 +80,8 @@ class Model:
         from jax import tree
 
         from jaxser.heads import HeadConfig
-        from jaxser.train import TrainConfig, Trainer
+        from jaxser.train import TrainConfig
+        from jaxser.trainer import Trainer
 
         info = saved.info
         self.path = saved.path

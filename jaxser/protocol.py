@@ -180,7 +180,7 @@ def text_blocks(groups: Sequence[str], text: Sequence[str], k: int = K_FOLDS, se
 
 @dataclass(eq=False)
 class Cell:
-    """One train/test unit. `fit`, `val`, `test` are row indices into the run's metadata table.
+    """One cell: a train/test pair. `fit`, `val`, `test` are row indices into the run's metadata table.
 
     setting: same | cross | loco. For same-corpus, `fold` numbers the fold; for cross and
     loco it is -1 (the whole target corpus is tested). `excluded` counts target utterances

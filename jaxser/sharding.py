@@ -1,11 +1,11 @@
 """Scale-out and placement: one device mesh API for a CPU, a GPU, a TPU VM and a TPU pod slice.
 
 Why a separate module: the encoders (data-parallel extraction), `embed` (one shard of the
-corpus per host) and `train` (one queue of units per device) all need the same ideas -- a mesh
-and its named axes, a batch padded to a multiple of the device count, host arrays placed on
-(and gathered back from) devices that may belong to several processes, and "which part is
-mine" on a multi-host job -- and each must degrade to exactly the single-device behaviour
-when there is one device.
+corpus per host) and `train` (one queue of (model, seed) units per device) all need the same
+ideas -- a mesh and its named axes, a batch padded to a multiple of the device count, host
+arrays placed on (and gathered back from) devices that may belong to several processes, and
+"which part is mine" on a multi-host run -- and each must degrade to exactly the
+single-device behaviour when there is one device.
 
 Multi-host model: every host runs the same command (`gcloud compute tpus tpu-vm ssh
 --worker=all --command=...`); `initialize_distributed()` connects them; each host extracts
@@ -30,19 +30,14 @@ DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_
 TRIGGER_ENV = ("JAXSER_DISTRIBUTED", "TPU_PROCESS_ADDRESSES", "TPU_WORKER_HOSTNAMES")
 
 
-#: mesh axis names: rows of a batch (extraction); the trainer's meshes (its queues of units
-#: are split over every axis alike, so the names only label them)
+#: mesh axis names: rows of a batch (extraction); the trainer's meshes, over seeds and over the
+#: models of a stack (its queues of units are split over every axis alike, so the names only
+#: label them)
 DATA_AXIS = "data"
 SEED_AXIS = "seed"
-JOB_AXIS = "job"
+MODEL_AXIS = "model"
 #: ``pad_rows`` fill policy that repeats the last row (any other fill is a constant)
 REPEAT_LAST = "repeat_last"
-
-
-def cpu_threads(limit: int = 4) -> int:
-    """Threads for CPU work done one item per core (training programs, openSMILE, training
-    workers): one per core, at most ``limit``."""
-    return max(1, min(limit, os.cpu_count() or 1))
 
 
 def data_mesh(devices: Sequence | None = None, axis: str = DATA_AXIS) -> Mesh:

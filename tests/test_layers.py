@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from jaxser.heads import HeadConfig
-from jaxser.train import (LAYER_STACK_BYTES, ModelData, ModelResult, TrainConfig, layer_bytes, layers_per_program,
-                          select_layer, train, train_layers)
+from jaxser.layers import LAYER_STACK_BYTES, layer_bytes, layers_per_program, select_layer, train_layers
+from jaxser.train import ModelData, ModelResult, TrainConfig, train
 
 C = 4
 FAST = TrainConfig(max_epochs=10, patience=3)

@@ -1,6 +1,6 @@
 """A pod slice in miniature: two jax.distributed CPU processes on localhost, each with two
 devices (four in all), run what a TPU pod-slice job runs -- each host extracts its strided
-share of a corpus with a Flax encoder data-parallel over its *own* devices, process 0
+share of a corpus with a JAX encoder data-parallel over its *own* devices, process 0
 assembles the shared cache, then one training program shards the seeds over the devices of
 *both* hosts (outputs gathered back to every host) -- and must give the single-device result.
 

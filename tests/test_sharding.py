@@ -147,8 +147,8 @@ def test_resolve_mesh_on_one_device():
     assert sharding.resolve_mesh("auto", axis=sharding.SEED_AXIS, devices="all") is None
     mesh = sharding.data_mesh()
     assert sharding.resolve_mesh(mesh) is mesh
-    assert sharding.axis_size(mesh, "data") == 1 and sharding.axis_size(mesh, "job") == 1
-    assert sharding.axis_size(None, "job") == 1
+    assert sharding.axis_size(mesh, "data") == 1 and sharding.axis_size(mesh, "model") == 1
+    assert sharding.axis_size(None, "model") == 1
     with pytest.raises(ValueError, match="devices"):
         sharding.resolve_mesh("auto", devices="global")
     with pytest.raises(ValueError, match="mesh="):

@@ -14,7 +14,8 @@ from tests.helpers.loop_trainer import train_loop
 
 from jaxser import metrics
 from jaxser.heads import HeadConfig
-from jaxser.train import ModelData, Trainer, TrainConfig, balanced_class_weights, train
+from jaxser.train import ModelData, TrainConfig, balanced_class_weights, train
+from jaxser.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 C = 4
@@ -123,15 +124,15 @@ SHARD_SCRIPT = textwrap.dedent("""
     kw = dict(head=HeadConfig(kind="fcn", hidden=(16,)), config=TrainConfig(max_epochs=8, patience=3), seeds=[0, 1, 2])
     a = train([model], **kw)[0]
     b = train([model], mesh="auto", **kw)[0]
-    # two models: the job-stacked program (seed axis sharded, job axis whole) must agree too
+    # two models: the model-stacked program (seed axis sharded, model axis whole) must agree too
     c = train([model] * 2, mesh="auto", **kw)[1]
-    # the job axis sharded too: 3 models (padded to 4) over ("job", "seed") = (2, 2) and over ("job",) = 4
-    d2 = train([model] * 3, mesh=Mesh(np.array(jax.devices()).reshape(2, 2), ("job", "seed")), **kw)
-    d4 = train([model] * 3, mesh=Mesh(np.array(jax.devices()), ("job",)), **kw)
-    # one model on a job mesh: a stack of one padded to the 4 job devices
-    e4 = train([model], mesh=Mesh(np.array(jax.devices()), ("job",)), **kw)
-    job_diff = max(float(np.abs(a.probs["t"] - r.probs["t"]).max()) for r in d2 + d4 + e4)
-    job_epochs = all(r.best_epoch.tolist() == a.best_epoch.tolist() for r in d2 + d4 + e4)
+    # the model axis sharded too: 3 models (padded to 4) over ("model", "seed") = (2, 2) and over ("model",) = 4
+    d2 = train([model] * 3, mesh=Mesh(np.array(jax.devices()).reshape(2, 2), ("model", "seed")), **kw)
+    d4 = train([model] * 3, mesh=Mesh(np.array(jax.devices()), ("model",)), **kw)
+    # one model on a model mesh: a stack of one padded to the 4 devices
+    e4 = train([model], mesh=Mesh(np.array(jax.devices()), ("model",)), **kw)
+    stacked_diff = max(float(np.abs(a.probs["t"] - r.probs["t"]).max()) for r in d2 + d4 + e4)
+    stacked_epochs = all(r.best_epoch.tolist() == a.best_epoch.tolist() for r in d2 + d4 + e4)
     diff = max(float(np.abs(p - q).max()) for p, q in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
     print(json.dumps({"devices": jax.device_count(), "n_devices": b.n_devices,
                       "probs_diff": float(np.abs(a.probs["t"] - b.probs["t"]).max()), "params_diff": diff,
@@ -140,8 +141,8 @@ SHARD_SCRIPT = textwrap.dedent("""
                       "shape": list(b.probs["t"].shape), "cells_shape": list(c.probs["t"].shape),
                       "cells_same_epochs": a.best_epoch.tolist() == c.best_epoch.tolist(),
                       "cells_diff": float(np.abs(a.probs["t"] - c.probs["t"]).max()),
-                      "job_diff": job_diff, "job_epochs": job_epochs, "job_n": len(d2) + len(d4),
-                      "job_shape": list(d2[2].probs["t"].shape), "stack_sizes": [r.stack_size for r in d2 + e4]}))
+                      "stacked_diff": stacked_diff, "stacked_epochs": stacked_epochs, "stacked_n": len(d2) + len(d4),
+                      "stacked_shape": list(d2[2].probs["t"].shape), "stack_sizes": [r.stack_size for r in d2 + e4]}))
 """)
 
 
@@ -160,9 +161,9 @@ def test_sharded_equals_unsharded(tmp_path):
     assert res["probs_diff"] < 1e-5 and res["params_diff"] < 1e-5
     # a stack of models shards the seed axis the same way
     assert res["cells_shape"] == [3, 60, 3] and res["cells_same_epochs"] and res["cells_diff"] < 1e-5
-    # and with a "job" mesh axis, the job axis is sharded (stacks padded to the axis size, dropped)
-    assert res["job_n"] == 6 and res["job_shape"] == [3, 60, 3] and res["stack_sizes"] == [3, 3, 3, 1]
-    assert res["job_epochs"] and res["job_diff"] < 1e-5
+    # and with a "model" mesh axis, the model axis is sharded (stacks padded to the axis size, dropped)
+    assert res["stacked_n"] == 6 and res["stacked_shape"] == [3, 60, 3] and res["stack_sizes"] == [3, 3, 3, 1]
+    assert res["stacked_epochs"] and res["stacked_diff"] < 1e-5
 
 
 def test_balanced_class_weights():
@@ -218,17 +219,17 @@ def test_input_errors():
 
 def test_stacked_equals_trained_alone():
     """Models of different sizes (two fit capacities, different validation/test sizes) trained
-    job-stacked give what each gives trained alone: same selection and epochs, same outputs up
-    to the rounding of job-batched matmuls (a few float32 ulps of a probability <= 1, so 1e-5);
+    stacked give what each gives trained alone: same selection and epochs, same outputs up
+    to the rounding of model-batched matmuls (a few float32 ulps of a probability <= 1, so 1e-5);
     and a rerun is bit-identical."""
     models = []
     for i, (nf, nv, nt) in enumerate([(100, 30, 50), (240, 80, 160), (250, 60, 0), (120, 40, 70)]):
         (xf, yf), (xv, yv), (xt, _) = toy(nf, seed=i), toy(nv, seed=i + 10), toy(max(nt, 1), seed=i + 20)
         models.append(ModelData(xf, yf, xv, yv, {"a": xt[:nt], "b": xt[:nt // 2]} if nt else {}, C))
     kw = dict(head=SMALL_FCN, config=FAST, seeds=[0, 1, 2])
-    many = train(models, max_jobs=2, **kw)  # 2 capacities -> 2 stacks of 2 models
-    again = train(models, max_jobs=2, **kw)
-    alone = train(models, max_jobs=1, **kw)
+    many = train(models, max_stack=2, **kw)  # 2 capacities -> 2 stacks of 2 models
+    again = train(models, max_stack=2, **kw)
+    alone = train(models, max_stack=1, **kw)
     assert [r.stack_size for r in many] == [2, 2, 2, 2] and [r.stack_size for r in alone] == [1, 1, 1, 1]
     for model, r, r2, ref in zip(models, many, again, alone):
         np.testing.assert_array_equal(r.best_epoch, ref.best_epoch)
@@ -277,7 +278,7 @@ def test_capacity_changes_nothing():
 
 def test_one_capacity_mixed_sizes():
     """How the runner calls it on accelerators: one capacity for every model, so models of very
-    different sizes share a stack whose minibatch and validation loops have per-job trip
+    different sizes share a stack whose minibatch and validation loops have per-model trip
     counts (4 vs 8 steps, 1 vs 3 validation chunks); each model must still get what it gets
     alone."""
     models = []
@@ -285,7 +286,7 @@ def test_one_capacity_mixed_sizes():
         (xf, yf), (xv, yv), (xt, _) = toy(nf, seed=i), toy(nv, seed=i + 10), toy(30, seed=i + 20)
         models.append(ModelData(xf, yf, xv, yv, {"t": xt}, C))
     kw = dict(head=SMALL_FCN, config=FAST, seeds=[0, 1])
-    many = train(models, max_jobs=3, rows=256, **kw)
+    many = train(models, max_stack=3, rows=256, **kw)
     assert [r.stack_size for r in many] == [3, 3, 3]
     for model, r in zip(models, many):
         ref = train([model], **kw)[0]
@@ -338,20 +339,20 @@ def test_queue_slots_change_nothing_but_rounding():
 
 def test_programs_start_costliest_first_and_return_in_order(monkeypatch):
     """A call's programs are handed to the threads costliest first (a long program started
-    last would run alone while the other threads idle); results come back in job order."""
+    last would run alone while the other threads idle); results come back in the given order."""
     import threading
 
     import jaxser.train as train_mod
     monkeypatch.setattr(train_mod, "program_threads", lambda place: 2)
     started, lock, both = [], threading.Lock(), threading.Barrier(2)
 
-    def fn(job):
+    def fn(item):
         with lock:
-            started.append(job)
-        both.wait(timeout=60)   # each thread records one job per round before either takes the next
-        return job * 10
+            started.append(item)
+        both.wait(timeout=60)   # each thread records one item per round before either takes the next
+        return item * 10
 
-    out = train_mod._map_programs(fn, [0, 1, 2, 3], place=None, costs=[1.0, 5.0, 3.0, 9.0])
+    out = train_mod.map_programs(fn, [0, 1, 2, 3], place=None, costs=[1.0, 5.0, 3.0, 9.0])
     assert out == [0, 10, 20, 30]
     assert set(started[:2]) == {3, 1} and set(started[2:]) == {2, 0}   # the two costliest first
 
@@ -360,16 +361,16 @@ def test_programs_in_threads_change_nothing(monkeypatch):
     """On a CPU, a call's stacks (and a layer sweep's models) train in threads: each is its own
     program, so the results are bit-identical to one program after the other."""
     import jaxser.train as train_mod
-    from jaxser.train import train_layers
+    from jaxser.layers import train_layers
     models = []
     for i, nf in enumerate([100, 240, 130, 250]):   # two capacities: 128 and 256
         (xf, yf), (xv, yv), (xt, _) = toy(nf, seed=60 + i), toy(40, seed=70 + i), toy(30, seed=80 + i)
         models.append(ModelData(xf, yf, xv, yv, {"t": xt}, C))
     kw = dict(head=SMALL_FCN, config=FAST, seeds=[0, 1])
     monkeypatch.setattr(train_mod, "program_threads", lambda place: 3)
-    threaded, threaded_layers = train(models, max_jobs=1, **kw), train_layers(models[:3], **kw)
+    threaded, threaded_layers = train(models, max_stack=1, **kw), train_layers(models[:3], **kw)
     monkeypatch.setattr(train_mod, "program_threads", lambda place: 1)
-    serial, serial_layers = train(models, max_jobs=1, **kw), train_layers(models[:3], **kw)
+    serial, serial_layers = train(models, max_stack=1, **kw), train_layers(models[:3], **kw)
     for a, b in zip(threaded + sum(threaded_layers, []), serial + sum(serial_layers, [])):
         np.testing.assert_array_equal(a.best_epoch, b.best_epoch)
         np.testing.assert_array_equal(a.probs["t"], b.probs["t"])

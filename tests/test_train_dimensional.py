@@ -62,8 +62,8 @@ def test_selection_is_validation_mean_ccc_and_targets_statistics_are_the_fit_spl
 def test_stacked_equals_trained_alone_and_categorical_unaffected():
     m1, _ = model(5)
     m2, _ = model(6)
-    alone = [train([m], head=FCN, config=FAST, seeds=[0, 1], max_jobs=1)[0] for m in (m1, m2)]
-    stacked = train([m1, m2], head=FCN, config=FAST, seeds=[0, 1], max_jobs=8)
+    alone = [train([m], head=FCN, config=FAST, seeds=[0, 1], max_stack=1)[0] for m in (m1, m2)]
+    stacked = train([m1, m2], head=FCN, config=FAST, seeds=[0, 1], max_stack=8)
     for a, b in zip(alone, stacked):
         np.testing.assert_array_equal(a.best_epoch, b.best_epoch)
         np.testing.assert_allclose(a.probs["test"], b.probs["test"], atol=1e-4)

@@ -1,4 +1,4 @@
-"""Flax/JAX Whisper encoder vs transformers' PyTorch WhisperModel (the reference, tests only).
+"""JAX Whisper encoder vs transformers' PyTorch WhisperModel (the reference, tests only).
 
 A tiny random config, every parameter perturbed from its init, saved with save_pretrained
 (safetensors) and loaded through the same path a user takes (`jaxser.encoders.load(folder)`).

@@ -44,7 +44,7 @@ def register(name: str, module: str, **kwargs) -> None:
     REGISTRY[name] = (module, kwargs)
 
 
-# --- Flax wav2vec2 family (jaxser.encoders.wav2vec2) ---
+# --- JAX wav2vec2 family (jaxser.encoders.wav2vec2) ---
 for _name, _hub in {
     "wav2vec2-base": "facebook/wav2vec2-base",
     "wav2vec2-large": "facebook/wav2vec2-large",
@@ -67,14 +67,14 @@ for _name, _hub in {
 }.items():
     register(_name, "wav2vec2", source=_hub)
 register("random-wav2vec2", "wav2vec2", source="random", preset="small")
-# --- Flax Whisper encoder (jaxser.encoders.whisper) ---
+# --- JAX Whisper encoder (jaxser.encoders.whisper) ---
 for _size in ("tiny", "base", "small", "medium", "large", "large-v2", "large-v3"):
     register(f"whisper-{_size}", "whisper", source=f"openai/whisper-{_size}")
 register("random-whisper", "whisper", source="random")
-# --- Flax w2v-BERT 2.0 (jaxser.encoders.w2v_bert) ---
+# --- JAX w2v-BERT 2.0 (jaxser.encoders.w2v_bert) ---
 register("w2v-bert-2.0", "w2v_bert", source="facebook/w2v-bert-2.0")
 register("random-w2v-bert", "w2v_bert", source="random", preset="tiny")
-# --- Flax emotion2vec (jaxser.encoders.emotion2vec; releases convert with emotion2vec_convert) ---
+# --- JAX emotion2vec (jaxser.encoders.emotion2vec; releases convert with emotion2vec_convert) ---
 for _name, _hub in {"emotion2vec-base": "emotion2vec/emotion2vec_base",
                     "emotion2vec-plus-seed": "emotion2vec/emotion2vec_plus_seed",
                     "emotion2vec-plus-base": "emotion2vec/emotion2vec_plus_base",

@@ -1,4 +1,4 @@
-"""The one interface every encoder (Flax, TF-Hub, handcrafted) implements.
+"""The one interface every encoder (JAX, TF-Hub, handcrafted) implements.
 
 `embed(waveforms) -> [batch, layers, dim]`: every hidden state mean-pooled over the
 utterance's valid frames, so a layer choice never needs re-extraction. Embeddings must be

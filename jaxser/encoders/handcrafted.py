@@ -92,7 +92,7 @@ class EGeMAPSEncoder(Encoder):
         self.fingerprint = digest({"family": "handcrafted", "kind": "egemaps", "feature_set": "eGeMAPSv02",
                                    "feature_level": "Functionals", "opensmile": opensmile.__version__,
                                    "config_sha256": config_sha, "features": self.feature_names})
-        from jaxser.sharding import cpu_threads
+        from jaxser.threads import cpu_threads
 
         self.threads = max(1, int(threads or cpu_threads()))
         self._local = threading.local()

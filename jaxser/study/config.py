@@ -673,7 +673,7 @@ def validate(cfg: StudyConfig) -> None:
 
 def layer_index(layer: str) -> int | str:
     """A config layer name as the trainer takes it: -1 for 'last', 'weighted', or the index. The
-    sweeps ('all', 'best') give -1 too: `jaxser.train.train_layers` sets every layer itself."""
+    sweeps ('all', 'best') give -1 too: `jaxser.layers.train_layers` sets every layer itself."""
     return -1 if layer in ("last", *LAYER_SWEEPS) else "weighted" if layer == "weighted" else int(layer)
 
 

@@ -1,5 +1,8 @@
 """Run (or resume) a study: corpora -> embeddings -> cells -> train -> report.
 
+Long by design: one short function per step of a run, in the order a run takes them, so the
+module reads top to bottom as a run goes (words as in docs/design.md's glossary).
+
 Resumable: embeddings come from the cache, and each trained model's predictions are written
 atomically as soon as they exist, so a re-run after a crash trains only what is missing.
 Multi-host (the same command on every host, a shared run directory and cache): every host
@@ -543,14 +546,14 @@ def embedding_rows(data: TrainingData, enc_name: str, rows: np.ndarray) -> np.nd
     return x_out
 
 
-def train_unit(data: TrainingData, unit: schedule.Unit) -> list:
-    """Train one unit's models (every seed of each) in one program call."""
-    from jaxser import train
+def train_job(data: TrainingData, job: schedule.Job) -> list:
+    """Train one job's models (every seed of each) in one training call."""
+    from jaxser import layers, train
 
-    (enc_name, head_kind, layer), keys = unit
+    (enc_name, head_kind, layer), keys = job
     head_cfg = data.cfg.head_config(head_kind)
     train_cfg = data.cfg.train_config(layer)
-    jobs = []
+    models = []
     for key in keys:
         cs = data.groups[key]
         lab_index = {lab: i for i, lab in enumerate(cs[0].labels)}
@@ -559,16 +562,16 @@ def train_unit(data: TrainingData, unit: schedule.Unit) -> list:
             if data.targets is not None:  # dimensional: [0, 1]-scaled targets, one column per dimension
                 return data.targets[rows]
             return np.array([lab_index[v] for v in data.emotion[rows]], np.int32)
-        jobs.append(train.ModelData(embedding_rows(data, enc_name, cs[0].fit), labels_of(cs[0].fit),
+        models.append(train.ModelData(embedding_rows(data, enc_name, cs[0].fit), labels_of(cs[0].fit),
                                    embedding_rows(data, enc_name, cs[0].val), labels_of(cs[0].val),
                                    {c.name: embedding_rows(data, enc_name, c.test) for c in cs},
                                    n_classes=len(cs[0].labels), task=data.cfg.task))
     rows = schedule.rows_for(data.embedding_shape(enc_name), layer, data.rows_cap)
     if layer == schedule.SWEEP:  # every hidden state, stacked in one program per training set
-        return train.train_layers(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds, rows=rows,
-                                  mesh=data.policy.mesh)
-    return train.train(jobs, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds,
-                       max_jobs=data.policy.max_jobs, rows=rows, mesh=data.policy.mesh)
+        return layers.train_layers(models, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds, rows=rows,
+                                   mesh=data.policy.mesh)
+    return train.train(models, head=head_cfg, config=train_cfg, seeds=data.cfg.seeds,
+                       max_stack=data.policy.max_stack, rows=rows, mesh=data.policy.mesh)
 
 
 def saves_model(data: TrainingData, key: str, layer: str | None = None) -> bool:
@@ -580,11 +583,11 @@ def saves_model(data: TrainingData, key: str, layer: str | None = None) -> bool:
     return data.groups[key][0].setting in data.cfg.save_models and not swept
 
 
-def save_model(data: TrainingData, out: Path, model: schedule.Model, key: str, res) -> None:
+def save_model(data: TrainingData, out: Path, recipe: schedule.Recipe, key: str, res) -> None:
     """RUN/models/<name>: what `jaxser predict` needs to apply the model to new audio."""
     import jaxser
 
-    enc_name, head_kind, layer = model
+    enc_name, head_kind, layer = recipe
     enc = data.encoders[enc_name]
     idx = layer_index(layer)
     cell = data.groups[key][0]
@@ -598,21 +601,21 @@ def save_model(data: TrainingData, out: Path, model: schedule.Model, key: str, r
             "best_epoch": [int(v) for v in res.best_epoch]}
     if data.targets is not None:  # outputs are the dimensions, on the corpus-free [0, 1] scale
         info.update(task="dimensional", dimensions=list(cell.labels), val_ccc=info.pop("val_uar"))
-    artifacts.write_model(artifacts.model_dir(out, *model, key), res.params, res.mean, res.std, info,
+    artifacts.write_model(artifacts.model_dir(out, *recipe, key), res.params, res.mean, res.std, info,
                           targets=None if res.y_mean is None else (res.y_mean, res.y_std))
 
 
-def write_unit(data: TrainingData, out: Path, unit: schedule.Unit, results: list) -> None:
+def write_job(data: TrainingData, out: Path, job: schedule.Job, results: list) -> None:
     """One predictions file per trained model, after its saved model (when the study saves it):
     the predictions file marks the model done."""
-    (enc_name, head_kind, layer), keys = unit
+    (enc_name, head_kind, layer), keys = job
     for key, result in zip(keys, results):
         # a sweep's result is every hidden state's model: one file each, and "best"'s
-        for name, res, chosen in schedule.unit_outputs(layer, result, data.cfg.layers):
-            model = (enc_name, head_kind, name)
+        for name, res, chosen in schedule.written_results(layer, result, data.cfg.layers):
+            recipe = (enc_name, head_kind, name)
             if saves_model(data, key, name):
-                save_model(data, out, model, key, res)
-            identity = artifacts.model_identity(*model, key)
+                save_model(data, out, recipe, key, res)
+            identity = artifacts.model_identity(*recipe, key)
             if data.targets is not None:
                 table = artifacts.dimensional_predictions_table(identity, data.groups[key], res.probs, res.val_uar,
                                                                 res.best_epoch, data.cfg.seeds, data.ids, data.targets)
@@ -620,43 +623,45 @@ def write_unit(data: TrainingData, out: Path, unit: schedule.Unit, results: list
                 table = artifacts.predictions_table(identity, data.groups[key], res.probs, res.val_uar,
                                                     res.best_epoch, data.cfg.seeds, data.ids, data.emotion,
                                                     chosen_layer=chosen)
-            artifacts.write_predictions_file(artifacts.predictions_path(out, *model, key), table,
+            artifacts.write_predictions_file(artifacts.predictions_path(out, *recipe, key), table,
                                              {"study_fingerprint": data.cfg.fingerprint(), **identity},
                                              layer_weights=res.layer_weights)
 
 
-def written_models(data: TrainingData, model: schedule.Model) -> list[schedule.Model]:
-    """The models whose predictions a unit of `model` writes (a sweep: every hidden state)."""
-    enc_name, head_kind, layer = model
+def written_recipes(data: TrainingData, recipe: schedule.Recipe) -> list[schedule.Recipe]:
+    """The recipes whose models a job of `recipe` writes (a sweep: every hidden state's)."""
+    enc_name, head_kind, layer = recipe
     return [(enc_name, head_kind, name) for name in
             schedule.written_layers(layer, data.embedding_shape(enc_name)[0], data.cfg.layers)]
 
 
-def model_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: str) -> bool:
-    """True unless every model a unit of `model` writes is on disk (`one_missing`)."""
-    return any([one_missing(data, out, log, m, key) for m in written_models(data, model)])
+def needs_training(data: TrainingData, out: Path, log, recipe: schedule.Recipe, key: str) -> bool:
+    """Whether a job of `recipe` must train `key`: False only when every model it writes is
+    on disk and usable (each checked by `keep_or_set_aside`, which moves damaged files aside)."""
+    return not all([keep_or_set_aside(data, out, log, r, key) for r in written_recipes(data, recipe)])
 
 
-def one_missing(data: TrainingData, out: Path, log, model: schedule.Model, key: str) -> bool:
-    """True unless a verified predictions file of this model exists, and its verified saved
-    model when the study saves it (a damaged one is set aside and the model retrained; another
-    study's stops the run)."""
-    path = artifacts.predictions_path(out, *model, key)
+def keep_or_set_aside(data: TrainingData, out: Path, log, recipe: schedule.Recipe, key: str) -> bool:
+    """Check a trained model on disk, and say whether it is kept: True when its verified
+    predictions file exists, and its verified saved model when the study saves it. A damaged
+    predictions file is moved aside (`artifacts.set_aside`) and a damaged saved model left to
+    be overwritten: False, the model is retrained; another study's files stop the run."""
+    path = artifacts.predictions_path(out, *recipe, key)
     if not path.exists():
-        return True
-    if saves_model(data, key, model[2]):
-        why = artifacts.verify_model(artifacts.model_dir(out, *model, key), fingerprint=data.cfg.fingerprint(),
-                                     identity=artifacts.model_identity(*model, key))
+        return False
+    if saves_model(data, key, recipe[2]):
+        why = artifacts.verify_model(artifacts.model_dir(out, *recipe, key), fingerprint=data.cfg.fingerprint(),
+                                     identity=artifacts.model_identity(*recipe, key))
         if why is not None:
-            log(f"{artifacts.model_dir(out, *model, key)}: no usable saved model ({why}); retraining this model")
-            return True
+            log(f"{artifacts.model_dir(out, *recipe, key)}: no usable saved model ({why}); retraining this model")
+            return False
     why = artifacts.verify_predictions(path, fingerprint=data.cfg.fingerprint(),
-                                       identity=artifacts.model_identity(*model, key), seeds=data.cfg.seeds,
+                                       identity=artifacts.model_identity(*recipe, key), seeds=data.cfg.seeds,
                                        cells=data.test_sets(key), task=data.cfg.task)
     if why is None:
-        return False
+        return True
     log(f"{path}: {why}; moved to {artifacts.set_aside(path).name}, retraining this model")
-    return True
+    return False
 
 
 def training_bar(total: int):
@@ -671,16 +676,16 @@ def train_models(cfg: StudyConfig, out: Path, data: TrainingData, *, process: in
     """Train every model of the study not yet on disk (this host's share of them); each model's
     predictions are written atomically as soon as it is trained, so an interrupted run resumes there."""
     keys = schedule.largest_first({k: len(cs[0].fit) for k, cs in data.groups.items()})
-    units = schedule.model_units(cfg.encoders, cfg.heads, cfg.layers, keys, data.policy.keys_per_unit)
+    jobs = schedule.training_jobs(cfg.encoders, cfg.heads, cfg.layers, keys, data.policy.keys_per_job)
     if process == 0:  # files no model of this study writes: another study's, or damaged
-        expected = {artifacts.predictions_path(out, *w, k) for m, keys in units for w in written_models(data, m)
+        expected = {artifacts.predictions_path(out, *w, k) for r, keys in jobs for w in written_recipes(data, r)
                     for k in keys}
         artifacts.set_aside_strays(out, expected, cfg.fingerprint(), log)
-    units = schedule.still_missing(schedule.host_share(units, process, n_processes),
-                                   functools.partial(model_missing, data, out, log))
+    jobs = schedule.still_missing(schedule.host_share(jobs, process, n_processes),
+                                  functools.partial(needs_training, data, out, log))
     if n_processes > 1:
-        log(f"process {process} of {n_processes}: {sum(len(k) for _, k in units)} models to train here")
-    n_models = sum(len(k) for _, k in units)
+        log(f"process {process} of {n_processes}: {sum(len(k) for _, k in jobs)} models to train here")
+    n_models = sum(len(k) for _, k in jobs)
     stage(log, "train", f"{n_models} models ({data.policy.workers} at a time)")
     bar = training_bar(n_models)
     lock, in_flight = threading.Lock(), [0]
@@ -690,18 +695,18 @@ def train_models(cfg: StudyConfig, out: Path, data: TrainingData, *, process: in
             in_flight[0] += n
             bar.set_postfix_str(f"{in_flight[0]} in flight", refresh=True)
 
-    def train_counted(unit):
-        flight(len(unit[1]))
+    def train_counted(job):
+        flight(len(job[1]))
         try:
-            return train_unit(data, unit)
+            return train_job(data, job)
         finally:
-            flight(-len(unit[1]))
+            flight(-len(job[1]))
 
-    def finished(unit, results):
-        write_unit(data, out, unit, results)
-        bar.update(len(unit[1]))
+    def finished(job, results):
+        write_job(data, out, job, results)
+        bar.update(len(job[1]))
     try:
-        schedule.run_units(units, train_counted, finished, data.policy.workers)
+        schedule.run_jobs(jobs, train_counted, finished, data.policy.workers)
     finally:
         bar.close()
 

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxser.heads import HeadConfig
-from jaxser.train import ModelData, ModelResult, Trainer, TrainConfig, prepare
+from jaxser.train import ModelData, ModelResult, TrainConfig, prepare
+from jaxser.trainer import Trainer
 
 
 def train_loop(model: ModelData, *, head: HeadConfig, config: TrainConfig, seeds: Sequence[int]) -> ModelResult:
@@ -21,7 +22,7 @@ def train_loop(model: ModelData, *, head: HeadConfig, config: TrainConfig, seeds
         raise ValueError("train_loop: seeds is empty")
     prep = prepare(model, config)
     tr = Trainer.for_data(prep, head, config)
-    data = {k: jnp.asarray(v)[None] for k, v in prep.arrays().items()}   # a job axis of 1
+    data = {k: jnp.asarray(v)[None] for k, v in prep.arrays().items()}   # a model axis of 1
     runs = []
     for seed in seeds:
         out = jax.tree.map(lambda a: a[0], tr.fit(jnp.zeros((1, 1), jnp.int32), jnp.full((1, 1), seed, jnp.int32),

@@ -84,14 +84,16 @@ def write_corpus(s: CorpusSpec, folder: Path) -> None:
     the number of threads or on scheduling."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from jaxser.threads import cpu_threads
+
     voices = speakers(s)
     texts = sentences(s)
     cues = corpus_cues(s)
     codes = s.codes
     rirs = {spk.code: room_impulse_response(s, spk.code) for spk in voices}
 
-    def one(job):
-        spk, emo, si = job
+    def one(item):
+        spk, emo, si = item
         sid = f"s{si + 1:02d}"
         uc, rng = take_cues(s, spk, cues, emo, sid)
         y, f0 = synthesize(s, spk, texts[si], uc, rng)
@@ -101,9 +103,9 @@ def write_corpus(s: CorpusSpec, folder: Path) -> None:
         return {"path": rel, "speaker": spk.code, "gender": spk.gender, "label": codes[emo], "sentence": sid,
                 "duration": f"{wav.size / s.sample_rate:.6f}", "f0_hz": f"{f0:.2f}"}
 
-    jobs = [(spk, emo, si) for spk in voices for emo in s.emotions for si in range(len(texts))]
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        rows = list(pool.map(one, jobs))
+    items = [(spk, emo, si) for spk in voices for emo in s.emotions for si in range(len(texts))]
+    with ThreadPoolExecutor(max_workers=cpu_threads()) as pool:
+        rows = list(pool.map(one, items))
     if len({r["path"] for r in rows}) != len(rows):
         raise CorpusError(f"{s.name}: layout {s.layout!r} maps two utterances to one file")
     sizes = {r["path"]: (folder / r["path"]).stat().st_size for r in rows}
