@@ -252,10 +252,18 @@ def test_debug_is_one_option_every_command_takes(tmp_path, monkeypatch):
     for argv, entry in [(["--debug", "--config", str(tmp_path / "nope.toml")], run_main),
                         (["predict", "--debug", "--model", str(tmp_path / "nope"), str(tmp_path)], main),
                         (["embed", "--debug", "--encoder", "mfcc", "--corpus", "nosuch"], main),
-                        (["fetch", "--debug", "--config", str(tmp_path / "nope.toml")], main)]:
+                        (["fetch", "--debug", "--config", str(tmp_path / "nope.toml")], main),
+                        (["describe", "--debug", "nosuch"], main)]:
         monkeypatch.setenv("JAXSER_DEBUG", "0")
         with pytest.raises(UserError):
             entry(argv)
+
+
+def test_describe_refuses_empty_output_paths(capsys):
+    for flag in ("--csv-dir", "--json"):
+        with pytest.raises(SystemExit) as e:
+            main(["describe", "synth-alba", flag, ""])
+        assert e.value.code == 2 and f"{flag} needs a path" in capsys.readouterr().err
 
 
 def test_set_errors_are_one_line(capsys, tmp_path):

@@ -76,7 +76,7 @@ def test_encoder_names_route_to_their_family(monkeypatch, tmp_path):
     families = {"org/a-bert": "w2v_bert", "org/b-whisper": "whisper", "org/c-w2v": "wav2vec2",
                 "org/d-e2v": "emotion2vec", "org/e-sb": "xvector"}
     for repo, family in families.items():
-        assert encoders._entry(repo, {})[0] == family, repo
+        assert encoders.family(repo) == family, repo
     release = tmp_path / "e2v"
     release.mkdir()
     (release / "config.yaml").write_text("model_conf: {}\n")

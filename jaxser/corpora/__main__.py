@@ -53,10 +53,11 @@ def main(argv=None) -> int:
     from jaxser.corpora.card import describe, render, to_jsonable, write_csv
     from jaxser.corpora.manifest import find_manifest
     from jaxser.corpora.schema import CorpusError
+    from jaxser.errors import add_debug_option, debug
 
     ap = argparse.ArgumentParser(allow_abbrev=False, prog="python -m jaxser.corpora")
     sub = ap.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", prog="jaxser corpora", help="every corpus jaxser loads: name, language, size, licence",
+    ls = sub.add_parser("list", prog="jaxser corpora", help="every corpus jaxser loads: name, language, size, licence",
                    description="List every corpus jaxser loads (registry names), with what its owners publish "
                                "where the loader records it: size, hours, speakers, licence, where to get it.")
     d = sub.add_parser("describe", prog="jaxser describe",
@@ -71,7 +72,12 @@ def main(argv=None) -> int:
     d.add_argument("--max-rows", type=int, default=20, metavar="N",
                    help="rows per table in the text output (default 20)")
     d.add_argument("--strict", action="store_true", help="exit 1 when any problem is found")
+    for p in (ap, ls, d):
+        add_debug_option(p)
     args = ap.parse_args(argv)
+    for flag, value in (("--json", getattr(args, "json", None)), ("--csv-dir", getattr(args, "csv_dir", None))):
+        if value == "":
+            d.error(f"{flag} needs a path (got an empty one)")
     if args.command == "list":
         print(listing())
         return 0
@@ -92,6 +98,8 @@ def main(argv=None) -> int:
             card = describe(key, os.path.expanduser(root) if sep else None, decode=not args.no_decode,
                             hashes=not args.no_hash, **options)
         except (CorpusError, TypeError) as e:
+            if debug():
+                raise
             print(f"error: {spec}: {e}", file=sys.stderr)
             return 2
         label = card["summary"].iloc[0]["corpus"]
@@ -99,9 +107,9 @@ def main(argv=None) -> int:
         any_problem |= not card["problems"].empty
         if args.json != "-":
             print(render(card, max_rows=args.max_rows), end="\n\n")
-        if args.csv_dir:
+        if args.csv_dir is not None:
             write_csv(card, args.csv_dir, label)
-    if args.json:
+    if args.json is not None:
         payload = json.dumps({k: to_jsonable(v) for k, v in cards.items()}, indent=1, ensure_ascii=False)
         if args.json == "-":
             print(payload)

@@ -166,6 +166,11 @@ def _entry(name_or_path: str, options: dict) -> tuple[str, dict]:
                        "or a Hub id")
 
 
+def family(name_or_path: str) -> str:
+    """The family module (e.g. "wav2vec2") of anything `load` accepts, found as `load` finds it."""
+    return _entry(name_or_path, {})[0]
+
+
 def load(name_or_path: str, **options) -> Encoder:
     """Resolve a registry name, local directory, TF-Hub handle or Hub id (`[@revision]`) to an Encoder."""
     module, kwargs = _entry(name_or_path, options)

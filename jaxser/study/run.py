@@ -350,7 +350,7 @@ def encoder_options(name: str, dtype: str, mesh: str) -> dict:
 
     from jaxser import encoders
 
-    family, _ = encoders._entry(name, {})
+    family = encoders.family(name)
     if "dtype" not in inspect.signature(importlib.import_module(f"jaxser.encoders.{family}").load).parameters:
         return {}
     return {"dtype": dtype, **({} if mesh == "none" else {"mesh": mesh})}
