@@ -537,10 +537,12 @@ def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
         cfg.corpora = dict(c.partition("=")[::2] for c in a.corpus)
     if a.encoder is not None:
         cfg.encoders = a.encoder
-    if a.head is not None:
-        cfg.heads = a.head
-    if a.layer is not None:
-        cfg.layers = a.layer
+    # flags whose value is the field's value as given
+    for flag, field in (("head", "heads"), ("layer", "layers"), ("split", "split"), ("emobox", "emobox"),
+                        ("emobox_mismatch", "emobox_mismatch"), ("task", "task"), ("k_folds", "k_folds"),
+                        ("bootstrap", "bootstrap")):
+        if getattr(a, flag) is not None:
+            setattr(cfg, field, getattr(a, flag))
     if a.seeds is not None:
         cfg.seeds = [_int(s, "--seeds") for s in _split_list(a.seeds)]
     if a.labels is not None:
@@ -549,21 +551,9 @@ def parse_args(argv=None, *, prog: str = "jaxser run") -> StudyConfig:
             raise ConfigError(f"--labels {a.labels!r}: give labels (comma-separated) or 'shared'")
     if a.settings is not None:
         cfg.settings = _split_list(a.settings)
-    if a.split is not None:
-        cfg.split = a.split
-    if a.emobox is not None:
-        cfg.emobox = a.emobox
-    if a.emobox_mismatch is not None:
-        cfg.emobox_mismatch = a.emobox_mismatch
     cfg.dry_run = a.dry_run
-    if a.task is not None:
-        cfg.task = a.task
     if a.dimensions is not None:
         cfg.dimensions = _split_list(a.dimensions)
-    if a.k_folds is not None:
-        cfg.k_folds = a.k_folds
-    if a.bootstrap is not None:
-        cfg.bootstrap = a.bootstrap
     if a.out is not None:
         cfg.out_dir = a.out
     elif not out_set and cfg.fingerprint() != configured:  # another study than the config's: its own run directory
