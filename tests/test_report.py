@@ -252,6 +252,17 @@ def test_the_report_lists_heads_encoders_pairs_and_label_sets_in_study_order(tmp
     assert tex.index("zeta & fcn") < tex.index("zeta & cnn") < tex.index("alpha & fcn")
 
 
+def test_the_figure_list_puts_heatmaps_in_study_order_and_the_rest_after():
+    order = report.StudyOrder({"encoders": ["zeta", "alpha"], "heads": ["fcn", "cnn"], "layers": ["last"]}, [])
+    results = pd.DataFrame([(e, h, "last") for e in ("alpha", "zeta") for h in ("cnn", "fcn")],
+                           columns=["encoder", "head", "layer"])
+    figs = [(f"CCC heatmap {e}/{h}/last", f"{e}-{h}.png") for e, h in results[["encoder", "head"]].values]
+    figs += [("predicted vs true, zeta/fcn/last", "scatter.png"), ("ranking fcn/last", "r.png")]
+    listed = [n for n, _ in report._figure_list(figs, results, order, heatmap="CCC heatmap")]
+    assert listed == ["CCC heatmap zeta/fcn/last", "CCC heatmap alpha/fcn/last", "CCC heatmap zeta/cnn/last",
+                      "CCC heatmap alpha/cnn/last", "predicted vs true, zeta/fcn/last"]
+
+
 def test_a_table_holds_at_most_six_encoders_and_keeps_every_number(tmp_path):
     encoders = tuple(f"e{i}" for i in range(8))
     out = make_run(tmp_path / "wide", encoders=encoders, settings=("cross",), seeds=(0,))

@@ -407,14 +407,16 @@ def _markdown(manifest, results, rank, ranks, sig, gaps, figs, cells, order: Stu
     return "\n".join(out)
 
 
-def _figure_list(figs: list[tuple[str, str]], results: pd.DataFrame, order: StudyOrder) -> list[tuple[str, str]]:
+def _figure_list(figs: list[tuple[str, str]], results: pd.DataFrame, order: StudyOrder,
+                 heatmap: str = "cross-corpus heatmap") -> list[tuple[str, str]]:
     """The figures of the report's figure list (rankings, critical differences and layer figures
-    stand in their sections): heatmaps in study order, then the rest as made."""
+    stand in their sections): heatmaps (named "<heatmap> <encoder>/<head>/<layer>") in study
+    order, then the rest as made."""
     fig_of = dict(figs)
     heatmaps = [(name, fig_of[name]) for head, layer, enc in order.combos(results, ["head", "layer", "encoder"])
-                if (name := f"cross-corpus heatmap {enc}/{head}/{layer}") in fig_of]
+                if (name := f"{heatmap} {enc}/{head}/{layer}") in fig_of]
     rest = [(n, p) for n, p in figs if not n.startswith(("ranking ", "critical-difference ", "layer ",
-                                                         "cross-corpus heatmap "))]
+                                                         heatmap + " "))]
     return heatmaps + rest
 
 

@@ -20,8 +20,8 @@ from jaxser import metrics
 from jaxser.metrics import DIMENSIONAL_REPORTED
 from jaxser.significance import StatisticsError, format_p
 from jaxser.study import figures, tables
-from jaxser.study.report import (ALPHA, KEYS, StudyOrder, _md_table, excluded_count, setting_sections, summarise,
-                                 unit_tables)
+from jaxser.study.report import (ALPHA, KEYS, StudyOrder, _figure_list, _md_table, excluded_count, setting_sections,
+                                 summarise, unit_tables)
 
 DIM_KEYS = [*KEYS, "dimension"]
 
@@ -148,7 +148,7 @@ def _markdown(manifest: dict, results, rank, sig, figs, cells) -> str:
                 _md_table(pd.DataFrame(excl, columns=["target", "excluded"]))]
     if figs:
         out += ["", "## Figures", "", "Heatmaps share one CCC colour scale (-1 to 1)."]
-        out += [f"\n![{name}]({path})" for name, path in figs]
+        out += [f"\n![{name}]({path})" for name, path in _figure_list(figs, results, order, heatmap="CCC heatmap")]
     return "\n".join(out + [""])
 
 
