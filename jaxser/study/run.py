@@ -223,7 +223,7 @@ _on_run_lock_busy = None
 
 def has_results(out: Path) -> bool:
     """Whether a run directory holds trained models' results."""
-    return any((out / artifacts.PREDICTIONS_DIR).glob("*.parquet")) or any((out / artifacts.MODELS_DIR).glob("*"))
+    return bool(artifacts.predictions_files(out)) or any((out / artifacts.MODELS_DIR).glob("*"))
 
 
 # ----------------------------------------------------------------------------- 1. corpora
