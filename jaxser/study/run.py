@@ -686,7 +686,9 @@ def train_models(cfg: StudyConfig, out: Path, data: TrainingData, *, process: in
     if n_processes > 1:
         log(f"process {process} of {n_processes}: {sum(len(k) for _, k in jobs)} models to train here")
     n_models = sum(len(k) for _, k in jobs)
-    stage(log, "train", f"{n_models} models ({data.policy.workers} at a time)")
+    per_job = data.policy.keys_per_job
+    stage(log, "train", f"{n_models} models ({data.policy.workers} at a time)" if per_job == 1 else
+          f"{n_models} models ({data.policy.workers} job(s) at a time, up to {per_job} models each)")
     bar = training_bar(n_models)
     lock, in_flight = threading.Lock(), [0]
 
