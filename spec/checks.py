@@ -1,5 +1,7 @@
 """Executable protocol checks, for planned cells and for finished run directories.
 
+Long on purpose: the whole protocol, checked in one file that shares no code with the splits it checks.
+
 Each check returns a list of violations (human-readable strings); empty means conforming.
 They are deliberately written from the protocol text (protocol.toml / docs/design.md), not by
 calling the code that made the splits, so a bug there cannot hide itself here. Metrics are
