@@ -33,8 +33,7 @@ from jaxser.study.tables import cell_arrays
 METRICS = metrics.REPORTED
 KEYS = ["encoder", "head", "layer", "setting", "source", "target"]
 ALPHA = 0.05
-SETTING_TITLES = {"same": "Same-corpus", "cross": "Cross-corpus (source→target)",
-                  "loco": "Leave-one-corpus-out (target)"}
+SETTING_TITLES = {"same": "Same-corpus", "cross": "Cross-corpus", "loco": "Leave-one-corpus-out"}
 DOCS = "docs/statistics.md in the jaxser repository"
 
 
