@@ -169,6 +169,18 @@ def _recompute(preds: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _corpus_violations(c: dict, tr_meta, te_meta) -> list[str]:
+    """A cell's training and test utterances against its source and target corpora."""
+    out = []
+    if set(te_meta["corpus"]) != {c["target"]}:
+        out.append(f"{c['name']}: test utterances from {sorted(set(te_meta['corpus']))}")
+    if c["setting"] != "same" and c["target"] in set(tr_meta["corpus"]):
+        out.append(f"{c['name']}: target-corpus utterances used in training or model selection")
+    if set(tr_meta["corpus"]) - set(c["source"].split("+")):
+        out.append(f"{c['name']}: training uses corpora outside its source")
+    return out
+
+
 def check_run(run_dir: str | Path) -> list[str]:
     """Check a finished run directory against the protocol (see docs/design.md and jaxser.study.artifacts)."""
     run = Path(run_dir)
@@ -272,12 +284,7 @@ def check_run(run_dir: str | Path) -> list[str]:
                 both = te_meta.index[digest.loc[test_ids].isin(shared).to_numpy()]
                 out.append(f"{c['name']}: {len(shared)} recordings (same audio_sha256) in both training/validation "
                            f"and test, e.g. test utterance {both[0]}")
-        if set(te_meta["corpus"]) != {c["target"]}:
-            out.append(f"{c['name']}: test utterances from {sorted(set(te_meta['corpus']))}")
-        if c["setting"] != "same" and c["target"] in set(tr_meta["corpus"]):
-            out.append(f"{c['name']}: target-corpus utterances used in training or model selection")
-        if set(tr_meta["corpus"]) - set(c["source"].split("+")):
-            out.append(f"{c['name']}: training uses corpora outside its source")
+        out += _corpus_violations(c, tr_meta, te_meta)
         fit, val = tr[tr["role"] == "fit"], tr[tr["role"] == "val"]
         if c["val_speaker_disjoint"] and set(meta.loc[fit["id"], "speaker"]) & set(meta.loc[val["id"], "speaker"]):
             out.append(f"{c['name']}: validation speakers overlap the fit split")
@@ -702,12 +709,7 @@ def check_dimensional_run(run: Path, manifest: dict, meta: pd.DataFrame, splits:
             out.append(f"{c['name']}: test speakers also in training/validation")
         if digest is not None and (set(digest.loc[train_ids]) & set(digest.loc[test_ids])) - {""}:
             out.append(f"{c['name']}: the same recording in training/validation and test")
-        if set(te_meta["corpus"]) != {c["target"]}:
-            out.append(f"{c['name']}: test utterances from {sorted(set(te_meta['corpus']))}")
-        if c["setting"] != "same" and c["target"] in set(tr_meta["corpus"]):
-            out.append(f"{c['name']}: target-corpus utterances used in training or model selection")
-        if set(tr_meta["corpus"]) - set(c["source"].split("+")):
-            out.append(f"{c['name']}: training uses corpora outside its source")
+        out += _corpus_violations(c, tr_meta, te_meta)
         if not rated.loc[train_ids].all() or not rated.loc[test_ids].all():
             out.append(f"{c['name']}: utterances without every rating of the study trained or tested on")
         fit, val = tr[tr["role"] == "fit"], tr[tr["role"] == "val"]
